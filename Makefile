@@ -1,0 +1,40 @@
+# idrs — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PY_BOOT ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench lint typecheck clean
+
+install: $(STAMP)
+
+$(CURDIR)/.tools/bin/uv:
+	$(PY_BOOT) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/idrs demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -x -m "not postgres and not slow"
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench $(BENCH)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache

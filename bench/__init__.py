@@ -1,0 +1,1 @@
+"""Benchmarks behind ``make bench``. Each ``bench/bench_*.py`` exposes ``run(scale) -> list[dict]``."""

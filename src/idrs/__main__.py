@@ -1,0 +1,3 @@
+from idrs.cli import main
+
+main()

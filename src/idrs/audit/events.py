@@ -1,0 +1,76 @@
+"""Audit event types (``scope:resource:action``, alphabetized) and the entry builder.
+
+An entry never holds a plaintext TIN, name, address or bank number: taxpayers appear as
+the keyed pseudonym from ``Keyring.pseudonym``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class EventType(StrEnum):
+    ACCESS_ADJUSTMENT_DECIDE = "access:adjustment:decide"
+    ACCESS_RESEARCH_DECIDE = "access:research:decide"
+    ACCESS_SELF_REPORT = "access:research:self-report"
+    ADMIN_CASE_ASSIGN = "admin:case:assign"
+    ADMIN_CASE_CLOSE = "admin:case:close"
+    ADMIN_CONTACT_CLOSE = "admin:contact:close"
+    ADMIN_CONTACT_OPEN = "admin:contact:open"
+    ADMIN_EMPLOYEE_CREATE = "admin:employee:create"
+    ADMIN_EMPLOYEE_UNLOCK = "admin:employee:unlock"
+    ADMIN_EMPLOYEE_UPDATE = "admin:employee:update"
+    ADMIN_RELATIONSHIP_DECLARE = "admin:relationship:declare"
+    ADMIN_UNIT_CREATE = "admin:unit:create"
+    AUDIT_LOG_EXPORT = "audit:log:export"
+    AUDIT_LOG_VERIFY = "audit:log:verify"
+    AUTH_SESSION_END = "auth:session:end"
+    AUTH_SESSION_EXPIRE = "auth:session:expire"
+    AUTH_SIGNIN_FAILURE = "auth:signin:failure"
+    AUTH_SIGNIN_LOCKOUT = "auth:signin:lockout"
+    AUTH_SIGNIN_SUCCESS = "auth:signin:success"
+    DATA_IMPORT_RUN = "data:import:run"
+    DATA_SEED_RUN = "data:seed:run"
+    SYSTEM_KEYS_ROTATE = "system:keys:rotate"
+    SYSTEM_POLICY_CHANGE = "system:policy:change"
+    SYSTEM_SCHEMA_INIT = "system:schema:init"
+
+
+def make_event(
+    event_type: EventType,
+    *,
+    time: datetime,
+    actor: str,
+    outcome: str,
+    interface: str,
+    address: str | None = None,
+    obj: dict[str, Any] | None = None,
+    reasons: list[str] | None = None,
+    policy: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One audit entry: time, actor, event type, outcome, origin, object (+ reasons, policy)."""
+    entry: dict[str, Any] = {
+        "v": 1,
+        "time": time.isoformat(timespec="microseconds"),
+        "type": str(event_type),
+        "actor": actor,
+        "outcome": outcome,
+        "origin": {"interface": interface, "address": address},
+        "object": obj or {},
+    }
+    if reasons is not None:
+        entry["reasons"] = reasons
+    if policy is not None:
+        entry["policy"] = policy
+    if detail:
+        entry["detail"] = detail
+    return entry
+
+
+def canonical(entry: dict[str, Any]) -> bytes:
+    """The leaf_input bytes: UTF-8 JSON, sorted keys, no spaces (CONTRACT.md)."""
+    return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

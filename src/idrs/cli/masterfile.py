@@ -1,0 +1,5 @@
+"""CLI commands of the masterfile domain (registered on the root app when imported)."""
+
+from __future__ import annotations
+
+from idrs.cli import app  # noqa: F401

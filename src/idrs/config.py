@@ -1,0 +1,47 @@
+"""Settings from the environment (prefix ``IDRS_``).
+
+No secret has a default here: keys live in files under ``IDRS_HOME`` created by
+``idrs init``; this module only says where to find them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Operator-tunable settings. Read once per process; override with IDRS_* variables."""
+
+    model_config = SettingsConfigDict(env_prefix="IDRS_", extra="ignore")
+
+    database_url: str = "sqlite:///idrs.db"
+    home: Path = Path(".idrs")
+    #: Consecutive failed sign-ins that lock an account until a security administrator unlocks it.
+    lockout_threshold: int = Field(default=5, ge=1)
+    session_idle_minutes: int = Field(default=15, ge=1)
+    session_absolute_hours: int = Field(default=8, ge=1)
+    #: Allow more than one live session per employee (default: a new sign-in ends the old one).
+    concurrent_sessions: bool = False
+    #: Largest number of matches one NAMES search may reveal.
+    names_max_matches: int = Field(default=25, ge=1)
+    #: How many links CONFLICT_RELATIVE follows (parent→child→grandchild is two).
+    relative_depth: int = Field(default=2, ge=1, le=4)
+    #: Daily ceiling of distinct taxpayers per employee (by role; the highest of the roles wins).
+    daily_limit_default: int = Field(default=200, ge=1)
+    #: A checkpoint is signed at least every N entries or T seconds.
+    checkpoint_every_entries: int = Field(default=1000, ge=1)
+    checkpoint_every_seconds: int = Field(default=60, ge=1)
+    #: Origin line of audit checkpoints (C2SP tlog-checkpoint).
+    audit_origin: str = "idrs.example/audit-log"
+    #: Refuse non-synthetic TINs on import (the project never holds real data).
+    synthetic_only: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call ``get_settings.cache_clear()``)."""
+    return Settings()

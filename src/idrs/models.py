@@ -1,0 +1,9 @@
+"""Import every package's models so that ``Base.metadata`` is complete (Alembic, tests)."""
+
+from idrs.access import models as access_models
+from idrs.audit import models as audit_models
+from idrs.db import Base
+from idrs.masterfile import models as masterfile_models
+from idrs.people import models as people_models
+
+__all__ = ["Base", "access_models", "audit_models", "masterfile_models", "people_models"]
