@@ -142,15 +142,15 @@ class Keyring:
 
     def blind_index(self, value: str, kind: str) -> bytes:
         """Keyed HMAC-SHA256 (16 bytes) of a canonical value, for equality lookups."""
-        mac = hmac.new(self.index_key, f"{kind}:{value}".encode(), hashlib.sha256)
-        return mac.digest()[:16]
+        # hmac.digest is the one-shot C path: ~10x faster than hmac.new(...).digest()
+        return hmac.digest(self.index_key, f"{kind}:{value}".encode(), "sha256")[:16]
 
     def tin_index(self, tin: str) -> bytes:
         return self.blind_index(tin, "tin")
 
     def pseudonym(self, tin: str) -> str:
         """The stable keyed pseudonym of a taxpayer, as written in the audit log."""
-        mac = hmac.new(self.pseudonym_key, f"taxpayer:{tin}".encode(), hashlib.sha256).digest()
+        mac = hmac.digest(self.pseudonym_key, f"taxpayer:{tin}".encode(), "sha256")
         return "tp_" + base64.b32encode(mac[:15]).decode().lower()
 
     # -- rotation --------------------------------------------------------------------------
