@@ -1,0 +1,166 @@
+"""Adjustments over HTTP: request, approve, reject, list, reverse (thin; ``adjustments.service``).
+
+* ``POST /accounts/{tin}/adjustments`` body ``{"command", "case", "reason", ...}`` → 201
+  ``{"adjustment_id", "status": "applied" | "pending_approval", "audit_index"}`` (+ ``requires``
+  when pending, ``version`` when applied); 403 with reason codes; 409 a version conflict
+  (``{"error", "audit_index"}``); 422 bad input (nothing stored).
+* ``POST /adjustments/{id}/approve`` and ``/reject`` (an approver) → 200 ``{"status", ...}``.
+* ``POST /adjustments/{id}/reverse`` body ``{"case", "reason"}`` → 201 (a reversing posting).
+* ``GET /adjustments?status=pending`` (approvers) → ``{"adjustments": [...], "audit_index"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from idrs.adjustments import service
+from idrs.adjustments.apply import VersionConflict
+from idrs.api.deps import AppDep, TokenDep, client_address
+from idrs.api.sessions import DenialOut
+
+router = APIRouter(tags=["adjustments"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": DenialOut},
+    403: {"model": DenialOut},
+    404: {"description": '{"error": "..."}'},
+    409: {"description": '{"error": "...", "audit_index": N}: a version conflict, or the '
+                         'request was already decided or expired'},
+    422: {"description": '{"error": "..."}: bad input, nothing stored'},
+}
+
+
+class AddressBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    street: str
+    city: str
+    state: str
+    zip: str
+
+
+class NameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    first: str
+    middle: str = ""
+    last: str
+    suffix: str = ""
+
+
+class AdjustmentIn(BaseModel):
+    """ENREQ: address and/or name. ADJ54: tax_year, tc 290|291, amount. REQ77: tax_year,
+    tc 570|571|971 and, for 971, action_code. ``base_version``: the version the change is
+    based on (default: the one seen at the prerequisite research)."""
+
+    model_config = ConfigDict(extra="forbid")
+    command: str = Field(..., examples=["ADJ54"])
+    case: str | None = Field(None, max_length=40)
+    contact: str | None = Field(None, max_length=40)
+    reason: str | None = Field(None, max_length=500)
+    tax_year: int | None = None
+    tc: str | None = None
+    amount: Any = Field(None, description="dollars, positive, at most two decimals")
+    action_code: str | None = None
+    date: str | None = Field(None, description="YYYY-MM-DD, not in the future (default today)")
+    base_version: int | None = None
+    address: AddressBody | None = None
+    name: NameBody | None = None
+
+
+class AdjustmentOut(BaseModel):
+    adjustment_id: int
+    status: str
+    audit_index: int
+    requires: list[str] | None = None
+    version: int | None = None
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str | None = Field(None, max_length=500)
+
+
+class ReverseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    case: str | None = Field(None, max_length=40)
+    contact: str | None = Field(None, max_length=40)
+    reason: str | None = Field(None, max_length=500)
+    base_version: int | None = None
+
+
+def _conflict(exc: VersionConflict) -> JSONResponse:
+    return JSONResponse({"error": str(exc), "audit_index": exc.audit_index}, status_code=409)
+
+
+@router.post("/accounts/{tin}/adjustments", status_code=201, response_model=AdjustmentOut,
+             response_model_exclude_none=True, responses=_ERRORS,
+             summary="Request an adjustment (ENREQ, ADJ54, REQ77) on one account")
+def request_adjustment(tin: str, body: AdjustmentIn, request: Request, app: AppDep,
+                       token: TokenDep) -> Any:
+    fields = body.model_dump(exclude={"command", "case", "contact", "reason", "address", "name"},
+                             exclude_none=True)
+    if body.name is not None:
+        fields["name"] = body.name.model_dump()
+    try:
+        res = service.request(
+            app, token=token, tin=tin, command=body.command, case=body.case,
+            contact=body.contact, reason=body.reason, interface="api",
+            origin=client_address(request),
+            address=body.address.model_dump() if body.address is not None else None, **fields)
+    except VersionConflict as exc:
+        return _conflict(exc)
+    return AdjustmentOut(**res.as_dict())
+
+
+def _decide(adjustment_id: int, body: DecisionIn | None, request: Request, app: Any,
+            token: str | None, approve: bool) -> Any:
+    fn = service.approve if approve else service.reject
+    try:
+        res = fn(app, token=token, adjustment_id=adjustment_id,
+                 note=body.note if body is not None else None, interface="api",
+                 origin=client_address(request))
+    except VersionConflict as exc:
+        return _conflict(exc)
+    return AdjustmentOut(**res.as_dict())
+
+
+@router.post("/adjustments/{adjustment_id}/approve", response_model=AdjustmentOut,
+             response_model_exclude_none=True, responses=_ERRORS,
+             summary="Approve a pending adjustment (applies it)")
+def approve_adjustment(adjustment_id: int, request: Request, app: AppDep, token: TokenDep,
+                       body: DecisionIn | None = None) -> Any:
+    return _decide(adjustment_id, body, request, app, token, approve=True)
+
+
+@router.post("/adjustments/{adjustment_id}/reject", response_model=AdjustmentOut,
+             response_model_exclude_none=True, responses=_ERRORS,
+             summary="Reject a pending adjustment")
+def reject_adjustment(adjustment_id: int, request: Request, app: AppDep, token: TokenDep,
+                      body: DecisionIn | None = None) -> Any:
+    return _decide(adjustment_id, body, request, app, token, approve=False)
+
+
+@router.post("/adjustments/{adjustment_id}/reverse", status_code=201,
+             response_model=AdjustmentOut, response_model_exclude_none=True, responses=_ERRORS,
+             summary="Undo an applied adjustment by a reversing posting")
+def reverse_adjustment(adjustment_id: int, body: ReverseIn, request: Request, app: AppDep,
+                       token: TokenDep) -> Any:
+    try:
+        res = service.reverse(app, token=token, adjustment_id=adjustment_id, case=body.case,
+                              contact=body.contact, reason=body.reason, interface="api",
+                              origin=client_address(request), base_version=body.base_version)
+    except VersionConflict as exc:
+        return _conflict(exc)
+    return AdjustmentOut(**res.as_dict())
+
+
+@router.get("/adjustments", responses=_ERRORS,
+            summary="Adjustments by status (default pending), for approvers")
+def list_adjustments(request: Request, app: AppDep, token: TokenDep,
+                     status: str = Query("pending", description="pending, applied, rejected, "
+                                                                "expired")) -> Any:
+    return service.listing(app, token=token, status=status, interface="api",
+                           origin=client_address(request))

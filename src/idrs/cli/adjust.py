@@ -1,0 +1,126 @@
+"""``idrs adjust request|approve|reject|pending|reverse``: adjustments as the signed-in employee.
+
+The session token comes from ``idrs login`` (IDRS_HOME). Each subcommand calls one function
+of ``idrs.adjustments.service``; a refusal prints its reason codes and exits 1, a conflict or
+bad input prints one line and exits 1. ``--json`` prints the answer as one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from idrs.adjustments import service
+from idrs.cli import app
+from idrs.cli.common import JsonOpt, console, open_app, print_json
+from idrs.cli.people import read_token
+from idrs.errors import ValidationFailed
+
+adjust_app = typer.Typer(help="Adjustments: request, approve, reject, list pending, reverse.",
+                         no_args_is_help=True)
+app.add_typer(adjust_app, name="adjust")
+
+
+def _show(res: service.AdjustmentResult, json_out: bool) -> None:
+    if json_out:
+        print_json(res.as_dict())
+        return
+    extra = f" (requires {', '.join(res.requires)})" if res.requires else ""
+    version = f", version {res.version}" if res.version is not None else ""
+    console.print(f"adjustment {res.adjustment_id}: {res.status}{extra}{version}"
+                  f" [dim](audit index {res.audit_index})[/dim]")
+
+
+@adjust_app.command("request")
+def request_cmd(
+    command: str = typer.Argument(..., help="ENREQ, ADJ54 or REQ77"),
+    tin: str = typer.Argument(..., help="the TIN (9 digits, dashes optional)"),
+    case: str | None = typer.Option(None, "--case", help="case ID: the need-to-know basis"),
+    contact: str | None = typer.Option(None, "--contact", help="taxpayer contact ID"),
+    reason: str = typer.Option(..., "--reason", help="why (kept with the change)"),
+    year: int | None = typer.Option(None, "--year", help="tax year (ADJ54, REQ77)"),
+    tc: str | None = typer.Option(None, "--tc", help="ADJ54: 290|291; REQ77: 570|571|971"),
+    amount: str | None = typer.Option(None, "--amount", help="ADJ54: dollars, e.g. 250.00"),
+    action_code: str | None = typer.Option(None, "--action-code", help="REQ77 TC 971"),
+    date: str | None = typer.Option(None, "--date", help="YYYY-MM-DD (default today)"),
+    base_version: int | None = typer.Option(None, "--base-version",
+                                            help="version the change is based on"),
+    address: str | None = typer.Option(None, "--address",
+                                       help='ENREQ: JSON {"street","city","state","zip"}'),
+    name: str | None = typer.Option(None, "--name",
+                                    help='ENREQ: JSON {"first","middle","last","suffix"}'),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Request an adjustment; it applies at once or waits for approval."""
+    fields = {k: v for k, v in dict(tax_year=year, tc=tc, amount=amount, action_code=action_code,
+                                    date=date, base_version=base_version,
+                                    name=_json("name", name)).items() if v is not None}
+    a = open_app()
+    res = service.request(a, token=read_token(a.settings.home), tin=tin, command=command,
+                          case=case, contact=contact, reason=reason, interface="cli",
+                          address=_json("address", address), **fields)
+    _show(res, json_out)
+
+
+def _json(label: str, raw: str | None) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ValidationFailed([f"{label}: not valid JSON"]) from None
+    return value  # type: ignore[no-any-return]
+
+
+@adjust_app.command("approve")
+def approve_cmd(adjustment_id: int = typer.Argument(...),
+                note: str | None = typer.Option(None, "--note"), json_out: bool = JsonOpt) -> None:
+    """Approve a pending adjustment (a manager who is neither the requester nor conflicted)."""
+    a = open_app()
+    _show(service.approve(a, token=read_token(a.settings.home), adjustment_id=adjustment_id,
+                          note=note, interface="cli"), json_out)
+
+
+@adjust_app.command("reject")
+def reject_cmd(adjustment_id: int = typer.Argument(...),
+               note: str | None = typer.Option(None, "--note"), json_out: bool = JsonOpt) -> None:
+    """Reject a pending adjustment."""
+    a = open_app()
+    _show(service.reject(a, token=read_token(a.settings.home), adjustment_id=adjustment_id,
+                         note=note, interface="cli"), json_out)
+
+
+@adjust_app.command("reverse")
+def reverse_cmd(adjustment_id: int = typer.Argument(...),
+                case: str | None = typer.Option(None, "--case"),
+                contact: str | None = typer.Option(None, "--contact"),
+                reason: str = typer.Option(..., "--reason"),
+                base_version: int | None = typer.Option(None, "--base-version"),
+                json_out: bool = JsonOpt) -> None:
+    """Undo an applied adjustment by a reversing posting."""
+    a = open_app()
+    _show(service.reverse(a, token=read_token(a.settings.home), adjustment_id=adjustment_id,
+                          case=case, contact=contact, reason=reason, interface="cli",
+                          base_version=base_version), json_out)
+
+
+@adjust_app.command("pending")
+def pending_cmd(status: str = typer.Option("pending", "--status"), json_out: bool = JsonOpt) -> None:
+    """List adjustments waiting for approval (approvers)."""
+    a = open_app()
+    out = service.listing(a, token=read_token(a.settings.home), status=status, interface="cli")
+    if json_out:
+        print_json(out)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"adjustments ({status})", title_justify="left")
+    for col in ("id", "command", "taxpayer", "year", "tc", "amount", "requester", "case",
+                "requires", "expires"):
+        table.add_column(col)
+    for i in out["adjustments"]:
+        table.add_row(str(i["adjustment_id"]), i["command"], i["taxpayer"], str(i["tax_year"] or ""),
+                      i["tc"] or "", i["amount"] or "", i["requester"], i["case"] or "",
+                      ",".join(i["requires"]), i["expires_at"] or "")
+    console.print(table)
