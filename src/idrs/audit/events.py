@@ -25,6 +25,7 @@ class EventType(StrEnum):
     ADMIN_EMPLOYEE_UPDATE = "admin:employee:update"
     ADMIN_RELATIONSHIP_DECLARE = "admin:relationship:declare"
     ADMIN_UNIT_CREATE = "admin:unit:create"
+    AUDIT_ENTRIES_READ = "audit:entries:read"
     AUDIT_LOG_EXPORT = "audit:log:export"
     AUDIT_LOG_VERIFY = "audit:log:verify"
     AUTH_SESSION_END = "auth:session:end"

@@ -1,32 +1,457 @@
-"""Appending to the audit log. Each append commits in its own transaction before returning.
+"""Appending to the audit log, and signing checkpoints.
 
-Callers: every service that records an event. Failure to append raises AuditUnavailable,
-which every caller turns into a denial (fail closed: no entry, no data).
+Callers: every service that records an event calls :func:`append`. It returns only after
+the entry is committed; failure raises AuditUnavailable, which every caller turns into a
+denial (fail closed: no entry, no data).
+
+Group commit: concurrent callers in one process share one transaction. Each caller queues
+its entry; whoever holds the commit lock takes every queued entry, appends them under the
+log's write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL advisory lock: one total order
+across processes), commits, then wakes the callers with their indexes. A caller never
+returns before the transaction holding its entry has committed.
+
+Each append reads the O(log n) right-edge nodes and writes the leaf plus the O(1)
+amortized (at most log n) interior nodes it completes.
+
+Checkpoints: after a commit, if ``checkpoint_every_entries`` entries or
+``checkpoint_every_seconds`` seconds have passed since the last checkpoint, a new one is
+signed (see :func:`sign_checkpoint`). Auto-signing needs to know IDRS_HOME: it uses the
+settings registered with :func:`configure`, or the process settings when the engine is the
+process's configured database and the signing key exists.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine
 
+from idrs.audit import merkle
+from idrs.audit.checkpoint import Checkpoint, load_signer, read_witness, write_witness
 from idrs.audit.events import canonical
-from idrs.audit.models import AuditEntry
+from idrs.audit.models import MIN_STORED_LEVEL, node_key
+from idrs.audit.store import Raw, raw
 from idrs.errors import IdrsError
+
+log = logging.getLogger(__name__)
 
 
 class AuditUnavailable(IdrsError):
     status_code = 503
 
 
+class AuditIntegrityError(IdrsError):
+    """The stored log is not consistent with its last signed checkpoint: refuse to sign."""
+
+    status_code = 500
+
+
+@dataclass
+class CheckpointPolicy:
+    home: Path
+    origin: str
+    every_entries: int
+    every_seconds: float
+
+
+_policies: dict[int, tuple[Engine, CheckpointPolicy | None]] = {}
+
+
+def configure(engine: Engine, settings: Any) -> None:
+    """Register where this engine's checkpoints are signed (IDRS_HOME, origin, N, T)."""
+    _policies[id(engine)] = (
+        engine,
+        CheckpointPolicy(
+            home=Path(settings.home),
+            origin=settings.audit_origin,
+            every_entries=settings.checkpoint_every_entries,
+            every_seconds=settings.checkpoint_every_seconds,
+        ),
+    )
+
+
+def _policy(engine: Engine) -> CheckpointPolicy | None:
+    key = id(engine)
+    known = _policies.get(key)
+    if known is None or known[0] is not engine:
+        from idrs.audit.checkpoint import has_signing_key
+        from idrs.config import get_settings
+
+        s = get_settings()
+        same = engine.url.render_as_string(hide_password=False) == s.database_url
+        if same and not has_signing_key(s.home):
+            return None  # not initialized yet: ask again next time (idrs init creates the key)
+        _policies[key] = (
+            engine,
+            (
+                CheckpointPolicy(
+                    s.home, s.audit_origin, s.checkpoint_every_entries, s.checkpoint_every_seconds
+                )
+                if same and has_signing_key(s.home)
+                else None
+            ),
+        )
+    return _policies[key][1]
+
+
+# ---------------------------------------------------------------- the batch itself
+
+
+def leaf_bytes(entry: dict[str, Any], index: int) -> bytes:
+    """The leaf input of ``entry`` stored at ``index``: the entry with its own ``index`` added.
+
+    Binding the index into the leaf lets verification name a reordered or shifted entry exactly.
+    """
+    return canonical({**entry, "index": index})
+
+
+@dataclass
+class _Edge:
+    """The appender's cached right edge: valid only while the stored size still equals ``size``."""
+
+    size: int = -1
+    nodes: dict[merkle.Node, bytes] | None = None
+
+
+_PG_INSERT_ENTRIES = (
+    "INSERT INTO audit_entry (idx, leaf_input, leaf_hash) "
+    "SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[])"
+)
+_PG_INSERT_NODES = (
+    "INSERT INTO audit_node (id, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
+)
+
+
+def _append_batch(
+    db: Raw, entries: list[dict[str, Any]], edge: _Edge, floor: int = 0
+) -> list[int | Exception]:
+    """Append ``entries`` in one transaction under the log's write lock.
+
+    Returns, per entry, its index or the exception that kept it out (an unserializable entry
+    fails alone). Raises on database failure (nothing of the batch is then stored), and
+    AuditIntegrityError if the log is shorter than its latest signed checkpoint: a truncated
+    log is never silently refilled; the system fails closed instead.
+    """
+    db.begin_locked()
+    row = db.one(
+        "SELECT (SELECT idx FROM audit_entry ORDER BY idx DESC LIMIT 1),"
+        " (SELECT tree_size FROM audit_checkpoint ORDER BY id DESC LIMIT 1)"
+    )
+    size = 0 if row[0] is None else int(row[0]) + 1
+    floor = 0 if row[1] is None else int(row[1])
+    if size < floor:
+        db.rollback()
+        raise AuditIntegrityError(
+            f"the log has {size} entries but a signed checkpoint covers {floor}"
+        )
+    results: list[int | Exception] = []
+    leaves: list[bytes] = []
+    for e in entries:
+        try:
+            leaves.append(leaf_bytes(e, size + len(leaves)))
+            results.append(size + len(leaves) - 1)
+        except (TypeError, ValueError) as exc:
+            results.append(exc)
+    if not leaves:
+        db.rollback()
+        return results
+    hashes = [merkle.leaf_hash(li) for li in leaves]
+    known = (
+        edge.nodes
+        if edge.size == size and edge.nodes is not None
+        else db.nodes(merkle.right_edge(size))
+    )
+    made = merkle.append_nodes(size, hashes, known.__getitem__)
+    idxs = list(range(size, size + len(leaves)))
+    inner = [(node_key(lvl, i), h) for (lvl, i), h in made if lvl >= MIN_STORED_LEVEL]
+    if db.pg:
+        # both inserts and the commit in one round trip (psycopg pipeline mode)
+        with db.conn.pipeline():
+            cur = db.conn.cursor()
+            cur.execute(_PG_INSERT_ENTRIES, (idxs, leaves, hashes))
+            if inner:
+                cur.execute(_PG_INSERT_NODES, ([k for k, _ in inner], [h for _, h in inner]))
+            db.conn.commit()
+        cur.close()
+    else:
+        db.executemany(
+            "INSERT INTO audit_entry (idx, leaf_input, leaf_hash) VALUES (?, ?, ?)",
+            zip(idxs, leaves, hashes, strict=True),
+        )
+        if inner:
+            db.executemany("INSERT INTO audit_node (id, hash) VALUES (?, ?)", inner)
+        db.commit()
+    new_size = size + len(leaves)
+    all_nodes = {**known, **dict(made)}
+    edge.size, edge.nodes = new_size, {n: all_nodes[n] for n in merkle.right_edge(new_size)}
+    return results
+
+
+class _Slot:
+    __slots__ = ("entry", "result", "done", "wake")
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+        self.result: int | BaseException = -1
+        self.done = False
+        self.wake = threading.Event()
+
+
+#: How long a new batch leader waits for more callers before taking the queue (only while
+#: batches have had more than one entry, i.e. under concurrency).
+GATHER_SECONDS = 0.0002
+
+
+class GroupAppender:
+    """Leader/follower group commit for one engine (see module docstring).
+
+    Holds one database connection of its own (no pool checkout per batch) and the right
+    edge of the tree it last wrote (re-read whenever another process appended meanwhile).
+    """
+
+    MAX_BATCH = 5000
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: list[_Slot] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._signing = threading.Lock()
+        self._leading = False
+        self._last_batch = 0
+        self._db: Raw | None = None
+        self._edge = _Edge()
+        self._last_ckpt_size: int | None = None
+        self._last_ckpt_time = 0.0
+
+    def _run(self, batch: list[_Slot]) -> int | None:
+        """Commit one batch (caller holds the commit lock); return the new size, or None on failure."""
+        try:
+            if self._db is None:
+                self._db = Raw(self.engine)
+            results = _append_batch(self._db, [s.entry for s in batch], self._edge)
+        except Exception as exc:  # noqa: BLE001 - every waiter must learn of the failure
+            self._edge = _Edge()
+            if self._db is not None:
+                self._db.rollback()
+                with contextlib.suppress(Exception):  # a broken connection is dropped either way
+                    self._db.close()
+                self._db = None
+            for s in batch:
+                s.result, s.done = exc, True
+                s.wake.set()
+            return None
+        for s, r in zip(batch, results, strict=True):
+            s.result, s.done = r, True
+            s.wake.set()
+        return self._edge.size
+
+    def append(self, entry: dict[str, Any]) -> int:
+        """Queue ``entry``; lead a batch if no one is leading, else wait to be committed or handed the lead."""
+        slot = _Slot(entry)
+        with self._queue_lock:
+            self._queue.append(slot)
+            lead = not self._leading
+            if lead:
+                self._leading = True
+        if not lead:
+            slot.wake.wait()
+        size_after = None
+        if not slot.done:  # we lead: commit everything queued (our own entry included)
+            if self._last_batch > 1:
+                # concurrent callers: let those just woken by the previous batch queue up again
+                time.sleep(GATHER_SECONDS)
+            with self._commit_lock:
+                with self._queue_lock:
+                    batch = self._queue[: self.MAX_BATCH]
+                    del self._queue[: self.MAX_BATCH]
+                self._last_batch = len(batch)
+                size_after = self._run(batch)
+                with self._queue_lock:
+                    if self._queue:  # hand the lead to the oldest waiter
+                        self._queue[0].wake.set()
+                    else:
+                        self._leading = False
+        if isinstance(slot.result, BaseException):
+            exc = slot.result
+            raise AuditUnavailable(f"audit log unavailable: {type(exc).__name__}: {exc}") from None
+        if size_after is not None:
+            self._maybe_checkpoint(size_after)
+        return slot.result
+
+    def append_many(self, entries: list[dict[str, Any]]) -> int:
+        slots = [_Slot(e) for e in entries]
+        with self._commit_lock:
+            self._run(slots)
+        for s in slots:
+            if isinstance(s.result, BaseException):
+                raise AuditUnavailable(
+                    f"audit log unavailable: {type(s.result).__name__}: {s.result}"
+                )
+        first = slots[0].result if slots else -1
+        assert isinstance(first, int)
+        return first
+
+    def _maybe_checkpoint(self, size: int) -> None:
+        policy = _policy(self.engine)
+        if policy is None:
+            return
+        now = time.monotonic()
+        if self._last_ckpt_size is None:
+            with raw(self.engine) as db:
+                last = db.latest_checkpoint()
+            self._last_ckpt_size = last[1] if last else 0
+            self._last_ckpt_time = now
+        due = size - self._last_ckpt_size >= policy.every_entries or (
+            size > self._last_ckpt_size and now - self._last_ckpt_time >= policy.every_seconds
+        )
+        if not due or not self._signing.acquire(blocking=False):
+            return
+        try:
+            note = sign_checkpoint(self.engine, policy.home, policy.origin, min_new=1)
+            self._last_ckpt_time = now
+            if note is not None:
+                self._last_ckpt_size = Checkpoint.parse(note.split("\n\n")[0] + "\n").size
+            else:
+                self._last_ckpt_size = size
+        except Exception:  # noqa: BLE001 - the entry is committed; signing is retried next time
+            log.exception("audit checkpoint signing failed")
+        finally:
+            self._signing.release()
+
+
+_appenders: dict[int, GroupAppender] = {}
+_appenders_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    # a forked child must not share its parent's connections, locks or queued callers
+    global _appenders_lock
+    _appenders.clear()
+    _appenders_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def appender_for(engine: Engine) -> GroupAppender:
+    with _appenders_lock:
+        ap = _appenders.get(id(engine))
+        if ap is None or ap.engine is not engine:
+            ap = _appenders[id(engine)] = GroupAppender(engine)
+        return ap
+
+
 def append(engine: Engine, entry: dict[str, Any]) -> int:
-    """Append one entry, commit it durably, and return its index."""
-    leaf = canonical(entry)
-    try:
-        with engine.begin() as conn:
-            nxt = conn.execute(select(func.coalesce(func.max(AuditEntry.idx) + 1, 0))).scalar_one()
-            conn.execute(insert(AuditEntry).values(idx=nxt, leaf_input=leaf))
-        return int(nxt)
-    except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit log unavailable: {type(exc).__name__}") from None
+    """Append one entry, commit it durably, and return its index (AuditUnavailable on failure)."""
+    return appender_for(engine).append(entry)
+
+
+def append_many(engine: Engine, entries: list[dict[str, Any]]) -> int:
+    """Append several entries in one transaction; return the first index (bulk imports, tests)."""
+    return appender_for(engine).append_many(entries)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def _tree_root(db: Raw, size: int) -> bytes:
+    plan = merkle.root_plan(size)
+    nodes = db.nodes(plan)
+    return merkle.fold([nodes[n] for n in plan])
+
+
+def _proof(db: Raw, plan: list[list[merkle.Node]]) -> list[bytes]:
+    nodes = db.nodes(merkle.plan_nodes(plan))
+    return merkle.evaluate(plan, nodes)
+
+
+def sign_checkpoint(engine: Engine, home: Path, origin: str, *, min_new: int = 0) -> str | None:
+    """Sign a checkpoint of the whole current log and store it; return the signed note.
+
+    Under the log's write lock: checks the entries added since the last checkpoint against
+    their leaf hashes, computes the root from stored nodes, proves it consistent
+    with the previous stored checkpoint (RFC 9162 proof, verified) and only then signs.
+    Returns None when fewer than ``min_new`` entries were added since the last checkpoint.
+    Raises AuditIntegrityError if the log no longer extends the last checkpoint.
+    Callers: the appender (automatic), ``idrs audit checkpoint``, export.
+    """
+    signer = load_signer(home)
+    with raw(engine) as db:
+        db.begin_locked()
+        size = db.size()
+        last = db.latest_checkpoint()
+        last_size = last[1] if last else 0
+        if last is not None and size - last_size < min_new:
+            db.rollback()
+            return None
+        if size < last_size:
+            raise AuditIntegrityError(
+                f"log has {size} entries but checkpoint #{last[0]} covers {last_size}"
+            )
+        if last is not None:
+            try:
+                prev = Checkpoint.parse(signer.verifier().open(last[3]))
+            except IdrsError as exc:
+                raise AuditIntegrityError(f"checkpoint #{last[0]} does not verify: {exc}") from None
+            if (prev.size, prev.root) != (last_size, last[2]):
+                raise AuditIntegrityError(f"checkpoint #{last[0]} differs from its signed note")
+        cur = db.execute(
+            "SELECT idx, leaf_input, leaf_hash FROM audit_entry WHERE idx >= ? ORDER BY idx",
+            (last_size,),
+        )
+        while rows := cur.fetchmany(4096):
+            for idx, leaf, stored in rows:
+                if merkle.leaf_hash(bytes(leaf)) != bytes(stored):
+                    raise AuditIntegrityError(
+                        f"entry {idx} does not match its leaf hash; not signing"
+                    )
+        cur.close()
+        try:
+            root = _tree_root(db, size)
+            if last is not None:
+                proof = _proof(db, merkle.consistency_plan(last_size, size))
+                merkle.verify_consistency(last_size, size, proof, last[2], root)
+        except (KeyError, merkle.ProofError) as exc:
+            raise AuditIntegrityError(
+                f"log is not consistent with checkpoint #{last[0] if last else 0}: {exc}"
+            ) from None
+        note = signer.sign(Checkpoint(origin, size, root).text())
+        ckpt_id = (last[0] + 1) if last else 1
+        db.execute(
+            "INSERT INTO audit_checkpoint (id, tree_size, root_hash, note, created_at) VALUES (?, ?, ?, ?, ?)",
+            (ckpt_id, size, root, note, _now_param(db)),
+        ).close()
+        db.commit()
+        _update_witness(home, note, size)
+    return note
+
+
+def _now_param(db: Raw) -> Any:
+    now = datetime.now(UTC)
+    return now if db.pg else now.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _update_witness(home: Path, note: str, size: int) -> None:
+    old = read_witness(home)
+    if old is not None:
+        try:
+            if Checkpoint.parse(old.split("\n\n")[0] + "\n").size > size:
+                return
+        except IdrsError:
+            pass
+    write_witness(home, note)
+
+
+def latest_checkpoint_note(engine: Engine) -> str | None:
+    with raw(engine) as db:
+        last = db.latest_checkpoint()
+    return last[3] if last else None

@@ -1,18 +1,58 @@
-"""Audit-log storage: the entries (leaf inputs) in one gap-free order.
+"""Audit-log storage: entries in one gap-free order, the Merkle node cache, signed checkpoints.
 
-The Merkle tree, node cache and checkpoints are added by the audit package.
+* ``audit_entry``: the leaf input (canonical JSON) and its RFC 6962 leaf hash, by index.
+* ``audit_node``: hashes of perfect subtrees at level >= 2, keyed by ``level << 48 | index``
+  (about n/2 rows for n entries; level-1 nodes are recomputed from two leaf hashes). Appends
+  add O(log n) rows and read O(log n); proofs read O(log n). This is a cache of the entries: ``idrs audit verify``
+  recomputes it and checks it, so tampering with it is caught like tampering with entries.
+* ``audit_checkpoint``: every signed checkpoint (C2SP tlog-checkpoint signed note).
+
+Integer keys are ``INTEGER PRIMARY KEY`` on SQLite (the rowid itself: no second index).
+Append-only is enforced by triggers in migration 0002; the proofs are the guarantee.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, LargeBinary
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idrs.db import Base
+
+BigKey = BigInteger().with_variant(Integer(), "sqlite")
+
+#: ``audit_node.id = level << LEVEL_SHIFT | index``.
+LEVEL_SHIFT = 48
+#: Lowest level kept in ``audit_node``. Level 0 is ``audit_entry.leaf_hash``; a level-1 node is
+#: recomputed from its two leaf hashes when needed (one hash), which halves the node storage.
+MIN_STORED_LEVEL = 2
+
+
+def node_key(level: int, index: int) -> int:
+    return (level << LEVEL_SHIFT) | index
 
 
 class AuditEntry(Base):
     __tablename__ = "audit_entry"
 
-    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=False)
     leaf_input: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditNode(Base):
+    __tablename__ = "audit_node"
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    __tablename__ = "audit_checkpoint"
+
+    id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=False)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

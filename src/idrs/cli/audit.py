@@ -1,5 +1,104 @@
-"""CLI commands of the audit domain (registered on the root app when imported)."""
+"""CLI commands of the audit domain: ``idrs audit verify|export|verify-export|checkpoint``.
+
+Exit status: 0 intact / done, 1 tampering found or bad input (one line on stderr says why).
+``verify`` and ``export`` are themselves recorded in the audit log under the operator's OS
+user name.
+"""
 
 from __future__ import annotations
 
-from idrs.cli import app  # noqa: F401
+import sys
+from pathlib import Path
+
+import typer
+
+from idrs.cli import app
+from idrs.cli.common import JsonOpt, open_app, operator_actor, print_json
+from idrs.errors import IdrsError
+
+
+class AuditLogBroken(IdrsError):
+    """``idrs audit verify`` found tampering (exit 1 with the first bad index on stderr)."""
+
+    status_code = 409
+
+
+audit_app = typer.Typer(
+    help="The tamper-evident audit log: verify, export, checkpoints.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def verify_cmd(as_json: bool = JsonOpt) -> None:
+    """Recompute the Merkle tree from the stored entries and check every stored checkpoint."""
+    from idrs.audit import service
+
+    result = service.verify(open_app(), operator_actor())
+    if as_json:
+        print_json(result)
+    elif result["ok"]:
+        sys.stdout.write(
+            f"intact: {result['entries']} entries, {result['checkpoints']} checkpoints "
+            f"(latest covers {result['latest_checkpoint_size']}), {result['seconds']} s\n"
+        )
+    if not result["ok"]:
+        for p in result["problems"][1:10]:
+            sys.stderr.write(f"  also: index {p['index']}: {p['reason']}\n")
+        raise AuditLogBroken(
+            f"audit log broken: first bad index {result['first_bad_index']}: {result['first_problem']}"
+        )
+
+
+@audit_app.command("export")
+def export_cmd(
+    out: Path = typer.Option(..., "--out", help="a new or empty directory"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write entries.jsonl, checkpoint and key.vkey for verification by a third party."""
+    from idrs.audit import service
+
+    summary = service.export(open_app(), out, operator_actor())
+    if as_json:
+        print_json(summary)
+    else:
+        sys.stdout.write(
+            f"exported {summary['entries']} entries and a checkpoint of size {summary['tree_size']} to {out}\n"
+        )
+
+
+@audit_app.command("verify-export")
+def verify_export_cmd(
+    directory: Path = typer.Argument(..., help="a directory written by `idrs audit export`"),
+    against: Path | None = typer.Option(None, "--against", help="a checkpoint saved earlier"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check an export using only its files; with --against, prove the log only grew since."""
+    from idrs.audit.export import ExportInvalid, verify_export
+
+    old = None
+    if against is not None:
+        try:
+            old = against.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ExportInvalid(f"cannot read {against}: {exc}") from None
+    report = verify_export(directory, old)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        extra = (
+            f"; append-only since the checkpoint of size {report.against_size}"
+            if old is not None
+            else ""
+        )
+        sys.stdout.write(
+            f"export verifies: {report.size} entries, root {report.root.hex()}{extra}\n"
+        )
+
+
+@audit_app.command("checkpoint")
+def checkpoint_cmd() -> None:
+    """Sign a checkpoint of the current log now and print it."""
+    from idrs.audit import service
+
+    sys.stdout.write(service.checkpoint_now(open_app()))

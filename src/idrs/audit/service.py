@@ -1,0 +1,251 @@
+"""Audit-log service functions behind the HTTP API and the CLI.
+
+* :func:`latest_checkpoint`, :func:`inclusion_proof`, :func:`consistency_proof` are public
+  (hashes and sizes only; nothing about any person).
+* :func:`entries` is for a signed-in ``auditor`` only (entries name employees) and is itself
+  recorded in the audit log.
+* :func:`checkpoint_now` signs a checkpoint on demand (operator).
+
+Bad input raises IdrsError subclasses: 400 (malformed), 404 (beyond the tree / no
+checkpoint yet), 422 (first > second); nothing is changed by a refused request.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from idrs.audit import merkle
+from idrs.audit.events import EventType, make_event
+from idrs.audit.log import append, configure, sign_checkpoint
+from idrs.audit.store import raw
+from idrs.context import App
+from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
+
+#: Largest number of entries one ``entries`` call returns.
+MAX_ENTRIES = 10_000
+
+
+class BadProofRequest(IdrsError):
+    status_code = 400
+
+
+class InconsistentRange(IdrsError):
+    status_code = 422
+
+
+def latest_checkpoint(app: App) -> str:
+    """The newest signed checkpoint note (NotFound before the first one is signed)."""
+    with raw(app.engine) as db:
+        last = db.latest_checkpoint()
+    if last is None:
+        raise NotFound("no checkpoint has been signed yet")
+    return last[3]
+
+
+def tree_size(app: App) -> int:
+    with raw(app.engine) as db:
+        return db.size()
+
+
+def _check_int(name: str, value: int) -> None:
+    if value < 0:
+        raise BadProofRequest(f"{name} must be a non-negative integer")
+
+
+def inclusion_proof(app: App, index: int, size: int) -> dict[str, Any]:
+    """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` entries (O(log n) reads)."""
+    _check_int("index", index)
+    _check_int("tree_size", size)
+    with raw(app.engine) as db:
+        db.begin_read()
+        current = db.size()
+        if size > current:
+            raise NotFound(f"tree_size {size} is beyond the log's size {current}")
+        if index >= size:
+            raise NotFound(f"index {index} is not in a tree of size {size}")
+        plan = merkle.inclusion_plan(index, size)
+        hashes = merkle.evaluate(plan, db.nodes(merkle.plan_nodes(plan)))
+        db.rollback()
+    return {"index": index, "tree_size": size, "hashes": [h.hex() for h in hashes]}
+
+
+def consistency_proof(app: App, first: int, second: int) -> dict[str, Any]:
+    """RFC 9162 consistency proof between tree sizes ``first`` <= ``second`` (O(log n) reads)."""
+    _check_int("first", first)
+    _check_int("second", second)
+    if first > second:
+        raise InconsistentRange(f"first ({first}) must not exceed second ({second})")
+    with raw(app.engine) as db:
+        db.begin_read()
+        current = db.size()
+        if second > current:
+            raise NotFound(f"second {second} is beyond the log's size {current}")
+        plan = merkle.consistency_plan(first, second)
+        hashes = merkle.evaluate(plan, db.nodes(merkle.plan_nodes(plan)))
+        db.rollback()
+    return {"first": first, "second": second, "hashes": [h.hex() for h in hashes]}
+
+
+def require_auditor(employee: Any) -> None:
+    """Raise AccessDenied unless ``employee`` is active and holds the ``auditor`` role."""
+    roles = getattr(employee, "role_set", None)
+    if (
+        employee is None
+        or roles is None
+        or "auditor" not in roles
+        or not getattr(employee, "active", False)
+    ):
+        raise AccessDenied(
+            reasons=[Reason("NOT_IN_PROFILE", "reading the audit log requires the auditor role")]
+        )
+
+
+def entries(
+    app: App,
+    employee: Any,
+    start: int,
+    end: int,
+    *,
+    interface: str = "api",
+    address: str | None = None,
+) -> dict[str, Any]:
+    """Entries ``start <= index < end`` as ``{"entries": [{"index", "leaf_input"}]}`` (base64).
+
+    Auditor only; both the refusal and the read are recorded in the audit log.
+    """
+    actor = getattr(employee, "seid", None) or "anonymous"
+    try:
+        require_auditor(employee)
+    except AccessDenied as denied:
+        denied.audit_index = append(
+            app.engine,
+            make_event(
+                EventType.AUDIT_ENTRIES_READ,
+                time=app.clock.now(),
+                actor=actor,
+                outcome="denied",
+                interface=interface,
+                address=address,
+                obj={"start": start, "end": end},
+                reasons=denied.codes,
+            ),
+        )
+        raise
+    _check_int("start", start)
+    _check_int("end", end)
+    if end < start:
+        raise InconsistentRange(f"end ({end}) must not be below start ({start})")
+    if end - start > MAX_ENTRIES:
+        raise BadProofRequest(f"at most {MAX_ENTRIES} entries per request")
+    with raw(app.engine) as db:
+        current = db.size()
+        if end > current:
+            raise NotFound(f"end {end} is beyond the log's size {current}")
+        cur = db.execute(
+            "SELECT idx, leaf_input FROM audit_entry WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (start, end),
+        )
+        rows = [
+            {"index": int(i), "leaf_input": base64.b64encode(bytes(li)).decode()}
+            for i, li in cur.fetchall()
+        ]
+        cur.close()
+    append(
+        app.engine,
+        make_event(
+            EventType.AUDIT_ENTRIES_READ,
+            time=app.clock.now(),
+            actor=actor,
+            outcome="allowed",
+            interface=interface,
+            address=address,
+            obj={"start": start, "end": end},
+        ),
+    )
+    return {"entries": rows}
+
+
+def checkpoint_now(app: App) -> str:
+    """Sign a checkpoint of the current log now (even if nothing was added); return the note."""
+    configure(app.engine, app.settings)
+    note = sign_checkpoint(app.engine, app.settings.home, app.settings.audit_origin)
+    assert note is not None
+    return note
+
+
+def _record(
+    app: App, event: EventType, actor: str, outcome: str, interface: str, detail: dict[str, Any]
+) -> int | None:
+    try:
+        return append(
+            app.engine,
+            make_event(
+                event,
+                time=app.clock.now(),
+                actor=actor,
+                outcome=outcome,
+                interface=interface,
+                detail=detail,
+            ),
+        )
+    except IdrsError:
+        return None
+
+
+def verify(
+    app: App, actor: str, *, interface: str = "cli", chunk: int | None = None
+) -> dict[str, Any]:
+    """Verify the whole log and every checkpoint (see :mod:`idrs.audit.verify`); record the run.
+
+    Returns the report as a dict (``ok``, ``first_bad_index``, ``first_problem``, ...) plus
+    ``audit_index`` of the verification's own entry (None if the log refused the append).
+    """
+    from idrs.audit.checkpoint import load_signer, read_witness
+    from idrs.audit.verify import CHUNK, verify_log
+
+    verifier = load_signer(app.settings.home).verifier()
+    report = verify_log(app.engine, verifier, read_witness(app.settings.home), chunk or CHUNK)
+    out = report.as_dict()
+    detail = {k: out[k] for k in ("ok", "entries", "checkpoints", "first_bad_index")}
+    out["audit_index"] = _record(
+        app,
+        EventType.AUDIT_LOG_VERIFY,
+        actor,
+        "intact" if report.ok else "broken",
+        interface,
+        detail,
+    )
+    return out
+
+
+def export(app: App, out_dir: Any, actor: str, *, interface: str = "cli") -> dict[str, Any]:
+    """Write an export (entries.jsonl, checkpoint, key.vkey) to a new or empty ``out_dir``.
+
+    Records the export first, then signs a fresh checkpoint covering that record, then writes
+    exactly the entries that checkpoint covers. Refuses a non-empty directory (409) before
+    recording anything.
+    """
+    from pathlib import Path
+
+    from idrs.audit.checkpoint import load_signer
+    from idrs.audit.export import check_out_dir, write_export
+
+    out = Path(out_dir)
+    check_out_dir(out)
+    signer = load_signer(app.settings.home)
+    idx = append(
+        app.engine,
+        make_event(
+            EventType.AUDIT_LOG_EXPORT,
+            time=app.clock.now(),
+            actor=actor,
+            outcome="allowed",
+            interface=interface,
+            detail={"directory": out.name},
+        ),
+    )
+    note = checkpoint_now(app)
+    summary = write_export(app.engine, out, note, signer.vkey())
+    summary["audit_index"] = idx
+    return summary
