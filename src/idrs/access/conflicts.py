@@ -460,6 +460,16 @@ def refresh_for_taxpayers(
     return refresh_for_employees(session, app, affected_employees(session, app, tins))
 
 
+def refresh_after_write(
+    session: Session | Connection, app: App, tin_indexes: Iterable[bytes] | None
+) -> int:
+    """After a master-file write: refresh for these taxpayers, or everyone when ``None``."""
+    if tin_indexes is None:
+        all_ids = [int(r[0]) for r in fetch(session, "SELECT id FROM employee")]
+        return refresh_for_employees(session, app, all_ids)
+    return refresh_for_taxpayers(session, app, tin_indexes)
+
+
 def rebuild_all(app: App, batch: int = 500) -> int:
     """Recompute the whole index (operator command, after bulk loads). Returns employees done."""
     with session_scope(app.engine) as session:

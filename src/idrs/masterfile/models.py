@@ -192,7 +192,7 @@ class Transaction(Base):
     source: Mapped[str] = mapped_column(String(12), default="import")  # import|adjustment|seed
     posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     posted_by: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("txn.id"), nullable=True)
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("txn.id"), nullable=True, index=True)
 
 
 class InformationReturn(Base):
