@@ -10,6 +10,7 @@ import os
 import sys
 
 import typer
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from idrs.errors import AccessDenied, IdrsError
 
@@ -27,7 +28,10 @@ def _register() -> None:
     # Each domain owns its CLI module; importing it registers its commands on ``app``.
     from idrs.cli import (  # noqa: F401
         access,
+        adjust,
         audit,
+        detect,
+        grants,
         masterfile,
         people,
         research,
@@ -65,7 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     get_settings.cache_clear()
     _register()
     try:
-        app(args=args, prog_name="idrs", standalone_mode=False)
+        # With standalone_mode=False a command's typer.Exit(n) comes back as a return value.
+        rc = app(args=args, prog_name="idrs", standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            raise SystemExit(rc)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except AccessDenied as exc:
@@ -79,6 +86,15 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
+    except DBAPIError as exc:  # OperationalError and friends: no traceback, one line
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        if "no such table" in reason or "does not exist" in reason and "relation" in reason:
+            sys.stderr.write(f"error: database not initialized ({reason}); run 'idrs init'\n")
+        elif isinstance(exc, OperationalError):
+            sys.stderr.write(f"error: database unreachable: {reason}\n")
+        else:
+            sys.stderr.write(f"error: database error: {reason}\n")
+        raise SystemExit(1) from None
     except Exception as exc:  # click usage errors and the like
         import click
 

@@ -1,0 +1,114 @@
+"""The HTTP API: ``create_app(app) -> FastAPI`` with every router under ``/api/v1``.
+
+Errors: IdrsError → its status code with ``{"error": message}``; AccessDenied → 403
+``{"decision": "deny", "reasons": [{"code", "message"}], "audit_index"}``, or 401 when every
+reason is an AUTH_* / SESSION_EXPIRED code (with ``WWW-Authenticate: Bearer``), or 423 when
+the account is locked.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from idrs.context import App
+from idrs.errors import AccessDenied, IdrsError
+
+API_PREFIX = "/api/v1"
+_UNAUTHENTICATED = frozenset({"AUTH_REQUIRED", "AUTH_FAILED", "SESSION_EXPIRED"})
+#: Routers of other packages, mounted when their module exists.
+OPTIONAL_ROUTERS = (
+    "idrs.api.audit",
+    "idrs.api.access",
+    "idrs.api.adjustments",
+    "idrs.api.grants",
+    "idrs.api.detection",
+    "idrs.api.oversight",
+)
+
+
+def denial_status(exc: AccessDenied) -> int:
+    codes = set(exc.codes)
+    if "ACCOUNT_LOCKED" in codes:
+        return 423
+    if codes and codes <= _UNAUTHENTICATED:
+        return 401
+    return 403
+
+
+def _denied(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AccessDenied)
+    status = denial_status(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {
+        "decision": "deny",
+        "reasons": [r.as_dict() for r in exc.reasons],
+        "audit_index": exc.audit_index,
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IdrsError)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+
+
+def create_app(app: App) -> FastAPI:
+    """The FastAPI application serving ``app`` (settings, engine, keys, clock)."""
+    from idrs.api import research, sessions
+
+    api = FastAPI(
+        title="idrs",
+        version="1",
+        description="Taxpayer accounts behind need-to-know access and a verifiable audit log. "
+        "Sign in with POST /api/v1/sessions; send `Authorization: Bearer TOKEN`.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    api.state.app = app
+    api.add_exception_handler(AccessDenied, _denied)
+    api.add_exception_handler(IdrsError, _error)
+    api.include_router(sessions.router, prefix=API_PREFIX)
+    api.include_router(research.router, prefix=API_PREFIX)
+    for name in OPTIONAL_ROUTERS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        router = getattr(module, "router", None)
+        if router is not None:
+            api.include_router(router, prefix=API_PREFIX)
+    _mount_web(api, app)
+    _install_middleware(api)
+    return api
+
+
+def _install_middleware(api: FastAPI) -> None:
+    """Security headers, request ids and the body limit, when idrs.api.middleware exists."""
+    try:
+        middleware = importlib.import_module("idrs.api.middleware")
+    except ModuleNotFoundError as exc:
+        if exc.name != "idrs.api.middleware":
+            raise
+        return
+    install = getattr(middleware, "install", None)
+    if install is not None:
+        install(api)
+
+
+def _mount_web(api: FastAPI, app: App) -> None:
+    """Mount the web interface if the web package provides ``mount(api, app)``."""
+    try:
+        web = importlib.import_module("idrs.web.app")
+    except ModuleNotFoundError as exc:
+        if exc.name != "idrs.web.app":
+            raise
+        return
+    mount = getattr(web, "mount", None)
+    if mount is not None:
+        mount(api, app)

@@ -1,0 +1,52 @@
+"""Typed FastAPI dependencies: the application context and the signed-in employee.
+
+``current_employee`` turns ``Authorization: Bearer TOKEN`` into an Employee through
+``people.auth.authenticate`` (which records session expiry); a missing, unknown or expired
+token raises AccessDenied (AUTH_REQUIRED / SESSION_EXPIRED), answered 401.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from idrs.context import App
+from idrs.people import auth
+from idrs.people.models import Employee
+
+bearer = HTTPBearer(auto_error=False, description="the token from POST /api/v1/sessions")
+
+
+def current_app(request: Request) -> App:
+    """The idrs application context the FastAPI app was created with."""
+    return request.app.state.app  # type: ignore[no-any-return]
+
+
+get_app = current_app
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def bearer_token(
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str | None:
+    """The raw bearer token, or None (research records unauthenticated calls itself)."""
+    return creds.credentials if creds is not None else None
+
+
+def current_employee(
+    request: Request,
+    app: Annotated[App, Depends(current_app)],
+    token: Annotated[str | None, Depends(bearer_token)],
+) -> Employee:
+    """The employee behind the bearer token; AccessDenied (→ 401) otherwise."""
+    return auth.authenticate(app, token, interface="api", address=client_address(request))
+
+
+AppDep = Annotated[App, Depends(current_app)]
+EmployeeDep = Annotated[Employee, Depends(current_employee)]
+TokenDep = Annotated[str | None, Depends(bearer_token)]

@@ -1,0 +1,104 @@
+"""``GET /api/v1/accounts/{tin}/{command}`` and ``GET /api/v1/names``: research command codes.
+
+Thin: the path and query go to ``idrs.research.run`` unchanged; that function authenticates,
+decides, records and masks. 200 ``{"command", "data", "masked", "audit_index"}``;
+403 ``{"decision": "deny", "reasons": [...], "audit_index"}``; 401 without a valid session;
+400 bad TIN / unknown command / missing year; 404 an allowed lookup of an unknown TIN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from idrs import research
+from idrs.api.deps import AppDep, TokenDep, client_address
+from idrs.api.sessions import DenialOut
+
+router = APIRouter(tags=["research"])
+
+
+class ResearchOut(BaseModel):
+    command: str
+    data: Any
+    #: paths of the fields the answer masked (``entity.tin``, ``dependents[0].tin``)
+    masked: list[str]
+    audit_index: int
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": DenialOut},
+    403: {"model": DenialOut},
+    400: {"description": '{"error": "..."}'},
+    404: {"description": '{"error": "..."}'},
+}
+
+
+@router.get(
+    "/accounts/{tin}/{command}",
+    response_model=ResearchOut,
+    responses=_ERRORS,
+    summary="Run a research command code on one taxpayer",
+)
+def account_research(
+    tin: str,
+    command: str,
+    request: Request,
+    app: AppDep,
+    token: TokenDep,
+    case: str | None = Query(None, max_length=40, description="case ID (need-to-know basis)"),
+    contact: str | None = Query(None, max_length=40, description="taxpayer contact ID"),
+    reason: str | None = Query(None, max_length=500, description="stated reason"),
+    year: int | None = Query(None, ge=1900, le=2999, description="tax year (TXMOD, RTVUE)"),
+    place: str | None = Query(None, max_length=20, description="NAMES only: ST, ZIP or 'ST ZIP'"),
+) -> ResearchOut:
+    is_names = command.strip().upper() == "NAMES"  # the path's {tin} is then the name query
+    ans = research.run(
+        app,
+        token=token,
+        command=command,
+        tin=None if is_names else tin,
+        name=tin if is_names else None,
+        place=place,
+        year=year,
+        case=case,
+        contact=contact,
+        reason=reason,
+        interface="api",
+        address=client_address(request),
+    )
+    return ResearchOut(**ans.as_dict())
+
+
+@router.get(
+    "/names",
+    response_model=ResearchOut,
+    responses=_ERRORS,
+    summary="NAMES: search taxpayers by name (and state/ZIP); always reasoned",
+)
+def names_search(
+    request: Request,
+    app: AppDep,
+    token: TokenDep,
+    name: str = Query(..., max_length=100, description="LAST or LAST,FIRST"),
+    place: str | None = Query(None, max_length=20, description="ST, ZIP or 'ST ZIP'"),
+    reason: str | None = Query(None, max_length=500),
+    case: str | None = Query(None, max_length=40),
+    contact: str | None = Query(None, max_length=40),
+) -> ResearchOut:
+    ans = research.run(
+        app,
+        token=token,
+        command="NAMES",
+        tin=None,
+        name=name,
+        place=place,
+        case=case,
+        contact=contact,
+        reason=reason,
+        interface="api",
+        address=client_address(request),
+    )
+    return ResearchOut(**ans.as_dict())

@@ -1,0 +1,60 @@
+"""``POST /api/v1/sessions`` (sign in) and ``DELETE /api/v1/sessions/current`` (sign out).
+
+201 ``{"token", "expires_at", "ended_previous"}``; 401 on bad credentials (never saying
+which part was wrong); 423 Locked when the account is locked (the attempt that locks it
+included); every attempt is recorded by people.auth.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from idrs.api.deps import AppDep, TokenDep, client_address
+from idrs.people import auth
+
+router = APIRouter(tags=["sessions"])
+
+
+class SignInBody(BaseModel):
+    seid: str = Field(min_length=1, max_length=16)
+    password: str = Field(min_length=1, max_length=200)
+    otp: str = Field(min_length=1, max_length=10)
+
+
+class SessionOut(BaseModel):
+    token: str
+    expires_at: datetime
+    #: an older session of this employee was ended by this sign-in
+    ended_previous: bool
+
+
+class DenialOut(BaseModel):
+    decision: str = "deny"
+    reasons: list[dict[str, str]]
+    audit_index: int | None = None
+
+
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=SessionOut,
+    summary="Sign in (password + TOTP code)",
+    responses={401: {"model": DenialOut}, 423: {"model": DenialOut}},
+)
+def sign_in(body: SignInBody, request: Request, app: AppDep) -> SessionOut:
+    token, expires, ended = auth.sign_in(
+        app, body.seid, body.password, body.otp, "api", client_address(request)
+    )
+    return SessionOut(token=token, expires_at=expires, ended_previous=ended)
+
+
+@router.delete(
+    "/sessions/current", status_code=204, summary="Sign out", responses={401: {"model": DenialOut}}
+)
+def sign_out(request: Request, app: AppDep, token: TokenDep) -> Response:
+    if not auth.sign_out(app, token, interface="api", address=client_address(request)):
+        auth.authenticate(app, token, interface="api")  # raises the right 401
+    return Response(status_code=204)

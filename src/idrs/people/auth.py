@@ -1,0 +1,351 @@
+"""Signing in (password + TOTP), sessions, signing out.
+
+Sessions are random tokens; only their SHA-256 is stored. A session ends after
+``session_idle_minutes`` without use or ``session_absolute_hours`` after sign-in, whichever
+comes first. One live session per employee unless ``concurrent_sessions`` is set: a new
+sign-in ends the older one and says so. After ``lockout_threshold`` consecutive failures the
+account is locked until a security administrator unlocks it.
+
+Every success, failure, lockout, sign-out and expiry is an ``auth:*`` audit event. Callers:
+the CLI (``idrs login``/``logout``), the HTTP API (``POST /api/v1/sessions``), research.run.
+
+Why the writes are ordered as they are: on SQLite only one connection writes at a time and
+the audit log appends on its own connection, so each state change here is committed in a
+short transaction of its own before (or after) the audit entry, never around it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy.orm import Session, configure_mappers
+
+from idrs.audit.events import EventType
+from idrs.audit.log import AuditUnavailable
+from idrs.clock import as_utc
+from idrs.context import App
+from idrs.crypto import random_token, sha256_hex
+from idrs.db import session_scope
+from idrs.errors import AccessDenied, IdrsError, Reason
+from idrs.people import passwords, totp
+from idrs.people.models import Employee, SignInSession
+from idrs.people.service import normalize_seid, record
+
+AUTH_FAILED = Reason("AUTH_FAILED", "sign-in failed: SEID, password or code not accepted")
+ACCOUNT_LOCKED = Reason(
+    "ACCOUNT_LOCKED", "this account is locked after repeated failures; ask a security administrator"
+)
+AUTH_REQUIRED = Reason("AUTH_REQUIRED", "sign in first")
+SESSION_EXPIRED = Reason("SESSION_EXPIRED", "your session has expired; sign in again")
+SUPERSEDED = Reason("AUTH_REQUIRED", "your session was ended by a newer sign-in; sign in again")
+AUDIT_UNAVAILABLE = Reason("AUDIT_UNAVAILABLE", "the audit log cannot be written; nothing was done")
+
+_S = SignInSession.__table__.c
+_E = Employee.__table__.c
+_EMPLOYEE_COLUMNS = tuple(c.name for c in Employee.__table__.columns)
+#: One pre-built statement (the hot path of every request): the session and its employee.
+_SESSION_LOOKUP = (
+    select(
+        *(
+            _S[n].label(f"s_{n}")
+            for n in ("id", "ended_at", "end_reason", "expires_at", "last_seen_at")
+        ),
+        *(c.label(f"e_{c.name}") for c in Employee.__table__.columns),
+    )
+    .select_from(SignInSession.__table__.join(Employee.__table__, _E.id == _S.employee_id))
+    .where(_S.token_hash == bindparam("h"))
+)
+
+_EMPLOYEE_MANAGER = Employee.__mapper__.class_manager
+
+
+def _detached_employee(row: Row[Any]) -> Employee:
+    """An Employee built from the joined row the way the ORM loader does (no __init__)."""
+    configure_mappers()  # a no-op once done; bypassing __init__ skips the lazy configuration
+    emp = _EMPLOYEE_MANAGER.new_instance()
+    values = row._mapping
+    emp.__dict__.update({name: values[f"e_{name}"] for name in _EMPLOYEE_COLUMNS})
+    return emp  # type: ignore[no-any-return]
+
+
+#: last_seen_at is refreshed at most this often (a write per request would cost more than it buys).
+TOUCH_EVERY = timedelta(seconds=30)
+
+
+class SignIn(NamedTuple):
+    """``(token, expires_at, ended_previous)``: the token is shown once and never stored."""
+
+    token: str
+    expires_at: datetime
+    ended_previous: bool
+
+
+class _Raced(Exception):
+    """The TOTP step was used (or the account locked) between the check and the write."""
+
+
+def _safe_seid(raw: str) -> str:
+    try:
+        return normalize_seid(raw)
+    except IdrsError:
+        return "invalid"
+
+
+def sign_in(
+    app: App, seid: str, password: str, otp: str, interface: str, address: str | None = None
+) -> SignIn:
+    """Check password and TOTP; start a session. AccessDenied AUTH_FAILED / ACCOUNT_LOCKED.
+
+    The refusal never says which part was wrong. Records auth:signin:success|failure|lockout.
+    """
+    who = _safe_seid(seid)
+    now = app.clock.now()
+    with Session(app.engine) as s:
+        emp = s.scalar(select(Employee).where(Employee.seid == who))
+    if emp is None or not emp.active:
+        passwords.burn_time(password or "")
+        _audit_failure(app, who, interface, address, "unknown_or_inactive")
+        raise AccessDenied([AUTH_FAILED])
+    if emp.locked_at is not None:
+        _audit_failure(app, who, interface, address, "locked", codes=["ACCOUNT_LOCKED"])
+        raise AccessDenied([ACCOUNT_LOCKED])
+    step = _check_factors(app, emp, password, otp, now)
+    if step is None:
+        raise _fail(app, emp, interface, address)
+    try:
+        return _start_session(app, emp, step, now, interface, address)
+    except _Raced:
+        raise _fail(app, emp, interface, address) from None
+
+
+def _check_factors(app: App, emp: Employee, password: str, otp: str, now: datetime) -> int | None:
+    """The TOTP step if both factors are right, else None (both are always checked)."""
+    ok = True
+    try:
+        passwords.check_password(emp.password_hash, password or "")
+    except passwords.BadPassword:
+        ok = False
+    step: int | None = None
+    try:
+        if emp.totp_secret_enc is None:
+            raise totp.BadCode
+        secret = app.keyring.decrypt(emp.totp_secret_enc, "employee.totp_secret")
+        step = totp.check_code(secret, otp or "", now, emp.totp_last_step)
+    except totp.BadCode:
+        ok = False
+    return step if ok else None
+
+
+def _fail(app: App, emp: Employee, interface: str, address: str | None) -> AccessDenied:
+    """Count one failure (atomically); lock at the threshold. Returns the refusal to raise."""
+    threshold = app.settings.lockout_threshold
+    now = app.clock.now()
+    with session_scope(app.engine) as s:
+        s.execute(
+            update(Employee)
+            .where(Employee.id == emp.id)
+            .values(failed_logins=Employee.failed_logins + 1)
+        )
+        count = s.scalar(select(Employee.failed_logins).where(Employee.id == emp.id)) or 0
+        locks = count >= threshold
+        if locks:
+            s.execute(
+                update(Employee)
+                .where(Employee.id == emp.id, Employee.locked_at.is_(None))
+                .values(locked_at=now)
+            )
+    _audit_failure(
+        app, emp.seid, interface, address, "bad_credentials", detail={"consecutive_failures": count}
+    )
+    if locks:
+        record(
+            app,
+            EventType.AUTH_SIGNIN_LOCKOUT,
+            actor=emp.seid,
+            interface=interface,
+            address=address,
+            outcome="locked",
+            obj={"seid": emp.seid},
+            detail={"consecutive_failures": count},
+        )
+        return AccessDenied([AUTH_FAILED, ACCOUNT_LOCKED])
+    return AccessDenied([AUTH_FAILED])
+
+
+def _audit_failure(
+    app: App,
+    seid: str,
+    interface: str,
+    address: str | None,
+    why: str,
+    codes: list[str] | None = None,
+    detail: dict[str, object] | None = None,
+) -> None:
+    # The refusal stands either way; an unrecorded failure never becomes a success.
+    with contextlib.suppress(AuditUnavailable):
+        record(
+            app,
+            EventType.AUTH_SIGNIN_FAILURE,
+            actor=seid,
+            interface=interface,
+            address=address,
+            outcome="failure",
+            obj={"seid": seid},
+            reasons=codes or ["AUTH_FAILED"],
+            detail={"why": why, **(detail or {})},
+        )
+
+
+def _start_session(
+    app: App, emp: Employee, step: int, now: datetime, interface: str, address: str | None
+) -> SignIn:
+    token = random_token(32)
+    expires = now + timedelta(hours=app.settings.session_absolute_hours)
+    with session_scope(app.engine) as s:
+        # Atomic replay guard: the step must still be newer than the last one used, and the
+        # account still unlocked, at the moment of writing.
+        res = s.execute(
+            update(Employee)
+            .where(
+                Employee.id == emp.id, Employee.totp_last_step < step, Employee.locked_at.is_(None)
+            )
+            .values(totp_last_step=step, failed_logins=0)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise _Raced
+        ended = 0
+        if not app.settings.concurrent_sessions:
+            ended = s.execute(
+                update(SignInSession)
+                .where(SignInSession.employee_id == emp.id, SignInSession.ended_at.is_(None))
+                .values(ended_at=now, end_reason="superseded")
+            ).rowcount  # type: ignore[attr-defined]
+        row = SignInSession(
+            token_hash=sha256_hex(token),
+            employee_id=emp.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=expires,
+            interface=interface[:8],
+        )
+        s.add(row)
+        s.flush()
+        session_id = row.id
+    try:
+        record(
+            app,
+            EventType.AUTH_SIGNIN_SUCCESS,
+            actor=emp.seid,
+            interface=interface,
+            address=address,
+            obj={"seid": emp.seid, "session": session_id},
+            detail={"ended_previous": ended},
+        )
+    except AuditUnavailable:
+        _end(app, session_id, now, "audit_unavailable")
+        raise AccessDenied([AUDIT_UNAVAILABLE]) from None
+    return SignIn(token, expires, ended > 0)
+
+
+def _end(app: App, session_id: int, now: datetime, reason: str) -> None:
+    with session_scope(app.engine) as s:
+        s.execute(
+            update(SignInSession)
+            .where(SignInSession.id == session_id, SignInSession.ended_at.is_(None))
+            .values(ended_at=now, end_reason=reason)
+        )
+
+
+def authenticate(
+    app: App,
+    token: str | None,
+    *,
+    interface: str = "api",
+    address: str | None = None,
+    conn: Connection | None = None,
+) -> Employee:
+    """The employee behind a live session token; AccessDenied AUTH_REQUIRED / SESSION_EXPIRED.
+
+    An expired session is ended and recorded (auth:session:expire). The returned Employee is
+    detached (read-only use).
+    """
+    if not token:
+        raise AccessDenied([AUTH_REQUIRED])
+    now = app.clock.now()
+    if conn is None:
+        with app.engine.connect() as own:
+            row = own.execute(_SESSION_LOOKUP, {"h": sha256_hex(token)}).one_or_none()
+    else:
+        row = conn.execute(_SESSION_LOOKUP, {"h": sha256_hex(token)}).one_or_none()
+    if row is None:
+        raise AccessDenied([AUTH_REQUIRED])
+    sess = row  # the session's columns carry an s_ prefix
+    emp = _detached_employee(row)
+    if sess.s_ended_at is not None:
+        if sess.s_end_reason in ("idle", "absolute"):
+            raise AccessDenied([SESSION_EXPIRED])
+        raise AccessDenied([SUPERSEDED if sess.s_end_reason == "superseded" else AUTH_REQUIRED])
+    if not emp.active or emp.locked_at is not None:
+        _end(app, sess.s_id, now, "account_disabled")
+        raise AccessDenied([AUTH_REQUIRED])
+    idle = timedelta(minutes=app.settings.session_idle_minutes)
+    why = None
+    if now >= as_utc(sess.s_expires_at):
+        why = "absolute"
+    elif now - as_utc(sess.s_last_seen_at) >= idle:
+        why = "idle"
+    if why:
+        _end(app, sess.s_id, now, why)
+        with contextlib.suppress(AuditUnavailable):
+            record(
+                app,
+                EventType.AUTH_SESSION_EXPIRE,
+                actor=emp.seid,
+                interface=interface,
+                address=address,
+                outcome="expired",
+                obj={"seid": emp.seid, "session": sess.s_id},
+                detail={"why": why},
+            )
+        raise AccessDenied([SESSION_EXPIRED])
+    if now - as_utc(sess.s_last_seen_at) >= TOUCH_EVERY:
+        with session_scope(app.engine) as s:
+            s.execute(
+                update(SignInSession).where(SignInSession.id == sess.s_id).values(last_seen_at=now)
+            )
+    return emp
+
+
+def sign_out(
+    app: App, token: str | None, *, interface: str = "cli", address: str | None = None
+) -> bool:
+    """End the session of ``token``; True if a live session was ended. Records auth:session:end."""
+    if not token:
+        return False
+    now = app.clock.now()
+    with session_scope(app.engine) as s:
+        row = s.execute(
+            select(SignInSession.id, Employee.seid)
+            .join(Employee, Employee.id == SignInSession.employee_id)
+            .where(SignInSession.token_hash == sha256_hex(token), SignInSession.ended_at.is_(None))
+        ).one_or_none()
+        if row is None:
+            return False
+        s.execute(
+            update(SignInSession)
+            .where(SignInSession.id == row.id)
+            .values(ended_at=now, end_reason="signout")
+        )
+    record(
+        app,
+        EventType.AUTH_SESSION_END,
+        actor=row.seid,
+        interface=interface,
+        address=address,
+        obj={"seid": row.seid, "session": row.id},
+        detail={"why": "signout"},
+    )
+    return True

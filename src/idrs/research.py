@@ -1,0 +1,310 @@
+"""THE research service: the one path from an interface to the master file (DESIGN.md).
+
+Every research call from the CLI, the HTTP API and the web pages goes through :func:`run`:
+
+1. authenticate the session token (an unauthenticated call is decided and recorded too);
+2. facts   = access.facts.gather(...)     (the PIP)
+3. verdict = access.policy.decide(facts)  (the PDP)
+4. audit.log.append(entry)                committed before any data leaves; if it fails the
+                                          answer is a denial with AUDIT_UNAVAILABLE
+5. a denial raises AccessDenied(reasons, audit_index)
+6. data    = masterfile.commands.<CODE>(...)
+7. masking.apply(data, verdict.obligations) → ResearchAnswer
+
+An unknown TIN is decided and recorded like any other before NotFound is raised, so that
+someone not allowed learns nothing about whether the account exists. The entry names the
+taxpayer only by its keyed pseudonym, never by TIN or name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from idrs.access import facts as pip
+from idrs.access import masking, policy, sqlraw
+from idrs.access.decision import Verdict
+from idrs.audit import log
+from idrs.audit.events import EventType, make_event
+from idrs.context import App
+from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
+from idrs.identifiers import BadIdentifier, normalize_tin
+from idrs.masterfile.commands import COMMANDS, NEEDS_YEAR
+from idrs.people import auth
+from idrs.people.models import Employee
+
+AUDIT_UNAVAILABLE = Reason(
+    "AUDIT_UNAVAILABLE", "the access log cannot be written; nothing was shown"
+)
+_PLACE = re.compile(r"^\s*(?:([A-Za-z]{2})\b)?[\s,]*(\d{5}(?:-\d{4})?)?\s*$")
+
+
+@dataclass(frozen=True)
+class ResearchAnswer:
+    """What an allowed research call returns: masked data, what was masked, the audit index."""
+
+    command: str
+    data: Any
+    masked: list[str]
+    audit_index: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "data": self.data,
+            "masked": self.masked,
+            "audit_index": self.audit_index,
+        }
+
+
+@dataclass(frozen=True)
+class _Request:
+    command: str
+    tin: str | None
+    year: int | None
+    params: dict[str, Any]
+
+
+def valid_commands() -> list[str]:
+    return list(COMMANDS)
+
+
+def _parse(
+    command: str, tin: str | None, year: int | None, name: str | None, place: str | None, limit: int
+) -> _Request:
+    """Check the input before anything else; IdrsError with one clear line."""
+    code = (command or "").strip().upper()
+    if code not in COMMANDS:
+        raise IdrsError(f"unknown command code {command!r}; valid: {', '.join(COMMANDS)}")
+    if year is not None and not (1900 <= int(year) <= 2999):
+        raise IdrsError(f"tax year out of range: {year}")
+    if code in NEEDS_YEAR and year is None:
+        raise IdrsError(f"{code} needs a tax year (--year YYYY / year=YYYY)")
+    if code == "NAMES":
+        return _Request(code, None, year, _names_params(name, place, limit))
+    if not tin:
+        raise IdrsError(f"{code} needs a TIN")
+    try:
+        canonical = normalize_tin(tin)
+    except BadIdentifier as exc:
+        raise IdrsError(str(exc)) from None
+    return _Request(code, canonical, year, {"year": year} if year is not None else {})
+
+
+def _names_params(name: str | None, place: str | None, limit: int) -> dict[str, Any]:
+    """``name`` is ``LAST`` or ``LAST,FIRST``; ``place`` is ``ST``, ``ZIP`` or ``ST ZIP``."""
+    last, _, first = (name or "").partition(",")
+    last, first = last.strip(), first.strip()
+    if not re.fullmatch(r"[A-Za-z][A-Za-z' .-]{0,59}", last):
+        raise IdrsError("NAMES needs a last name (LAST or LAST,FIRST)")
+    if first and not re.fullmatch(r"[A-Za-z][A-Za-z' .-]{0,39}", first):
+        raise IdrsError("NAMES: the first name may hold only letters, spaces, ' . -")
+    params: dict[str, Any] = {"last": last, "first": first or None, "limit": limit}
+    if place:
+        m = _PLACE.match(place)
+        if not m or not (m.group(1) or m.group(2)):
+            raise IdrsError("NAMES: place must be a state (OH), a ZIP (45402) or both (OH 45402)")
+        params["state"] = m.group(1).upper() if m.group(1) else None
+        params["zip"] = m.group(2)[:5] if m.group(2) else None
+    return params
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One research call as the audit entry describes it (never a TIN or a name)."""
+
+    req: _Request
+    pseudonym: str | None
+    interface: str
+    address: str | None
+    case: str | None
+    contact: str | None
+    reason: str | None
+
+
+def _record(
+    app: App,
+    call: _Call,
+    *,
+    actor: str,
+    outcome: str,
+    verdict: Verdict | None,
+    codes: list[str],
+    matches: list[str] | None = None,
+) -> int:
+    """Append the one entry of this call; AccessDenied AUDIT_UNAVAILABLE if it cannot be."""
+    obj: dict[str, Any] = {"command": call.req.command}
+    if call.pseudonym is not None:
+        obj["taxpayer"] = call.pseudonym
+    if call.req.year is not None:
+        obj["year"] = call.req.year
+    if matches is not None:
+        obj["matches"] = matches  # NAMES: every taxpayer the answer reveals counts as an access
+    detail: dict[str, Any] = {
+        "case": call.case,
+        "contact": call.contact,
+        "reason_given": bool(call.reason),
+    }
+    if verdict is not None and verdict.basis:
+        detail["basis"] = verdict.basis
+    entry = make_event(
+        EventType.ACCESS_RESEARCH_DECIDE,
+        time=app.clock.now(),
+        actor=actor,
+        outcome=outcome,
+        interface=call.interface,
+        address=call.address,
+        obj=obj,
+        reasons=codes,
+        policy=verdict.policy_version if verdict is not None else None,
+        detail={k: v for k, v in detail.items() if v is not None},
+    )
+    try:
+        return log.append(app.engine, entry)
+    except IdrsError:  # AuditUnavailable and friends: no entry, no data
+        raise AccessDenied([AUDIT_UNAVAILABLE]) from None
+
+
+def run(
+    app: App,
+    *,
+    token: str | None,
+    command: str,
+    tin: str | None,
+    year: int | None = None,
+    case: str | None = None,
+    contact: str | None = None,
+    reason: str | None = None,
+    name: str | None = None,
+    place: str | None = None,
+    interface: str,
+    address: str | None = None,
+) -> ResearchAnswer:
+    """Run one research command code for the employee behind ``token``.
+
+    Callers: cli/research.py, api/research.py, the web pages. Records exactly one
+    ``access:research:decide`` entry per call that gets past input validation, allowed or
+    denied, and returns its index (in the answer or in AccessDenied.audit_index).
+    Raises IdrsError (bad input), AccessDenied (refused), NotFound (allowed, no such TIN).
+    """
+    req = _parse(command, tin, year, name, place, app.settings.names_max_matches)
+    pseudonym = app.keyring.pseudonym(req.tin) if req.tin else None
+    call = _Call(req, pseudonym, interface, address, case, contact, reason)
+    # One connection for the whole request: the session check, the lookup, the facts and the
+    # command's reads (the audit log appends on its own connection and commits first).
+    with app.engine.connect() as conn, Session(bind=conn) as s:
+        try:
+            employee = auth.authenticate(
+                app, token, interface=interface, address=address, conn=conn
+            )
+        except AccessDenied as exc:
+            idx = _record(
+                app, call, actor="anonymous", outcome="deny", verdict=None, codes=exc.codes
+            )
+            raise AccessDenied(exc.reasons, idx) from None
+        taxpayer = _lookup(s, app, req.tin)
+        verdict = _decide(s, app, employee, req, case, contact, reason)
+        if not verdict.allowed:
+            idx = _record(
+                app, call, actor=employee.seid, outcome="deny", verdict=verdict, codes=verdict.codes
+            )
+            raise AccessDenied(verdict.reasons, idx)
+        if req.command == "NAMES":
+            return _names(s, app, employee, verdict, call)
+        if taxpayer is None:
+            _record(
+                app,
+                call,
+                actor=employee.seid,
+                outcome="not_found",
+                verdict=verdict,
+                codes=verdict.codes,
+            )
+            raise NotFound("no taxpayer with that TIN")
+        idx = _record(
+            app, call, actor=employee.seid, outcome="allow", verdict=verdict, codes=verdict.codes
+        )
+        tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
+    data, masked = masking.apply(tree, verdict.obligations)
+    return ResearchAnswer(req.command, data, masked, idx)
+
+
+@dataclass(frozen=True, slots=True)
+class TaxpayerRow:
+    """The taxpayer columns the command codes read (attribute access like the model)."""
+
+    id: int
+    tin_index: bytes
+    tin_enc: bytes
+    first_name: str
+    middle_name: str
+    last_name: str
+    suffix: str
+    name_control: str
+    dob_enc: bytes | None
+    phone_enc: bytes | None
+
+
+# Hot path of every research call: straight to the driver on the request's own connection.
+_TAXPAYER_BY_INDEX = (
+    "SELECT id, tin_index, tin_enc, first_name, middle_name, last_name, suffix, name_control,"
+    " dob_enc, phone_enc FROM taxpayer WHERE tin_index = :t"
+)
+
+
+def _lookup(session: Session, app: App, tin: str | None) -> TaxpayerRow | None:
+    """The taxpayer by blind index, or None."""
+    if tin is None:
+        return None
+    rows = sqlraw.fetch(session, _TAXPAYER_BY_INDEX, {"t": app.keyring.tin_index(tin)})
+    if not rows:
+        return None
+    r = rows[0]
+    blobs = (bytes(r[1]), bytes(r[2]), *(None if b is None else bytes(b) for b in r[8:10]))
+    return TaxpayerRow(
+        int(r[0]), blobs[0], blobs[1], r[3], r[4], r[5], r[6], r[7], blobs[2], blobs[3]
+    )
+
+
+def _decide(
+    session: Session,
+    app: App,
+    employee: Employee,
+    req: _Request,
+    case: str | None,
+    contact: str | None,
+    reason: str | None,
+) -> Verdict:
+    facts = pip.gather(
+        session,
+        app,
+        employee=employee,
+        command=req.command,
+        tin=req.tin,
+        case=case,
+        contact=contact,
+        reason=reason,
+    )
+    return policy.decide(facts)
+
+
+def _names(
+    session: Session, app: App, employee: Employee, verdict: Verdict, call: _Call
+) -> ResearchAnswer:
+    """NAMES: search in memory, record every match's pseudonym, then release the answer."""
+    tree = COMMANDS["NAMES"](session, app.keyring, None, **call.req.params)
+    matches = [app.keyring.pseudonym(normalize_tin(m["tin"].value)) for m in tree["matches"]]
+    idx = _record(
+        app,
+        call,
+        actor=employee.seid,
+        outcome="allow",
+        verdict=verdict,
+        codes=verdict.codes,
+        matches=matches,
+    )
+    data, masked = masking.apply(tree, verdict.obligations)
+    return ResearchAnswer(call.req.command, data, masked, idx)
