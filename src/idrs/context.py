@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import configure_mappers
 
 from idrs.clock import Clock, SystemClock
 from idrs.config import Settings, get_settings
@@ -29,5 +30,9 @@ class App:
         if home:
             settings = settings.model_copy(update={"home": home})
         keyring = Keyring.load(settings.home)
+        # Resolve every mapper now (a fresh process may otherwise meet an unconfigured one).
+        import idrs.models  # noqa: F401
+
+        configure_mappers()
         return cls(settings=settings, engine=engine_for(settings.database_url), keyring=keyring,
                    clock=clock or SystemClock())

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from idrs.access import facts as pip
-from idrs.access import masking, policy, sqlraw
+from idrs.access import masking, policy, ratelimit, sqlraw
 from idrs.access.decision import Verdict
+from idrs.adjustments import history, trail
 from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
@@ -134,9 +137,12 @@ def _record(
     verdict: Verdict | None,
     codes: list[str],
     matches: list[str] | None = None,
+    as_of: date | None = None,
 ) -> int:
     """Append the one entry of this call; AccessDenied AUDIT_UNAVAILABLE if it cannot be."""
     obj: dict[str, Any] = {"command": call.req.command}
+    if as_of is not None:
+        obj["as_of"] = as_of.isoformat()
     if call.pseudonym is not None:
         obj["taxpayer"] = call.pseudonym
     if call.req.year is not None:
@@ -182,8 +188,11 @@ def run(
     place: str | None = None,
     interface: str,
     address: str | None = None,
+    as_of: date | None = None,
 ) -> ResearchAnswer:
     """Run one research command code for the employee behind ``token``.
+
+    ``as_of`` (ENMOD and TXMOD only) shows the account as it stood at the end of that day.
 
     Callers: cli/research.py, api/research.py, the web pages. Records exactly one
     ``access:research:decide`` entry per call that gets past input validation, allowed or
@@ -191,6 +200,8 @@ def run(
     Raises IdrsError (bad input), AccessDenied (refused), NotFound (allowed, no such TIN).
     """
     req = _parse(command, tin, year, name, place, app.settings.names_max_matches)
+    if as_of is not None and req.command not in history.AS_OF:
+        raise IdrsError(f"--as-of works with {', '.join(sorted(history.AS_OF))} only")
     pseudonym = app.keyring.pseudonym(req.tin) if req.tin else None
     call = _Call(req, pseudonym, interface, address, case, contact, reason)
     # One connection for the whole request: the session check, the lookup, the facts and the
@@ -225,11 +236,41 @@ def run(
             )
             raise NotFound("no taxpayer with that TIN")
         idx = _record(
-            app, call, actor=employee.seid, outcome="allow", verdict=verdict, codes=verdict.codes
+            app, call, actor=employee.seid, outcome="allow", verdict=verdict, codes=verdict.codes,
+            as_of=as_of,
         )
-        tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
+        _note_allowed(app, token, employee.id, [taxpayer.tin_index], req.command, req.year)
+        if as_of is not None:
+            tree = history.AS_OF[req.command](s, app.keyring, taxpayer, **req.params, as_of=as_of)
+        else:
+            tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
     data, masked = masking.apply(tree, verdict.obligations)
     return ResearchAnswer(req.command, data, masked, idx)
+
+
+def _note_allowed(
+    app: App,
+    token: str | None,
+    employee_id: int,
+    tin_indexes: list[bytes],
+    command: str,
+    year: int | None,
+) -> None:
+    """After an allowed, recorded access: count it toward the daily ceiling (RATE_LIMITED) and
+    chain it to the sign-in session (the prerequisite research of adjustments). One short
+    transaction; if it fails, nothing is shown (the entry already says what was decided)."""
+    if not tin_indexes:
+        return
+    try:
+        with Session(app.engine) as ws, ws.begin():
+            ratelimit.note_access(ws, employee_id, app.clock.now().date(), tin_indexes)
+            if token and command != "NAMES":
+                trail.note_on(
+                    ws, app, token=token, employee_id=employee_id, tin_index=tin_indexes[0],
+                    command=command, year=year,
+                )
+    except SQLAlchemyError:
+        raise AccessDenied([AUDIT_UNAVAILABLE]) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +337,14 @@ def _names(
 ) -> ResearchAnswer:
     """NAMES: search in memory, record every match's pseudonym, then release the answer."""
     tree = COMMANDS["NAMES"](session, app.keyring, None, **call.req.params)
-    matches = [app.keyring.pseudonym(normalize_tin(m["tin"].value)) for m in tree["matches"]]
+    # A name search must not become a way around the conflict rules: matches the employee
+    # could not open are not revealed at all (not even masked).
+    tins = [normalize_tin(m["tin"].value) for m in tree["matches"]]
+    indexes = [app.keyring.tin_index(t) for t in tins]
+    blocked = pip.screen_matches(session, app, employee, indexes)
+    keep = [i for i, ix in enumerate(indexes) if ix not in blocked]
+    tree["matches"] = [tree["matches"][i] for i in keep]
+    matches = [app.keyring.pseudonym(tins[i]) for i in keep]
     idx = _record(
         app,
         call,
@@ -306,5 +354,7 @@ def _names(
         codes=verdict.codes,
         matches=matches,
     )
+    # Each match revealed counts as an access toward the daily ceiling.
+    _note_allowed(app, None, employee.id, [indexes[i] for i in keep], "NAMES", None)
     data, masked = masking.apply(tree, verdict.obligations)
     return ResearchAnswer(call.req.command, data, masked, idx)

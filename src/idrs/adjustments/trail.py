@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 from idrs.context import App
@@ -78,15 +78,22 @@ def note(app: App, *, token: str | None, employee_id: int, tin: str, command: st
     """
     if not token:
         return
+    with app.engine.begin() as conn:
+        note_on(conn, app, token=token, employee_id=employee_id,
+                tin_index=app.keyring.tin_index(normalize_tin(tin)), command=command, year=year)
+
+
+def note_on(conn: Connection | Session, app: App, *, token: str, employee_id: int,
+            tin_index: bytes, command: str, year: int | None) -> None:
+    """:func:`note` inside the caller's transaction (the research service batches it)."""
     # One INSERT ... SELECT statement: on SQLite it takes the write lock at its start (no
     # read-then-upgrade race); an unknown token simply inserts nothing.
     sql = _insert_sql(command).replace(":s, ", "s.id, ") + " FROM signin_session s WHERE s.token_hash = :h"
-    with app.engine.begin() as conn:
-        conn.execute(text(sql), {
-            "h": sha256_hex(token), "e": employee_id,
-            "t": app.keyring.tin_index(normalize_tin(tin)), "c": command, "y": year,
-            "at": _at(conn.dialect.name, app.clock.now()),
-        })
+    dialect = conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name
+    conn.execute(text(sql), {
+        "h": sha256_hex(token), "e": employee_id, "t": tin_index, "c": command, "y": year,
+        "at": _at(dialect, app.clock.now()),
+    })
 
 
 def prerequisite(session: Session, *, signin_session_id: int, employee_id: int,

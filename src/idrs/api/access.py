@@ -28,7 +28,7 @@ from idrs.people.models import Employee
 router = APIRouter(tags=["access"])
 
 SECURITY_STAFF = frozenset({"security_admin", "privacy_analyst", "privacy_officer"})
-EXPLAIN_EVENT = getattr(EventType, "ACCESS_EXPLAIN", "access:explain:run")
+EXPLAIN_EVENT = EventType.ACCESS_EXPLAIN
 
 
 class ContactIn(BaseModel):

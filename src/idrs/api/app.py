@@ -57,7 +57,12 @@ def _error(_request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(app: App) -> FastAPI:
     """The FastAPI application serving ``app`` (settings, engine, keys, clock)."""
+    from idrs.access import policy
     from idrs.api import research, sessions
+
+    # Refuse to start on a policy that does not parse or validate; record a new version.
+    policy.loaded()
+    policy.record_version(app)
 
     api = FastAPI(
         title="idrs",

@@ -8,6 +8,7 @@ decides, records and masks. 200 ``{"command", "data", "masked", "audit_index"}``
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -53,6 +54,9 @@ def account_research(
     reason: str | None = Query(None, max_length=500, description="stated reason"),
     year: int | None = Query(None, ge=1900, le=2999, description="tax year (TXMOD, RTVUE)"),
     place: str | None = Query(None, max_length=20, description="NAMES only: ST, ZIP or 'ST ZIP'"),
+    as_of: date | None = Query(
+        None, description="ENMOD/TXMOD: the account as it stood at the end of this day"
+    ),
 ) -> ResearchOut:
     is_names = command.strip().upper() == "NAMES"  # the path's {tin} is then the name query
     ans = research.run(
@@ -68,6 +72,7 @@ def account_research(
         reason=reason,
         interface="api",
         address=client_address(request),
+        as_of=as_of,
     )
     return ResearchOut(**ans.as_dict())
 

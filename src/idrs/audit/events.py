@@ -14,6 +14,8 @@ from typing import Any
 
 class EventType(StrEnum):
     ACCESS_ADJUSTMENT_DECIDE = "access:adjustment:decide"
+    ACCESS_EXPLAIN = "access:explain:run"
+    ACCESS_INDEX_REBUILD = "system:conflict-index:rebuild"
     ACCESS_RESEARCH_DECIDE = "access:research:decide"
     ACCESS_SELF_REPORT = "access:research:self-report"
     ADMIN_CASE_ASSIGN = "admin:case:assign"

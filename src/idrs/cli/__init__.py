@@ -98,7 +98,14 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # click usage errors and the like
         import click
 
-        if isinstance(exc, click.exceptions.UsageError):
+        usage_errors: tuple[type[BaseException], ...] = (click.exceptions.UsageError,)
+        try:  # newer Typer vendors its own click; its UsageError is a different class
+            from typer._click import exceptions as typer_click_exceptions  # type: ignore
+
+            usage_errors += (typer_click_exceptions.UsageError,)
+        except ImportError:
+            pass
+        if isinstance(exc, usage_errors):
             exc.show()
             raise SystemExit(2) from None
         if isinstance(exc, click.exceptions.Abort):

@@ -39,8 +39,8 @@ app.add_typer(relationship_app, name="relationship")
 app.add_typer(access_app, name="access")
 
 # Event types not (yet) in idrs.audit.events.EventType; make_event only needs their string.
-EXPLAIN_EVENT = getattr(EventType, "ACCESS_EXPLAIN", "access:explain:run")
-REBUILD_EVENT = getattr(EventType, "ACCESS_INDEX_REBUILD", "system:conflict-index:rebuild")
+EXPLAIN_EVENT = EventType.ACCESS_EXPLAIN
+REBUILD_EVENT = EventType.ACCESS_INDEX_REBUILD
 
 
 def _actor() -> service.Actor:

@@ -9,6 +9,7 @@ and exits 1.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import typer
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from idrs import research
 from idrs.cli import app
-from idrs.cli.common import JsonOpt, console, open_app, print_json
+from idrs.cli.common import JsonOpt, console, fail, open_app, print_json
 from idrs.cli.people import read_token
 
 
@@ -29,15 +30,22 @@ def research_cmd(
     reason: str | None = typer.Option(None, "--reason", help="stated reason (NAMES needs one)"),
     year: int | None = typer.Option(None, "--year", help="tax year (TXMOD and RTVUE need it)"),
     place: str | None = typer.Option(None, "--place", help="NAMES only: ST, ZIP or 'ST ZIP'"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="ENMOD/TXMOD: the account as it stood at the end of YYYY-MM-DD"
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Run a research command code as the employee signed in with 'idrs login'."""
     a = open_app()
+    try:
+        as_of_day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        fail(f"--as-of: not a date (YYYY-MM-DD): {as_of!r}")
     is_names = command.strip().upper() == "NAMES"
     ans = research.run(
         a, token=read_token(a.settings.home), command=command, tin=None if is_names else tin,
         name=tin if is_names else None, place=place, year=year, case=case, contact=contact,
-        reason=reason, interface="cli",
+        reason=reason, interface="cli", as_of=as_of_day,
     )
     if json_out:
         print_json(ans.as_dict())

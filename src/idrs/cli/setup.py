@@ -22,6 +22,7 @@ import typer
 from sqlalchemy import select
 
 from idrs import migrate
+from idrs.access import policy
 from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.cli import app
@@ -46,6 +47,10 @@ def initialize() -> tuple[App, dict[str, str] | None]:
     keyring = Keyring.create(settings.home)
     _ensure_signing_key(settings.home)
     a = App(settings=settings, engine=engine, keyring=keyring)
+    # A policy file that does not parse or validate stops the system here, not at the first
+    # request; a new policy version is itself recorded.
+    policy.loaded()
+    policy.record_version(a)
     actor = operator_actor()
     log.append(engine, make_event(EventType.SYSTEM_SCHEMA_INIT, time=a.clock.now(), actor=actor,
                                   outcome="success", interface="cli"))

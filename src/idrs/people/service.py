@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from idrs.access import conflicts
 from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
@@ -151,6 +152,8 @@ def create_employee(
         )
         s.add(emp)
         s.flush()
+        # The new employee's conflicts (own, spouse, relatives...) from day one, same transaction.
+        conflicts.refresh_for_employees(s, app, [emp.id])
         return emp
 
     def _record(emp: Employee, unit_code: str) -> None:
