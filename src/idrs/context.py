@@ -34,5 +34,8 @@ class App:
         import idrs.models  # noqa: F401
 
         configure_mappers()
-        return cls(settings=settings, engine=engine_for(settings.database_url), keyring=keyring,
-                   clock=clock or SystemClock())
+        engine = engine_for(settings.database_url)
+        from idrs.audit import log  # checkpoints of this engine are signed with this IDRS_HOME
+
+        log.configure(engine, settings)
+        return cls(settings=settings, engine=engine, keyring=keyring, clock=clock or SystemClock())

@@ -8,8 +8,6 @@ the account is locked.
 
 from __future__ import annotations
 
-import importlib
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -18,15 +16,6 @@ from idrs.errors import AccessDenied, IdrsError
 
 API_PREFIX = "/api/v1"
 _UNAUTHENTICATED = frozenset({"AUTH_REQUIRED", "AUTH_FAILED", "SESSION_EXPIRED"})
-#: Routers of other packages, mounted when their module exists.
-OPTIONAL_ROUTERS = (
-    "idrs.api.audit",
-    "idrs.api.access",
-    "idrs.api.adjustments",
-    "idrs.api.grants",
-    "idrs.api.detection",
-    "idrs.api.oversight",
-)
 
 
 def denial_status(exc: AccessDenied) -> int:
@@ -58,7 +47,17 @@ def _error(_request: Request, exc: Exception) -> JSONResponse:
 def create_app(app: App) -> FastAPI:
     """The FastAPI application serving ``app`` (settings, engine, keys, clock)."""
     from idrs.access import policy
-    from idrs.api import research, sessions
+    from idrs.api import (
+        access,
+        adjustments,
+        audit,
+        detection,
+        grants,
+        middleware,
+        research,
+        sessions,
+    )
+    from idrs.web import app as web
 
     # Refuse to start on a policy that does not parse or validate; record a new version.
     policy.loaded()
@@ -76,44 +75,11 @@ def create_app(app: App) -> FastAPI:
     api.state.app = app
     api.add_exception_handler(AccessDenied, _denied)
     api.add_exception_handler(IdrsError, _error)
-    api.include_router(sessions.router, prefix=API_PREFIX)
-    api.include_router(research.router, prefix=API_PREFIX)
-    for name in OPTIONAL_ROUTERS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        router = getattr(module, "router", None)
-        if router is not None:
-            api.include_router(router, prefix=API_PREFIX)
-    _mount_web(api, app)
-    _install_middleware(api)
+    for module in (sessions, research, audit, access, adjustments, grants, detection):
+        api.include_router(module.router, prefix=API_PREFIX)
+    web.mount(api, app)
+    # Security headers, request ids, the body limit; errors as application/problem+json that
+    # keep the contract's keys (decision, reasons, audit_index, error).
+    middleware.install(api)
+    middleware.install_problem_handlers(api)
     return api
-
-
-def _install_middleware(api: FastAPI) -> None:
-    """Security headers, request ids and the body limit, when idrs.api.middleware exists."""
-    try:
-        middleware = importlib.import_module("idrs.api.middleware")
-    except ModuleNotFoundError as exc:
-        if exc.name != "idrs.api.middleware":
-            raise
-        return
-    install = getattr(middleware, "install", None)
-    if install is not None:
-        install(api)
-
-
-def _mount_web(api: FastAPI, app: App) -> None:
-    """Mount the web interface if the web package provides ``mount(api, app)``."""
-    try:
-        web = importlib.import_module("idrs.web.app")
-    except ModuleNotFoundError as exc:
-        if exc.name != "idrs.web.app":
-            raise
-        return
-    mount = getattr(web, "mount", None)
-    if mount is not None:
-        mount(api, app)

@@ -1,0 +1,306 @@
+"""HTTP hardening for the API and the pages: headers, request ids, body limit, problem+json.
+
+``install(api)`` adds one pure-ASGI middleware (it never buffers responses) that
+
+- gives every answer an ``X-Request-ID`` (the client's, when it is a short safe token, else
+  a new random one), also available to handlers as ``request.state.request_id``;
+- refuses a request body larger than ``max_body`` bytes with 413 (by Content-Length before
+  reading, and while streaming for chunked bodies), before any handler runs;
+- adds the security headers: a Content-Security-Policy with no inline script (unless the
+  route set its own), ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` and
+  ``frame-ancestors 'none'``, ``Referrer-Policy: no-referrer``, ``Cross-Origin-Opener-Policy``,
+  ``Permissions-Policy``, ``Cache-Control: no-store`` on everything but static files, and
+  ``Strict-Transport-Security`` only when the request came over TLS.
+
+``problem(...)`` builds an RFC 9457 ``application/problem+json`` answer;
+``install_problem_handlers(api)`` answers IdrsError / AccessDenied / validation errors /
+HTTP errors in that format, keeping the contract's keys (``decision``, ``reasons``,
+``audit_index`` for a denial; ``error`` for other refusals) as extension members.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from idrs.errors import AccessDenied, IdrsError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PROBLEM_TYPE = "application/problem+json"
+DEFAULT_MAX_BODY = 1024 * 1024
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+#: FastAPI's interactive docs page loads Swagger UI from a CDN with an inline bootstrap script.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: "
+    "https://fastapi.tiangolo.com; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+HSTS = "max-age=31536000; includeSubDomains"
+_STATUS_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    423: "Locked",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    type_: str = "about:blank",
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """An ``application/problem+json`` answer (RFC 9457) with extension members."""
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title or _STATUS_TITLES.get(status, "Error"),
+        "status": status,
+    }
+    if detail is not None:
+        body["detail"] = detail
+    if request_id is not None:
+        body["request_id"] = request_id
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_TYPE, headers=headers)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate: str = bytes(value).decode("latin-1")
+            if _SAFE_ID.match(candidate):
+                return candidate
+    return secrets.token_hex(16)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class HardeningMiddleware:
+    """The pure-ASGI middleware ``install`` adds (see the module docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body: int = DEFAULT_MAX_BODY,
+        docs_path: str = "/api/v1/docs",
+        static_prefix: str = "/static/",
+    ) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.docs_path = docs_path
+        self.static_prefix = static_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        tls = scope.get("scheme") == "https"
+        path = scope.get("path", "")
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = self._headers(list(message.get("headers", [])), rid, tls, path)
+            await send(message)
+
+        declared = self._content_length(scope)
+        if declared is not None and declared > self.max_body:
+            await self._too_large(rid, send_with_headers)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except _TooLarge:
+            if not started:
+                await self._too_large(rid, send_with_headers)
+
+    @staticmethod
+    def _content_length(scope: Scope) -> int | None:
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return None
+        return None
+
+    async def _too_large(self, rid: str, send: Send) -> None:
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": "Content Too Large",
+                "status": 413,
+                "detail": f"the request body exceeds {self.max_body} bytes",
+                "request_id": rid,
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _headers(
+        self, headers: list[tuple[bytes, bytes]], rid: str, tls: bool, path: str
+    ) -> list[tuple[bytes, bytes]]:
+        present = {name.lower() for name, _ in headers}
+
+        def add(name: str, value: str) -> None:
+            if name.encode() not in present:
+                headers.append((name.encode(), value.encode()))
+
+        add("x-request-id", rid)
+        add("content-security-policy", DOCS_CSP if path == self.docs_path else CSP)
+        add("x-content-type-options", "nosniff")
+        add("x-frame-options", "DENY")
+        add("referrer-policy", "no-referrer")
+        add("cross-origin-opener-policy", "same-origin")
+        add("permissions-policy", "camera=(), microphone=(), geolocation=(), payment=()")
+        # answers may hold taxpayer data: never cached; the static files are public and fixed
+        add(
+            "cache-control",
+            "public, max-age=3600" if path.startswith(self.static_prefix) else "no-store",
+        )
+        if tls:
+            add("strict-transport-security", HSTS)
+        return headers
+
+
+def install(api: FastAPI, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+    """Add the hardening middleware to ``api`` once (call from create_app, before serving)."""
+    if getattr(api.state, "idrs_hardening", False):
+        return
+    docs = f"{api.docs_url}" if api.docs_url else "/api/v1/docs"
+    api.add_middleware(HardeningMiddleware, max_body=max_body, docs_path=docs)
+    api.state.idrs_hardening = True
+
+
+# -- problem+json error handlers (optional; keep the contract's keys) ----------------------
+
+
+def _rid(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _denied(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AccessDenied)
+    codes = set(exc.codes)
+    status = (
+        423
+        if "ACCOUNT_LOCKED" in codes
+        else (
+            401 if codes and codes <= {"AUTH_REQUIRED", "AUTH_FAILED", "SESSION_EXPIRED"} else 403
+        )
+    )
+    if "RATE_LIMITED" in codes and status == 403:
+        status = 429
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return problem(
+        status,
+        "; ".join(r.message for r in exc.reasons),
+        request_id=_rid(request),
+        headers=headers,
+        decision="deny",
+        reasons=[r.as_dict() for r in exc.reasons],
+        audit_index=exc.audit_index,
+    )
+
+
+def _error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IdrsError)
+    extra: dict[str, Any] = {"error": str(exc)}
+    problems = getattr(exc, "problems", None)
+    if problems:
+        extra["problems"] = list(problems)
+    return problem(exc.status_code, str(exc), request_id=_rid(request), **extra)
+
+
+def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+        for e in exc.errors()
+    ]
+    return problem(
+        422,
+        "the request does not validate",
+        request_id=_rid(request),
+        error="; ".join(problems[:5]),
+        problems=problems,
+    )
+
+
+def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    return problem(
+        exc.status_code,
+        detail,
+        request_id=_rid(request),
+        headers=dict(exc.headers) if exc.headers else None,
+        error=detail,
+    )
+
+
+def install_problem_handlers(api: FastAPI) -> None:
+    """Answer every error of ``api`` as problem+json (denials keep decision/reasons/audit_index)."""
+    api.add_exception_handler(AccessDenied, _denied)
+    api.add_exception_handler(IdrsError, _error)
+    api.add_exception_handler(RequestValidationError, _invalid)
+    api.add_exception_handler(StarletteHTTPException, _http)

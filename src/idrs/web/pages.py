@@ -1,0 +1,423 @@
+"""Pages of the watching roles: audit log, approvals, alert desk, grants, oversight, unlocks.
+
+Each page calls only the owning package's service functions; those functions check and
+record. Where a service function does not check the caller's role itself (it was written
+for the local operator), the page checks it first and refuses with NOT_IN_PROFILE.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from idrs.adjustments import service as adjustments
+from idrs.audit import service as audit
+from idrs.detection import triage
+from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFailed
+from idrs.grants import service as grants
+from idrs.people import service as people
+from idrs.web.render import WebRoute, page, posted
+from idrs.web.security import WebUser, app_of, client_address, current_user
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+OVERSIGHT_ROLES = frozenset({"privacy_officer", "authorizing_official", "auditor"})
+GRANT_ROLES = frozenset({"privacy_officer", "authorizing_official", "security_admin"})
+#: The report's own stylesheet and charts are inline (it is a standalone document); it has
+#: no script, so this page may allow inline style and data: images and nothing else.
+REPORT_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _require(user: WebUser, roles: frozenset[str], what: str) -> None:
+    if not roles & user.roles:
+        raise AccessDenied(
+            [Reason("NOT_IN_PROFILE", f"{what} needs one of the roles " + ", ".join(sorted(roles)))]
+        )
+
+
+def _int(value: str | None, what: str) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        raise IdrsError(f"{what} must be a whole number") from None
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def _audit_state(request: Request) -> dict[str, Any]:
+    app = app_of(request)
+    try:
+        note = audit.latest_checkpoint(app)
+    except NotFound:
+        note = None
+    return {"checkpoint": note, "size": audit.tree_size(app)}
+
+
+@router.get("/audit")
+async def audit_page(request: Request) -> HTMLResponse:
+    user = current_user(request)
+    state = await run_in_threadpool(_audit_state, request)
+    return page(request, "audit.html", user, report=None, **state)
+
+
+@router.post("/audit/verify")
+async def audit_verify(request: Request) -> HTMLResponse:
+    """Verify the whole log now (auditor). Records audit:log:verify."""
+    user, _ = await posted(request)
+    audit.require_auditor(user.employee)
+    app = app_of(request)
+    report = await run_in_threadpool(lambda: audit.verify(app, user.seid, interface="web"))
+    state = await run_in_threadpool(_audit_state, request)
+    return page(
+        request, "audit.html", user, status=200 if report.get("ok") else 409, report=report, **state
+    )
+
+
+@router.post("/audit/export")
+async def audit_export(request: Request) -> Response:
+    """The export (entries.jsonl, checkpoint, key.vkey) as one zip (auditor). Recorded."""
+    user, _ = await posted(request)
+    audit.require_auditor(user.employee)
+    app = app_of(request)
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="idrs-export-") as tmp:
+            out = Path(tmp) / "export"
+            audit.export(app, out, user.seid, interface="web")
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                for f in sorted(out.iterdir()):
+                    zf.write(f, f"idrs-audit-export/{f.name}")
+            return buf.getvalue()
+
+    data = await run_in_threadpool(build)
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": 'attachment; filename="idrs-audit-export.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+# -- adjustments: the approver's queue -----------------------------------------------------
+
+
+@router.get("/adjustments")
+async def adjustments_page(request: Request) -> HTMLResponse:
+    """Pending requests (managers). The service checks the role and records the listing."""
+    user = current_user(request)
+    app = app_of(request)
+    out = await run_in_threadpool(
+        lambda: adjustments.pending(
+            app, token=user.token, interface="web", origin=client_address(request)
+        )
+    )
+    return page(
+        request,
+        "adjustments.html",
+        user,
+        items=out["adjustments"],
+        done=request.query_params.get("done"),
+    )
+
+
+@router.post("/adjustments/{adjustment_id}/{decision}")
+async def adjustments_decide(request: Request, adjustment_id: int, decision: str) -> Response:
+    user, form = await posted(request)
+    if decision not in ("approve", "reject"):
+        raise NotFound("no such decision")
+    fn = adjustments.approve if decision == "approve" else adjustments.reject
+    app = app_of(request)
+    note = (form.get("note") or "").strip() or None
+    res = await run_in_threadpool(
+        lambda: fn(
+            app,
+            token=user.token,
+            adjustment_id=adjustment_id,
+            note=note,
+            interface="web",
+            origin=client_address(request),
+        )
+    )
+    return RedirectResponse(f"/adjustments?done={res.adjustment_id}:{res.status}", status_code=303)
+
+
+# -- adjustments: the request form ---------------------------------------------------------
+
+ADJUST_FIELDS = (
+    "tin",
+    "command",
+    "case",
+    "contact",
+    "reason",
+    "tax_year",
+    "tc",
+    "amount",
+    "action_code",
+    "date",
+    "street",
+    "city",
+    "state",
+    "zip",
+)
+
+
+def _adjust_kwargs(form: dict[str, str]) -> dict[str, Any]:
+    """The request's fields from the form; empty fields are left out (the service validates)."""
+    v = {k: (form.get(k) or "").strip()[:500] for k in ADJUST_FIELDS}
+    kw: dict[str, Any] = {k: v[k] for k in ("tc", "amount", "action_code", "date") if v[k]}
+    if v["tax_year"]:
+        kw["tax_year"] = _int(v["tax_year"], "tax year")
+    if any(v[k] for k in ("street", "city", "state", "zip")):
+        kw["address"] = {k: v[k] for k in ("street", "city", "state", "zip")}
+    return kw
+
+
+@router.get("/adjust")
+def adjust_form(request: Request) -> HTMLResponse:
+    user = current_user(request)
+    return page(request, "adjust.html", user, v={}, result=None, problems=[], refusal=None)
+
+
+@router.post("/adjust")
+async def adjust_request(request: Request) -> HTMLResponse:
+    """Request an adjustment (ENREQ, ADJ54, REQ77): applied at once or left for a second person.
+
+    The service decides and records everything (profile, need to know, conflicts, the
+    prerequisite research in this sign-in session, two-person triggers).
+    """
+    user, form = await posted(request)
+    app = app_of(request)
+    v = {k: (form.get(k) or "").strip()[:500] for k in ADJUST_FIELDS}
+    ctx: dict[str, Any] = {"v": v, "result": None, "problems": [], "refusal": None}
+    status = 201
+    try:
+        kw = _adjust_kwargs(form)
+        res = await run_in_threadpool(
+            lambda: adjustments.request(
+                app,
+                token=user.token,
+                tin=v["tin"],
+                command=v["command"],
+                case=v["case"] or None,
+                contact=v["contact"] or None,
+                reason=v["reason"] or None,
+                interface="web",
+                origin=client_address(request),
+                **kw,
+            )
+        )
+        ctx["result"] = res
+    except ValidationFailed as exc:
+        status, ctx["problems"] = 422, exc.problems
+    except AccessDenied as exc:
+        if set(exc.codes) <= {"AUTH_REQUIRED", "SESSION_EXPIRED"}:
+            raise
+        status, ctx["refusal"] = 403, exc
+    return page(request, "adjust.html", user, status=status, **ctx)
+
+
+# -- the privacy analyst's alert desk -----------------------------------------------------
+
+
+def _by_week(alerts: list[dict[str, Any]]) -> list[tuple[str, dict[str, int]]]:
+    from datetime import date
+
+    weeks: dict[str, dict[str, int]] = {}
+    for a in alerts:
+        y, w, _ = date.fromisoformat(a["day"]).isocalendar()
+        cell = weeks.setdefault(f"{y}-W{w:02d}", {})
+        cell[a["category"]] = cell.get(a["category"], 0) + 1
+    return sorted(weeks.items())
+
+
+@router.get("/alerts")
+async def alerts_page(request: Request) -> HTMLResponse:
+    user = current_user(request)
+    app = app_of(request)
+    state = request.query_params.get("state") or None
+    if state not in (None, "open", "assigned", "dismissed", "referred"):
+        raise IdrsError("state: one of open, assigned, dismissed, referred")
+    alerts = await run_in_threadpool(
+        lambda: triage.list_alerts(app, state=state, analyst=user.seid)
+    )
+    for a in alerts:
+        a["signal_names"] = sorted(
+            {
+                str(x.get("name", x)) if isinstance(x, dict) else str(x)
+                for x in a.get("signals") or []
+            }
+        )
+    weeks = _by_week(alerts)
+    categories = sorted({c for _, cell in weeks for c in cell})
+    peak = max((n for _, cell in weeks for n in cell.values()), default=1)
+    return page(
+        request,
+        "alerts.html",
+        user,
+        alerts=alerts,
+        state=state or "",
+        weeks=weeks,
+        categories=categories,
+        peak=peak,
+    )
+
+
+@router.get("/alerts/{alert_id}")
+async def alert_page(request: Request, alert_id: str) -> HTMLResponse:
+    user = current_user(request)
+    app = app_of(request)
+    alert = await run_in_threadpool(
+        lambda: triage.show(app, alert_id[:40], analyst=user.seid, interface="web")
+    )
+    return page(request, "alert.html", user, alert=alert)
+
+
+@router.post("/alerts/{alert_id}/{action}")
+async def alert_act(request: Request, alert_id: str, action: str) -> Response:
+    user, form = await posted(request)
+    app = app_of(request)
+    note = (form.get("note") or "").strip()[:2000]
+    aid = alert_id[:40]
+    steps = {
+        "assign": lambda: triage.assign(app, alert_id=aid, analyst=user.seid, interface="web"),
+        "review": lambda: triage.review(
+            app, alert_id=aid, analyst=user.seid, note=note, interface="web"
+        ),
+        "dismiss": lambda: triage.dismiss(
+            app, alert_id=aid, analyst=user.seid, reason=note, interface="web"
+        ),
+        "refer": lambda: triage.refer(
+            app, alert_id=aid, analyst=user.seid, note=note, interface="web"
+        ),
+    }
+    if action not in steps:
+        raise NotFound("no such triage action")
+    await run_in_threadpool(steps[action])
+    return RedirectResponse(f"/alerts/{aid}", status_code=303)
+
+
+# -- grants and their approvals -----------------------------------------------------------
+
+
+@router.get("/grants")
+async def grants_page(request: Request) -> HTMLResponse:
+    user = current_user(request)
+    _require(user, GRANT_ROLES, "the grants page")
+    app = app_of(request)
+    rows = await run_in_threadpool(lambda: grants.list_grants(app))
+    return page(request, "grants.html", user, grants=rows)
+
+
+@router.get("/grants/{grant_id}")
+async def grant_page(request: Request, grant_id: int) -> HTMLResponse:
+    user = current_user(request)
+    _require(user, GRANT_ROLES, "the grants page")
+    app = app_of(request)
+    g = await run_in_threadpool(lambda: grants.show_grant(app, grant_id))
+    return page(request, "grant.html", user, g=g, done=request.query_params.get("done"))
+
+
+@router.post("/grants/{grant_id}/approve")
+async def grant_approve(request: Request, grant_id: int) -> Response:
+    """One approval with a re-entered one-time code (the service checks role and person)."""
+    user, form = await posted(request)
+    app = app_of(request)
+    actor = grants.Actor(user.seid, "web", client_address(request))
+    res = await run_in_threadpool(
+        lambda: grants.approve_grant(
+            app, user.employee, grant_id=grant_id, otp=(form.get("otp") or "")[:10], actor=actor
+        )
+    )
+    return RedirectResponse(f"/grants/{grant_id}?done={res['status']}", status_code=303)
+
+
+@router.post("/grants/{grant_id}/{closing}")
+async def grant_close(request: Request, grant_id: int, closing: str) -> Response:
+    """Revoke or end a grant with a reason (an approving role; the service checks it)."""
+    user, form = await posted(request)
+    if closing not in ("revoke", "end"):
+        raise NotFound("no such action")
+    fn = grants.revoke_grant if closing == "revoke" else grants.end_grant
+    app = app_of(request)
+    actor = grants.Actor(user.seid, "web", client_address(request))
+    reason = (form.get("reason") or "").strip()[:2000]
+    res = await run_in_threadpool(
+        lambda: fn(app, user.employee, grant_id=grant_id, reason=reason, actor=actor)
+    )
+    return RedirectResponse(f"/grants/{grant_id}?done={res['status']}", status_code=303)
+
+
+# -- the oversight report ------------------------------------------------------------------
+
+
+@router.get("/oversight")
+def oversight_form(request: Request) -> HTMLResponse:
+    user = current_user(request)
+    _require(user, OVERSIGHT_ROLES, "the oversight report")
+    return page(request, "oversight.html", user)
+
+
+@router.post("/oversight")
+async def oversight_report(request: Request) -> Response:
+    """Build the report (recorded: oversight:report:generate) and show its HTML."""
+    from idrs.oversight import render, report
+
+    user, form = await posted(request)
+    _require(user, OVERSIGHT_ROLES, "the oversight report")
+    app = app_of(request)
+    grant = (form.get("grant") or "").strip()
+    unit = (form.get("unit") or "").strip() or None
+    seids = [s for s in (form.get("seids") or "").replace(",", " ").split() if s] or None
+    actor = grants.Actor(user.seid, "web", client_address(request))
+
+    def build() -> bytes:
+        rep = report.build(
+            app,
+            grant_id=_int(grant, "grant") if grant else None,
+            seids=seids,
+            unit=unit,
+            actor=actor,
+        )
+        return render.to_html(rep)
+
+    html = await run_in_threadpool(build)
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": REPORT_CSP, "Cache-Control": "no-store"}
+    )
+
+
+# -- security administration: unlocks ----------------------------------------------------
+
+
+@router.get("/admin")
+def admin_page(request: Request) -> HTMLResponse:
+    user = current_user(request)
+    _require(user, frozenset({"security_admin"}), "security administration")
+    return page(request, "admin.html", user, done=request.query_params.get("done"))
+
+
+@router.post("/admin/unlock")
+async def admin_unlock(request: Request) -> Response:
+    """Unlock an account (a security administrator, never their own). Recorded."""
+    user, form = await posted(request)
+    app = app_of(request)
+    seid = (form.get("seid") or "").strip()[:16]
+    await run_in_threadpool(
+        lambda: people.unlock(
+            app, user.seid, seid=seid, interface="web", address=client_address(request)
+        )
+    )
+    return RedirectResponse(f"/admin?done={seid.upper()}", status_code=303)
