@@ -25,6 +25,7 @@ from idrs.access import ratelimit
 from idrs.access.sqlraw import fetch
 from idrs.context import App
 from idrs.errors import ValidationFailed
+from idrs.grants.facts import GrantFacts, grant_facts
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.people.models import Employee
 
@@ -79,6 +80,10 @@ class Facts:
     rate_count: int = 0
     rate_limit: int = 0
     rate_exceeded: bool = False
+    #: this taxpayer is already among today's distinct taxpayers of the employee
+    seen_today: bool = False
+    #: grants, prerequisites and UNAX training (idrs.grants.facts); None → the safe side
+    grant: GrantFacts | None = None
 
     @property
     def case_found(self) -> str | None:
@@ -160,6 +165,7 @@ def gather(
         authorities=_set_of(employee.authorities or ""),
         unit_id=employee.unit_id,
         rate_limit=limit,
+        grant=grant_facts(session, app, employee, command, app.clock.now()),
     )
     if tin is None:
         count = int(fetch(session, _Q_NAMES, {"e": employee.id, "d": day})[0][2])
@@ -241,6 +247,7 @@ def gather_indexed(
         markers=frozenset(markers),
         rate_count=count,
         rate_exceeded=(not seen_today) and count >= limit,
+        seen_today=seen_today,
     )
 
 

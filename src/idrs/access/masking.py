@@ -50,7 +50,15 @@ def _obligations(roles: frozenset[str], authorities: frozenset[str]) -> Obligati
 
 def obligations_for(facts: Facts) -> Obligations:
     """The obligations of an allowed request: the visible classes of the employee's roles."""
-    return _obligations(frozenset(facts.roles), frozenset(facts.authorities))
+    base = _obligations(frozenset(facts.roles), frozenset(facts.authorities))
+    if facts.grant is None or not facts.grant.covers:
+        return base
+    from idrs.grants import facts as grant_facts
+
+    return Obligations(
+        visible=grant_facts.visible_classes(facts.grant, base.visible),
+        anonymize=grant_facts.anonymize(facts.grant),
+    )
 
 
 def apply(tree: Any, obligations: Obligations) -> tuple[Any, list[str]]:

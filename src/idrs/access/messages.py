@@ -29,6 +29,17 @@ MESSAGES: dict[str, str] = {
     "employee-accounts authority and may never be in your own unit.",
     "SENSITIVE_ACCOUNT": "This account needs the sensitive-accounts authority.",
     "RATE_LIMITED": "You reached today's ceiling of distinct taxpayers; ask your manager.",
+    "TRAINING_NOT_CURRENT": "Your annual UNAX training attestation is missing or older than "
+    "a year; attest it before any research.",
+    "NO_GRANT": "People from outside the agency reach taxpayer data only through an approved "
+    "access grant, and you have none.",
+    "GRANT_PENDING_APPROVAL": "Your access grant is not yet approved.",
+    "GRANT_NOT_STARTED": "Your access grant is approved but its term has not started.",
+    "GRANT_EXPIRED": "Your access grant's term has ended.",
+    "GRANT_REVOKED": "Your access grant was revoked.",
+    "AGREEMENT_NOT_SIGNED": "Sign the current confidentiality agreement before any access.",
+    "CLEARANCE_NOT_VERIFIED": "Your security clearance has not been recorded as verified.",
+    "OUT_OF_SCOPE": "This command, data class or population is outside your access grant.",
     "DENIED_BY_DEFAULT": "Access refused: no policy allows this request.",
 }
 

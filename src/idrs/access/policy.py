@@ -31,6 +31,7 @@ from idrs.access.facts import Facts
 from idrs.access.masking import obligations_for
 from idrs.access.messages import message_for
 from idrs.errors import ConfigurationError, Reason
+from idrs.grants.facts import GrantFacts, cedar_context
 
 POLICY_DIR = Path(__file__).parent / "policies"
 SCHEMA_FILE = "schema.cedarschema"
@@ -244,7 +245,22 @@ def context_of(facts: Facts) -> dict[str, Any]:
         "target_same_unit": facts.target_same_unit,
         "high_profile": facts.high_profile,
         "rate_exceeded": facts.rate_exceeded,
+        **_grant_context(facts),
     }
+
+
+#: No grant facts at all: no grant, not trained — missing facts are read on the safe side.
+_NO_GRANT = GrantFacts(
+    has_grant=False, state="none", commands=frozenset(), classes=frozenset(), population="none",
+    allow_changes=False, daily_limit=None, agreement_signed=False, training_current=False,
+    clearance_verified=False,
+)
+
+
+def _grant_context(facts: Facts) -> dict[str, Any]:
+    """The grant attributes (grants/facts.py) of the Cedar context."""
+    return cedar_context(facts.grant or _NO_GRANT, rate_count=facts.rate_count,
+                         seen_today=facts.seen_today)
 
 
 def _key(facts: Facts) -> tuple[Any, ...]:
@@ -262,6 +278,7 @@ def _key(facts: Facts) -> tuple[Any, ...]:
         facts.high_profile,
         facts.rate_exceeded,
         facts.authorities,
+        tuple(sorted(_grant_context(facts).items())),
     )
 
 
@@ -348,6 +365,15 @@ def _deny(
 
 
 _ORDER = [
+    "TRAINING_NOT_CURRENT",
+    "NO_GRANT",
+    "GRANT_PENDING_APPROVAL",
+    "GRANT_NOT_STARTED",
+    "GRANT_EXPIRED",
+    "GRANT_REVOKED",
+    "AGREEMENT_NOT_SIGNED",
+    "CLEARANCE_NOT_VERIFIED",
+    "OUT_OF_SCOPE",
     "NOT_IN_PROFILE",
     "NO_BUSINESS_NEED",
     "CONFLICT_SELF",

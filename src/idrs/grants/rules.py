@@ -1,0 +1,189 @@
+"""The pure rules of grants: states from the clock, scope, the approval rule, input checks.
+
+No database, no clock of its own: every function takes ``now`` (from ``app.clock``), so time
+comes from the injected clock and never from a setting a production user could change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from idrs.errors import IdrsError, ValidationFailed
+from idrs.masterfile.screens import Sensitivity
+
+POPULATIONS = ("cases", "all", "anonymized")
+#: stored lifecycle values (Grant.status)
+PENDING, APPROVED, REVOKED, ENDED = "pending_approval", "approved", "revoked", "ended"
+#: computed states
+ACTIVE, EXPIRED, NONE = "active", "expired", "none"
+STATES = (PENDING, APPROVED, ACTIVE, EXPIRED, REVOKED, ENDED, NONE)
+
+RESEARCH = ("ENMOD", "IMFOL", "TXMOD", "RTVUE", "INOLE", "NAMES", "IRPTR")
+ADJUST = ("ENREQ", "ADJ54", "REQ77")
+ALL_COMMANDS = frozenset(RESEARCH + ADJUST)
+ALL_CLASSES = frozenset(c.value for c in Sensitivity)
+
+S = Sensitivity
+#: The class a command is about: a grant must include it for the command to be in scope.
+COMMAND_CLASS: dict[str, Sensitivity] = {
+    "ENMOD": S.IDENTITY, "INOLE": S.IDENTITY, "NAMES": S.IDENTITY,
+    "IMFOL": S.RETURN, "TXMOD": S.RETURN, "RTVUE": S.RETURN, "IRPTR": S.RETURN,
+    "ENREQ": S.ADDRESS, "ADJ54": S.RETURN, "REQ77": S.RETURN,
+}
+#: Every class a command's output can carry (masterfile/commands.py), for registers/reports.
+COMMAND_CLASSES: dict[str, frozenset[Sensitivity]] = {
+    "ENMOD": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.OTHER}),
+    "IMFOL": frozenset({S.IDENTITY, S.RETURN}),
+    "TXMOD": frozenset({S.IDENTITY, S.RETURN, S.OTHER}),
+    "RTVUE": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.BANKING, S.ADOPTION}),
+    "INOLE": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.ADOPTION, S.OTHER}),
+    "NAMES": frozenset({S.IDENTITY, S.ADDRESS, S.OTHER}),
+    "IRPTR": frozenset({S.IDENTITY, S.RETURN}),
+    "ENREQ": frozenset({S.IDENTITY, S.ADDRESS}),
+    "ADJ54": frozenset({S.RETURN}),
+    "REQ77": frozenset({S.RETURN}),
+}
+
+#: The denial code for each grant state that does not allow access (CONTRACT.md).
+STATE_REASON: dict[str, str] = {
+    PENDING: "GRANT_PENDING_APPROVAL",
+    APPROVED: "GRANT_NOT_STARTED",
+    EXPIRED: "GRANT_EXPIRED",
+    ENDED: "GRANT_EXPIRED",
+    REVOKED: "GRANT_REVOKED",
+    NONE: "NO_GRANT",
+}
+
+
+class GrantSettings(BaseSettings):
+    """Operator configuration of grants (``IDRS_GRANT_*``). Never the clock.
+
+    ``approval_roles``: the approving roles whose holders must each approve (default: the
+    privacy officer and the authorizing official: two approvals from two different roles).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IDRS_GRANT_", extra="ignore")
+
+    approval_roles: str = "privacy_officer,authorizing_official"
+    max_days: int = Field(default=120, ge=1)
+    renewal_max_days: int = Field(default=240, ge=1)
+    training_valid_days: int = Field(default=365, ge=1)
+
+
+@dataclass(frozen=True)
+class ApprovalRule:
+    """Which approving roles must each approve once (one approval per role, distinct people)."""
+
+    roles: tuple[str, ...]
+
+    @classmethod
+    def from_settings(cls, settings: GrantSettings | None = None) -> ApprovalRule:
+        s = settings or GrantSettings()
+        roles = tuple(dict.fromkeys(r.strip() for r in s.approval_roles.split(",") if r.strip()))
+        if not roles:
+            # fail closed: an empty rule would approve everything
+            raise IdrsError("grant approval rule names no approving role (IDRS_GRANT_APPROVAL_ROLES)")
+        return cls(roles)
+
+
+DEFAULT_RULE = ApprovalRule(("privacy_officer", "authorizing_official"))
+
+
+def start_of(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def end_of(start: date, term_days: int) -> datetime:
+    """The first instant at which the grant is over: ``term_days`` whole UTC days after start."""
+    return start_of(start) + timedelta(days=term_days)
+
+
+def state_of(status: str, start: date, term_days: int, now: datetime) -> str:
+    """The effective state of a grant at ``now``.
+
+    revoked / ended are final; otherwise a grant past its term is ``expired`` (approved or
+    not); an approved grant whose start has come is ``active``.
+    """
+    if status in (REVOKED, ENDED):
+        return status
+    if now >= end_of(start, term_days):
+        return EXPIRED
+    if status == APPROVED:
+        return ACTIVE if now >= start_of(start) else APPROVED
+    return PENDING
+
+
+def training_current(last: datetime | None, now: datetime, valid_days: int = 365) -> bool:
+    """UNAX training attested within the last ``valid_days`` days."""
+    return last is not None and now - last < timedelta(days=valid_days)
+
+
+def in_scope(command: str, commands: Iterable[str], classes: Iterable[str], population: str,
+             allow_changes: bool) -> tuple[bool, bool]:
+    """(command in scope, class in scope) of a grant for one command code.
+
+    An adjustment is in scope only with ``allow_changes`` and never on anonymized views;
+    neither is NAMES (a search by name answers with identities).
+    """
+    cmd_ok = command in set(commands)
+    if command in ADJUST and (not allow_changes or population == "anonymized"):
+        cmd_ok = False
+    if command == "NAMES" and population == "anonymized":
+        cmd_ok = False  # a name search reveals identities: never on anonymized views
+    cls = COMMAND_CLASS.get(command)
+    return cmd_ok, cls is not None and cls.value in set(classes)
+
+
+def parse_commands(raw: str | Iterable[str]) -> list[str]:
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    codes = sorted({c.strip().upper() for c in items if c.strip()})
+    unknown = [c for c in codes if c not in ALL_COMMANDS]
+    if not codes:
+        raise ValidationFailed(["commands: at least one command code"])
+    if unknown:
+        raise ValidationFailed([f"commands: unknown command code {', '.join(unknown)}; "
+                                f"valid: {', '.join(sorted(ALL_COMMANDS))}"])
+    return codes
+
+
+def parse_classes(raw: str | Iterable[str]) -> list[str]:
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    classes = sorted({c.strip().lower() for c in items if c.strip()})
+    unknown = [c for c in classes if c not in ALL_CLASSES]
+    if not classes:
+        raise ValidationFailed(["classes: at least one sensitivity class"])
+    if unknown:
+        raise ValidationFailed([f"classes: unknown class {', '.join(unknown)}; "
+                                f"valid: {', '.join(sorted(ALL_CLASSES))}"])
+    return classes
+
+
+def check_term(start: date, days: int | None, end: date | None, renewal: bool,
+               settings: GrantSettings) -> int:
+    """The term in days from ``days`` or an ``end`` date (exclusive of the end day).
+
+    Refuses an end before (or on) the start, and a term beyond the limit without a renewal.
+    """
+    if days is None and end is None:
+        days = settings.max_days
+    if end is not None:
+        if end <= start:
+            raise ValidationFailed([f"end: {end.isoformat()} is not after the start {start.isoformat()}"])
+        if days is not None and days != (end - start).days:
+            raise ValidationFailed(["days: does not agree with --end"])
+        days = (end - start).days
+    assert days is not None
+    if days <= 0:
+        raise ValidationFailed(["days: the term must be at least one day (the end is before the start)"])
+    limit = settings.renewal_max_days if renewal else settings.max_days
+    if days > limit:
+        if not renewal:
+            raise ValidationFailed([f"days: {days} is beyond the {limit}-day limit; "
+                                    "a longer term needs --renewal-of"])
+        raise ValidationFailed([f"days: {days} is beyond the {limit}-day limit of a renewal"])
+    return days

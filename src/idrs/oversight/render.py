@@ -1,0 +1,121 @@
+"""Rendering the oversight report: JSON, CSV, HTML (Jinja2) with charts, PDF (WeasyPrint).
+
+Charts are matplotlib PNGs (Agg backend, no display) embedded as ``data:`` URIs, so the
+HTML is one self-contained file a browser opens as a readable document and WeasyPrint
+turns into the same PDF. Pure apart from the libraries: takes the report dict, returns bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from idrs.errors import IdrsError, ValidationFailed
+
+FORMATS = ("html", "pdf", "json", "csv")
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def charts(report: dict[str, Any]) -> dict[str, str]:
+    """Two charts: accesses and denials per day; data classes touched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    days = report["actual"]["per_day"]
+    fig, ax = plt.subplots(figsize=(8, 2.8))
+    xs = list(range(len(days)))
+    ax.bar(xs, [d["accesses"] for d in days], color="#3b6ea5", label="accesses")
+    ax.bar(xs, [d["denials"] for d in days], bottom=[d["accesses"] for d in days],
+           color="#c0392b", label="denials")
+    step = max(1, len(days) // 10)
+    ax.set_xticks(xs[::step], [d["day"][5:] for d in days][::step], fontsize=7)
+    ax.set_ylabel("requests")
+    ax.set_title("Accesses and denials per day (UTC)", fontsize=9)
+    ax.legend(fontsize=7)
+    per_day = _png(fig)
+    classes = report["actual"]["totals"]["accesses_by_class"]
+    fig, ax = plt.subplots(figsize=(6, 2.6))
+    names = sorted(classes) or ["(none)"]
+    ax.barh(names, [classes.get(n, 0) for n in names], color="#6c5b7b")
+    ax.set_xlabel("allowed answers carrying the class")
+    ax.set_title("Data classes touched", fontsize=9)
+    return {"per_day": per_day, "classes": _png(fig)}
+
+
+def to_json(report: dict[str, Any]) -> bytes:
+    return json.dumps(report, indent=2, sort_keys=False, default=str).encode()
+
+
+def to_csv(report: dict[str, Any]) -> bytes:
+    """One row per figure: section, principal, measure, key, value."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["section", "seid", "measure", "key", "value"])
+    ck = report["checkpoint"]
+    w.writerow(["checkpoint", "", "tree_size", "", ck["tree_size"]])
+    w.writerow(["checkpoint", "", "root_hash", "", ck["root_hash"]])
+    for p in report["potential"]:
+        for c in p["commands"]:
+            w.writerow(["potential", p["seid"], "taxpayers", c["command"], c["taxpayers"]])
+            if c.get("reachable"):
+                w.writerow(["potential", p["seid"], "population", c["command"], c["population"]])
+        w.writerow(["potential", p["seid"], "can_change", "", p["can_change"]])
+        w.writerow(["potential", p["seid"], "classes", "", " ".join(p["classes"])])
+        for k, v in p["sensitive_reachable"].items():
+            w.writerow(["potential", p["seid"], "sensitive_reachable", k, v])
+        for g in p["grants"]:
+            w.writerow(["potential", p["seid"], "grant", g["grant_id"],
+                        f"{g['status']} {g['start']}..{g['end']} {g['population']}"])
+    for p in report["actual"]["principals"]:
+        for measure in ("accesses_by_command", "accesses_by_class", "denials_by_reason",
+                        "sensitive_accounts_touched"):
+            for k, v in p[measure].items():
+                w.writerow(["actual", p["seid"], measure, k, v])
+        w.writerow(["actual", p["seid"], "distinct_taxpayers", "", p["distinct_taxpayers"]])
+    for d in report["actual"]["per_day"]:
+        w.writerow(["per_day", "", "accesses", d["day"], d["accesses"]])
+        w.writerow(["per_day", "", "denials", d["day"], d["denials"]])
+    for a in report["actual"]["alerts"]:
+        w.writerow(["alert", a.get("seid") or "", a["category"], a["alert_id"], a["status"]])
+    for e in report["actual"]["exports"]:
+        w.writerow(["export", e["holder"] or "", "destroyed" if e["destroyed"] else "outstanding",
+                    e["export_id"], e["taxpayers"]])
+    return buf.getvalue().encode()
+
+
+def to_html(report: dict[str, Any]) -> bytes:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    page = env.get_template("report.html.j2").render(r=report, charts=charts(report))
+    return page.encode()
+
+
+def to_pdf(report: dict[str, Any]) -> bytes:
+    try:
+        from weasyprint import HTML
+    except ImportError as exc:  # pragma: no cover - a dependency of the project
+        raise IdrsError(f"PDF rendering unavailable (WeasyPrint): {exc}") from None
+    return HTML(string=to_html(report).decode()).write_pdf()  # type: ignore[no-any-return]
+
+
+def render(report: dict[str, Any], fmt: str) -> bytes:
+    fmt = (fmt or "").lower()
+    if fmt not in FORMATS:
+        raise ValidationFailed([f"format: one of {', '.join(FORMATS)}"])
+    return {"html": to_html, "pdf": to_pdf, "json": to_json, "csv": to_csv}[fmt](report)

@@ -1,0 +1,540 @@
+"""The oversight report: potential and actual access of a set of principals.
+
+``idrs oversight report (--grant ID | --seids S1,S2 | --unit U) [--from --to]
+--format html|pdf|json|csv --out FILE``.
+
+- *potential*: per principal, what the decision point would allow now: for each command of
+  their profile or grant, the Cedar policies (access + grants, the same files the decision
+  point loads) are asked about an ordinary taxpayer, a high-profile one and another
+  employee's account, with and without a case; ``access.explain.what_can`` (the real decision
+  point over their open cases and contacts) gives the need-to-know counts. Population and
+  taxpayer counts, whether they can change data, sensitive categories reachable, the visible
+  classes, the grants with their term and approvals.
+- *actual*: from the audit log, up to a signed checkpoint: accesses by command and class,
+  distinct taxpayers (counted by pseudonym, never listed), sensitive accounts touched,
+  denials by reason code, per-day counts, alerts (detection, and grants' exports-outstanding)
+  and exports with their destruction status.
+- *checkpoint*: the tree size and root the actual part was computed against (a fresh
+  checkpoint is signed first when the signing key is present), so a reader can verify it
+  against ``idrs audit export``.
+
+No taxpayer identity appears anywhere: counts only (not even pseudonyms). Generating a
+report is itself recorded (``oversight:report:generate``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from idrs.access import explain, masking
+from idrs.audit import log as audit_log
+from idrs.audit.checkpoint import Checkpoint
+from idrs.audit.store import raw
+from idrs.clock import as_utc
+from idrs.context import App
+from idrs.db import session_scope
+from idrs.errors import IdrsError, NotFound, ValidationFailed
+from idrs.grants import cedar, rules
+from idrs.grants import facts as gfacts
+from idrs.grants.events import GrantEvent
+from idrs.grants.models import Export, Grant
+from idrs.grants.service import Actor, _record, grant_view
+from idrs.identifiers import normalize_tin
+from idrs.masterfile.models import Dependent, Marker, Taxpayer
+from idrs.masterfile.screens import Sensitivity
+from idrs.people.models import Employee, Unit
+
+ACCESS_TYPES = {"access:research:decide": "research", "access:adjustment:decide": "adjustment"}
+ALLOWED = frozenset({"allow", "allowed", "success"})
+DENIED = frozenset({"deny", "denied"})
+DEFAULT_DAYS = 90
+CHUNK = 20_000
+
+
+@dataclass
+class Scope:
+    """Whose access the report covers, and the period of the actual part (UTC days)."""
+
+    seids: list[str]
+    grant_id: int | None = None
+    unit: str | None = None
+    start: date | None = None
+    end: date | None = None
+    description: str = ""
+    grants: list[int] = field(default_factory=list)
+
+
+# -- scope ---------------------------------------------------------------------------------
+
+
+def resolve_scope(session: Session, app: App, *, grant_id: int | None, seids: list[str] | None,
+                  unit: str | None, start: date | None, end: date | None) -> Scope:
+    """Exactly one of grant / seids / unit; default period: from the grant's start to today,
+    else the last 90 days."""
+    given = [x for x in (grant_id, seids, unit) if x]
+    if len(given) != 1:
+        raise ValidationFailed(["scope: give exactly one of --grant, --seids, --unit"])
+    today = as_utc(app.clock.now()).date()
+    if grant_id:
+        g = session.get(Grant, int(grant_id))
+        if g is None:
+            raise NotFound(f"no grant {grant_id}")
+        emp = session.get(Employee, g.principal_id)
+        assert emp is not None
+        sc = Scope([emp.seid], grant_id=g.id, description=f"grant {g.id} ({emp.seid})",
+                   grants=[g.id])
+        # through today: attempts after the term (GRANT_EXPIRED) interest oversight too
+        sc.start = start or g.start_date
+        sc.end = end or max(today, g.start_date)
+    elif seids:
+        wanted = sorted({s.strip().upper() for s in seids if s.strip()})
+        found = set(session.scalars(select(Employee.seid).where(Employee.seid.in_(wanted))))
+        missing = [s for s in wanted if s not in found]
+        if missing:
+            raise NotFound(f"no employee {', '.join(missing)}")
+        sc = Scope(wanted, description="principals " + ", ".join(wanted))
+    else:
+        code = (unit or "").strip().upper()
+        u = session.scalar(select(Unit).where(Unit.code == code))
+        if u is None:
+            raise NotFound(f"no unit {code}")
+        sc = Scope(sorted(session.scalars(select(Employee.seid).where(Employee.unit_id == u.id))),
+                   unit=code, description=f"unit {code}")
+    if not sc.grant_id:
+        ids = session.scalars(select(Employee.id).where(Employee.seid.in_(sc.seids)))
+        sc.grants = sorted(session.scalars(select(Grant.id).where(
+            Grant.principal_id.in_(list(ids)))))
+        sc.end = end or today
+        sc.start = start or (sc.end - timedelta(days=DEFAULT_DAYS - 1))
+    if sc.start and sc.end and sc.end < sc.start:
+        raise ValidationFailed(["to: before from"])
+    return sc
+
+
+# -- potential access --------------------------------------------------------------------------
+
+
+_BASE_CONTEXT = {
+    "authorities": [], "reason_given": True, "has_case": False, "has_contact": False,
+    "basis_named": False, "basis_valid": False, "conflicts": [], "target_is_employee": False,
+    "target_same_unit": False, "high_profile": False, "rate_exceeded": False,
+}
+CATEGORIES = {
+    "ordinary": {},
+    "high_profile": {"high_profile": True},
+    "employee_account": {"target_is_employee": True},
+}
+
+
+def _ask(emp: Employee, cmd: str, gf: gfacts.GrantFacts, category: str, case: bool) -> bool:
+    ctx = {**_BASE_CONTEXT, **CATEGORIES[category],
+           "in_profile": cmd in emp.profile_set, "authorities": sorted(emp.authority_set),
+           "has_case": case, **gfacts.cedar_context(gf)}
+    # The prerequisites are about the person's standing today; potential access is what
+    # their profile and grant reach once those are in order, so they are reported apart.
+    ctx.update(training_current=True, agreement_signed=True, clearance_verified=True)
+    key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in ctx.items()))
+    return _decide(cmd, key)
+
+
+@lru_cache(maxsize=4096)
+def _decide(cmd: str, key: tuple[tuple[str, Any], ...]) -> bool:
+    """Cedar's answer (the policies read only the action and the context: memoized)."""
+    ctx = {k: list(v) if isinstance(v, tuple) else v for k, v in key}
+    allowed, _ = cedar.decide(ctx, cmd)
+    return allowed
+
+
+def _population_counts(session: Session, app: App) -> dict[str, int]:
+    total = int(session.scalar(select(func.count()).select_from(Taxpayer)) or 0)
+    hp = int(session.scalar(select(func.count(func.distinct(Marker.taxpayer_id)))
+                            .where(Marker.marker == "high_profile")) or 0)
+    emp_accounts = int(session.scalar(select(func.count()).select_from(Taxpayer).where(
+        Taxpayer.tin_index.in_(select(Employee.tin_index).where(
+            Employee.tin_index.is_not(None))))) or 0)
+    adoption = int(session.scalar(select(func.count()).select_from(Dependent)
+                                  .where(Dependent.adoption_pending.is_(True))) or 0)
+    return {"taxpayers": total, "high_profile": hp, "employee_accounts": emp_accounts,
+            "adoption_records": adoption}
+
+
+def potential_of(session: Session, app: App, emp: Employee, pop: dict[str, int],
+                 grant_ids: list[int], now: datetime) -> dict[str, Any]:
+    """What ``emp`` could reach now, from the decision point (see the module docstring)."""
+    wc = explain.what_can(session, app, seid=emp.seid)
+    by_cmd = {row["command"]: row for row in wc["commands"]}
+    grants = [session.get(Grant, g) for g in grant_ids]
+    grant_cmds = {c for g in grants if g is not None for c in g.commands.split(",")}
+    role_classes = masking.classes_for(emp.role_set, emp.authority_set)
+    commands, classes, sensitive = [], set(), Counter()
+    can_change = False
+    for cmd in sorted(emp.profile_set | grant_cmds):
+        gf = gfacts.grant_facts(session, app, emp, cmd, now)
+        free = _ask(emp, cmd, gf, "ordinary", False)
+        with_case = _ask(emp, cmd, gf, "ordinary", True)
+        if not (free or with_case):
+            commands.append({"command": cmd, "reachable": False, "taxpayers": 0})
+            continue
+        visible = gfacts.visible_classes(gf, role_classes)
+        anonymized = gfacts.anonymize(gf)
+        row = by_cmd.get(cmd, {})
+        count = pop["taxpayers"] if free else row.get("taxpayers") or 0
+        commands.append({
+            "command": cmd, "reachable": True, "kind": "adjustment" if cmd in rules.ADJUST
+            else "research", "population": ("anonymized" if anonymized else "all") if free
+            else "cases", "taxpayers": count, "basis": "grant" if gf.covers else "need_to_know",
+            "anonymized": anonymized, "visible_classes": sorted(c.value for c in visible),
+        })
+        classes |= {c.value for c in visible}
+        can_change = can_change or cmd in rules.ADJUST
+        for cat in ("high_profile", "employee_account"):
+            if _ask(emp, cmd, gf, cat, False):
+                sensitive[cat] = max(sensitive[cat], pop["high_profile" if cat == "high_profile"
+                                                         else "employee_accounts"])
+            elif _ask(emp, cmd, gf, cat, True):
+                sensitive[cat + "_with_case"] = 1
+    if Sensitivity.ADOPTION.value in classes:
+        sensitive["adoption_records"] = pop["adoption_records"]
+    unit = session.get(Unit, emp.unit_id)
+    views = [grant_view(session, app, g, now) for g in grants if g is not None]
+    return {
+        "seid": emp.seid, "kind": emp.kind, "home_org": emp.home_org,
+        "unit": unit.code if unit else None, "roles": sorted(emp.role_set),
+        "profile": sorted(emp.profile_set), "authorities": sorted(emp.authority_set),
+        "commands": commands, "classes": sorted(classes), "can_change": can_change,
+        "max_taxpayers": max((c["taxpayers"] for c in commands), default=0),
+        "sensitive_reachable": {
+            "high_profile": sensitive.get("high_profile", 0),
+            "high_profile_with_a_case": bool(sensitive.get("high_profile_with_case")),
+            "employee_accounts": sensitive.get("employee_account", 0),
+            "employee_accounts_with_a_case": bool(sensitive.get("employee_account_with_case")),
+            "adoption_records": sensitive.get("adoption_records", 0)},
+        "open_bases": wc.get("open_bases", 0),
+        "grants": [{k: v[k] for k in ("grant_id", "status", "purpose", "legal_basis",
+                                      "population", "commands", "classes", "allow_changes",
+                                      "start", "end", "term_days", "renewal_of", "approvals",
+                                      "daily_limit", "agreement")} for v in views],
+    }
+
+
+# -- actual access -------------------------------------------------------------------------
+
+
+def checkpoint_for_report(app: App) -> dict[str, Any]:
+    """Sign a fresh checkpoint if the key is here, else take the latest stored one."""
+    note: str | None = None
+    try:
+        from idrs.audit.service import checkpoint_now
+
+        note = checkpoint_now(app)
+    except IdrsError:
+        note = audit_log.latest_checkpoint_note(app.engine)
+    if note is None:
+        raise IdrsError("no signed audit checkpoint exists (run `idrs init`, then "
+                        "`idrs audit verify`); the report must name one")
+    ck = Checkpoint.parse(note.split("\n\n")[0] + "\n")
+    return {"origin": ck.origin, "tree_size": ck.size, "root_hash": base64.b64encode(ck.root).decode(),
+            "root_hex": ck.root.hex(), "note": note}
+
+
+def sensitive_pseudonyms(session: Session, app: App) -> dict[str, set[str]]:
+    """Pseudonyms of high-profile taxpayers, employees' own accounts and adoption dependents.
+
+    Decrypted in memory only to compute the keyed pseudonyms; never written anywhere.
+    """
+    ring = app.keyring
+    out: dict[str, set[str]] = {"high_profile": set(), "employee_account": set(), "adoption": set()}
+    for (enc,) in session.execute(select(Taxpayer.tin_enc).join(
+            Marker, Marker.taxpayer_id == Taxpayer.id).where(Marker.marker == "high_profile")):
+        out["high_profile"].add(ring.pseudonym(normalize_tin(ring.decrypt(enc, "taxpayer.tin"))))
+    for (enc,) in session.execute(select(Employee.tin_enc).where(Employee.tin_enc.is_not(None))):
+        out["employee_account"].add(ring.pseudonym(normalize_tin(ring.decrypt(enc, "employee.tin"))))
+    for (enc,) in session.execute(select(Dependent.tin_enc).where(
+            Dependent.adoption_pending.is_(True))):
+        out["adoption"].add(ring.pseudonym(normalize_tin(ring.decrypt(enc, "dependent.tin"))))
+    return out
+
+
+def _first_index_at(db: Any, when: datetime, size: int) -> int:
+    """The first entry at or after ``when`` (binary search: entries are in time order)."""
+    lo, hi = 0, size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = db.one("SELECT leaf_input FROM audit_entry WHERE idx = ?", (mid,))
+        t = as_utc(datetime.fromisoformat(json.loads(bytes(row[0]))["time"]))
+        if t < when:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _team_filter(db: Any, seids: list[str]) -> tuple[str, list[Any]]:
+    """A SQL condition keeping only entries whose actor is one of ``seids``.
+
+    The leaf input is canonical JSON with sorted keys, so every entry starts with
+    ``{"actor":"SEID"`` ("actor" sorts first): comparing that byte prefix runs inside the
+    database and spares fetching and parsing everyone else's entries. Entries that do not
+    start that way are fetched too (the Python side checks every fetched entry again).
+    """
+    if not seids:
+        return " AND 1 = 0", []
+    by_len: dict[int, list[bytes]] = defaultdict(list)
+    for s in seids:
+        p = b'{"actor":"' + s.encode() + b'"'
+        by_len[len(p)].append(p)
+    parts: list[str] = []
+    params: list[Any] = []
+    for n, prefixes in sorted(by_len.items()):
+        if db.pg:
+            parts.append(f"substring(leaf_input from 1 for {n}) = ANY(?)")
+            params.append(prefixes)
+        else:
+            parts.append(f"substr(leaf_input, 1, {n}) IN ({','.join('?' * len(prefixes))})")
+            params.extend(prefixes)
+    other = ("substring(leaf_input from 1 for 10) <> ?" if db.pg
+             else "substr(leaf_input, 1, 10) <> ?")
+    params.append(b'{"actor":"')
+    return " AND (" + " OR ".join(parts + [other]) + ")", params
+
+
+@dataclass
+class _Tally:
+    accesses: Counter = field(default_factory=Counter)  # type: ignore[type-arg]
+    classes: Counter = field(default_factory=Counter)  # type: ignore[type-arg]
+    denials: Counter = field(default_factory=Counter)  # type: ignore[type-arg]
+    taxpayers: set[str] = field(default_factory=set)
+    sensitive: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    allowed: int = 0
+    denied: int = 0
+
+
+def scan(app: App, team: set[str], classes_of: dict[str, dict[str, frozenset[str]]],
+         start: date, end: date, size: int,
+         sensitive: dict[str, set[str]]) -> tuple[dict[str, _Tally], dict[str, list[int]]]:
+    """One pass over entries < ``size`` in [start, end]: the team's accesses and denials."""
+    lo_t = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    hi_t = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    keys = {s.encode(): s for s in team}
+    tallies = {s: _Tally() for s in team}
+    per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    start_s, end_s = lo_t.isoformat(), hi_t.isoformat()
+    with raw(app.engine) as db:
+        db.begin_read()
+        first = _first_index_at(db, lo_t, size)
+        last = _first_index_at(db, hi_t, size)
+        sql, params = _team_filter(db, sorted(team))
+        # only placeholders and fixed lengths are interpolated; the SEIDs are parameters
+        query = f"SELECT leaf_input FROM audit_entry WHERE idx >= ? AND idx < ?{sql} ORDER BY idx"  # noqa: S608
+        cur = db.execute(query, (first, last, *params))
+        while rows := cur.fetchmany(CHUNK):
+            for (leaf,) in rows:
+                b = bytes(leaf)
+                if b.startswith(b'{"actor":"') and b[10:b.find(b'"', 10)] not in keys:
+                    continue
+                e = json.loads(b.decode())
+                who = e.get("actor")
+                if who not in tallies or e.get("type") not in ACCESS_TYPES:
+                    continue
+                t = e["time"]
+                if not (start_s <= t < end_s):
+                    continue
+                _count(tallies[who], e, per_day[t[:10]], classes_of.get(who, {}), sensitive)
+        cur.close()
+        db.rollback()
+    return tallies, per_day
+
+
+def _count(t: _Tally, e: dict[str, Any], day: list[int], classes_of: dict[str, frozenset[str]],
+           sensitive: dict[str, set[str]]) -> None:
+    obj = e.get("object") or {}
+    cmd = obj.get("command") or "?"
+    outcome = e.get("outcome")
+    if outcome in DENIED:
+        t.denied += 1
+        day[1] += 1
+        for code in e.get("reasons") or ["UNSPECIFIED"]:
+            t.denials[code] += 1
+        return
+    if outcome not in ALLOWED:
+        return
+    t.allowed += 1
+    day[0] += 1
+    t.accesses[cmd] += 1
+    for c in classes_of.get(cmd, frozenset()):
+        t.classes[c] += 1
+    touched = [obj["taxpayer"]] if obj.get("taxpayer") else list(obj.get("matches") or [])
+    for p in touched:
+        t.taxpayers.add(p)
+        for cat, members in sensitive.items():
+            if p in members:
+                t.sensitive[cat].add(p)
+
+
+def _classes_shown(session: Session, app: App, emp: Employee,
+                   now: datetime) -> dict[str, frozenset[str]]:
+    """Per command: the classes an allowed answer carried (command's classes ∩ visible)."""
+    role = masking.classes_for(emp.role_set, emp.authority_set)
+    out: dict[str, frozenset[str]] = {}
+    for cmd, carried in rules.COMMAND_CLASSES.items():
+        gf = gfacts.grant_facts(session, app, emp, cmd, now)
+        visible = gfacts.visible_classes(gf, role) if gf.has_grant else role
+        if emp.kind != "employee" and gf.has_grant:
+            visible = frozenset(Sensitivity(c) for c in gf.classes)
+        out[cmd] = frozenset(c.value for c in carried & visible)
+    return out
+
+
+def _alerts(session: Session, team: list[str], start: date, end: date) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    try:
+        from idrs.detection.models import Alert
+    except ImportError:  # pragma: no cover - the detection package is optional
+        return out
+    rows = session.scalars(select(Alert).where(Alert.seid.in_(team), Alert.day >= start,
+                                               Alert.day <= end).order_by(Alert.day))
+    for a in rows:
+        out.append({"source": "detection", "alert_id": a.alert_id, "seid": a.seid,
+                    "day": a.day.isoformat(), "category": a.category,
+                    "score": round(float(a.score), 3), "status": a.state})
+    return out
+
+
+def _grant_alerts(session: Session, grant_ids: list[int]) -> list[dict[str, Any]]:
+    out = []
+    for gid in grant_ids:
+        g = session.get(Grant, gid)
+        if g is not None and g.outstanding_alert_at is not None:
+            outstanding = session.scalar(select(func.count()).select_from(Export).where(
+                Export.grant_id == gid, Export.certified_at.is_(None)))
+            emp = session.get(Employee, g.principal_id)
+            out.append({"source": "grants", "alert_id": f"grant-{gid}-exports",
+                        "seid": emp.seid if emp else None,
+                        "day": as_utc(g.outstanding_alert_at).date().isoformat(),
+                        "category": "exports_outstanding",
+                        "status": "open" if outstanding else "resolved"})
+    return out
+
+
+def _exports(session: Session, team: list[str]) -> list[dict[str, Any]]:
+    ids = list(session.scalars(select(Employee.id).where(Employee.seid.in_(team))))
+    out = []
+    for e in session.scalars(select(Export).where(Export.employee_id.in_(ids))
+                             .order_by(Export.created_at)):
+        holder = session.get(Employee, e.employee_id)
+        out.append({"export_id": e.id, "holder": holder.seid if holder else None,
+                    "grant_id": e.grant_id, "created_at": as_utc(e.created_at).isoformat(),
+                    "command": e.command, "format": e.format, "taxpayers": e.taxpayers,
+                    "counts": json.loads(e.counts),
+                    "destroyed": e.certified_at is not None, "method": e.method,
+                    "witness": e.witness,
+                    "destroyed_at": as_utc(e.destroyed_at).isoformat() if e.destroyed_at else None})
+    return out
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = None,
+          unit: str | None = None, start: date | None = None, end: date | None = None,
+          actor: Actor) -> dict[str, Any]:
+    """The report as a dict with top-level keys ``potential``, ``actual``, ``checkpoint``.
+
+    Callers: cli (``idrs oversight report``), the tests, the benchmark. Records the request
+    (``oversight:report:generate``) before computing, then signs/reads the checkpoint.
+    """
+    from idrs.grants.service import check_outstanding
+
+    now = as_utc(app.clock.now())
+    with session_scope(app.engine) as s:
+        sc = resolve_scope(s, app, grant_id=grant_id, seids=seids, unit=unit, start=start,
+                           end=end)
+    idx = _record(app, GrantEvent.OVERSIGHT_REPORT, actor,
+                  {"scope": sc.description, "grant_id": sc.grant_id, "unit": sc.unit},
+                  {"principals": len(sc.seids), "from": str(sc.start), "to": str(sc.end)})
+    check_outstanding(app)
+    ck = checkpoint_for_report(app)
+    with session_scope(app.engine) as s:
+        emps = list(s.scalars(select(Employee).where(Employee.seid.in_(sc.seids))
+                              .order_by(Employee.seid)))
+        pop = _population_counts(s, app)
+        grant_ids_of: dict[str, list[int]] = defaultdict(list)
+        for gid in sc.grants:
+            g = s.get(Grant, gid)
+            owner = s.get(Employee, g.principal_id) if g else None
+            if owner is not None:
+                grant_ids_of[owner.seid].append(gid)
+        potential = [potential_of(s, app, e, pop, grant_ids_of[e.seid], now) for e in emps]
+        classes_of = {e.seid: _classes_shown(s, app, e, now) for e in emps}
+        sensitive = sensitive_pseudonyms(s, app)
+        alerts = _alerts(s, sc.seids, sc.start, sc.end) + _grant_alerts(s, sc.grants)  # type: ignore[arg-type]
+        exports = _exports(s, sc.seids)
+    assert sc.start is not None and sc.end is not None
+    tallies, per_day = scan(app, set(sc.seids), classes_of, sc.start, sc.end, ck["tree_size"],
+                            sensitive)
+    actual = _actual(tallies, per_day, alerts, exports, sc)
+    return {
+        "title": "Oversight report: potential and actual access",
+        "generated_at": now.isoformat(), "audit_index": idx,
+        "scope": {"description": sc.description, "grant_id": sc.grant_id, "unit": sc.unit,
+                  "seids": sc.seids, "from": sc.start.isoformat(), "to": sc.end.isoformat()},
+        "population": pop,
+        "potential": potential, "actual": actual,
+        "checkpoint": {k: ck[k] for k in ("origin", "tree_size", "root_hash", "root_hex", "note")},
+    }
+
+
+def _actual(tallies: dict[str, _Tally], per_day: dict[str, list[int]],
+            alerts: list[dict[str, Any]], exports: list[dict[str, Any]], sc: Scope) -> dict[str, Any]:
+    principals = []
+    all_tp: set[str] = set()
+    totals: dict[str, Counter] = {"accesses": Counter(), "classes": Counter(),  # type: ignore[type-arg]
+                                  "denials": Counter()}
+    sens_all: dict[str, set[str]] = defaultdict(set)
+    for seid in sorted(tallies):
+        t = tallies[seid]
+        all_tp |= t.taxpayers
+        totals["accesses"].update(t.accesses)
+        totals["classes"].update(t.classes)
+        totals["denials"].update(t.denials)
+        for cat, members in t.sensitive.items():
+            sens_all[cat] |= members
+        principals.append({
+            "seid": seid, "allowed": t.allowed, "denied": t.denied,
+            "accesses_by_command": dict(sorted(t.accesses.items())),
+            "accesses_by_class": dict(sorted(t.classes.items())),
+            "distinct_taxpayers": len(t.taxpayers),
+            "sensitive_accounts_touched": {c: len(m) for c, m in sorted(t.sensitive.items())},
+            "denials_by_reason": dict(sorted(t.denials.items())),
+        })
+    days = []
+    d = sc.start
+    while d is not None and sc.end is not None and d <= sc.end:
+        a, n = per_day.get(d.isoformat(), [0, 0])
+        days.append({"day": d.isoformat(), "accesses": a, "denials": n})
+        d += timedelta(days=1)
+    return {
+        "period": {"from": sc.start.isoformat() if sc.start else None,
+                   "to": sc.end.isoformat() if sc.end else None},
+        "principals": principals,
+        "totals": {"allowed": sum(p["allowed"] for p in principals),
+                   "denied": sum(p["denied"] for p in principals),
+                   "accesses_by_command": dict(sorted(totals["accesses"].items())),
+                   "accesses_by_class": dict(sorted(totals["classes"].items())),
+                   "distinct_taxpayers": len(all_tp),
+                   "sensitive_accounts_touched": {c: len(m) for c, m in sorted(sens_all.items())},
+                   "denials_by_reason": dict(sorted(totals["denials"].items()))},
+        "per_day": days,
+        "alerts": alerts,
+        "exports": exports,
+        "exports_outstanding": sum(1 for e in exports if not e["destroyed"]),
+    }
