@@ -34,6 +34,7 @@ from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
+from idrs.grants.anonymize import anonymize
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.masterfile.commands import COMMANDS, NEEDS_YEAR
 from idrs.people import auth
@@ -244,6 +245,8 @@ def run(
             tree = history.AS_OF[req.command](s, app.keyring, taxpayer, **req.params, as_of=as_of)
         else:
             tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
+    if verdict.obligations.anonymize:  # an anonymized grant: identity removed before masking
+        tree = anonymize(tree, app.keyring.pseudonym)
     data, masked = masking.apply(tree, verdict.obligations)
     return ResearchAnswer(req.command, data, masked, idx)
 

@@ -143,7 +143,14 @@ def build(tmp: Path) -> World:
         people.create_unit(app, unit, actor=OPERATOR)
     for seid, (name, tin, roles, unit) in PEOPLE.items():
         w.creds[seid] = people.create_employee(
-            app, seid=seid, name=name, tin=tin, roles=roles, unit=unit, actor=OPERATOR
+            app,
+            unax_attested_at=app.clock.now(),
+            seid=seid,
+            name=name,
+            tin=tin,
+            roles=roles,
+            unit=unit,
+            actor=OPERATOR,
         )
     assign_case(app, seid="EXB01", tin=CASE_TIN, case_id="BR-1", actor=AccessActor(OPERATOR))
     assign_case(app, seid="EXB02", tin=CASE_TIN, case_id="BR-2", actor=AccessActor(OPERATOR))

@@ -238,6 +238,7 @@ def add_employee(
             profile=profile,
             authorities=authorities,
             created_at=app.clock.now(),
+            training_attested_at=app.clock.now(),  # UNAX training current
         )
         s.add(emp)
         s.flush()

@@ -22,7 +22,12 @@ def client(app, tmp_path):
     af.build(app, tmp_path)
     # EMP's spouse is hired: everything EMP's returns reveal now blocks the spouse too
     creds = people.create_employee(
-        app, seid="WEB01", name="Web One", tin=af.T["SPOUSE"], roles="examiner"
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="WEB01",
+        name="Web One",
+        tin=af.T["SPOUSE"],
+        roles="examiner",
     )
     service.refresh_employee(app, "WEB01")
     token, _, _ = auth.sign_in(

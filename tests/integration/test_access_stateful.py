@@ -159,6 +159,7 @@ def make_machine(app, tmp: Path):
                             profile=self._profile(self.roles[seid]),
                             authorities="",
                             created_at=app.clock.now(),
+                            training_attested_at=app.clock.now(),
                         )
                     )
             conflicts.rebuild_all(app)

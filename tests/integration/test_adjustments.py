@@ -644,18 +644,67 @@ def test_cli_adjust_request_pending_and_refusal(world, monkeypatch, capsys):
     get_settings.cache_clear()
     write_token(app.settings.home, tok)
     try:
-        main(["adjust", "request", "ADJ54", "900-12-3456", "--case", "C-1", "--reason", "fix",
-              "--year", "2023", "--tc", "291", "--amount", "5.00", "--json"])
+        main(
+            [
+                "adjust",
+                "request",
+                "ADJ54",
+                "900-12-3456",
+                "--case",
+                "C-1",
+                "--reason",
+                "fix",
+                "--year",
+                "2023",
+                "--tc",
+                "291",
+                "--amount",
+                "5.00",
+                "--json",
+            ]
+        )
         out = json.loads(capsys.readouterr().out)
         assert out["status"] == "applied" and out["version"] == 2
         with pytest.raises(SystemExit) as exc:  # no TXMOD of 2022 in this session
-            main(["adjust", "request", "ADJ54", "900123456", "--case", "C-1", "--reason", "x",
-                  "--year", "2022", "--tc", "290", "--amount", "1"])
+            main(
+                [
+                    "adjust",
+                    "request",
+                    "ADJ54",
+                    "900123456",
+                    "--case",
+                    "C-1",
+                    "--reason",
+                    "x",
+                    "--year",
+                    "2022",
+                    "--tc",
+                    "290",
+                    "--amount",
+                    "1",
+                ]
+            )
         assert exc.value.code == 1
         assert "PREREQUISITE_RESEARCH" in capsys.readouterr().err
         with pytest.raises(SystemExit) as exc:  # bad amount: exit 1, nothing stored
-            main(["adjust", "request", "ADJ54", "900123456", "--case", "C-1", "--reason", "x",
-                  "--year", "2023", "--tc", "290", "--amount", "1.234"])
+            main(
+                [
+                    "adjust",
+                    "request",
+                    "ADJ54",
+                    "900123456",
+                    "--case",
+                    "C-1",
+                    "--reason",
+                    "x",
+                    "--year",
+                    "2023",
+                    "--tc",
+                    "290",
+                    "--amount",
+                    "1.234",
+                ]
+            )
         assert exc.value.code == 1 and "two decimals" in capsys.readouterr().err
     finally:
         get_settings.cache_clear()
@@ -668,15 +717,26 @@ def test_entity_change_reversed_restores_the_earlier_address_and_name(world):
     new = {"street": "9 Birch Ct", "city": "Kent", "state": "OH", "zip": "44240"}
     r = adj(app, tok["EX1"], command="ENREQ", address=new, name={"first": "Ann", "last": "Dunn"})
     w.look(app, tok["EX1"], "ENMOD")
-    back = service.reverse(app, token=tok["EX1"], adjustment_id=r.adjustment_id, case="C-1",
-                           reason="wrong taxpayer", interface="test")
+    back = service.reverse(
+        app,
+        token=tok["EX1"],
+        adjustment_id=r.adjustment_id,
+        case="C-1",
+        reason="wrong taxpayer",
+        interface="test",
+    )
     assert back.status == "applied"
     with Session(app.engine) as s:
-        ann = s.query(Taxpayer).filter(Taxpayer.tin_index == app.keyring.tin_index("900123456")).one()
+        ann = (
+            s.query(Taxpayer).filter(Taxpayer.tin_index == app.keyring.tin_index("900123456")).one()
+        )
         now = history.ENMOD_AS_OF(s, app.keyring, ann, as_of=app.clock.now())
     assert now["name"]["last"].value == "Carter"
     assert [a["street"].value for a in now["address_history"]][:3] == [
-        "12 Elm St", "9 Birch Ct", "12 Elm St"]
+        "12 Elm St",
+        "9 Birch Ct",
+        "12 Elm St",
+    ]
     assert [n["last"].value for n in now["name_history"]] == ["Carter", "Dunn", "Carter"]
 
 
@@ -687,10 +747,17 @@ def test_reversal_of_a_large_abatement_waits_and_applies_on_approval(world):
     service.approve(app, token=tok["MG1"], adjustment_id=big.adjustment_id, interface="test")
     assert w.balance(app, CARTER, 2023) == "-20000.00"
     w.look(app, tok["EX1"], "TXMOD", year=2023)
-    back = service.reverse(app, token=tok["EX1"], adjustment_id=big.adjustment_id, case="C-1",
-                           reason="abated in error", interface="test")
+    back = service.reverse(
+        app,
+        token=tok["EX1"],
+        adjustment_id=big.adjustment_id,
+        case="C-1",
+        reason="abated in error",
+        interface="test",
+    )
     assert back.requires == ["TWO_PERSON_REQUIRED", "INCREASE_THRESHOLD"]
     assert w.balance(app, CARTER, 2023) == "-20000.00"
-    done = service.approve(app, token=tok["MG1"], adjustment_id=back.adjustment_id,
-                           interface="test")
+    done = service.approve(
+        app, token=tok["MG1"], adjustment_id=back.adjustment_id, interface="test"
+    )
     assert done.status == "applied" and w.balance(app, CARTER, 2023) == "0.00"

@@ -34,7 +34,12 @@ def _bearer(token: str) -> dict[str, str]:
 
 def test_sign_in_then_research_allowed(client, app):
     creds = service.create_employee(
-        app, seid="EX200", name="E", tin="900-42-0001", roles="examiner"
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="EX200",
+        name="E",
+        tin="900-42-0001",
+        roles="examiner",
     )
     f.open_case(app, "EX200", f.CARTER, "C-9")
     r = _login(client, app, creds)
@@ -76,7 +81,14 @@ def test_sign_in_then_research_allowed(client, app):
 
 
 def test_auditor_gets_not_in_profile(client, app):
-    creds = service.create_employee(app, seid="AU200", name="A", tin="900-42-0002", roles="auditor")
+    creds = service.create_employee(
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="AU200",
+        name="A",
+        tin="900-42-0002",
+        roles="auditor",
+    )
     token = _login(client, app, creds).json()["token"]
     r = client.get(f"/api/v1/accounts/{f.CARTER}/ENMOD", headers=_bearer(token))
     assert r.status_code == 403
@@ -89,7 +101,12 @@ def test_auditor_gets_not_in_profile(client, app):
 
 def test_bad_input_is_4xx_with_json(client, app):
     creds = service.create_employee(
-        app, seid="EX201", name="E", tin="900-42-0003", roles="examiner"
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="EX201",
+        name="E",
+        tin="900-42-0003",
+        roles="examiner",
     )
     token = _login(client, app, creds).json()["token"]
     r = client.get("/api/v1/accounts/12-34/ENMOD", headers=_bearer(token))
@@ -110,7 +127,12 @@ def test_no_token_is_401_and_recorded(client, app):
 
 def test_bad_credentials_401_then_locked_423(client, app):
     creds = service.create_employee(
-        app, seid="EX202", name="E", tin="900-42-0004", roles="examiner"
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="EX202",
+        name="E",
+        tin="900-42-0004",
+        roles="examiner",
     )
     codes = []
     for _ in range(app.settings.lockout_threshold + 1):
@@ -123,7 +145,12 @@ def test_bad_credentials_401_then_locked_423(client, app):
 
 def test_sign_out(client, app):
     creds = service.create_employee(
-        app, seid="EX203", name="E", tin="900-42-0005", roles="examiner"
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="EX203",
+        name="E",
+        tin="900-42-0005",
+        roles="examiner",
     )
     token = _login(client, app, creds).json()["token"]
     assert client.delete("/api/v1/sessions/current", headers=_bearer(token)).status_code == 204

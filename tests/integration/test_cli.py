@@ -86,6 +86,12 @@ def test_init_employee_login_research(db_url, tmp_path):
     token_file = home / "session.token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
 
+    # UNAX training applies to every employee: none recorded yet, so the research is refused.
+    line = _one_line_error(idrs(home, db_url, "research", "ENMOD", f.CARTER, "--case", "C-300"))
+    assert "TRAINING_NOT_CURRENT" in line
+    r = idrs(home, db_url, "training", "attest", "--seid", "EX300")  # the learning system's record
+    assert r.returncode == 0, r.stderr
+
     r = idrs(home, db_url, "research", "ENMOD", f.CARTER, "--case", "C-300", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)

@@ -22,17 +22,39 @@ ANN = {
     "phone": "937-555-0100",
     "markers": ["high_profile"],
     "returns": [
-        {"tax_year": 2023, "filing_status": "MFJ", "spouse_tin": "900-12-3457",
-         "address": {"street": "12 Elm Street", "city": "Dayton", "state": "OH", "zip": "45402"},
-         "dependents": [{"tin": "900-12-3458", "relationship": "son",
-                         "name": {"first": "Cal", "last": "Carter"}, "adoption_pending": False}],
-         "w2": [{"employer_ein": "00-1234567", "employer_name": "Acme Corp", "wages": 61000.00,
-                 "withholding": 7100.00}],
-         "k1": [{"entity_ein": "00-7654321", "entity_name": "Carter & Diaz LLP", "share_pct": 50.0}],
-         "schedule_c": [{"business_name": "Ann Carter Design", "ein": "00-2222222"}],
-         "agi": 58000.00, "total_tax": 4100.00, "preparer_ptin": "P00000001",
-         "refund": {"amount": 3000.00,
-                    "direct_deposit": {"routing": "800000006", "account": "000123456789"}}}
+        {
+            "tax_year": 2023,
+            "filing_status": "MFJ",
+            "spouse_tin": "900-12-3457",
+            "address": {"street": "12 Elm Street", "city": "Dayton", "state": "OH", "zip": "45402"},
+            "dependents": [
+                {
+                    "tin": "900-12-3458",
+                    "relationship": "son",
+                    "name": {"first": "Cal", "last": "Carter"},
+                    "adoption_pending": False,
+                }
+            ],
+            "w2": [
+                {
+                    "employer_ein": "00-1234567",
+                    "employer_name": "Acme Corp",
+                    "wages": 61000.00,
+                    "withholding": 7100.00,
+                }
+            ],
+            "k1": [
+                {"entity_ein": "00-7654321", "entity_name": "Carter & Diaz LLP", "share_pct": 50.0}
+            ],
+            "schedule_c": [{"business_name": "Ann Carter Design", "ein": "00-2222222"}],
+            "agi": 58000.00,
+            "total_tax": 4100.00,
+            "preparer_ptin": "P00000001",
+            "refund": {
+                "amount": 3000.00,
+                "direct_deposit": {"routing": "800000006", "account": "000123456789"},
+            },
+        }
     ],
     "transactions": [{"tax_year": 2023, "tc": "150", "date": "2024-04-15", "amount": 4100.00}],
 }
@@ -48,11 +70,19 @@ def person(tin, first, **changes):
 
 def bob():
     rec = person("900-12-3457", "Bob", markers=[], phone="937-555-0101")
-    rec["returns"] = [{
-        "tax_year": 2022, "filing_status": "MFS", "spouse_tin": "900-12-3456",
-        "agi": 30000, "total_tax": 2000.5,
-        "refund": {"amount": 10, "direct_deposit": {"routing": "800000006", "account": "000123456789"}},
-    }]
+    rec["returns"] = [
+        {
+            "tax_year": 2022,
+            "filing_status": "MFS",
+            "spouse_tin": "900-12-3456",
+            "agi": 30000,
+            "total_tax": 2000.5,
+            "refund": {
+                "amount": 10,
+                "direct_deposit": {"routing": "800000006", "account": "000123456789"},
+            },
+        }
+    ]
     rec["transactions"] = [{"tax_year": 2022, "tc": "150", "date": "2023-04-01", "amount": 2000.5}]
     return rec
 
@@ -73,52 +103,82 @@ def test_import_stores_every_part_and_links_both_ways(app, tmp_path):
     assert result.stats.taxpayers_created == 2
     ring = app.keyring
     with app.engine.connect() as conn:
-        tp = conn.execute(select(m.Taxpayer).where(
-            m.Taxpayer.tin_index == ring.tin_index("900123456"))).one()
+        tp = conn.execute(
+            select(m.Taxpayer).where(m.Taxpayer.tin_index == ring.tin_index("900123456"))
+        ).one()
         assert ring.decrypt(tp.tin_enc, "taxpayer.tin") == "900123456"
         assert ring.decrypt(tp.dob_enc, "taxpayer.dob") == "1980-02-01"
         assert ring.decrypt(tp.phone_enc, "taxpayer.phone") == "937-555-0100"
         assert (tp.first_name, tp.last_name, tp.name_control) == ("Ann", "Carter", "CART")
         ret = conn.execute(select(m.TaxReturn).where(m.TaxReturn.taxpayer_id == tp.id)).one()
         assert (ret.tax_year, ret.filing_status, ret.agi_cents, ret.refund_cents) == (
-            2023, "MFJ", 5_800_000, 300_000)
+            2023,
+            "MFJ",
+            5_800_000,
+            300_000,
+        )
         assert ring.decrypt(ret.routing_enc, "tax_return.routing") == "800000006"
         assert ring.decrypt(ret.account_enc, "tax_return.account") == "000123456789"
         # spouse: Ann's return names Bob; Bob's names Ann (both directions by blind index)
         assert ret.spouse_tin_index == ring.tin_index("900123457")
-        bob_row = conn.execute(select(m.Taxpayer.id).where(
-            m.Taxpayer.tin_index == ring.tin_index("900123457"))).scalar_one()
-        back = conn.execute(select(m.TaxReturn.taxpayer_id).where(
-            m.TaxReturn.spouse_tin_index == ring.tin_index("900123456"))).scalars().all()
+        bob_row = conn.execute(
+            select(m.Taxpayer.id).where(m.Taxpayer.tin_index == ring.tin_index("900123457"))
+        ).scalar_one()
+        back = (
+            conn.execute(
+                select(m.TaxReturn.taxpayer_id).where(
+                    m.TaxReturn.spouse_tin_index == ring.tin_index("900123456")
+                )
+            )
+            .scalars()
+            .all()
+        )
         assert back == [bob_row]
         # a shared bank account: two returns, one bank index
         banks = conn.execute(select(m.TaxReturn.bank_index)).scalars().all()
         assert len(banks) == 2 and banks[0] == banks[1] and banks[0] is not None
-        dep = conn.execute(select(m.Dependent).where(
-            m.Dependent.tin_index == ring.tin_index("900123458"))).one()
+        dep = conn.execute(
+            select(m.Dependent).where(m.Dependent.tin_index == ring.tin_index("900123458"))
+        ).one()
         assert (dep.return_id, dep.relationship, dep.adoption_pending) == (ret.id, "son", False)
         assert ring.decrypt(dep.tin_enc, "dependent.tin") == "900123458"
-        w2 = conn.execute(select(m.W2).where(
-            m.W2.employer_ein_index == ring.blind_index("001234567", "ein"))).one()
+        w2 = conn.execute(
+            select(m.W2).where(m.W2.employer_ein_index == ring.blind_index("001234567", "ein"))
+        ).one()
         assert (w2.wages_cents, w2.withholding_cents, w2.return_id) == (6_100_000, 710_000, ret.id)
         k1 = conn.execute(select(m.K1)).one()
         assert k1.entity_ein_index == ring.blind_index("007654321", "ein") and k1.share_pct == 50.0
         sc = conn.execute(select(m.ScheduleC)).one()
         assert ring.decrypt(sc.ein_enc, "schedule_c.ein") == "002222222"
         kinds = dict(conn.execute(select(m.Business.name, m.Business.kind)).all())
-        assert kinds == {"Acme Corp": "employer", "Carter & Diaz LLP": "partnership",
-                         "Ann Carter Design": "sole_prop"}
-        markers = conn.execute(select(m.Marker.marker).where(m.Marker.taxpayer_id == tp.id)).scalars()
+        assert kinds == {
+            "Acme Corp": "employer",
+            "Carter & Diaz LLP": "partnership",
+            "Ann Carter Design": "sole_prop",
+        }
+        markers = conn.execute(
+            select(m.Marker.marker).where(m.Marker.taxpayer_id == tp.id)
+        ).scalars()
         assert list(markers) == ["high_profile"]
-        addrs = conn.execute(select(m.AddressRecord).where(m.AddressRecord.taxpayer_id == tp.id)
-                             .order_by(m.AddressRecord.source)).all()
+        addrs = conn.execute(
+            select(m.AddressRecord)
+            .where(m.AddressRecord.taxpayer_id == tp.id)
+            .order_by(m.AddressRecord.source)
+        ).all()
         assert [(a.source, a.tax_year) for a in addrs] == [("entity", None), ("return", 2023)]
         # "12 Elm St" and "12 Elm Street" are one dwelling
         assert addrs[0].norm_key == addrs[1].norm_key == "12 ELM ST|DAYTON|OH|45402"
-        txn = conn.execute(select(m.Transaction.tc, m.Transaction.amount_cents, m.Transaction.source,
-                                  m.TaxModule.tax_year, m.Transaction.txn_date).join(
-            m.TaxModule, m.TaxModule.id == m.Transaction.module_id).where(
-            m.TaxModule.taxpayer_id == tp.id)).one()
+        txn = conn.execute(
+            select(
+                m.Transaction.tc,
+                m.Transaction.amount_cents,
+                m.Transaction.source,
+                m.TaxModule.tax_year,
+                m.Transaction.txn_date,
+            )
+            .join(m.TaxModule, m.TaxModule.id == m.Transaction.module_id)
+            .where(m.TaxModule.taxpayer_id == tp.id)
+        ).one()
         assert tuple(txn[:4]) == ("150", 410_000, "import", 2023)
         assert str(txn[4]) == "2024-04-15"
 
@@ -126,8 +186,9 @@ def test_import_stores_every_part_and_links_both_ways(app, tmp_path):
 def test_audit_entry_has_counts_and_no_identity(app, tmp_path):
     result = import_file(app, write(tmp_path / "a.jsonl", [ANN, bob()]), "os:tester")
     with app.engine.connect() as conn:
-        leaf = conn.execute(select(AuditEntry.leaf_input).where(
-            AuditEntry.idx == result.audit_index)).scalar_one()
+        leaf = conn.execute(
+            select(AuditEntry.leaf_input).where(AuditEntry.idx == result.audit_index)
+        ).scalar_one()
     entry = json.loads(leaf)
     assert entry["type"] == "data:import:run" and entry["actor"] == "os:tester"
     assert entry["outcome"] == "success"
@@ -151,7 +212,9 @@ def test_bad_lines_reported_with_numbers_and_nothing_stored(app, tmp_path):
     for model in (m.Taxpayer, m.TaxReturn, m.Transaction, m.AddressRecord, m.Business, m.TaxModule):
         assert count(app, model) == 0, model
     with app.engine.connect() as conn:
-        leaf = conn.execute(select(AuditEntry.leaf_input).order_by(AuditEntry.idx.desc())).first()[0]
+        leaf = conn.execute(select(AuditEntry.leaf_input).order_by(AuditEntry.idx.desc())).first()[
+            0
+        ]
     assert json.loads(leaf)["outcome"] == "failure"
 
 
@@ -163,9 +226,22 @@ def test_reimport_is_idempotent_and_replaces_only_the_years_given(app, tmp_path)
 
     def snapshot():
         with app.engine.connect() as conn:
-            return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()  # noqa: S608
-                    for t in ("taxpayer", "tax_return", "dependent", "w2", "k1", "schedule_c",
-                              "tax_module", "txn", "address_record", "business", "taxpayer_marker")}
+            return {
+                t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()  # noqa: S608
+                for t in (
+                    "taxpayer",
+                    "tax_return",
+                    "dependent",
+                    "w2",
+                    "k1",
+                    "schedule_c",
+                    "tax_module",
+                    "txn",
+                    "address_record",
+                    "business",
+                    "taxpayer_marker",
+                )
+            }
 
     first = snapshot()
     assert first["tax_return"] == 3 and first["taxpayer"] == 2
@@ -180,22 +256,42 @@ def test_reimport_is_idempotent_and_replaces_only_the_years_given(app, tmp_path)
     import_file(app, write(tmp_path / "c.jsonl", [changed]), "os:t")
     ring = app.keyring
     with app.engine.connect() as conn:
-        tid = conn.execute(select(m.Taxpayer.id).where(
-            m.Taxpayer.tin_index == ring.tin_index("900123456"))).scalar_one()
-        rets = dict(conn.execute(select(m.TaxReturn.tax_year, m.TaxReturn.agi_cents).where(
-            m.TaxReturn.taxpayer_id == tid)).all())
+        tid = conn.execute(
+            select(m.Taxpayer.id).where(m.Taxpayer.tin_index == ring.tin_index("900123456"))
+        ).scalar_one()
+        rets = dict(
+            conn.execute(
+                select(m.TaxReturn.tax_year, m.TaxReturn.agi_cents).where(
+                    m.TaxReturn.taxpayer_id == tid
+                )
+            ).all()
+        )
         assert rets == {2022: 5_800_000, 2023: 150}
         assert conn.execute(select(func.count()).select_from(m.Dependent)).scalar_one() == 1
-        history = conn.execute(select(m.AddressRecord.street).where(
-            m.AddressRecord.taxpayer_id == tid, m.AddressRecord.source == "entity")
-            .order_by(m.AddressRecord.id)).scalars().all()
+        history = (
+            conn.execute(
+                select(m.AddressRecord.street)
+                .where(m.AddressRecord.taxpayer_id == tid, m.AddressRecord.source == "entity")
+                .order_by(m.AddressRecord.id)
+            )
+            .scalars()
+            .all()
+        )
         assert history == ["12 Elm St", "3 Oak Ave"]
-        amounts = conn.execute(select(m.TaxModule.tax_year, m.Transaction.amount_cents).join(
-            m.Transaction, m.Transaction.module_id == m.TaxModule.id).where(
-            m.TaxModule.taxpayer_id == tid).order_by(m.TaxModule.tax_year)).all()
+        amounts = conn.execute(
+            select(m.TaxModule.tax_year, m.Transaction.amount_cents)
+            .join(m.Transaction, m.Transaction.module_id == m.TaxModule.id)
+            .where(m.TaxModule.taxpayer_id == tid)
+            .order_by(m.TaxModule.tax_year)
+        ).all()
         assert [tuple(a) for a in amounts] == [(2022, 9900), (2023, 410_000)]
-        versions = dict(conn.execute(select(m.TaxModule.tax_year, m.TaxModule.version).where(
-            m.TaxModule.taxpayer_id == tid)).all())
+        versions = dict(
+            conn.execute(
+                select(m.TaxModule.tax_year, m.TaxModule.version).where(
+                    m.TaxModule.taxpayer_id == tid
+                )
+            ).all()
+        )
         assert versions[2023] > versions[2022] >= 1
 
 
@@ -215,8 +311,11 @@ def _stored_bytes(app, tmp_path) -> bytes:
         return b"".join(p.read_bytes() for p in (db, Path(f"{db}-wal")) if p.exists())
     out = []
     with app.engine.connect() as conn:
-        tables = conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars().all()
+        tables = (
+            conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'"))
+            .scalars()
+            .all()
+        )
         for t in tables:
             for (row,) in conn.execute(text(f'SELECT t::text FROM "{t}" t')):  # noqa: S608
                 out.append(row.encode())
@@ -228,8 +327,20 @@ def test_database_holds_no_plaintext_tin_or_bank_number(app, tmp_path):
     import_file(app, write(tmp_path / "a.jsonl", [ANN, bob()]), "os:t")
     raw = _stored_bytes(app, tmp_path)
     assert b"Carter" in raw  # the dump is real: names are stored in clear
-    secrets = ["900123456", "900-12-3456", "900123457", "900123458", "001234567", "00-1234567",
-               "007654321", "002222222", "800000006", "000123456789", "937-555-0100", "1980-02-01"]
+    secrets = [
+        "900123456",
+        "900-12-3456",
+        "900123457",
+        "900123458",
+        "001234567",
+        "00-1234567",
+        "007654321",
+        "002222222",
+        "800000006",
+        "000123456789",
+        "937-555-0100",
+        "1980-02-01",
+    ]
     for s in secrets:
         assert s.encode() not in raw, s
         if app.engine.dialect.name != "sqlite":

@@ -19,7 +19,13 @@ EXAMINER_TIN = "900-40-0001"
 
 def _sign_in(app, seid: str, roles: str, tin: str, unit: str | None = None) -> str:
     creds = service.create_employee(
-        app, seid=seid, name=f"Employee {seid}", tin=tin, roles=roles, unit=unit
+        app,
+        unax_attested_at=app.clock.now(),
+        seid=seid,
+        name=f"Employee {seid}",
+        tin=tin,
+        roles=roles,
+        unit=unit,
     )
     code = totp.code_at(creds["totp_secret"], app.clock.now())
     token, _, _ = auth.sign_in(app, seid, creds["password"], code, "test")

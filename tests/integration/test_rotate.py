@@ -19,14 +19,22 @@ from .test_seed import plaintext_dump
 
 @pytest.fixture
 def populated(app, tmp_path):
-    seed(app, taxpayers=150, employees=2, seed=5, credentials_out=tmp_path / "c.json",
-         actor="os:tester")
+    seed(
+        app,
+        taxpayers=150,
+        employees=2,
+        seed=5,
+        credentials_out=tmp_path / "c.json",
+        actor="os:tester",
+    )
     return app
 
 
 def totp_secrets(app):
     with app.engine.connect() as conn:
-        blobs = conn.execute(select(Employee.seid, Employee.totp_secret_enc).order_by(Employee.seid)).all()
+        blobs = conn.execute(
+            select(Employee.seid, Employee.totp_secret_enc).order_by(Employee.seid)
+        ).all()
     return [(s, app.keyring.decrypt(b, "employee.totp_secret")) for s, b in blobs]
 
 
@@ -50,12 +58,16 @@ def test_rotation_reencrypts_everything_and_retires_the_old_key(populated):
     assert totp_secrets(app) == secrets_before
     # every *_enc column of the schema was covered, employees' too
     covered = set(result.columns)
-    assert {"employee.tin_enc", "employee.totp_secret_enc", "taxpayer.tin_enc",
-            "tax_return.account_enc", "tax_return.routing_enc"} <= covered
+    assert {
+        "employee.tin_enc",
+        "employee.totp_secret_enc",
+        "taxpayer.tin_enc",
+        "tax_return.account_enc",
+        "tax_return.routing_enc",
+    } <= covered
     assert covered == {f"{t.name}.{c}" for t, cs in encrypted_tables() for c in cs}
     with app.engine.connect() as conn:
-        leaf = conn.execute(text(
-            "SELECT leaf_input FROM audit_entry ORDER BY idx DESC")).first()[0]
+        leaf = conn.execute(text("SELECT leaf_input FROM audit_entry ORDER BY idx DESC")).first()[0]
     entry = json.loads(leaf)
     assert entry["type"] == "system:keys:rotate" and entry["outcome"] == "success"
     assert entry["detail"]["retired"] == [old_kid]
@@ -75,8 +87,11 @@ def test_refuses_to_retire_a_key_still_in_use(populated):
         # during the rotation, the stale process writes a phone number with the old key
         if table == "taxpayer":
             with app.engine.begin() as conn:
-                conn.execute(update(m.Taxpayer).where(m.Taxpayer.id == tid).values(
-                    phone_enc=stale.encrypt("555-555-0199", "taxpayer.phone")))
+                conn.execute(
+                    update(m.Taxpayer)
+                    .where(m.Taxpayer.id == tid)
+                    .values(phone_enc=stale.encrypt("555-555-0199", "taxpayer.phone"))
+                )
 
     with pytest.raises(IdrsError, match="still in use"):
         rotate(app, actor="os:tester", progress=write_behind)

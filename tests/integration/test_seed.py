@@ -58,21 +58,49 @@ SKIP = {"created_at", "updated_at", "posted_at", "totp_secret_enc", "password_ha
 def plaintext_dump(app) -> dict[str, list[tuple]]:
     """Every row of the master file and employees, decrypted, without keyed or clock values."""
     tables = {t.name: t for t, _ in encrypted_tables()}
-    tables.update({t.name: t for t in (m.Marker.__table__, m.AddressRecord.__table__,
-                                       m.TaxModule.__table__, m.Transaction.__table__)})
+    tables.update(
+        {
+            t.name: t
+            for t in (
+                m.Marker.__table__,
+                m.AddressRecord.__table__,
+                m.TaxModule.__table__,
+                m.Transaction.__table__,
+            )
+        }
+    )
     out = {}
     with app.engine.connect() as conn:
         for name, table in sorted(tables.items()):
-            if name not in {"taxpayer", "taxpayer_marker", "address_record", "business", "tax_return",
-                            "dependent", "w2", "k1", "schedule_c", "tax_module", "txn",
-                            "information_return", "employee"}:
+            if name not in {
+                "taxpayer",
+                "taxpayer_marker",
+                "address_record",
+                "business",
+                "tax_return",
+                "dependent",
+                "w2",
+                "k1",
+                "schedule_c",
+                "tax_module",
+                "txn",
+                "information_return",
+                "employee",
+            }:
                 continue
-            cols = [c for c in table.columns if c.name not in SKIP and not c.name.endswith("_index")]
+            cols = [
+                c for c in table.columns if c.name not in SKIP and not c.name.endswith("_index")
+            ]
             rows = []
             for row in conn.execute(select(*cols).order_by(*table.primary_key.columns)):
-                rows.append(tuple(
-                    _decrypt(app.keyring, v, name, c.name) if c.name.endswith("_enc") and v is not None
-                    else _value(v) for c, v in zip(cols, row, strict=True)))
+                rows.append(
+                    tuple(
+                        _decrypt(app.keyring, v, name, c.name)
+                        if c.name.endswith("_enc") and v is not None
+                        else _value(v)
+                        for c, v in zip(cols, row, strict=True)
+                    )
+                )
             out[name] = rows
     return out
 
@@ -83,8 +111,12 @@ def fresh_sqlite_app(tmp_path: Path, clock) -> App:
     migrate.upgrade(engine)
     home = tmp_path / "home2"
     Keyring.create(home)
-    return App(settings=Settings(database_url=url, home=home), engine=engine,
-               keyring=Keyring.load(home), clock=FakeClock(clock.now()))
+    return App(
+        settings=Settings(database_url=url, home=home),
+        engine=engine,
+        keyring=Keyring.load(home),
+        clock=FakeClock(clock.now()),
+    )
 
 
 def test_same_seed_same_plaintext_other_seed_differs(seeded, tmp_path, clock):
@@ -112,13 +144,23 @@ def _population_size_and_synthetic_identifiers_only(app, result):
     ring = app.keyring
     assert result.taxpayers == N
     with app.engine.connect() as conn:
-        tins = [ring.decrypt(b, "taxpayer.tin") for b in conn.execute(select(m.Taxpayer.tin_enc)).scalars()]
+        tins = [
+            ring.decrypt(b, "taxpayer.tin")
+            for b in conn.execute(select(m.Taxpayer.tin_enc)).scalars()
+        ]
         assert len(tins) == len(set(tins)) == N
         assert all(is_synthetic_tin(t) for t in tins)
-        eins = [ring.decrypt(b, "business.ein") for b in conn.execute(select(m.Business.ein_enc)).scalars()]
+        eins = [
+            ring.decrypt(b, "business.ein")
+            for b in conn.execute(select(m.Business.ein_enc)).scalars()
+        ]
         assert eins and all(is_synthetic_ein(e) for e in eins)
-        routings = [ring.decrypt(b, "tax_return.routing") for b in conn.execute(
-            select(m.TaxReturn.routing_enc).where(m.TaxReturn.routing_enc.is_not(None))).scalars()]
+        routings = [
+            ring.decrypt(b, "tax_return.routing")
+            for b in conn.execute(
+                select(m.TaxReturn.routing_enc).where(m.TaxReturn.routing_enc.is_not(None))
+            ).scalars()
+        ]
         assert routings and all(r.startswith("80") and aba_checksum_ok(r) for r in routings)
         years = set(conn.execute(select(m.TaxReturn.tax_year)).scalars())
         assert years == {2022, 2023, 2024}
@@ -130,42 +172,68 @@ def _households_are_realistic(app, result):
         assert {"S", "MFJ", "MFS", "HOH", "QSS"} <= set(statuses)
         rels = Counter(conn.execute(select(m.Dependent.relationship)).scalars())
         assert rels["son"] and rels["daughter"] and rels["parent"]
-        assert conn.execute(select(func.count()).where(m.Dependent.adoption_pending.is_(True))).scalar_one()
+        assert conn.execute(
+            select(func.count()).where(m.Dependent.adoption_pending.is_(True))
+        ).scalar_one()
         markers = Counter(conn.execute(select(m.Marker.marker)).scalars())
         for marker in ("high_profile", "identity_theft", "deceased", "employee"):
             assert markers[marker] >= 1, marker
         # MFS: both spouses file, each naming the other
-        mfs = conn.execute(select(m.TaxReturn.taxpayer_id, m.TaxReturn.spouse_tin_index,
-                                  m.TaxReturn.tax_year).where(m.TaxReturn.filing_status == "MFS")).all()
+        mfs = conn.execute(
+            select(
+                m.TaxReturn.taxpayer_id, m.TaxReturn.spouse_tin_index, m.TaxReturn.tax_year
+            ).where(m.TaxReturn.filing_status == "MFS")
+        ).all()
         tin_of = dict(conn.execute(select(m.Taxpayer.id, m.Taxpayer.tin_index)).all())
         id_of = {v: k for k, v in tin_of.items()}
         pairs = {(t, id_of[s], y) for t, s, y in mfs}
         assert all((b, a, y) in pairs for a, b, y in pairs)
         # divorce: a joint 2022 return, then the former spouse files alone elsewhere
-        joint22 = conn.execute(select(m.TaxReturn.taxpayer_id, m.TaxReturn.spouse_tin_index).where(
-            m.TaxReturn.tax_year == 2022, m.TaxReturn.filing_status == "MFJ")).all()
+        joint22 = conn.execute(
+            select(m.TaxReturn.taxpayer_id, m.TaxReturn.spouse_tin_index).where(
+                m.TaxReturn.tax_year == 2022, m.TaxReturn.filing_status == "MFJ"
+            )
+        ).all()
         divorced = [
-            (a, id_of.get(s)) for a, s in joint22
-            if conn.execute(select(m.TaxReturn.filing_status).where(
-                m.TaxReturn.taxpayer_id == a, m.TaxReturn.tax_year == 2023)).scalar() in ("S", "HOH")
-            and conn.execute(select(m.TaxReturn.filing_status).where(
-                m.TaxReturn.taxpayer_id == id_of.get(s), m.TaxReturn.tax_year == 2023)).scalar() == "S"
+            (a, id_of.get(s))
+            for a, s in joint22
+            if conn.execute(
+                select(m.TaxReturn.filing_status).where(
+                    m.TaxReturn.taxpayer_id == a, m.TaxReturn.tax_year == 2023
+                )
+            ).scalar()
+            in ("S", "HOH")
+            and conn.execute(
+                select(m.TaxReturn.filing_status).where(
+                    m.TaxReturn.taxpayer_id == id_of.get(s), m.TaxReturn.tax_year == 2023
+                )
+            ).scalar()
+            == "S"
         ]
         assert divorced
         a, b = divorced[0]
-        moved = conn.execute(select(func.count()).where(
-            m.AddressRecord.taxpayer_id == b, m.AddressRecord.source == "entity")).scalar_one()
+        moved = conn.execute(
+            select(func.count()).where(
+                m.AddressRecord.taxpayer_id == b, m.AddressRecord.source == "entity"
+            )
+        ).scalar_one()
         assert moved >= 2
         # shared bank accounts between different taxpayers' returns
         banks = defaultdict(set)
-        for tid, bank in conn.execute(select(m.TaxReturn.taxpayer_id, m.TaxReturn.bank_index).where(
-                m.TaxReturn.bank_index.is_not(None))):
+        for tid, bank in conn.execute(
+            select(m.TaxReturn.taxpayer_id, m.TaxReturn.bank_index).where(
+                m.TaxReturn.bank_index.is_not(None)
+            )
+        ):
             banks[bank].add(tid)
         assert any(len(v) >= 2 for v in banks.values())
         # partnerships: one EIN on the K-1s of two different taxpayers
         partners = defaultdict(set)
-        for ein, tid in conn.execute(select(m.K1.entity_ein_index, m.TaxReturn.taxpayer_id).join(
-                m.TaxReturn, m.TaxReturn.id == m.K1.return_id)):
+        for ein, tid in conn.execute(
+            select(m.K1.entity_ein_index, m.TaxReturn.taxpayer_id).join(
+                m.TaxReturn, m.TaxReturn.id == m.K1.return_id
+            )
+        ):
             partners[ein].add(tid)
         assert any(len(v) == 2 for v in partners.values())
         # sole proprietors who employ people: a W-2 EIN that is someone's Schedule C EIN
@@ -173,9 +241,11 @@ def _households_are_realistic(app, result):
         assert sole & set(conn.execute(select(m.W2.employer_ein_index)).scalars())
         # roommates: one dwelling (norm_key), several surnames
         dwell = defaultdict(set)
-        for key, last in conn.execute(select(m.AddressRecord.norm_key, m.Taxpayer.last_name).join(
-                m.Taxpayer, m.Taxpayer.id == m.AddressRecord.taxpayer_id).where(
-                m.AddressRecord.source == "entity")):
+        for key, last in conn.execute(
+            select(m.AddressRecord.norm_key, m.Taxpayer.last_name)
+            .join(m.Taxpayer, m.Taxpayer.id == m.AddressRecord.taxpayer_id)
+            .where(m.AddressRecord.source == "entity")
+        ):
             dwell[key].add(last)
         assert any(len(v) >= 2 for v in dwell.values())
         # information returns for IRPTR
@@ -185,14 +255,17 @@ def _households_are_realistic(app, result):
 
 def _transactions_agree_with_returns(app, result):
     with app.engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT r.total_tax_cents, r.refund_cents, "
-            " (SELECT sum(amount_cents) FROM txn t WHERE t.module_id = mo.id AND t.tc = '150'),"
-            " (SELECT sum(amount_cents) FROM txn t WHERE t.module_id = mo.id AND t.tc = '846'),"
-            " (SELECT -sum(amount_cents) FROM txn t WHERE t.module_id = mo.id AND t.tc = '806'),"
-            " (SELECT sum(w.withholding_cents) FROM w2 w WHERE w.return_id = r.id)"
-            " FROM tax_return r JOIN tax_module mo"
-            " ON mo.taxpayer_id = r.taxpayer_id AND mo.tax_year = r.tax_year")).all()
+        rows = conn.execute(
+            text(
+                "SELECT r.total_tax_cents, r.refund_cents, "
+                " (SELECT sum(amount_cents) FROM txn t WHERE t.module_id = mo.id AND t.tc = '150'),"
+                " (SELECT sum(amount_cents) FROM txn t WHERE t.module_id = mo.id AND t.tc = '846'),"
+                " (SELECT -sum(amount_cents) FROM txn t WHERE t.module_id = mo.id AND t.tc = '806'),"
+                " (SELECT sum(w.withholding_cents) FROM w2 w WHERE w.return_id = r.id)"
+                " FROM tax_return r JOIN tax_module mo"
+                " ON mo.taxpayer_id = r.taxpayer_id AND mo.tax_year = r.tax_year"
+            )
+        ).all()
     assert len(rows) > 500
     for tax, refund, tc150, tc846, tc806, withheld in rows:
         assert tc150 == tax
@@ -204,17 +277,38 @@ def _employees_are_seeded_taxpayers_with_roles(app, result):
     ring = app.keyring
     assert len(result.employees) == 6
     with app.engine.connect() as conn:
-        emps = conn.execute(select(Employee.seid, Employee.tin_index, Employee.tin_enc, Employee.roles,
-                                   Employee.profile, Employee.password_hash, Employee.unit_id)).all()
+        emps = conn.execute(
+            select(
+                Employee.seid,
+                Employee.tin_index,
+                Employee.tin_enc,
+                Employee.roles,
+                Employee.profile,
+                Employee.password_hash,
+                Employee.unit_id,
+            )
+        ).all()
         assert len(emps) == 6
         roles = {r for e in emps for r in e.roles.split(",")}
-        assert roles == {"csr", "examiner", "manager", "security_admin", "privacy_analyst", "auditor"}
+        assert roles == {
+            "csr",
+            "examiner",
+            "manager",
+            "security_admin",
+            "privacy_analyst",
+            "auditor",
+        }
         assert len({e.unit_id for e in emps}) >= 3
         for e in emps:
             assert e.password_hash is None  # no credentials asked for: no usable password
-            tid = conn.execute(select(m.Taxpayer.id).where(m.Taxpayer.tin_index == e.tin_index)).scalar_one()
-            assert conn.execute(select(m.Marker.marker).where(
-                m.Marker.taxpayer_id == tid, m.Marker.marker == "employee")).scalar_one()
+            tid = conn.execute(
+                select(m.Taxpayer.id).where(m.Taxpayer.tin_index == e.tin_index)
+            ).scalar_one()
+            assert conn.execute(
+                select(m.Marker.marker).where(
+                    m.Marker.taxpayer_id == tid, m.Marker.marker == "employee"
+                )
+            ).scalar_one()
             assert ring.tin_index(ring.decrypt(e.tin_enc, "employee.tin")) == e.tin_index
             if "csr" in e.roles.split(","):
                 assert "ENMOD" in e.profile
@@ -252,6 +346,9 @@ def test_credentials_file(app, tmp_path):
         hashes = conn.execute(select(Employee.password_hash)).scalars().all()
     assert len(hashes) == 2 and all(h and h.startswith("$argon2id$") for h in hashes)
     with app.engine.connect() as conn:
-        entries = [json.loads(b) for b in conn.execute(text("SELECT leaf_input FROM audit_entry")).scalars()]
+        entries = [
+            json.loads(b)
+            for b in conn.execute(text("SELECT leaf_input FROM audit_entry")).scalars()
+        ]
     seeds = [e for e in entries if e["type"] == "data:seed:run"]
     assert len(seeds) == 1 and seeds[0]["detail"]["taxpayers"] == 120

@@ -18,7 +18,12 @@ from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fix
 @pytest.fixture
 def ann(app):
     return service.create_employee(
-        app, seid="EX100", name="Ann Examiner", tin="900-41-0001", roles="examiner"
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="EX100",
+        name="Ann Examiner",
+        tin="900-41-0001",
+        roles="examiner",
     )
 
 

@@ -56,7 +56,12 @@ def _sign_in(client, app, creds):
 @pytest.fixture
 def examiner(app):
     creds = service.create_employee(
-        app, seid="EX300", name="E", tin="900-42-0003", roles="examiner"
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="EX300",
+        name="E",
+        tin="900-42-0003",
+        roles="examiner",
     )
     f.open_case(app, "EX300", f.CARTER, "C-31")
     return creds
@@ -161,7 +166,12 @@ def test_adjustment_requested_in_the_form_and_approved_by_a_manager(client, app,
     from idrs.people import auth
 
     manager = service.create_employee(
-        app, seid="MG300", name="M", tin="900-42-0004", roles="manager"
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="MG300",
+        name="M",
+        tin="900-42-0004",
+        roles="manager",
     )
     _sign_in(client, app, examiner)
     token = _csrf(client.get("/research").text)

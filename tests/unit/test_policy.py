@@ -14,6 +14,7 @@ from idrs.access import policy
 from idrs.access.facts import Facts
 from idrs.access.masking import classes_for
 from idrs.errors import ConfigurationError
+from idrs.grants.facts import GrantFacts
 from idrs.masterfile.screens import Sensitivity as S
 
 EXAMINER = frozenset({"ENMOD", "IMFOL", "TXMOD", "RTVUE", "INOLE", "NAMES", "IRPTR", "ADJ54"})
@@ -30,11 +31,20 @@ OK = Facts(
     taxpayer_exists=True,
     unit_id=1,
     rate_limit=200,
+    # an employee (not outside), no grant, UNAX training current
+    grant=GrantFacts(
+        has_grant=False, state="none", commands=frozenset(), classes=frozenset(),
+        population="none", allow_changes=False, daily_limit=None, agreement_signed=False,
+        training_current=True, clearance_verified=False,
+    ),
 )
+UNTRAINED = replace(OK.grant, training_current=False)
 
 TABLE: list[tuple[str, dict, set[str]]] = [
     ("allowed with a case", {}, set()),
     ("allowed with a contact", {"open_cases": (), "open_contacts": ("K1",)}, set()),
+    ("UNAX training not current", {"grant": UNTRAINED}, {"TRAINING_NOT_CURRENT"}),
+    ("no grant facts at all (fail closed)", {"grant": None}, {"TRAINING_NOT_CURRENT"}),
     ("named case that is theirs", {"case": "C1"}, set()),
     (
         "command not in profile",
@@ -225,7 +235,10 @@ def test_a_forbid_without_a_reason_is_refused(tmp_path: Path) -> None:
 
 def test_no_permit_means_refusal_to_start(tmp_path: Path) -> None:
     d = _copy(tmp_path)
-    (d / "00_permit.cedar").unlink()
+    for f in d.glob("*.cedar"):  # every file holding a permit (the base one, the grants one)
+        if "\npermit (" in "\n" + f.read_text():
+            f.unlink()
+    assert (d / "00_permit.cedar").exists() is False
     with pytest.raises(ConfigurationError, match="no permit policy"):
         policy.load(d)
 

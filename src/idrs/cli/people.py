@@ -55,6 +55,9 @@ def employee_add(
     roles: str = typer.Option(..., "--roles", help="comma-separated: csr,examiner,manager,…"),
     unit: str | None = typer.Option(None, "--unit", help="unit code (default HQ)"),
     kind: str = typer.Option("employee", "--kind", help="employee|detailee|contractor|appointee"),
+    home_org: str | None = typer.Option(
+        None, "--home-org", help="outside people: their home organization"
+    ),
     authorities: str = typer.Option(
         "", "--authorities", help="comma-separated: adoption,employee_accounts,sensitive_accounts"
     ),
@@ -63,7 +66,7 @@ def employee_add(
     """Create an employee; prints JSON {"seid", "password", "totp_secret"} (shown once)."""
     a = open_app()
     creds = service.create_employee(
-        a, seid=seid, name=name, tin=tin, roles=roles, unit=unit, kind=kind,
+        a, seid=seid, name=name, tin=tin, roles=roles, unit=unit, kind=kind, home_org=home_org,
         authorities=[x for x in authorities.split(",") if x.strip()], actor=operator_actor(),
     )
     print_json(creds)  # the credentials are JSON either way (CONTRACT.md)

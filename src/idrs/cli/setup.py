@@ -9,12 +9,9 @@ with an open case, a CSR, a manager, an auditor), writes their credentials to
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from sqlalchemy import select
 from idrs import migrate
 from idrs.access import policy
 from idrs.audit import log
+from idrs.audit.checkpoint import ensure_signing_key
 from idrs.audit.events import EventType, make_event
 from idrs.cli import app
 from idrs.cli.common import console, open_app, operator_actor, print_json
@@ -45,7 +43,7 @@ def initialize() -> tuple[App, dict[str, str] | None]:
     check_reachable(engine)
     migrate.upgrade(engine)
     keyring = Keyring.create(settings.home)
-    _ensure_signing_key(settings.home)
+    ensure_signing_key(settings.home)  # the audit log's Ed25519 key, never in the database
     a = App(settings=settings, engine=engine, keyring=keyring)
     # A policy file that does not parse or validate stops the system here, not at the first
     # request; a new policy version is itself recorded.
@@ -55,16 +53,6 @@ def initialize() -> tuple[App, dict[str, str] | None]:
     log.append(engine, make_event(EventType.SYSTEM_SCHEMA_INIT, time=a.clock.now(), actor=actor,
                                   outcome="success", interface="cli"))
     return a, service.ensure_first_admin(a, actor=actor)
-
-
-def _ensure_signing_key(home: Path) -> None:
-    try:
-        checkpoint = importlib.import_module("idrs.audit.checkpoint")
-    except ModuleNotFoundError:
-        return
-    ensure = getattr(checkpoint, "ensure_signing_key", None)
-    if ensure is not None:
-        ensure(home)
 
 
 @app.command("init")
@@ -124,76 +112,15 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _populate(a: App, taxpayers: int) -> None:
-    """Seed through the seed package when present; else import a small built-in file."""
+    """Seed the demo population (deterministic, seed 1) unless the database has taxpayers."""
     from idrs.masterfile.models import Taxpayer
+    from idrs.masterfile.seed import seed
 
     with a.engine.connect() as conn:
         if conn.execute(select(Taxpayer.id).limit(1)).first() is not None:
             return
-    seed_fn = _find_seed()
-    if seed_fn is not None:
-        console.print(f"seeding {taxpayers} synthetic taxpayers …")
-        kwargs: dict[str, Any] = {}
-        params = inspect.signature(seed_fn).parameters
-        for name, value in (("taxpayers", taxpayers), ("seed", 1), ("employees", 0),
-                            ("actor", operator_actor())):
-            if name in params:
-                kwargs[name] = value
-        seed_fn(a, **kwargs)
-        return
-    from idrs.masterfile.importer import import_file
-
-    with tempfile.TemporaryDirectory() as tmp:
-        demo_file = Path(tmp) / "demo.jsonl"
-        demo_file.write_text("".join(json.dumps(r) + "\n" for r in _builtin_population()))
-        import_file(a, demo_file, actor=operator_actor())
-
-
-def _find_seed() -> Any:
-    try:
-        module = importlib.import_module("idrs.masterfile.seed")
-    except ModuleNotFoundError:
-        return None
-    for name in ("seed_population", "seed", "run"):
-        fn = getattr(module, name, None)
-        if callable(fn):
-            return fn
-    return None
-
-
-def _builtin_population() -> list[dict[str, Any]]:
-    """A dozen households, enough to try every command code (used when no seeder exists)."""
-    streets = ["12 Elm St", "40 Oak Ave", "7 Pine Rd", "88 Lake Dr", "3 Hill Ct", "19 River Ln"]
-    lasts = ["Carter", "Diaz", "Nguyen", "Okafor", "Schmidt", "Rossi"]
-    out = []
-    for i, last in enumerate(lasts):
-        tin, spouse, child = (f"900-0{i}-{1000 + 3 * i + k:04d}" for k in range(3))
-        addr = {"street": streets[i], "city": "Dayton", "state": "OH", "zip": f"4540{i}"}
-        ret = {
-            "tax_year": 2023, "filing_status": "MFJ", "spouse_tin": spouse, "address": addr,
-            "dependents": [{"tin": child, "relationship": "son",
-                            "name": {"first": "Cal", "last": last}, "adoption_pending": False}],
-            "w2": [{"employer_ein": "00-1234567", "employer_name": "Acme Corp",
-                    "wages": 61000.0 + i, "withholding": 7100.0}],
-            "k1": [], "schedule_c": [], "agi": 58000.0, "total_tax": 4100.0,
-            "preparer_ptin": "P00000001",
-            "refund": {"amount": 3000.0, "direct_deposit": {"routing": "800000006",
-                                                            "account": f"0001234{i:05d}"}},
-        }
-        out.append({
-            "tin": tin, "name": {"first": "Ann", "middle": "", "last": last, "suffix": ""},
-            "date_of_birth": "1980-02-01", "address": addr, "phone": "937-555-0100",
-            "markers": [], "returns": [ret],
-            "transactions": [{"tax_year": 2023, "tc": "150", "date": "2024-04-15", "amount": 4100.0},
-                             {"tax_year": 2023, "tc": "806", "date": "2024-04-15", "amount": 7100.0},
-                             {"tax_year": 2023, "tc": "846", "date": "2024-05-01", "amount": 3000.0}],
-        })
-        out.append({
-            "tin": spouse, "name": {"first": "Ben", "middle": "", "last": last, "suffix": ""},
-            "date_of_birth": "1979-03-04", "address": addr, "phone": "937-555-0101",
-            "markers": [], "returns": [], "transactions": [],
-        })
-    return out
+    console.print(f"seeding {taxpayers} synthetic taxpayers …")
+    seed(a, taxpayers=taxpayers, seed=1, employees=0, actor=operator_actor())
 
 
 DEMO_PEOPLE = [
@@ -201,6 +128,7 @@ DEMO_PEOPLE = [
     ("DEMOCS1", "Chris Service", "999-49-9002", "csr"),
     ("DEMOMG1", "Morgan Manager", "999-49-9003", "manager"),
     ("DEMOAU1", "Alex Auditor", "999-49-9004", "auditor"),
+    ("DEMOPA1", "Robin Analyst", "999-49-9005", "privacy_analyst"),
 ]
 
 
@@ -208,7 +136,8 @@ def _demo_employees(a: App) -> list[dict[str, Any]]:
     """Create the demo employees and open a case for the examiner on one seeded taxpayer."""
     people: list[dict[str, Any]] = []
     for seid, name, tin, role in DEMO_PEOPLE:
-        creds = service.create_employee(a, seid=seid, name=name, tin=tin, roles=role,
+        creds = service.create_employee(
+            a, unax_attested_at=a.clock.now(), seid=seid, name=name, tin=tin, roles=role,
                                         unit="DEMO" if _ensure_unit(a) else None,
                                         actor=operator_actor())
         people.append({**creds, "roles": [role], "tin": tin})
@@ -219,6 +148,13 @@ def _demo_employees(a: App) -> list[dict[str, Any]]:
         assign_case(a, seid="DEMOEX1", tin=case_tin, case_id="DEMO-1",
                     actor=Actor(operator_actor()))
         people[0]["case"] = {"case_id": "DEMO-1", "tin": case_tin}
+    # The outside engineer on a 120-day detail (issue 6), grant requested, not yet approved.
+    from idrs.grants.demo import seed_outside_detail
+
+    detail = seed_outside_detail(a, actor=operator_actor())
+    for seid, creds in detail["people"].items():
+        roles = creds.pop("roles")
+        people.append({**creds, "seid": seid, "roles": [roles], "grant_id": detail["grant_id"]})
     return people
 
 
@@ -257,15 +193,17 @@ def _print_how_to(a: App, people: list[dict[str, Any]], path: Path, host: str, p
     code_cmd = f"{sys.executable} -c \"import pyotp; print(pyotp.TOTP('{ex['totp_secret']}').now())\""
     db = "" if a.settings.database_url == "sqlite:///idrs.db" else f" --db {a.settings.database_url}"
     case = ex.get("case") or {}
+    exe = str(Path(sys.executable).parent / "idrs")  # the venv's console script, by full path
     lines = [
         "",
         "idrs demo is ready",
         f"credentials of every demo employee: {path} (0600)",
         "sign in as the demo examiner (the TOTP code changes every 30 s):",
-        f"  idrs{db} login --seid {ex['seid']} --password '{ex['password']}' --otp $({code_cmd})",
+        f"  {exe}{db} login --seid {ex['seid']} --password '{ex['password']}' --otp $({code_cmd})",
     ]
     if case:
-        lines.append(f"  idrs{db} research ENMOD {case['tin']} --case {case['case_id']}")
+        lines.append(f"  {exe}{db} research ENMOD {case['tin']} --case {case['case_id']}")
+    lines.append(f"web: http://{host}:{port}/ (SEID, password and the TOTP code above)")
     lines.append(f"HTTP API: http://{host}:{port}/api/v1/docs (POST /api/v1/sessions, then "
                  "GET /api/v1/accounts/{tin}/{command})")
     # Plain writes, not Rich: the commands must stay on one line to be copied.

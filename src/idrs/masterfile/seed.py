@@ -923,6 +923,7 @@ def _employees(
         for k, (seid, name, tin, roles) in enumerate(plan):
             creds = service.create_employee(
                 app,
+                unax_attested_at=app.clock.now(),
                 seid=seid,
                 name=name,
                 tin=tin,
@@ -992,6 +993,8 @@ def _insert_employee(
                 "failed_logins": 0,
                 "active": True,
                 "created_at": app.clock.now(),
+                # a working agency: UNAX training attested (learning-system record)
+                "training_attested_at": app.clock.now(),
             },
         )
     entry = make_event(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event, select
@@ -118,6 +119,7 @@ def create_employee(
     home_org: str | None = None,
     actor: str = "system",
     interface: str = "cli",
+    unax_attested_at: datetime | None = None,
 ) -> dict[str, str]:
     """Create an employee with a random password and a TOTP secret; return them once.
 
@@ -149,6 +151,8 @@ def create_employee(
             authorities=join(auth), password_hash=passwords.hash_password(password),
             totp_secret_enc=ring.encrypt(secret, "employee.totp_secret"), totp_last_step=0,
             failed_logins=0, active=True, created_at=app.clock.now(),
+            # UNAX training recorded by the learning system (None: must attest before access)
+            training_attested_at=unax_attested_at,
         )
         s.add(emp)
         s.flush()
