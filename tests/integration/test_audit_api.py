@@ -38,6 +38,7 @@ def client(app: App) -> Iterator[tuple[TestClient, dict]]:
 def test_independent_checker_over_http(app: App, client: tuple[TestClient, dict]) -> None:
     c, _ = client
     prepare(app)
+    n0 = service.tree_size(app)  # create_app records the policy version it runs with
     for i in range(11):
         log.append(app.engine, entry(app, i))
     old = service.checkpoint_now(app)
@@ -49,7 +50,7 @@ def test_independent_checker_over_http(app: App, client: tuple[TestClient, dict]
     r = c.get("/api/v1/audit/checkpoint")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     origin, size, root = independent_open_checkpoint(r.text, vkey)
-    assert (origin, size) == (app.settings.audit_origin, 23)
+    assert (origin, size) == (app.settings.audit_origin, n0 + 23)
 
     r = c.get("/api/v1/audit/entries", params={"start": 0, "end": size})
     assert r.status_code == 200
@@ -59,7 +60,7 @@ def test_independent_checker_over_http(app: App, client: tuple[TestClient, dict]
     assert ref_mth(leaves) == root
     assert all(b"900-00-0001" not in x and b"900000001" not in x for x in leaves)
 
-    for i in (0, 7, 22):
+    for i in (0, 7, n0 + 22):
         r = c.get("/api/v1/audit/proofs/inclusion", params={"index": i, "tree_size": size})
         assert r.status_code == 200
         body = r.json()
@@ -77,15 +78,17 @@ def test_bad_requests_get_clear_4xx(app: App, client: tuple[TestClient, dict]) -
     c, who = client
     prepare(app)
     assert c.get("/api/v1/audit/checkpoint").status_code == 404
+    n0 = service.tree_size(app)  # create_app records the policy version it runs with
     for i in range(5):
         log.append(app.engine, entry(app, i))
+    n = n0 + 5
     cases = [
-        ("/api/v1/audit/proofs/inclusion", {"index": 2, "tree_size": 9}, 404),
-        ("/api/v1/audit/proofs/inclusion", {"index": 5, "tree_size": 5}, 404),
-        ("/api/v1/audit/proofs/inclusion", {"index": -1, "tree_size": 5}, 422),
-        ("/api/v1/audit/proofs/inclusion", {"index": "x", "tree_size": 5}, 422),
+        ("/api/v1/audit/proofs/inclusion", {"index": 2, "tree_size": n + 4}, 404),
+        ("/api/v1/audit/proofs/inclusion", {"index": n, "tree_size": n}, 404),
+        ("/api/v1/audit/proofs/inclusion", {"index": -1, "tree_size": n}, 422),
+        ("/api/v1/audit/proofs/inclusion", {"index": "x", "tree_size": n}, 422),
         ("/api/v1/audit/proofs/consistency", {"first": 4, "second": 2}, 422),
-        ("/api/v1/audit/proofs/consistency", {"first": 1, "second": 6}, 404),
+        ("/api/v1/audit/proofs/consistency", {"first": 1, "second": n + 1}, 404),
         ("/api/v1/audit/entries", {"start": 0, "end": 99}, 404),
         ("/api/v1/audit/entries", {"start": 3, "end": 1}, 422),
     ]
@@ -93,13 +96,13 @@ def test_bad_requests_get_clear_4xx(app: App, client: tuple[TestClient, dict]) -
         r = c.get(path, params=params)
         assert r.status_code == status, (path, params, r.text)
         assert r.json()
-    assert service.tree_size(app) == 5  # refused reads change nothing
+    assert service.tree_size(app) == n  # refused reads change nothing
     who["employee"] = EXAMINER
     r = c.get("/api/v1/audit/entries", params={"start": 0, "end": 2})
     assert r.status_code == 403
     body = r.json()
-    assert body["decision"] == "deny" and body["audit_index"] == 5
-    assert service.tree_size(app) == 6  # the refusal itself was recorded
+    assert body["decision"] == "deny" and body["audit_index"] == n
+    assert service.tree_size(app) == n + 1  # the refusal itself was recorded
     web = c.app
     del web.dependency_overrides[audit_api._current_employee]  # nobody signed in: 401
     r = c.get("/api/v1/audit/entries", params={"start": 0, "end": 2})

@@ -29,6 +29,8 @@ from idrs.access.masking import classes_for
 from idrs.access.models import CaseAssignment, TaxpayerContact
 from idrs.access.service import employee_by_seid
 from idrs.context import App
+from idrs.grants.facts import grant_facts
+from idrs.grants.models import Grant
 from idrs.identifiers import normalize_tin
 from idrs.masterfile.screens import ALL_CLASSES
 from idrs.people.models import Employee, Unit
@@ -155,6 +157,13 @@ def _base(app: App, emp: Employee) -> dict[str, object]:
     )
 
 
+def _for_command(
+    session: Session, app: App, emp: Employee, f0: facts.Facts, cmd: str
+) -> facts.Facts:
+    """The facts of ``f0`` for another command (grant coverage depends on the command)."""
+    return replace(f0, command=cmd, grant=grant_facts(session, app, emp, cmd, app.clock.now()))
+
+
 def _commands(emp: Employee, command: str | None) -> list[str]:
     if command:
         return [command.strip().upper()]
@@ -183,6 +192,15 @@ def who_can(session: Session, app: App, *, tin: str, command: str | None = None)
             )
         )
     )
+    # ... and outside principals whose grant needs no case (population all or anonymized).
+    ids |= set(
+        session.scalars(
+            select(Grant.principal_id).where(
+                Grant.population.in_(("all", "anonymized")),
+                Grant.status.not_in(("revoked", "ended", "rejected")),
+            )
+        )
+    )
     allowed, refused = [], []
     for emp in session.scalars(
         select(Employee).where(Employee.id.in_(sorted(ids))).order_by(Employee.seid)
@@ -192,7 +210,7 @@ def who_can(session: Session, app: App, *, tin: str, command: str | None = None)
         ok: list[str] = []
         no: dict[str, list[str]] = {}
         for cmd in _commands(emp, command):
-            v = policy.decide(replace(f0, command=cmd))
+            v = policy.decide(_for_command(session, app, emp, f0, cmd))
             if v.allowed:
                 ok.append(cmd)
             else:
@@ -251,7 +269,7 @@ def what_can(session: Session, app: App, *, seid: str) -> dict[str, Any]:
         for cmd in profile:
             if cmd == "NAMES":
                 continue
-            v = policy.decide(replace(f0, command=cmd))
+            v = policy.decide(_for_command(session, app, emp, f0, cmd))
             if v.allowed:
                 counts[cmd]["taxpayers"] += 1
                 counts[cmd][kind] += 1
