@@ -1,0 +1,300 @@
+"""CLI of the detection domain (registered on the root app when imported).
+
+``idrs simulate`` · ``idrs detect run|evaluate`` · ``idrs alerts list|show|assign|review|
+dismiss|refer`` · ``idrs self-report`` · ``idrs reports weekly|certify|certification-rate`` ·
+``idrs taxpayer accesses|notice``.
+
+Who acts: ``simulate``, ``detect``, ``reports weekly`` and ``taxpayer`` are operator commands
+(recorded under the OS user name); the alert queue acts as the signed-in privacy analyst,
+``self-report`` as the signed-in employee, ``reports certify`` as the signed-in manager
+(``idrs login`` first).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from idrs.cli import app
+from idrs.cli.common import JsonOpt, console, open_app, operator_actor, print_json
+from idrs.cli.people import read_token
+from idrs.context import App
+from idrs.errors import IdrsError
+
+detect_app = typer.Typer(help="Unauthorized-access detection over the audit log.", no_args_is_help=True)
+alerts_app = typer.Typer(help="The privacy analysts' alert queue.", no_args_is_help=True)
+reports_app = typer.Typer(help="Weekly security reports and their certification.", no_args_is_help=True)
+taxpayer_app = typer.Typer(help="The taxpayer's side: accounting of accesses, §7431(e) notices.",
+                           no_args_is_help=True)
+app.add_typer(detect_app, name="detect")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(reports_app, name="reports")
+app.add_typer(taxpayer_app, name="taxpayer")
+
+
+def _signed_in(a: App) -> str:
+    """The SEID behind the saved session (AccessDenied AUTH_REQUIRED otherwise)."""
+    from idrs.people import auth
+
+    return auth.authenticate(a, read_token(a.settings.home), interface="cli").seid
+
+
+def _day(text: str | None, what: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise IdrsError(f"{what}: expected YYYY-MM-DD, got {text!r}") from None
+
+
+def _kv(result: dict[str, Any]) -> None:
+    console.print(", ".join(f"{k}: {v}" for k, v in result.items()), highlight=False)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    days: int = typer.Option(30, "--days", help="simulated calendar days"),
+    employees: int = typer.Option(500, "--employees"),
+    seed: int = typer.Option(7, "--seed"),
+    violation_rate: float = typer.Option(0.01, "--violation-rate",
+                                         help="violations per employee-day"),
+    truth_out: Path = typer.Option(..., "--truth-out", help="ground truth (JSON); never stored in the database"),
+    start: str = typer.Option("2026-03-02", "--start", help="first simulated day (YYYY-MM-DD)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Simulate the agency's work (and labeled browsing) through the real service path."""
+    from idrs.detection import simulator
+
+    first = _day(start, "--start")
+    a = simulator.simulated_app(None, first)
+    result = simulator.simulate(a, days=days, employees=employees, seed=seed,
+                                violation_rate=violation_rate, truth_out=truth_out,
+                                start=datetime(first.year, first.month, first.day, tzinfo=UTC)  # type: ignore[union-attr]
+                                )
+    print_json(result) if as_json else _kv(result)
+
+
+@detect_app.command("run")
+def detect_run(since: str = typer.Option(None, "--since", help="ISO 8601: analyse entries from this time"),
+               as_json: bool = JsonOpt) -> None:
+    """Explain every access, score the rest, raise alerts (continues from the last run)."""
+    from idrs.detection import service
+
+    when = None
+    if since is not None:
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError:
+            raise IdrsError(f"--since: not an ISO 8601 time: {since!r}") from None
+    a = open_app()
+    result = service.run(a, since=when, actor=operator_actor())
+    if as_json:
+        print_json({"alerts": result["alerts"], "summary": result["summary"]})
+        return
+    _kv(result["summary"])
+    t = Table("alert", "seid", "day", "score", "category", "signals")
+    for al in result["alerts"]:
+        t.add_row(al["alert_id"], al["seid"], al["day"], f"{al['score']:.1f}", al["category"],
+                  ", ".join(sorted({s['name'] for s in al["signals"]})))
+    console.print(t)
+
+
+@detect_app.command("evaluate")
+def detect_evaluate(truth: Path = typer.Option(..., "--truth"),
+                    plot: Path = typer.Option(None, "--plot", help="write the precision-recall curve (PNG)"),
+                    as_json: bool = JsonOpt) -> None:
+    """Precision, recall and F1 of the stored alerts against a simulator's ground truth."""
+    from idrs.detection import evaluate
+
+    result = evaluate.evaluate(open_app(), truth, plot=plot)
+    if as_json:
+        print_json(result)
+        return
+    t = Table("type", "violations", "found", "alerts", "precision", "recall", "F1")
+    for row in evaluate.table(result):
+        t.add_row(*row)
+    console.print(t)
+    console.print(f"alerts per 1,000 employee-days: {result['alerts_per_1000_employee_days']}; "
+                  f"false alerts per 1,000 employee-days: {result['false_alerts_per_1000_employee_days']}",
+                  highlight=False)
+    if result.get("plot"):
+        console.print(f"precision-recall curve: {result['plot']}", highlight=False)
+
+
+@alerts_app.command("list")
+def alerts_list(state: str = typer.Option(None, "--state"), as_json: bool = JsonOpt) -> None:
+    """Alerts by score; as a signed-in analyst, only those you may work."""
+    from idrs.detection import triage
+
+    a = open_app()
+    token = read_token(a.settings.home)
+    analyst = _signed_in(a) if token else None
+    rows = triage.list_alerts(a, state=state, analyst=analyst)
+    if as_json:
+        print_json({"alerts": rows})
+        return
+    t = Table("alert", "seid", "unit", "day", "score", "category", "state", "assignee", "self-reported")
+    for r in rows:
+        t.add_row(r["alert_id"], r["seid"], r["unit"], r["day"], f"{r['score']:.1f}", r["category"],
+                  r["state"], r["assignee"] or "", "yes" if r["self_reported"] else "")
+    console.print(t)
+
+
+@alerts_app.command("show")
+def alerts_show(alert: str = typer.Option(..., "--alert"), as_json: bool = JsonOpt) -> None:
+    from idrs.detection import triage
+
+    a = open_app()
+    data = triage.show(a, alert, analyst=_signed_in(a))
+    if as_json:
+        print_json(data)
+    else:
+        console.print_json(json.dumps(data, default=str))
+
+
+@alerts_app.command("assign")
+def alerts_assign(alert: str = typer.Option(..., "--alert"), as_json: bool = JsonOpt) -> None:
+    """Take an open alert (as the signed-in privacy analyst)."""
+    from idrs.detection import triage
+
+    a = open_app()
+    r = triage.assign(a, alert_id=alert, analyst=_signed_in(a))
+    print_json(r) if as_json else _kv(r)
+
+
+@alerts_app.command("review")
+def alerts_review(alert: str = typer.Option(..., "--alert"), note: str = typer.Option(..., "--note"),
+                  as_json: bool = JsonOpt) -> None:
+    from idrs.detection import triage
+
+    a = open_app()
+    r = triage.review(a, alert_id=alert, analyst=_signed_in(a), note=note)
+    print_json(r) if as_json else _kv(r)
+
+
+@alerts_app.command("dismiss")
+def alerts_dismiss(alert: str = typer.Option(..., "--alert"), reason: str = typer.Option(..., "--reason"),
+                   as_json: bool = JsonOpt) -> None:
+    from idrs.detection import triage
+
+    a = open_app()
+    r = triage.dismiss(a, alert_id=alert, analyst=_signed_in(a), reason=reason)
+    print_json(r) if as_json else _kv(r)
+
+
+@alerts_app.command("refer")
+def alerts_refer(alert: str = typer.Option(..., "--alert"), note: str = typer.Option("", "--note"),
+                 out: Path = typer.Option(None, "--out", help="write the referral package (JSON) here"),
+                 as_json: bool = JsonOpt) -> None:
+    """Refer to the inspector general: evidence + entries with inclusion proofs."""
+    from idrs.detection import triage
+
+    a = open_app()
+    r = triage.refer(a, alert_id=alert, analyst=_signed_in(a), note=note)
+    if out is not None:
+        out.write_text(json.dumps(r["package"], indent=1))
+    summary = {k: v for k, v in r.items() if k != "package"}
+    summary["entries_with_proofs"] = len(r["package"]["entries"])
+    print_json(summary) if as_json else _kv(summary)
+
+
+@app.command("self-report")
+def self_report_cmd(audit_index: int = typer.Option(..., "--audit-index"),
+                    reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
+    """Report your own accidental access (a mistyped TIN) within a day of it."""
+    from idrs.detection import triage
+
+    a = open_app()
+    r = triage.self_report(a, token=read_token(a.settings.home), audit_index=audit_index,
+                           reason=reason, interface="cli")
+    print_json(r) if as_json else _kv(r)
+
+
+@reports_app.command("weekly")
+def reports_weekly(unit: str = typer.Option(..., "--unit"),
+                   week: str = typer.Option(None, "--week", help="any day of the week (default: this week)"),
+                   as_json: bool = JsonOpt) -> None:
+    """Build the unit's weekly security report (refusals for conflicts, open alerts)."""
+    from idrs.detection import reports
+
+    a = open_app()
+    day = _day(week, "--week") or a.clock.now().date()
+    r = reports.weekly(a, unit=unit, week=day, actor=operator_actor())
+    if as_json:
+        print_json(r)
+        return
+    rep = r["report"]
+    console.print(f"unit {r['unit']}, week of {r['week_start']}; certified by: {r['certified_by'] or '-'}",
+                  highlight=False)
+    t = Table("refusals for", "count")
+    for g, items in rep["conflict_refusals"].items():
+        t.add_row(g, str(len(items)))
+    for c, n in rep["other_refusals"].items():
+        t.add_row(c, str(n))
+    console.print(t)
+    console.print(f"open alerts: {len(rep['open_alerts'])}", highlight=False)
+
+
+@reports_app.command("certify")
+def reports_certify(unit: str = typer.Option(..., "--unit"), week: str = typer.Option(..., "--week"),
+                    as_json: bool = JsonOpt) -> None:
+    """Certify the unit's weekly report (as the signed-in manager of the unit)."""
+    from idrs.detection import reports
+
+    a = open_app()
+    r = reports.certify(a, unit=unit, week=_day(week, "--week"), manager=_signed_in(a))  # type: ignore[arg-type]
+    print_json(r) if as_json else _kv({k: v for k, v in r.items() if k != "report"})
+
+
+@reports_app.command("certification-rate")
+def reports_rate(week: str = typer.Option(None, "--week"), as_json: bool = JsonOpt) -> None:
+    """How many weekly reports are certified, and which units (managers) have not."""
+    from idrs.detection import reports
+
+    r = reports.certification_rate(open_app(), week=_day(week, "--week"))
+    if as_json:
+        print_json(r)
+        return
+    console.print(f"certified {r['certified']} of {r['reports']} (rate {r['rate']})", highlight=False)
+    t = Table("unit", "week", "managers")
+    for m in r["not_certified"]:
+        t.add_row(m["unit"], m["week_start"], ", ".join(m["managers"]))
+    console.print(t)
+
+
+@taxpayer_app.command("accesses")
+def taxpayer_accesses(tin: str = typer.Option(..., "--tin"), as_json: bool = JsonOpt) -> None:
+    """Who in the agency opened the account: date, unit, purpose (no employee identity)."""
+    from idrs.detection import taxpayer
+
+    r = taxpayer.accesses(open_app(), tin=tin, actor=operator_actor())
+    if as_json:
+        print_json(r)
+        return
+    t = Table("date", "unit", "purpose")
+    for o in r["openings"]:
+        t.add_row(o["date"], o["unit"], o["purpose"])
+    console.print(t)
+    console.print(f"refused attempts (nothing shown): {r['refused_attempts']}", highlight=False)
+
+
+@taxpayer_app.command("notice")
+def taxpayer_notice(alert: str = typer.Option(..., "--alert"),
+                    out: Path = typer.Option(Path("notices"), "--out", help="folder for the HTML and PDF"),
+                    as_json: bool = JsonOpt) -> None:
+    """Produce the IRC §7431(e) notice(s) of a referred alert (HTML + PDF), recorded as sent."""
+    from idrs.detection import taxpayer
+
+    r = taxpayer.notice(open_app(), alert_id=alert, out_dir=out, actor=operator_actor())
+    if as_json:
+        print_json({"notices": r})
+        return
+    for n in r:
+        console.print(f"notice {n['html']} and {n['pdf']} (taxpayer {n['taxpayer']}, dates {', '.join(n['dates'])})",
+                      highlight=False)

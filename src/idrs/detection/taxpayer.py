@@ -1,0 +1,187 @@
+"""The taxpayer's side: an accounting of who opened the account, and the §7431(e) notice.
+
+``accesses``: every research entry that opened the account (or revealed it among NAMES
+results), with the date, the unit and a purpose category, never the employee's identity;
+refused attempts are counted (nothing was shown). Recorded as ``taxpayer:accesses:read``.
+
+``notice``: for an alert referred to the inspector general (confirmed as an unauthorized
+inspection), the notice IRC §7431(e) requires: that an unauthorized inspection of the
+taxpayer's return information occurred, its date(s), and the taxpayer's right to bring a
+civil action (§7431(a), within two years of discovery, §7431(d)). Rendered as HTML
+(Jinja2) and PDF (WeasyPrint), stored, and recorded as sent (``taxpayer:notice:send``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, select_autoescape
+from sqlalchemy import select
+
+from idrs.audit import log as audit_log
+from idrs.audit.events import make_event
+from idrs.audit.store import raw
+from idrs.context import App
+from idrs.db import session_scope
+from idrs.detection.events import DetectionEvent
+from idrs.detection.models import Alert, DetectionTaxpayerKey, TaxpayerNotice
+from idrs.detection.service import refresh_pseudonyms
+from idrs.detection.triage import read_entry
+from idrs.errors import Conflict, IdrsError, NotFound, ValidationFailed
+from idrs.identifiers import BadIdentifier, normalize_tin
+from idrs.masterfile.models import AddressRecord, Taxpayer
+from idrs.people.models import Employee, Unit
+
+PURPOSES = {
+    "case": "examination or account work on an assigned case",
+    "contact": "answering the taxpayer's contact (call, letter or visit)",
+    "names": "name search (the account appeared among the results)",
+    "other": "other account work",
+}
+
+
+def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any],
+            detail: dict[str, Any] | None = None, interface: str = "cli") -> int:
+    return audit_log.append(app.engine, make_event(
+        event, time=app.clock.now(), actor=actor, outcome="success",  # type: ignore[arg-type]
+        interface=interface, obj=obj, detail=detail))
+
+
+def _purpose(entry: dict[str, Any]) -> str:
+    if entry.get("object", {}).get("command") == "NAMES":
+        return PURPOSES["names"]
+    basis = (entry.get("detail") or {}).get("basis") or ""
+    return PURPOSES.get(basis.split(":")[0], PURPOSES["other"])
+
+
+def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[str, Any]:
+    """The accounting for ``tin``: date, unit, purpose of each opening; no employee identity."""
+    try:
+        canonical = normalize_tin(tin)
+    except BadIdentifier as exc:
+        raise ValidationFailed([f"tin: {exc}"]) from None
+    pseud = app.keyring.pseudonym(canonical)
+    units: dict[str, str] = {}
+    with session_scope(app.engine) as s:
+        if s.scalar(select(Taxpayer.id).where(Taxpayer.tin_index == app.keyring.tin_index(canonical))) is None:
+            raise NotFound("no taxpayer with this TIN in the master file")
+        units = dict(s.execute(select(Employee.seid, Unit.code).join(Unit, Unit.id == Employee.unit_id)).all())
+    opened: list[dict[str, Any]] = []
+    refused = 0
+    with raw(app.engine) as db:
+        cur = db.execute("SELECT idx, leaf_input FROM audit_entry WHERE leaf_input LIKE ? ORDER BY idx",
+                         (f"%{pseud}%".encode(),))
+        for _idx, leaf in cur.fetchall():
+            e = json.loads(bytes(leaf))
+            obj = e.get("object", {})
+            if e.get("type") not in ("access:research:decide", "access:adjustment:decide"):
+                continue
+            if obj.get("taxpayer") != pseud and pseud not in (obj.get("matches") or []):
+                continue
+            if e.get("outcome") != "allow":
+                refused += 1
+                continue
+            opened.append({"date": e["time"][:10], "unit": units.get(e.get("actor", ""), "unknown"),
+                           "purpose": _purpose(e), "command": obj.get("command")})
+    _record(app, DetectionEvent.TAXPAYER_ACCESSES_READ, actor, {"taxpayer": pseud},
+            {"openings": len(opened)}, interface)
+    return {"taxpayer": pseud, "openings": opened, "refused_attempts": refused}
+
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Notice of unauthorized inspection</title>
+<style>body{font-family:serif;max-width:40em;margin:2em auto;line-height:1.4}
+h1{font-size:1.3em}.addr{margin-bottom:2em}.small{font-size:.85em;color:#444}</style></head>
+<body>
+<p class="small">Internal Revenue Service · Privacy, Governmental Liaison and Disclosure<br>
+Notice number {{ notice_id }} · {{ sent }}</p>
+<div class="addr">{{ name }}<br>{{ street }}<br>{{ city }}, {{ state }} {{ zip }}</div>
+<h1>Notice of unauthorized inspection of your tax return information</h1>
+<p>Dear {{ name }},</p>
+<p>We are writing to tell you, as section 7431(e) of the Internal Revenue Code requires,
+that an employee of this agency inspected your tax return information without
+authorization. The unauthorized inspection occurred on {{ dates }}. The matter was referred
+to the Treasury Inspector General for Tax Administration, and the employee has been
+proposed for disciplinary action.</p>
+<p>The law gives you the right to bring a civil action for damages against the United
+States in a district court of the United States (section 7431(a) of the Internal Revenue
+Code). Such an action must be brought within two years after the date you discover the
+unauthorized inspection (section 7431(d)).</p>
+<p>Your account itself was not changed by this inspection. If you have questions, you may
+write to us at the address above, quoting notice number {{ notice_id }}.</p>
+<p>Sincerely,<br>Privacy, Governmental Liaison and Disclosure</p>
+</body></html>
+"""
+
+
+def _taxpayer_letterhead(app: App, pseud: str) -> dict[str, str]:
+    refresh_pseudonyms(app)
+    with session_scope(app.engine) as s:
+        tid = s.scalar(select(DetectionTaxpayerKey.taxpayer_id).where(DetectionTaxpayerKey.pseudonym == pseud))
+        if tid is None:
+            raise NotFound("the taxpayer of this alert is not in the master file")
+        tp = s.get(Taxpayer, tid)
+        addr = s.scalars(select(AddressRecord).where(AddressRecord.taxpayer_id == tid)
+                         .order_by(AddressRecord.valid_from.desc(), AddressRecord.id.desc())).first()
+        assert tp is not None
+        return {"name": f"{tp.first_name} {tp.last_name}".strip(),
+                "street": addr.street if addr else "", "city": addr.city if addr else "",
+                "state": addr.state if addr else "", "zip": addr.zip if addr else ""}
+
+
+def render_pdf(html: str, path: Path) -> Path:
+    """HTML → PDF with WeasyPrint (imported lazily: it is heavy)."""
+    from weasyprint import HTML
+
+    HTML(string=html).write_pdf(str(path))
+    return path
+
+
+def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
+           interface: str = "cli") -> list[dict[str, Any]]:
+    """Produce and record the §7431(e) notice(s) of a referred alert (one per inspected taxpayer)."""
+    with session_scope(app.engine) as s:
+        alert = s.scalar(select(Alert).where(Alert.alert_id == (alert_id or "").strip().upper()))
+        if alert is None:
+            raise NotFound(f"no alert {alert_id}")
+        if alert.state != "referred" or not alert.confirmed:
+            raise IdrsError(f"alert {alert.alert_id} is {alert.state}: a notice goes out only for an "
+                            "inspection confirmed by referral")
+        aid, indexes = alert.alert_id, json.loads(alert.audit_indexes)
+        sent = {n.taxpayer for n in s.scalars(select(TaxpayerNotice).where(TaxpayerNotice.alert_id == aid))}
+    inspected: dict[str, list[str]] = {}
+    for i in indexes:
+        e, _ = read_entry(app, i)
+        tp = e.get("object", {}).get("taxpayer")
+        if e.get("type") == "access:research:decide" and e.get("outcome") == "allow" and tp:
+            inspected.setdefault(tp, []).append(e["time"][:10])
+    if not inspected:
+        raise IdrsError(f"alert {aid} cites no allowed inspection (refused attempts showed nothing): no notice is due")
+    todo = {k: v for k, v in inspected.items() if k not in sent}
+    if not todo:
+        raise Conflict(f"the notices of alert {aid} were already sent")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = Environment(autoescape=select_autoescape(default=True))
+    tmpl = env.from_string(_TEMPLATE)
+    results = []
+    for n, (pseud, dates) in enumerate(sorted(todo.items()), start=1):
+        letter = _taxpayer_letterhead(app, pseud)
+        notice_id = f"{aid}-{n}"
+        when: datetime = app.clock.now()
+        html = tmpl.render(notice_id=notice_id, sent=when.date().isoformat(),
+                           dates=", ".join(sorted(set(dates))), **letter)
+        html_path = out / f"notice-{notice_id}.html"
+        html_path.write_text(html)
+        pdf_path = render_pdf(html, out / f"notice-{notice_id}.pdf")
+        idx = _record(app, DetectionEvent.TAXPAYER_NOTICE_SEND, actor,
+                      {"alert_id": aid, "taxpayer": pseud}, {"dates": sorted(set(dates))}, interface)
+        with session_scope(app.engine) as s:
+            s.add(TaxpayerNotice(alert_id=aid, taxpayer=pseud, html=html, pdf_path=str(pdf_path),
+                                 sent_at=when, audit_index=idx))
+        results.append({"alert_id": aid, "taxpayer": pseud, "html": str(html_path),
+                        "pdf": str(pdf_path), "dates": sorted(set(dates)), "audit_index": idx})
+    return results

@@ -1,0 +1,308 @@
+"""The privacy analysts' alert queue, referrals to the inspector general, self-reports.
+
+Rules (each check raises; nothing is changed by a refused step):
+
+- only a ``privacy_analyst`` assigns, reviews, dismisses or refers; an analyst never acts on
+  an alert about themselves or about anyone in their own unit;
+- an alert is worked in order: open → assigned (to one analyst) → dismissed (with a reason)
+  or referred (with a referral package); a closed alert takes no further step;
+- the referral package holds the alert's evidence and every cited audit entry with its
+  RFC 9162 inclusion proof against a signed checkpoint covering it (one is signed if the
+  latest does not cover the entries yet);
+- an employee may self-report an accidental access of their own within a day of it; the
+  report lowers any alert citing that entry and is shown to the analyst.
+
+Every step is recorded in the audit log first (``detect:alert:*``,
+``access:research:self-report``), then written to the tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from idrs.audit import log as audit_log
+from idrs.audit import merkle
+from idrs.audit import service as audit_service
+from idrs.audit.checkpoint import Checkpoint
+from idrs.audit.events import make_event
+from idrs.audit.store import raw
+from idrs.clock import as_utc
+from idrs.context import App
+from idrs.db import session_scope
+from idrs.detection.events import DetectionEvent
+from idrs.detection.models import Alert, AlertAction, Referral, SelfReport
+from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
+from idrs.people.models import Employee, Unit
+
+CLOSED = ("dismissed", "referred")
+SELF_REPORT_WINDOW = timedelta(days=1)
+NOT_ANALYST = Reason("NOT_IN_PROFILE", "only a privacy analyst works the alert queue")
+OWN_ALERT = Reason("SELF_APPROVAL", "an analyst never reviews an alert about themselves")
+OWN_UNIT = Reason("CONFLICT_COWORKER", "an analyst never reviews an alert about their own unit")
+
+
+def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any], *,
+            interface: str = "cli", outcome: str = "success",
+            detail: dict[str, Any] | None = None) -> int:
+    return audit_log.append(app.engine, make_event(
+        event, time=app.clock.now(), actor=actor, outcome=outcome,  # type: ignore[arg-type]
+        interface=interface, obj=obj, detail=detail))
+
+
+def read_entry(app: App, index: int) -> tuple[dict[str, Any], bytes]:
+    """The parsed audit entry at ``index`` and its leaf input (NotFound beyond the log)."""
+    with raw(app.engine) as db:
+        row = db.one("SELECT leaf_input FROM audit_entry WHERE idx = ?", (int(index),))
+    if row is None:
+        raise NotFound(f"no audit entry {index}")
+    leaf = bytes(row[0])
+    return json.loads(leaf), leaf
+
+
+# ---------------------------------------------------------------- self-reports
+
+
+def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
+                interface: str = "cli", address: str | None = None) -> dict[str, Any]:
+    """The signed-in employee reports an accidental access (their own entry, within a day).
+
+    Records ``access:research:self-report``; lowers every alert citing the entry.
+    """
+    from idrs.people import auth
+
+    emp = auth.authenticate(app, token, interface=interface, address=address)
+    if not (reason or "").strip():
+        raise ValidationFailed(["reason: say what happened (for example 'mistyped TIN')"])
+    entry, _ = read_entry(app, audit_index)
+    if entry.get("type") != "access:research:decide" or entry.get("actor") != emp.seid:
+        raise AccessDenied([Reason("NO_BUSINESS_NEED", "you can self-report only your own research entries")])
+    when = as_utc(_parse_time(entry["time"]))
+    if app.clock.now() - when > SELF_REPORT_WINDOW:
+        raise IdrsError("a self-report must be made within a day of the access")
+    with session_scope(app.engine) as s:
+        if s.scalar(select(SelfReport.id).where(SelfReport.audit_index == audit_index)):
+            raise Conflict(f"entry {audit_index} is already self-reported")
+    idx = _record(app, DetectionEvent.DETECT_SELF_REPORT, emp.seid,
+                  {"audit_index": audit_index, "taxpayer": entry.get("object", {}).get("taxpayer")},
+                  interface=interface, detail={"reason": reason.strip()[:500]})
+    with session_scope(app.engine) as s:
+        s.add(SelfReport(seid=emp.seid, audit_index=audit_index, reason=reason.strip()[:500],
+                         reported_at=app.clock.now()))
+        for alert in s.scalars(select(Alert).where(Alert.seid == emp.seid)):
+            if audit_index in json.loads(alert.audit_indexes) and not alert.self_reported:
+                alert.self_reported = True
+                alert.score = round(alert.score * 0.5, 2)
+                sig = json.loads(alert.signals)
+                sig.append({"name": "self_reported", "weight": 0.0,
+                            "evidence": {"audit_index": audit_index, "reason": reason.strip()[:200]}})
+                alert.signals = json.dumps(sig)
+                alert.updated_at = app.clock.now()
+    return {"seid": emp.seid, "audit_index": audit_index, "recorded_as": idx}
+
+
+def _parse_time(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
+
+
+# ---------------------------------------------------------------- the queue
+
+
+def _analyst(s: Any, seid: str) -> Employee:
+    emp = s.scalar(select(Employee).where(Employee.seid == (seid or "").strip().upper()))
+    if emp is None or not emp.active or "privacy_analyst" not in emp.role_set:
+        raise AccessDenied([NOT_ANALYST])
+    return emp
+
+
+def _alert(s: Any, alert_id: str) -> Alert:
+    alert = s.scalar(select(Alert).where(Alert.alert_id == (alert_id or "").strip().upper()))
+    if alert is None:
+        raise NotFound(f"no alert {alert_id}")
+    return alert
+
+
+def _check_may_work(s: Any, analyst: Employee, alert: Alert) -> None:
+    """Never about themselves, never about their own unit."""
+    if alert.seid == analyst.seid:
+        raise AccessDenied([OWN_ALERT])
+    unit = s.scalar(select(Unit.code).where(Unit.id == analyst.unit_id))
+    subject_unit = s.scalar(select(Unit.code).join(Employee, Employee.unit_id == Unit.id)
+                            .where(Employee.seid == alert.seid))
+    if unit is not None and unit in (alert.unit, subject_unit):
+        raise AccessDenied([OWN_UNIT])
+
+
+def _step(app: App, alert_id: str, analyst_seid: str, action: str, *, need_state: tuple[str, ...],
+          new_state: str | None, note: str = "", interface: str = "cli",
+          event: DetectionEvent, extra: dict[str, Any] | None = None,
+          must_be_assignee: bool = True) -> dict[str, Any]:
+    with session_scope(app.engine) as s:
+        analyst = _analyst(s, analyst_seid)
+        alert = _alert(s, alert_id)
+        _check_may_work(s, analyst, alert)
+        if alert.state in CLOSED:
+            raise Conflict(f"alert {alert.alert_id} is already {alert.state}")
+        if alert.state not in need_state:
+            raise Conflict(f"alert {alert.alert_id} is {alert.state}; {action} needs {' or '.join(need_state)}")
+        if must_be_assignee and alert.assignee not in (None, analyst.seid):
+            raise AccessDenied([Reason("NOT_IN_PROFILE", f"alert {alert.alert_id} is assigned to {alert.assignee}")])
+        aid, seid = alert.alert_id, analyst.seid
+    idx = _record(app, event, seid, {"alert_id": aid}, interface=interface,
+                  detail={"note": note[:500], **(extra or {})})
+    now = app.clock.now()
+    with session_scope(app.engine) as s:
+        alert = _alert(s, aid)
+        if new_state is not None:
+            alert.state = new_state
+        if action == "assign":
+            alert.assignee = seid
+        if action in ("dismiss", "refer"):
+            alert.close_reason = note
+            alert.confirmed = action == "refer"
+        alert.updated_at = now
+        s.add(AlertAction(alert_id=aid, action=action, actor=seid, note=note[:2000], at=now,
+                          audit_index=idx))
+    return {"alert_id": aid, "action": action, "by": seid, "state": new_state, "audit_index": idx}
+
+
+def assign(app: App, *, alert_id: str, analyst: str, interface: str = "cli") -> dict[str, Any]:
+    """Take an open alert (the analyst assigns it to themselves). Records detect:alert:assign."""
+    return _step(app, alert_id, analyst, "assign", need_state=("open",), new_state="assigned",
+                 interface=interface, event=DetectionEvent.DETECT_ALERT_ASSIGN)
+
+
+def review(app: App, *, alert_id: str, analyst: str, note: str, interface: str = "cli") -> dict[str, Any]:
+    """Add a review note to an assigned alert (state unchanged)."""
+    return _step(app, alert_id, analyst, "review", need_state=("assigned",), new_state=None,
+                 note=note, interface=interface, event=DetectionEvent.DETECT_ALERT_REVIEW)
+
+
+def dismiss(app: App, *, alert_id: str, analyst: str, reason: str, interface: str = "cli") -> dict[str, Any]:
+    """Close an assigned alert as not a violation; a reason is required."""
+    if not (reason or "").strip():
+        raise ValidationFailed(["reason: a dismissal needs a reason"])
+    return _step(app, alert_id, analyst, "dismiss", need_state=("assigned",), new_state="dismissed",
+                 note=reason.strip(), interface=interface, event=DetectionEvent.DETECT_ALERT_DISMISS)
+
+
+def refer(app: App, *, alert_id: str, analyst: str, note: str = "", interface: str = "cli") -> dict[str, Any]:
+    """Refer an assigned alert to the inspector general with its package (proofs included)."""
+    with session_scope(app.engine) as s:
+        _analyst(s, analyst)
+        alert = _alert(s, alert_id)
+        indexes = json.loads(alert.audit_indexes)
+    package = referral_package(app, alert_id)
+    out = _step(app, alert_id, analyst, "refer", need_state=("assigned",), new_state="referred",
+                note=note or "referred to the inspector general", interface=interface,
+                event=DetectionEvent.DETECT_ALERT_REFER,
+                extra={"entries": len(indexes), "tree_size": package["checkpoint"]["tree_size"]})
+    package["referred_by"] = out["by"]
+    with session_scope(app.engine) as s:
+        s.add(Referral(alert_id=out["alert_id"], package=json.dumps(package), created_at=app.clock.now()))
+    return {**out, "package": package}
+
+
+def _covering_checkpoint(app: App, needed: int) -> str:
+    try:
+        note = audit_service.latest_checkpoint(app)
+        if Checkpoint.parse(note.split("\n\n")[0] + "\n").size > needed:
+            return note
+    except NotFound:
+        pass
+    return audit_service.checkpoint_now(app)
+
+
+def referral_package(app: App, alert_id: str) -> dict[str, Any]:
+    """Evidence + each cited entry (base64 leaf) with its inclusion proof against a checkpoint."""
+    with session_scope(app.engine) as s:
+        alert = _alert(s, alert_id)
+        data = alert_dict(alert)
+        actions = [{"action": a.action, "actor": a.actor, "note": a.note, "at": a.at.isoformat(),
+                    "audit_index": a.audit_index}
+                   for a in s.scalars(select(AlertAction).where(AlertAction.alert_id == alert.alert_id)
+                                      .order_by(AlertAction.id))]
+        reports = [{"audit_index": r.audit_index, "reason": r.reason, "at": r.reported_at.isoformat()}
+                   for r in s.scalars(select(SelfReport).where(
+                       SelfReport.audit_index.in_(data["audit_indexes"])))]
+    indexes = data["audit_indexes"]
+    note = _covering_checkpoint(app, max(indexes) if indexes else 0)
+    size = Checkpoint.parse(note.split("\n\n")[0] + "\n").size
+    entries = []
+    for i in indexes:
+        _, leaf = read_entry(app, i)
+        proof = audit_service.inclusion_proof(app, i, size)
+        entries.append({"index": i, "leaf_input": base64.b64encode(leaf).decode(),
+                        "inclusion_proof": proof["hashes"]})
+    return {"alert": data, "triage": actions, "self_reports": reports,
+            "checkpoint": {"note": note, "tree_size": size}, "entries": entries}
+
+
+def verify_package(package: dict[str, Any]) -> int:
+    """Check every entry's inclusion proof against the package's checkpoint root; the count.
+
+    Raises merkle.ProofError on the first entry that does not verify. (The checkpoint's
+    signature is checked with the published key by ``idrs audit verify`` tooling.)
+    """
+    ck = Checkpoint.parse(package["checkpoint"]["note"].split("\n\n")[0] + "\n")
+    for e in package["entries"]:
+        leaf = base64.b64decode(e["leaf_input"])
+        merkle.verify_inclusion(e["index"], ck.size, merkle.leaf_hash(leaf),
+                                [bytes.fromhex(h) for h in e["inclusion_proof"]], ck.root)
+    return len(package["entries"])
+
+
+def alert_dict(alert: Alert) -> dict[str, Any]:
+    return {"alert_id": alert.alert_id, "seid": alert.seid, "unit": alert.unit,
+            "day": alert.day.isoformat(), "score": alert.score, "category": alert.category,
+            "signals": json.loads(alert.signals), "audit_indexes": json.loads(alert.audit_indexes),
+            "taxpayers": json.loads(alert.taxpayers), "state": alert.state,
+            "assignee": alert.assignee, "self_reported": alert.self_reported,
+            "close_reason": alert.close_reason}
+
+
+def list_alerts(app: App, *, state: str | None = None, analyst: str | None = None,
+                limit: int = 200) -> list[dict[str, Any]]:
+    """Alerts by score (highest first); with ``analyst``, only those they may work."""
+    with session_scope(app.engine) as s:
+        q = select(Alert).order_by(Alert.score.desc(), Alert.id)
+        if state:
+            q = q.where(Alert.state == state)
+        rows = list(s.scalars(q))
+        out = []
+        who = _analyst(s, analyst) if analyst else None
+        for a in rows:
+            if who is not None:
+                try:
+                    _check_may_work(s, who, a)
+                except AccessDenied:
+                    continue
+            out.append(alert_dict(a))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def show(app: App, alert_id: str, *, analyst: str | None = None, interface: str = "cli") -> dict[str, Any]:
+    """One alert with its triage history and self-reports (recorded: detect:alert:show)."""
+    with session_scope(app.engine) as s:
+        alert = _alert(s, alert_id)
+        if analyst:
+            _check_may_work(s, _analyst(s, analyst), alert)
+        data = alert_dict(alert)
+        data["actions"] = [{"action": a.action, "actor": a.actor, "note": a.note,
+                            "at": a.at.isoformat(), "audit_index": a.audit_index}
+                           for a in s.scalars(select(AlertAction).where(
+                               AlertAction.alert_id == alert.alert_id).order_by(AlertAction.id))]
+        data["self_reports"] = [{"audit_index": r.audit_index, "reason": r.reason}
+                                for r in s.scalars(select(SelfReport).where(
+                                    SelfReport.audit_index.in_(data["audit_indexes"])))]
+    _record(app, DetectionEvent.DETECT_ALERT_SHOW, analyst or "system", {"alert_id": data["alert_id"]},
+            interface=interface)
+    return data
