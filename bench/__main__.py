@@ -4,12 +4,13 @@ Each module ``bench/bench_<name>.py`` defines ``TITLE`` and ``run(scale: str) ->
 returning figures ``{"what", "value", "unit", "target", "met"}``. ``scale`` is ``full``
 (the sizes the issues name) or ``quick`` (small sizes for a smoke run):
 ``python -m bench [--quick] [NAME ...]``. Results of modules not run this time are kept
-from the previous docs/benchmarks.md run (stored in bench/out/results.json).
+from the previous docs/benchmarks.md run (stored in docs/benchmarks.json, merged under a file lock).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import importlib
 import json
 import os
@@ -46,7 +47,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     args = parser.parse_args()
     names = args.names or _modules()
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     scale = "quick" if args.quick else "full"
     for name in names:
         mod = importlib.import_module(f"bench.bench_{name}")
@@ -57,7 +57,7 @@ def main() -> None:
         for f in figures:
             mark = "ok" if f.get("met") else ("MISSED" if f.get("met") is False else "")
             print(f"  {f['what']}: {f['value']} {f['unit']} (target {f.get('target', '-')}) {mark}")
-        previous[name] = {
+        entry = {
             "title": mod.TITLE,
             "scale": scale,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -66,9 +66,19 @@ def main() -> None:
             "seconds": round(elapsed, 1),
             "figures": figures,
         }
-        RESULTS.write_text(json.dumps(previous, indent=2) + "\n")
-        write_markdown(previous)
+        _merge(name, entry)
     print(f"wrote {RESULTS.relative_to(ROOT)} and docs/benchmarks.md")
+
+
+def _merge(name: str, entry: dict) -> dict:
+    """Merge one module's results under an exclusive lock (concurrent runs lose nothing)."""
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        results[name] = entry
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        write_markdown(results)
+    return results
 
 
 def write_markdown(results: dict) -> None:
