@@ -100,6 +100,10 @@ def demo(
         if admin is not None:
             people.insert(0, {**admin, "roles": ["security_admin"]})
         _write_private(path, json.dumps(people, indent=2) + "\n")
+        # A first signed checkpoint, so the audit page and GET /audit/checkpoint have one.
+        from idrs.audit.service import checkpoint_now
+
+        checkpoint_now(a)
     _print_how_to(a, people, path, host, port)
     if serve_after:
         serve(host=host, port=port)
