@@ -277,3 +277,38 @@ def test_audit_failure_denies_without_data(world, monkeypatch):
     with pytest.raises(AccessDenied) as exc:
         _run(app, token, "ENMOD")
     assert exc.value.codes == ["AUDIT_UNAVAILABLE"]
+
+
+def test_names_never_reveals_a_match_the_employee_could_not_open(world):
+    """A name search is no way around the conflict rules: the spouse of the searching
+    employee is left out of the answer and of the audit entry's matches."""
+    app, _ = world
+    token = _sign_in(app, "CS009", "csr", f.CARTER_SPOUSE)  # the employee IS Ann's spouse
+    ans = research.run(
+        app, token=token, command="NAMES", tin=None, name="carter", reason="caller", interface="t"
+    )
+    # An unrelated examiner finds the three Carters (test above); Ann's spouse finds none of
+    # them: Ann (spouse), himself (self) and their child (relative) are all conflicted.
+    assert ans.data["matches"] == []
+    entry = _entry(app, ans.audit_index)
+    assert entry["object"]["matches"] == []
+
+
+def test_every_revealed_taxpayer_counts_toward_the_daily_ceiling(world):
+    app, token = world
+    app.settings = app.settings.model_copy(update={"daily_limit_default": 1})
+    f.open_case(app, "EX001", f.CARTER_CHILD, "C-2")
+    _run(app, token, "ENMOD")
+    _run(app, token, "IMFOL")  # the same taxpayer again: still one distinct taxpayer
+    with pytest.raises(AccessDenied) as denied:
+        research.run(
+            app, token=token, command="ENMOD", tin=f.CARTER_CHILD, case="C-2", interface="t"
+        )
+    assert denied.value.codes == ["RATE_LIMITED"]
+    app.clock.advance(days=1)  # a new day, a new count (the session is renewed)
+    fresh = _sign_in(app, "EX002", "examiner", "900-40-0002")
+    f.open_case(app, "EX002", f.CARTER_CHILD, "C-3")
+    ok = research.run(
+        app, token=fresh, command="ENMOD", tin=f.CARTER_CHILD, case="C-3", interface="t"
+    )
+    assert ok.command == "ENMOD"
