@@ -173,3 +173,28 @@ def test_research_table_output_and_names_usage(tmp_path):
     text = buf.export_text()
     assert "900-12-3456" in text and "first: Ann, last: Carter" in text
     assert "filing_status_history" in text and "MFJ" in text and "(none)" in text
+
+
+def test_demo_sets_up_a_world_whose_printed_sign_in_works(tmp_path):
+    """`idrs demo` (as `make demo` runs it, without serving): credentials 0600, a case for
+    the examiner, a signed checkpoint, and the printed research command answers."""
+    home = tmp_path / "demohome"
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    r = idrs(home, db, "demo", "--no-serve", "--taxpayers", "300")
+    assert r.returncode == 0, r.stderr
+    creds_file = home / "demo-credentials.json"
+    assert stat.S_IMODE(creds_file.stat().st_mode) == 0o600
+    people = {p["seid"]: p for p in json.loads(creds_file.read_text())}
+    assert {"DEMOEX1", "DEMOMG1", "DEMOAU1", "DT100", "PO100", "AO100"} <= set(people)
+    ex = people["DEMOEX1"]
+    research_line = next(x for x in r.stdout.splitlines() if " research ENMOD " in x)
+    tin, case = research_line.split()[-3], research_line.split()[-1]
+    assert case == ex["case"]["case_id"]
+    code = pyotp.TOTP(ex["totp_secret"]).now()
+    r = idrs(home, db, "login", "--seid", "DEMOEX1", "--password", ex["password"], "--otp", code)
+    assert r.returncode == 0, r.stderr
+    r = idrs(home, db, "research", "ENMOD", tin, "--case", case, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["command"] == "ENMOD"
+    r = idrs(home, db, "audit", "verify")
+    assert r.returncode == 0 and "intact" in r.stdout + r.stderr
