@@ -17,7 +17,6 @@ import contextlib
 import json
 import random
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 from idrs.access import conflicts
 from idrs.context import App
 from idrs.masterfile.importer import import_file
+from idrs.people import passwords
 from idrs.people import service as people
 
 TAX_YEAR = 2024
@@ -202,10 +202,10 @@ def build(app: App, *, employees: int, seed: int, unit_size: int = 20,
     _ensure_unit(app, "PRIV", "Privacy office", actor)
     for code in units:
         _ensure_unit(app, code, f"Unit {code}", actor)
-    with _cheap_password_hashes():
+    with passwords.weak_hashing_for_simulated_staff_only():
         _create_staff(app, staff, actor)
     analysts = [f"PA{i + 1:03d}" for i in range(max(2, employees // 150))]
-    with _cheap_password_hashes():
+    with passwords.weak_hashing_for_simulated_staff_only():
         for seid in analysts:
             people.create_employee(
             app, unax_attested_at=app.clock.now(), seid=seid, name=f"Analyst {seid}", tin=None,
@@ -216,23 +216,6 @@ def build(app: App, *, employees: int, seed: int, unit_size: int = 20,
     for p in public:
         world.by_zip.setdefault(p.zip, []).append(p)
     return world
-
-
-@contextlib.contextmanager
-def _cheap_password_hashes() -> Iterator[None]:
-    """Simulated employees never sign in with a password (see simulator._start_session), so
-    their random initial passwords are hashed with minimal argon2 parameters while the
-    population is built (about 1 s each otherwise on this machine). Restored afterwards."""
-    from argon2 import PasswordHasher
-
-    from idrs.people import passwords
-
-    saved = passwords._HASHER
-    passwords._HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    try:
-        yield
-    finally:
-        passwords._HASHER = saved
 
 
 def _create_staff(app: App, staff: list[Staff], actor: str) -> None:

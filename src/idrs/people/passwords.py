@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from collections.abc import Iterator
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -54,3 +55,19 @@ def use_weak_hashing_for_tests_only() -> None:
     global _HASHER, _DUMMY_HASH
     _HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@contextlib.contextmanager
+def weak_hashing_for_simulated_staff_only() -> Iterator[None]:
+    """UNSAFE: cheap argon2id parameters for the duration of the block, then the real ones.
+
+    Only ``idrs simulate`` uses it, for simulated employees who never sign in with their
+    password (their sessions are opened by the simulator). Never around real employees.
+    """
+    global _HASHER
+    saved = _HASHER
+    _HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    try:
+        yield
+    finally:
+        _HASHER = saved
