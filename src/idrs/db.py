@@ -35,7 +35,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA busy_timeout=60000")
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA temp_store=MEMORY")
+    cur.execute("PRAGMA mmap_size=4294967296")
     cur.close()
+
+
+def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+    write = conn.get_execution_options().get("idrs_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -44,7 +50,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         # Let SQLAlchemy issue BEGIN itself so that transactions are real (pysqlite quirk).
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # A unit of work that writes (session_scope) takes the write lock up front: a deferred
+        # transaction that read first cannot wait for the lock later (WAL answers "database
+        # is locked" at once when another process committed in between).
+        event.listen(engine, "begin", _begin)
 
         @event.listens_for(engine, "connect")
         def _no_autobegin(dbapi_conn, _rec):  # type: ignore[no-untyped-def]
@@ -76,8 +85,13 @@ def sessionmaker_for(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any exception."""
-    session = Session(bind=engine, expire_on_commit=False)
+    """One unit of work: commit on success, roll back on any exception.
+
+    On SQLite it begins IMMEDIATE (it holds the write lock from its first statement), so that
+    several processes writing at once wait for each other instead of failing.
+    """
+    bind = engine.execution_options(idrs_write=True) if is_sqlite(engine) else engine
+    session = Session(bind=bind, expire_on_commit=False)
     try:
         yield session
         session.commit()

@@ -66,6 +66,7 @@ def simulate_cmd(
                                          help="violations per employee-day"),
     truth_out: Path = typer.Option(..., "--truth-out", help="ground truth (JSON); never stored in the database"),
     start: str = typer.Option("2026-03-02", "--start", help="first simulated day (YYYY-MM-DD)"),
+    workers: int = typer.Option(2, "--workers", help="processes sharing the simulation (1-16)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Simulate the agency's work (and labeled browsing) through the real service path."""
@@ -75,6 +76,7 @@ def simulate_cmd(
     a = simulator.simulated_app(None, first)
     result = simulator.simulate(a, days=days, employees=employees, seed=seed,
                                 violation_rate=violation_rate, truth_out=truth_out,
+                                workers=workers,
                                 start=datetime(first.year, first.month, first.day, tzinfo=UTC)  # type: ignore[union-attr]
                                 )
     print_json(result) if as_json else _kv(result)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import queue
 import random
 import time
 from collections.abc import Callable
@@ -60,6 +61,10 @@ _WEEKDAY_LOAD = (1.25, 1.1, 1.0, 0.95, 0.8, 0.0, 0.0)
 _CSR_COMMANDS = ("ENMOD", "IMFOL", "TXMOD", "INOLE")
 _EXAM_COMMANDS = ("TXMOD", "RTVUE", "IRPTR", "IMFOL", "ENMOD", "INOLE")
 YEAR = population.TAX_YEAR
+#: processes sharing a simulation (fixed, not the machine's core count, so that a seed gives
+#: the same run everywhere)
+DEFAULT_WORKERS = 2
+_BARRIER_TIMEOUT = 600.0
 
 
 @dataclass
@@ -99,11 +104,19 @@ Action = Callable[[], None]
 class Simulator:
     """Runs simulated days against ``app`` (whose clock must be a FakeClock)."""
 
-    def __init__(self, app: App, world: World, *, seed: int, violation_rate: float) -> None:
+    def __init__(self, app: App, world: World, *, seed: int, violation_rate: float,
+                 part: tuple[int, int] = (0, 1), barrier: Any = None) -> None:
         if not isinstance(app.clock, FakeClock):
             raise IdrsError("the simulator needs a FakeClock (simulated time), never the system clock")
         self.app, self.world, self.clock = app, world, app.clock
-        self.rng = random.Random(seed + 1)
+        worker, workers = part
+        # Worker w of n simulates the units it owns (round robin over the sorted unit codes)
+        # and meets the other workers at every simulated hour (``barrier``), so that the log's
+        # timestamps stay within an hour of its order.
+        self.worker, self.barrier = worker, barrier
+        own_units = set(sorted(world.units)[worker::workers])
+        self.staff = [s for s in world.staff if s.unit in own_units]
+        self.rng = random.Random(seed + 1 + 1000 * worker)
         self.rate = violation_rate
         self.stats = Stats()
         self.truth: list[_Violation] = []
@@ -120,7 +133,7 @@ class Simulator:
 
     def _next(self, prefix: str) -> str:
         self._n += 1
-        return f"{prefix}{self._n:07d}"
+        return f"{prefix}{self.worker}{self._n:07d}"
 
     def at(self, when: datetime, action: Action) -> None:
         """Run ``action`` at simulated time ``when`` (actions may schedule follow-ups)."""
@@ -189,6 +202,9 @@ class Simulator:
         except IdrsError:
             pass
 
+    def _mine(self, role: str) -> list[Staff]:
+        return [s for s in self.staff if s.role == role]
+
     def public(self) -> Person:
         """A member of the public (high-profile taxpayers are worked by authorized staff only)."""
         return self.rng.choice(self.world.ordinary)
@@ -204,7 +220,10 @@ class Simulator:
         for d in range(days):
             day0 = start + timedelta(days=d)
             self._plan_day(day0)
-            self._drain()
+            for hour in range(1, 25):
+                self._drain(until=day0 + timedelta(hours=hour))
+                if self.barrier is not None:
+                    self.barrier.wait()
             if on_day is not None:
                 self.stats.seconds = time.perf_counter() - t0
                 on_day(d + 1)
@@ -212,15 +231,16 @@ class Simulator:
         self.stats.violations = len(self.truth)
         return self.stats
 
-    def _drain(self) -> None:
-        while self._schedule:
+    def _drain(self, until: datetime | None = None) -> None:
+        """Run the scheduled actions in time order (those before ``until``, if given)."""
+        while self._schedule and (until is None or self._schedule[0][0] < until):
             when, _, action = heapq.heappop(self._schedule)
             if when > self.clock.now():
                 self.clock.set(when)
             action()
 
     def _initial_inventories(self) -> None:
-        for s in self.world.of_role("examiner"):
+        for s in self._mine("examiner"):
             mgr = self.world.manager_of(s.unit)
             inventory = []
             for _ in range(5):
@@ -230,9 +250,9 @@ class Simulator:
 
     def _plan_day(self, day0: datetime) -> None:
         load = _WEEKDAY_LOAD[day0.weekday()] * self.rng.uniform(0.85, 1.15)
-        workers = [s for s in self.world.staff]
+        workers = list(self.staff)
         if load == 0.0:  # weekend: a few examiners catch up on a case
-            for s in self.world.of_role("examiner"):
+            for s in self._mine("examiner"):
                 if self.rng.random() < 0.03:
                     self._examiner_day(s, day0, 1.0, hours=(10, 12), cases=1)
                     self.stats.employee_days += 1
@@ -251,7 +271,7 @@ class Simulator:
                     self._typo(s, day0)
                 if self.rng.random() < self.rate:
                     self._violation(s, day0)
-        if self.rng.random() < self.rate * len(self.world.staff) / 60:
+        if self.rng.random() < self.rate * len(self.staff) / 60:
             self._news_spike(day0)
 
     def _worktime(self, day0: datetime, hours: tuple[float, float] = (8.0, 16.5)) -> datetime:
@@ -453,7 +473,7 @@ class Simulator:
         """Someone is in the news: a legitimate examiner works the case, many others peek."""
         p = self.public()
         t0 = self._worktime(day0, (9.0, 13.0))
-        exams = self.world.of_role("examiner")
+        exams = self._mine("examiner")
         e = self.rng.choice(exams) if exams else None
         if e is not None:
             mgr = self.world.manager_of(e.unit)
@@ -463,7 +483,7 @@ class Simulator:
                 self.cases.setdefault(e.seid, []).append((cid, p))
                 self._work_case(e, cid, p)
             self.at(t0 - timedelta(minutes=30), legit)
-        crowd = [s for s in self.world.staff if s.role in ("csr", "examiner") and s is not e]
+        crowd = [s for s in self.staff if s.role in ("csr", "examiner") and s is not e]
         for s in self.rng.sample(crowd, min(len(crowd), self.rng.randint(6, 12))):
             v = _Violation("news_spike", s.seid, day0.date().isoformat(), target=p.tin)
             self.truth.append(v)
@@ -526,39 +546,116 @@ def _start_session(app: App, employee_id: int, seid: str) -> str:
 
 
 def simulate(app: App, *, days: int, employees: int, seed: int = 7, violation_rate: float = 0.01,
-             truth_out: Path | str, start: datetime = DEFAULT_START) -> dict[str, Any]:
+             truth_out: Path | str, start: datetime = DEFAULT_START,
+             workers: int = DEFAULT_WORKERS) -> dict[str, Any]:
     """Build the world, simulate ``days`` days, write the truth file; return the figures.
 
-    Callers: ``idrs simulate`` and the tests/benchmarks. Records ``detect:simulation:run``
-    (counts only; the truth is never stored in the database).
+    ``workers`` processes share the simulation: each owns a share of the units (and their
+    staff) and they meet at every simulated hour. A run is reproducible for the same seed and
+    number of workers. Callers: ``idrs simulate`` and the tests/benchmarks. Records
+    ``detect:simulation:run`` (counts only; the truth is never stored in the database).
     """
     if days < 1 or employees < 5:
         raise IdrsError("simulate needs --days >= 1 and --employees >= 5")
     if not 0.0 <= violation_rate <= 0.5:
         raise IdrsError("--violation-rate must lie in [0, 0.5]")
+    if not 1 <= workers <= 16:
+        raise IdrsError("--workers must lie in [1, 16]")
     if not isinstance(app.clock, FakeClock):
         raise IdrsError("the simulator needs a FakeClock (simulated time)")
     app.clock.set(start - timedelta(days=1) + timedelta(hours=12))
     t0 = time.perf_counter()
     world = population.build(app, employees=employees, seed=seed)
     built = time.perf_counter() - t0
-    sim = Simulator(app, world, seed=seed, violation_rate=violation_rate)
+    workers = min(workers, len(world.units))
 
-    def write_truth(done: int) -> None:
-        # rewritten after every simulated day, so a long run can be evaluated part way
+    def write_truth(done: int, stats: Stats, truth: list[dict[str, Any]]) -> None:
+        # rewritten after every simulated day (one worker), so a long run can be evaluated part way
         Path(truth_out).write_text(json.dumps({
             "days": days, "days_completed": done, "employees": employees, "seed": seed,
-            "violation_rate": violation_rate, "start": start.date().isoformat(),
-            "employee_days": sim.stats.employee_days, "log_size": _log_size(app),
-            "stats": sim.stats.as_dict(), "violations": sim.truth_records()}, indent=1))
+            "workers": workers, "violation_rate": violation_rate,
+            "start": start.date().isoformat(), "employee_days": stats.employee_days,
+            "log_size": _log_size(app), "stats": stats.as_dict(), "violations": truth}, indent=1))
 
-    stats = sim.run(days, start, on_day=write_truth)
-    out = {**stats.as_dict(), "population_seconds": round(built, 1),
+    t1 = time.perf_counter()
+    if workers == 1:
+        sim = Simulator(app, world, seed=seed, violation_rate=violation_rate)
+        stats = sim.run(days, start, on_day=lambda d: write_truth(d, sim.stats, sim.truth_records()))
+        truth = sim.truth_records()
+    else:
+        stats, truth = _run_workers(app, world, days=days, start=start, seed=seed,
+                                    violation_rate=violation_rate, workers=workers)
+        stats.seconds = time.perf_counter() - t1
+        write_truth(days, stats, truth)
+    out = {**stats.as_dict(), "population_seconds": round(built, 1), "workers": workers,
            "taxpayers": len(world.people), "truth_out": str(truth_out)}
     record(app, DetectionEvent.DETECT_SIMULATION_RUN, actor="system:simulator",  # type: ignore[arg-type]
            interface="system", obj={"kind": "simulation"},
            detail={k: v for k, v in out.items() if k != "truth_out"})
     return out
+
+
+def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: int,
+                 violation_rate: float, workers: int) -> tuple[Stats, list[dict[str, Any]]]:
+    """Fork ``workers`` simulators (each with its own engine and FakeClock); merge their results.
+
+    A failing worker breaks the hourly barrier, so the others stop too; the run then raises
+    IdrsError. (What was simulated until then stays in the append-only log, as it would after
+    an interrupted single-process run.)
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(workers, timeout=_BARRIER_TIMEOUT)
+    results = ctx.Queue()
+    url = app.engine.url.render_as_string(hide_password=False)
+    home = app.settings.home
+    app.engine.dispose()  # no pooled connection crosses the fork
+
+    def child(w: int) -> None:
+        try:
+            mine = App.open(url, home=home, clock=FakeClock(app.clock.now()))
+            sim = Simulator(mine, world, seed=seed, violation_rate=violation_rate,
+                            part=(w, workers), barrier=barrier)
+            st = sim.run(days, start)
+            results.put((w, None, st, sim.truth_records()))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, then re-raised
+            barrier.abort()
+            results.put((w, f"{type(exc).__name__}: {exc}", None, None))
+            raise
+
+    procs = [ctx.Process(target=child, args=(w,), name=f"idrs-simulate-{w}") for w in range(workers)]
+    for proc in procs:
+        proc.start()
+    got: dict[int, tuple[str | None, Stats | None, list[dict[str, Any]] | None]] = {}
+    while len(got) < workers:
+        try:
+            w, err, st, truth = results.get(timeout=2.0)
+        except queue.Empty:
+            dead = [i for i, proc in enumerate(procs) if i not in got and proc.exitcode not in (None, 0)]
+            if dead:  # killed without a word (OOM, kill -9): stop the others and report
+                barrier.abort()
+                for proc in procs:
+                    proc.join(timeout=_BARRIER_TIMEOUT)
+                raise IdrsError(f"simulation failed: worker {dead[0]} died "
+                                f"(exit code {procs[dead[0]].exitcode})") from None
+            continue
+        got[w] = (err, st, truth)
+    for proc in procs:
+        proc.join()
+    errors = [f"worker {w}: {err}" for w, (err, _, _) in sorted(got.items()) if err]
+    if errors:
+        raise IdrsError("simulation failed: " + "; ".join(errors))
+    total = Stats()
+    truth_all: list[dict[str, Any]] = []
+    for w in range(workers):
+        _, st, truth = got[w]
+        assert st is not None and truth is not None
+        for k in ("accesses", "allowed", "denied", "admin", "violations", "employee_days"):
+            setattr(total, k, getattr(total, k) + getattr(st, k))
+        truth_all.extend(truth)
+    truth_all.sort(key=lambda v: (v["day"], v["seid"], v["audit_indexes"][:1]))
+    return total, truth_all
 
 
 def simulated_app(db_url: str | None, start: date | None = None) -> App:
