@@ -104,6 +104,13 @@ PEOPLE = {
     "SAB01": ("Sam Admin", "999-49-0110", "security_admin", "PRIVACY"),
     "LKB01": ("Lee Locked", "999-49-0111", "csr", "FIELD"),
 }
+#: security administration (tests/browser/test_admin.py): two administrators of FIELD and a
+#: service representative whose profile they change
+PEOPLE.update({
+    "SAB02": ("Sue Admin", "999-49-0112", "security_admin", "FIELD"),
+    "SAB03": ("Sid Admin", "999-49-0113", "security_admin", "FIELD"),
+    "CSB01": ("Cal Clerk", "999-49-0114", "csr", "FIELD"),
+})
 
 
 @dataclass
@@ -152,6 +159,7 @@ def build(tmp: Path) -> World:
             unit=unit,
             actor=OPERATOR,
         )
+    _contractor(w)
     assign_case(app, seid="EXB01", tin=CASE_TIN, case_id="BR-1", actor=AccessActor(OPERATOR))
     assign_case(app, seid="EXB02", tin=CASE_TIN, case_id="BR-2", actor=AccessActor(OPERATOR))
     assign_case(app, seid="EXB03", tin=CASE_TIN, case_id="BR-3", actor=AccessActor(OPERATOR))
@@ -160,6 +168,19 @@ def build(tmp: Path) -> World:
     _pending_grant(w)
     _alert(w)
     return w
+
+
+#: outside access (tests/browser/test_grants_reports.py): a contractor in FIELD, registered by
+#: the security administrator, with no agreement signed and no UNAX training yet
+CONTRACTOR = ("CTB01", "Cory Contractor", "999-49-0120", "Acme Consulting")
+
+
+def _contractor(w: World) -> None:
+    seid, name, tin, org = CONTRACTOR
+    w.creds[seid] = people.create_employee(
+        w.app, seid=seid, name=name, tin=tin, roles="examiner", unit="FIELD",
+        kind="contractor", home_org=org, actor=OPERATOR,
+    )
 
 
 def _lock(w: World, seid: str) -> None:

@@ -1,22 +1,34 @@
-"""CLI of the people domain: ``employee add|unlock``, ``unit add``, ``login``, ``logout``.
+"""CLI of the people domain: employees, units, ``login``, ``logout``.
 
 Operator commands (``employee add``, ``employee unlock``, ``unit add``) act with the local
 operator's authority and are recorded under ``os:<user>``. ``login`` keeps the session token
 in ``IDRS_HOME/session.token`` (mode 0600); ``research`` then runs as that employee.
+
+Security administration (``employee list|show|set-profile|changes|confirm-change|
+reject-change|deactivate|reactivate``, ``unit list|set-ceiling``) acts as the security
+administrator signed in with ``idrs login``: each calls one function of
+``idrs.people.admin``, which checks the role, the administrator's units, the ban on
+administering oneself and the two-person rule, and records every step.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.table import Table
 
 from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, open_app, operator_actor, print_json
-from idrs.people import auth, service
+from idrs.context import App
+from idrs.people import admin, auth, service
 
-employee_app = typer.Typer(help="Create employees and unlock locked accounts.", no_args_is_help=True)
+employee_app = typer.Typer(
+    help="Employees: create, list, change profiles (two-person), deactivate, unlock.",
+    no_args_is_help=True,
+)
 unit_app = typer.Typer(help="Units and their ceiling profiles.", no_args_is_help=True)
 app.add_typer(employee_app, name="employee")
 app.add_typer(unit_app, name="unit")
@@ -134,3 +146,181 @@ def logout() -> None:
     if path.exists():
         path.unlink()
     console.print("signed out" if ended else "no live session here")
+
+
+# -- security administration (as the signed-in security administrator) ----------------------
+
+
+def _admin_actor(a: App) -> admin.Actor:
+    """The security administrator signed in here (``idrs login``); AUTH_REQUIRED otherwise."""
+    emp = auth.authenticate(a, read_token(a.settings.home), interface="cli")
+    return admin.Actor(emp.seid, "cli")
+
+
+def _codes_text(codes: list[str]) -> str:
+    return ",".join(codes) or "-"
+
+
+def _show_change(ch: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        print_json(ch)
+        return
+    what = ", ".join([f"+{x}" for x in ch["added"]] + [f"-{x}" for x in ch["removed"]])
+    line = f"change {ch['change_id']} for {ch['seid']}: {ch['status']} ({what})"
+    if ch["status"] == "pending":
+        line += (f"; a second security administrator must confirm {', '.join(ch['restricted'])}"
+                 f" by {ch['expires_at']}")
+    console.print(line, markup=False, highlight=False)
+
+
+@employee_app.command("list")
+def employee_list(
+    unit: str | None = typer.Option(None, "--unit", help="only this unit (one you administer)"),
+    active_only: bool = typer.Option(False, "--active-only", help="leave out inactive employees"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Employees of the units you administer (never a TIN, password or TOTP secret)."""
+    a = open_app()
+    rows = admin.list_employees(a, _admin_actor(a), unit=unit, include_inactive=not active_only)
+    if json_out:
+        print_json({"employees": rows})
+        return
+    table = Table("seid", "name", "unit", "roles", "profile", "authorities", "state", "pending")
+    for e in rows:
+        state = "inactive" if not e["active"] else ("locked" if e["locked"] else "active")
+        table.add_row(e["seid"], e["name"], e["unit"], ",".join(e["roles"]),
+                      _codes_text(e["profile"]), ",".join(e["authorities"]), state,
+                      str(e["pending_change"] or ""))
+    console.print(table)
+
+
+@employee_app.command("show")
+def employee_show(seid: str = typer.Option(..., "--seid"), json_out: bool = JsonOpt) -> None:
+    """One employee: roles, profile, authorities, the unit's ceiling and the change history."""
+    a = open_app()
+    e = admin.show_employee(a, _admin_actor(a), seid)
+    if json_out:
+        print_json(e)
+        return
+    for key in ("seid", "name", "kind", "unit", "roles", "profile", "authorities", "ceiling",
+                "active", "locked", "pending_change"):
+        value = e[key]
+        console.print(f"{key:>15}: {','.join(value) if isinstance(value, list) else value}",
+                      markup=False, highlight=False)
+    for ch in e["changes"]:
+        _show_change(ch, False)
+
+
+@employee_app.command("set-profile")
+def employee_set_profile(
+    seid: str = typer.Option(..., "--seid", help="whose profile (never your own)"),
+    codes: str | None = typer.Option(
+        None, "--codes", help="the new command-code profile, comma-separated ('' for none)"
+    ),
+    roles: str | None = typer.Option(None, "--roles", help="the new roles, comma-separated"),
+    authorities: str | None = typer.Option(
+        None, "--authorities",
+        help="the new authorities: adoption,employee_accounts,sensitive_accounts,admin:UNIT",
+    ),
+    note: str | None = typer.Option(None, "--note", help="why (kept with the change)"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Change roles, profile and/or authorities; restricted additions wait for a second admin."""
+    a = open_app()
+    ch = admin.request_change(a, _admin_actor(a), seid=seid, roles=roles, codes=codes,
+                              authorities=authorities, note=note)
+    _show_change(ch, json_out)
+
+
+@employee_app.command("changes")
+def employee_changes(
+    status: str = typer.Option("pending", "--status",
+                               help="pending|applied|confirmed|rejected|expired|all"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Profile changes in your units (default: those waiting for confirmation)."""
+    a = open_app()
+    rows = admin.list_changes(a, _admin_actor(a), status=status)
+    if json_out:
+        print_json({"changes": rows})
+        return
+    for ch in rows:
+        _show_change(ch, False)
+    if not rows:
+        console.print(f"no {status} changes" if status != "all" else "no changes")
+
+
+@employee_app.command("confirm-change")
+def employee_confirm_change(
+    change_id: int = typer.Argument(..., help="the change's number"),
+    note: str | None = typer.Option(None, "--note"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Confirm a pending change (a second security administrator: not requester, not subject)."""
+    a = open_app()
+    _show_change(admin.confirm_change(a, _admin_actor(a), change_id, note), json_out)
+
+
+@employee_app.command("reject-change")
+def employee_reject_change(
+    change_id: int = typer.Argument(..., help="the change's number"),
+    note: str | None = typer.Option(None, "--note"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Reject (or, as its requester, withdraw) a pending change; nothing is applied."""
+    a = open_app()
+    _show_change(admin.reject_change(a, _admin_actor(a), change_id, note), json_out)
+
+
+def _set_active(seid: str, active: bool, json_out: bool) -> None:
+    a = open_app()
+    out = admin.set_active(a, _admin_actor(a), seid=seid, active=active)
+    if json_out:
+        print_json(out)
+    else:
+        extra = f"; {out['sessions_ended']} session(s) ended" if out["sessions_ended"] else ""
+        console.print(f"{out['seid']} {'reactivated' if active else 'deactivated'}{extra}")
+
+
+@employee_app.command("deactivate")
+def employee_deactivate(seid: str = typer.Option(..., "--seid"), json_out: bool = JsonOpt) -> None:
+    """Deactivate an employee of your units (ends their sessions at once)."""
+    _set_active(seid, False, json_out)
+
+
+@employee_app.command("reactivate")
+def employee_reactivate(seid: str = typer.Option(..., "--seid"), json_out: bool = JsonOpt) -> None:
+    """Reactivate a deactivated employee of your units."""
+    _set_active(seid, True, json_out)
+
+
+@unit_app.command("list")
+def unit_list(json_out: bool = JsonOpt) -> None:
+    """Every unit with its ceiling, its active headcount and whether you administer it."""
+    a = open_app()
+    rows = admin.list_units(a, _admin_actor(a))
+    if json_out:
+        print_json({"units": rows})
+        return
+    table = Table("code", "name", "ceiling", "headcount", "yours")
+    for u in rows:
+        table.add_row(u["code"], u["name"], _codes_text(u["ceiling"]), str(u["headcount"]),
+                      "yes" if u["administered"] else "")
+    console.print(table)
+
+
+@unit_app.command("set-ceiling")
+def unit_set_ceiling(
+    code: str = typer.Option(..., "--code", help="a unit you administer"),
+    ceiling: str = typer.Option(..., "--ceiling", help="comma-separated command codes ('' for none)"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Set a unit's ceiling; lowering it trims the unit's profiles at once."""
+    a = open_app()
+    out = admin.set_ceiling(a, _admin_actor(a), unit=code, codes=ceiling)
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"unit {out['code']} ceiling: {_codes_text(out['ceiling'])}")
+    for seid, removed in sorted(out["trimmed"].items()):
+        console.print(f"  {seid}: removed {', '.join(removed)}")

@@ -618,7 +618,7 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
             sim = Simulator(mine, world, seed=seed, violation_rate=violation_rate,
                             part=(w, workers), barrier=barrier)
             st = sim.run(days, start)
-            results.put((w, None, st, sim.truth_records()))
+            results.put((w, None, st, (sim.clock.now(), sim.truth_records())))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, then re-raised
             barrier.abort()
             results.put((w, f"{type(exc).__name__}: {exc}", None, None))
@@ -627,7 +627,7 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
     procs = [ctx.Process(target=child, args=(w,), name=f"idrs-simulate-{w}") for w in range(workers)]
     for proc in procs:
         proc.start()
-    got: dict[int, tuple[str | None, Stats | None, list[dict[str, Any]] | None]] = {}
+    got: dict[int, tuple[str | None, Stats | None, Any]] = {}
     while len(got) < workers:
         try:
             w, err, st, truth = results.get(timeout=2.0)
@@ -649,8 +649,11 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
     total = Stats()
     truth_all: list[dict[str, Any]] = []
     for w in range(workers):
-        _, st, truth = got[w]
-        assert st is not None and truth is not None
+        _, st, ended = got[w]
+        assert st is not None and ended is not None
+        when, truth = ended
+        if isinstance(app.clock, FakeClock) and when > app.clock.now():
+            app.clock.set(when)  # the parent's record of the run comes after the simulated work
         for k in ("accesses", "allowed", "denied", "admin", "violations", "employee_days"):
             setattr(total, k, getattr(total, k) + getattr(st, k))
         truth_all.extend(truth)

@@ -71,3 +71,36 @@ class SignInSession(Base):
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(30), nullable=True)
     interface: Mapped[str] = mapped_column(String(8), default="cli")
+
+
+class ProfileChange(Base):
+    """One change of an employee's roles, command-code profile or authorities.
+
+    Written by ``people.admin`` for every change: applied at once (``status`` = ``applied``)
+    unless it adds a restricted role, code or authority, in which case it waits
+    (``pending``) until a second security administrator — neither the requester nor the
+    subject — confirms it (``confirmed``), rejects it (``rejected``), or it expires
+    (``expired``). The before/after sets make the row a durable history of who could do what.
+    """
+
+    __tablename__ = "profile_change"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))  # the subject's unit at request
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    roles_before: Mapped[str] = mapped_column(Text)
+    roles_after: Mapped[str] = mapped_column(Text)
+    profile_before: Mapped[str] = mapped_column(Text)
+    profile_after: Mapped[str] = mapped_column(Text)
+    authorities_before: Mapped[str] = mapped_column(Text)
+    authorities_after: Mapped[str] = mapped_column(Text)
+    #: the restricted additions that needed a second administrator (empty when applied at once)
+    restricted: Mapped[str] = mapped_column(Text, default="")
+    requested_by: Mapped[str] = mapped_column(String(8))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(Text, nullable=True)

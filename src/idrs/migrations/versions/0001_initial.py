@@ -710,6 +710,38 @@ def upgrade() -> None:
     op.create_index(op.f("ix_k1_entity_ein_index"), "k1", ["entity_ein_index"], unique=False)
     op.create_index(op.f("ix_k1_return_id"), "k1", ["return_id"], unique=False)
     op.create_table(
+        "profile_change",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("employee_id", sa.Integer(), nullable=False),
+        sa.Column("unit_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("roles_before", sa.Text(), nullable=False),
+        sa.Column("roles_after", sa.Text(), nullable=False),
+        sa.Column("profile_before", sa.Text(), nullable=False),
+        sa.Column("profile_after", sa.Text(), nullable=False),
+        sa.Column("authorities_before", sa.Text(), nullable=False),
+        sa.Column("authorities_after", sa.Text(), nullable=False),
+        sa.Column("restricted", sa.Text(), nullable=False),
+        sa.Column("requested_by", sa.String(length=8), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("decided_by", sa.String(length=8), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("decision_note", sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["employee_id"], ["employee.id"], name=op.f("fk_profile_change_employee_id_employee")
+        ),
+        sa.ForeignKeyConstraint(
+            ["unit_id"], ["unit.id"], name=op.f("fk_profile_change_unit_id_unit")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_profile_change")),
+    )
+    op.create_index(
+        op.f("ix_profile_change_employee_id"), "profile_change", ["employee_id"], unique=False
+    )
+    op.create_index(op.f("ix_profile_change_status"), "profile_change", ["status"], unique=False)
+    op.create_table(
         "schedule_c",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("return_id", sa.Integer(), nullable=False),
@@ -975,6 +1007,9 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_schedule_c_return_id"), table_name="schedule_c")
     op.drop_index(op.f("ix_schedule_c_ein_index"), table_name="schedule_c")
     op.drop_table("schedule_c")
+    op.drop_index(op.f("ix_profile_change_status"), table_name="profile_change")
+    op.drop_index(op.f("ix_profile_change_employee_id"), table_name="profile_change")
+    op.drop_table("profile_change")
     op.drop_index(op.f("ix_k1_return_id"), table_name="k1")
     op.drop_index(op.f("ix_k1_entity_ein_index"), table_name="k1")
     op.drop_table("k1")

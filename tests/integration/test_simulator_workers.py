@@ -1,0 +1,78 @@
+"""The simulator shared among worker processes (SQLite and PostgreSQL).
+
+Each worker owns a share of the units and the workers meet every simulated hour: the log then
+holds the work of every unit, its timestamps never run more than an hour behind its order, and
+a worker that fails stops the run with a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from idrs.audit.store import raw
+from idrs.context import App
+from idrs.detection import simulator
+from idrs.errors import IdrsError
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def _entries(app: App) -> list[dict]:
+    with raw(app.engine) as db:
+        rows = db.execute("SELECT idx, leaf_input FROM audit_entry ORDER BY idx").fetchall()
+    return [json.loads(bytes(leaf)) for _, leaf in rows]
+
+
+def test_two_workers_simulate_every_unit_in_hour_order(app: App, tmp_path: Path) -> None:
+    truth = tmp_path / "truth.json"
+    out = simulator.simulate(app, days=1, employees=40, seed=3, violation_rate=0.2,
+                             truth_out=truth, start=START, workers=2)
+    assert out["workers"] == 2
+    data = json.loads(truth.read_text())
+    assert data["workers"] == 2 and data["days_completed"] == 1
+    assert data["employee_days"] == 40  # one weekday, forty employees, each counted once
+    entries = _entries(app)
+    research = [e for e in entries if e.get("type") == "access:research:decide"]
+    assert len(research) == out["accesses"]
+    # both workers' units worked: research by employees of the first and of the last unit
+    actors = {e["actor"] for e in research}
+    assert {"E00001", "E00040"} <= actors or (any(a <= "E00020" for a in actors)
+                                              and any(a > "E00020" for a in actors))
+    # timestamps stay within an hour of the log's order
+    times = [datetime.fromisoformat(e["time"]) for e in entries if e.get("time")]
+    latest = times[0]
+    for t in times:
+        assert t >= latest - timedelta(hours=1)
+        latest = max(latest, t)
+    # every violation cites entries of its own employee
+    by_idx = dict(enumerate(entries))
+    for v in data["violations"]:
+        for i in v["audit_indexes"]:
+            e = by_idx[i]
+            assert v["seid"] in {e.get("actor"), e.get("object", {}).get("seid")}
+
+
+def test_a_failing_worker_stops_the_run(app: App, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = simulator.Simulator._plan_day
+
+    def plan(self: simulator.Simulator, day0: datetime) -> None:
+        if self.worker == 1:
+            raise RuntimeError("worker 1 lost its database")
+        real(self, day0)
+
+    monkeypatch.setattr(simulator.Simulator, "_plan_day", plan)
+    with pytest.raises(IdrsError, match="worker 1: RuntimeError: worker 1 lost its database"):
+        simulator.simulate(app, days=1, employees=40, seed=3, violation_rate=0.0,
+                           truth_out=tmp_path / "t.json", start=START, workers=2)
+
+
+def test_workers_out_of_range_is_refused(app: App, tmp_path: Path) -> None:
+    with pytest.raises(IdrsError, match="--workers"):
+        simulator.simulate(app, days=1, employees=10, truth_out=tmp_path / "t.json",
+                           start=START, workers=0)
+    assert not (tmp_path / "t.json").exists()
