@@ -50,10 +50,12 @@ def create_app(app: App) -> FastAPI:
     from idrs.api import (
         access,
         adjustments,
+        admin,
         audit,
         detection,
         grants,
         middleware,
+        reports,
         research,
         sessions,
     )
@@ -75,7 +77,8 @@ def create_app(app: App) -> FastAPI:
     api.state.app = app
     api.add_exception_handler(AccessDenied, _denied)
     api.add_exception_handler(IdrsError, _error)
-    for module in (sessions, research, audit, access, adjustments, grants, detection):
+    for module in (sessions, research, audit, access, adjustments, grants, detection, reports,
+                   admin):
         api.include_router(module.router, prefix=API_PREFIX)
     web.mount(api, app)
     # Security headers, request ids, the body limit; errors as application/problem+json that

@@ -1,79 +1,203 @@
 """HTTP routes of the detection domain (mounted under /api/v1 by api/app.py).
 
-``GET /alerts`` (privacy analysts: the alerts they may work), ``GET /alerts/{id}``,
-``POST /alerts/{id}/assign|review|dismiss|refer`` (the signed-in analyst),
-``POST /self-reports`` (the signed-in employee's own accidental access),
-``GET /taxpayers/{tin}/accesses`` (the accounting of who opened an account, without
-employee identities; for privacy analysts and auditors answering a taxpayer's request).
+- ``POST /detection/runs`` (privacy staff): one detection run over the audit log;
+- ``GET /alerts`` (privacy analysts: the alerts they may work, paged), ``GET /alerts/{id}``,
+  ``POST /alerts/{id}/assign|review|dismiss|refer`` (the signed-in analyst);
+- ``POST /self-reports`` (the signed-in employee's own accidental access);
+- ``GET /taxpayers/{tin}/accesses`` (the accounting of who opened an account, without
+  employee identities; privacy staff and auditors answering a taxpayer's request);
+- ``POST /alerts/{id}/notice`` (privacy roles): the IRC §7431(e) notice(s) of a referred
+  alert, recorded as sent; ``GET /notices`` and ``GET /notices/{id}/{html|pdf}`` hand a
+  stored notice out by its number (recorded).
+
+Every route declares ``x-authorization`` (see api/grants.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address
-from idrs.detection import taxpayer, triage
-from idrs.errors import AccessDenied, Reason
+from idrs.api.grants import SIGNED_IN, needs, role_rule
+from idrs.api.paging import PageDep, paged
+from idrs.detection import notices, service, taxpayer, triage
+
+if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
+    from idrs.people.models import Employee
+else:
+    Employee = object  # FastAPI needs the dependency, never the annotation's class
 
 router = APIRouter(tags=["detection"])
 ACCOUNTING_ROLES = frozenset({"privacy_analyst", "auditor", "privacy_officer"})
+ANALYSTS = frozenset({"privacy_analyst"})
+RUNNERS = frozenset({"privacy_analyst", "privacy_officer"})
+#: the service checks the analyst role itself; the declaration says what it requires
+ANALYST_RULE = role_rule(ANALYSTS)
+
+Accountant = Annotated[Employee, needs(ACCOUNTING_ROLES, "the accounting of accesses")]
+NoticeStaff = Annotated[Employee, needs(notices.NOTICE_ROLES, "taxpayer notices")]
+Runner = Annotated[Employee, needs(RUNNERS, "a detection run")]
+#: an upper bound the alert list is read to (the queue is ranked; paging slices it)
+ALERTS_READ = 100_000
 
 
 class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     note: str = Field("", max_length=2000)
 
 
 class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     reason: str = Field(..., min_length=1, max_length=2000)
 
 
 class SelfReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     audit_index: int = Field(..., ge=0)
     reason: str = Field(..., min_length=1, max_length=500)
 
 
-@router.get("/alerts")
-def list_alerts(app: AppDep, me: EmployeeDep, state: str | None = None) -> dict[str, Any]:
-    return {"alerts": triage.list_alerts(app, state=state, analyst=me.seid)}
+class RunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    since: datetime | None = Field(None, description="analyse entries from this time "
+                                                     "(default: continue from the last run)")
 
 
-@router.get("/alerts/{alert_id}")
+class NoticeOut(BaseModel):
+    notice_id: int | None
+    alert_id: str
+    taxpayer: str
+    dates: list[str]
+    audit_index: int
+
+
+class NoticesIssued(BaseModel):
+    notices: list[NoticeOut]
+
+
+class NoticeRow(BaseModel):
+    notice_id: int
+    alert_id: str
+    taxpayer: str
+    sent_at: str
+    audit_index: int
+
+
+class NoticesPage(BaseModel):
+    notices: list[NoticeRow]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+# -- detection runs and the alert queue -------------------------------------------------------
+
+
+@router.post("/detection/runs", openapi_extra=role_rule(RUNNERS))
+def run_detection(body: RunIn, app: AppDep, me: Runner, page: PageDep) -> dict[str, Any]:
+    """Explain every access, score the rest, raise alerts (continues from the last run).
+
+    Recorded (``detect:run:complete``) under the employee who asked. The alerts raised or
+    updated are paged; ``summary`` counts the entries read and explained.
+    """
+    result = service.run(app, since=body.since, actor=me.seid, interface="api")
+    return paged(result["alerts"], page, key="alerts", summary=result["summary"])
+
+
+@router.get("/alerts", openapi_extra=ANALYST_RULE)
+def list_alerts(app: AppDep, me: EmployeeDep, page: PageDep,
+                state: Annotated[Literal["open", "assigned", "dismissed", "referred"] | None,
+                                 Query()] = None) -> dict[str, Any]:
+    """The alerts the signed-in analyst may work, highest score first."""
+    rows = triage.list_alerts(app, state=state, analyst=me.seid, limit=ALERTS_READ)
+    return paged(rows, page, key="alerts")
+
+
+@router.get("/alerts/{alert_id}", openapi_extra=ANALYST_RULE)
 def show_alert(alert_id: str, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    return triage.show(app, alert_id, analyst=me.seid, interface="api")
+    return triage.show(app, alert_id[:40], analyst=me.seid, interface="api")
 
 
-@router.post("/alerts/{alert_id}/assign")
+@router.post("/alerts/{alert_id}/assign", openapi_extra=ANALYST_RULE)
 def assign_alert(alert_id: str, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    return triage.assign(app, alert_id=alert_id, analyst=me.seid, interface="api")
+    return triage.assign(app, alert_id=alert_id[:40], analyst=me.seid, interface="api")
 
 
-@router.post("/alerts/{alert_id}/review")
+@router.post("/alerts/{alert_id}/review", openapi_extra=ANALYST_RULE)
 def review_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    return triage.review(app, alert_id=alert_id, analyst=me.seid, note=body.note, interface="api")
+    return triage.review(app, alert_id=alert_id[:40], analyst=me.seid, note=body.note,
+                         interface="api")
 
 
-@router.post("/alerts/{alert_id}/dismiss")
+@router.post("/alerts/{alert_id}/dismiss", openapi_extra=ANALYST_RULE)
 def dismiss_alert(alert_id: str, body: ReasonIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    return triage.dismiss(app, alert_id=alert_id, analyst=me.seid, reason=body.reason, interface="api")
+    return triage.dismiss(app, alert_id=alert_id[:40], analyst=me.seid, reason=body.reason,
+                          interface="api")
 
 
-@router.post("/alerts/{alert_id}/refer")
+@router.post("/alerts/{alert_id}/refer", openapi_extra=ANALYST_RULE)
 def refer_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    return triage.refer(app, alert_id=alert_id, analyst=me.seid, note=body.note, interface="api")
+    return triage.refer(app, alert_id=alert_id[:40], analyst=me.seid, note=body.note,
+                        interface="api")
 
 
-@router.post("/self-reports", status_code=201)
+@router.post("/self-reports", status_code=201, openapi_extra=SIGNED_IN)
 def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenDep) -> dict[str, Any]:
     return triage.self_report(app, token=token, audit_index=body.audit_index, reason=body.reason,
                               interface="api", address=client_address(request))
 
 
-@router.get("/taxpayers/{tin}/accesses")
-def taxpayer_accesses(tin: str, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    if not (me.role_set & ACCOUNTING_ROLES):
-        raise AccessDenied([Reason("NOT_IN_PROFILE",
-                                   "the accounting of accesses is given by privacy and audit staff")])
-    return taxpayer.accesses(app, tin=tin, actor=me.seid, interface="api")
+# -- the taxpayer's side ----------------------------------------------------------------------
+
+
+@router.get("/taxpayers/{tin}/accesses", openapi_extra=role_rule(ACCOUNTING_ROLES))
+def taxpayer_accesses(tin: str, app: AppDep, me: Accountant, page: PageDep) -> dict[str, Any]:
+    """Who in the agency opened the account: date, unit, purpose (no employee identity).
+
+    Refused attempts (nothing shown) are counted. Recorded as ``taxpayer:accesses:read``.
+    """
+    out = taxpayer.accesses(app, tin=tin[:20], actor=me.seid, interface="api")
+    return paged(out["openings"], page, key="openings", taxpayer=out["taxpayer"],
+                 refused_attempts=out["refused_attempts"])
+
+
+@router.post("/alerts/{alert_id}/notice", status_code=201, response_model=NoticesIssued,
+             openapi_extra=role_rule(notices.NOTICE_ROLES))
+def send_notice(alert_id: str, app: AppDep, me: NoticeStaff) -> dict[str, Any]:
+    """Produce the IRC §7431(e) notice(s) of a referred alert (one per inspected taxpayer).
+
+    Each is rendered (HTML and PDF), stored and recorded as sent (``taxpayer:notice:send``);
+    download them by ``notice_id``. 400 unless the alert was referred (confirmed), 409 when
+    its notices were already sent.
+    """
+    return {"notices": notices.issue(app, alert_id=alert_id[:40], actor=me.seid,
+                                     interface="api")}
+
+
+@router.get("/notices", response_model=NoticesPage, openapi_extra=role_rule(notices.NOTICE_ROLES))
+def list_notices(app: AppDep, me: NoticeStaff, page: PageDep,
+                 alert: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
+    """Notices sent, newest first (taxpayer by pseudonym only)."""
+    del me
+    return paged(notices.list_notices(app, alert_id=alert), page, key="notices")
+
+
+@router.get("/notices/{notice_id}/{fmt}", openapi_extra=role_rule(notices.NOTICE_ROLES),
+            response_class=Response,
+            responses={200: {"content": {"application/pdf": {}, "text/html": {}}}})
+def notice_document(notice_id: int, fmt: Literal["html", "pdf"], app: AppDep,
+                    me: NoticeStaff) -> Response:
+    """One stored notice as a download (served by its number; recorded as handed out)."""
+    content, media, name = notices.document(app, notice_id=notice_id, fmt=fmt, actor=me.seid,
+                                            interface="api")
+    return Response(content, media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        # a standalone letter: its own inline style, nothing else
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                                   "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    })

@@ -1,53 +1,135 @@
 """HTTP API of outside access (mounted under /api/v1 by api/app.py).
 
-Every call needs a signed-in employee (Bearer token); the service functions decide who may
-do what (approving roles, the holder of an export, the signer) and record every action.
+Grants (request, list, show, approve, revoke, end, renew, the "exports outstanding" alerts),
+agreements (versions, text, signatures), clearance verifications, UNAX training, exports
+(create, show, certify destroyed). Every call needs a signed-in employee (Bearer token).
+
+Authorization: every route declares its rule in the OpenAPI document as
+``x-authorization`` ("public", "signed-in" or "role:r1,r2" — any of the roles). Where the
+service decides who may act (approving roles, the holder of an export, the signer), it
+checks and records; where it was written for the local operator, the route checks the role
+first (``needs``: refused with NOT_IN_PROFILE, recorded as ``access:route:deny``).
+Lists are paged (``limit``/``offset``, ``next_offset``; idrs.api.paging).
 """
 
 from __future__ import annotations
 
 import base64
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address
-from idrs.grants import exports, service
+from idrs.api.paging import PageDep, paged
+from idrs.context import App
+from idrs.grants import exports, records, rules, service
+
+if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
+    from idrs.people.models import Employee
+else:
+    Employee = object  # FastAPI needs the dependency, never the annotation's class
 
 router = APIRouter(tags=["grants"])
+
+# -- authorization declarations (shared by the routers of this capability) ----------------
+
+
+def authz(rule: str) -> dict[str, Any]:
+    """``openapi_extra`` declaring a route's authorization rule."""
+    return {"x-authorization": rule}
+
+
+def role_rule(roles: frozenset[str]) -> dict[str, Any]:
+    return authz("role:" + ",".join(sorted(roles)))
+
+
+SIGNED_IN = authz("signed-in")
+
+
+def needs(roles: frozenset[str], what: str) -> Any:
+    """A dependency: the signed-in employee, refused (recorded) unless they hold a role."""
+
+    def dependency(request: Request, app: AppDep, emp: EmployeeDep) -> Employee:
+        records.require(app, emp, roles, what, "api", client_address(request))
+        return emp
+
+    return Depends(dependency)
+
+
+#: The approving roles of the configured rule (the service checks them on every call).
+APPROVERS = frozenset(rules.ApprovalRule.from_settings().roles)
+GRANT_READERS = records.RECORD_READERS
+
+Staff = Annotated[Employee, needs(GRANT_READERS, "the register of grants")]
+AgreementAuthor = Annotated[Employee, needs(records.AGREEMENT_AUTHORS, "adding an agreement")]
+RecordKeeper = Annotated[Employee, needs(records.RECORD_KEEPERS, "recording for another person")]
+SignatureReader = Annotated[Employee, needs(GRANT_READERS, "the signatures of an agreement")]
 
 
 def _actor(emp: Any, request: Request) -> service.Actor:
     return service.Actor(emp.seid, "api", client_address(request))
 
 
+# -- bodies and answers ----------------------------------------------------------------------
+
+
 class OtpIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     otp: str = Field(min_length=1, max_length=12)
 
 
 class GrantIn(BaseModel):
-    principal: str
-    purpose: str
-    basis: str
-    commands: list[str]
-    classes: list[str]
+    model_config = ConfigDict(extra="forbid")
+    principal: str = Field(min_length=1, max_length=16)
+    purpose: str = Field(min_length=1, max_length=2000)
+    basis: str = Field(min_length=1, max_length=2000)
+    commands: list[str] = Field(min_length=1, max_length=20)
+    classes: list[str] = Field(min_length=1, max_length=10)
     population: Literal["cases", "all", "anonymized"]
     allow_changes: bool = False
     start: date
-    days: int | None = None
+    days: int | None = Field(None, ge=1, le=3650)
     end: date | None = None
     renewal_of: int | None = None
-    daily_limit: int | None = None
-    agreement: str | None = None
+    daily_limit: int | None = Field(None, ge=1)
+    agreement: str | None = Field(None, max_length=200)
+
+
+class RenewalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: date | None = Field(None, description="default: the day the renewed grant ends")
+    days: int | None = Field(None, ge=1, le=3650)
+    end: date | None = None
 
 
 class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class AgreementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=200_000)
+
+
+class ClearanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seid: str = Field(min_length=1, max_length=16)
+    verified_by: str | None = Field(None, max_length=16,
+                                    description="who verified it (default: you)")
+    note: str | None = Field(None, max_length=2000)
+
+
+class TrainingRecordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seid: str = Field(min_length=1, max_length=16)
+
+
 class ExportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     command: str
     tins: list[str] = Field(min_length=1, max_length=exports.MAX_TINS)
     format: Literal["csv", "pdf"] = "csv"
@@ -57,26 +139,101 @@ class ExportIn(BaseModel):
 
 
 class DestructionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     method: str = Field(min_length=1, max_length=2000)
     witness_seid: str
     destroyed_at: datetime | None = None
 
 
-@router.post("/grants", status_code=201)
+class GrantRequested(BaseModel):
+    grant_id: int
+    status: str
+    principal: str
+    start: str
+    term_days: int
+    end: str
+    audit_index: int
+
+
+class AgreementOut(BaseModel):
+    agreement_id: int
+    title: str
+    version: int
+    sha256: str
+    current: bool
+    added_by: str
+    added_at: str
+    signatures: int
+
+
+class AgreementText(AgreementOut):
+    text: str
+    signed_by_you: bool
+    signed_at: str | None
+
+
+class AgreementsPage(BaseModel):
+    agreements: list[AgreementOut]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+class AgreementAdded(BaseModel):
+    agreement_id: int
+    sha256: str
+    title: str
+    version: int
+    audit_index: int
+
+
+# -- grants ----------------------------------------------------------------------------------
+
+
+def _grant_for(app: App, emp: Employee, grant_id: int, request: Request) -> dict[str, Any]:
+    return records.visible_grant(app, emp, grant_id, interface="api",
+                                 address=client_address(request))
+
+
+@router.post("/grants", status_code=201, response_model=GrantRequested, openapi_extra=SIGNED_IN)
 def request_grant(body: GrantIn, request: Request, app: AppDep,
                   emp: EmployeeDep) -> dict[str, Any]:
-    """Request a grant (the signed-in employee is the requester) → {"grant_id", "status"}."""
+    """Request a grant (the signed-in employee is the requester, e.g. the sponsor).
+
+    It starts ``pending_approval``; two approving roles must approve it.
+    """
     return service.request_grant(app, **body.model_dump(), actor=_actor(emp, request))
 
 
-@router.get("/grants/{grant_id}")
-def show_grant(grant_id: int, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
-    """One grant: state (from the clock), scope, term, approvals, prerequisites, exports."""
-    del emp  # any signed-in employee: a grant holds no taxpayer data
-    return service.show_grant(app, grant_id)
+@router.get("/grants", openapi_extra=SIGNED_IN)
+def list_grants(app: AppDep, emp: EmployeeDep, page: PageDep,
+                principal: Annotated[str | None, Query(max_length=16)] = None,
+                state: Annotated[str | None, Query(max_length=20,
+                                                   description=", ".join(rules.STATES))] = None,
+                ) -> dict[str, Any]:
+    """Grants, newest first (staff: all; others: their own as principal or requester)."""
+    rows = service.list_grants(app, principal=principal, state=state)
+    return paged([g for g in rows if records.may_see_grant(emp, g)], page, key="grants")
 
 
-@router.post("/grants/{grant_id}/approvals")
+@router.post("/grants/outstanding-alerts", openapi_extra=role_rule(GRANT_READERS))
+def raise_outstanding(app: AppDep, me: Staff, page: PageDep) -> dict[str, Any]:
+    """Raise (once per grant, recorded) the "exports outstanding" alerts; list those raised."""
+    del me
+    return paged(service.check_outstanding(app), page, key="alerts")
+
+
+@router.get("/grants/{grant_id}", openapi_extra=SIGNED_IN)
+def show_grant(grant_id: int, request: Request, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
+    """One grant: state (from the clock), scope, term, approvals, prerequisites, exports.
+
+    Staff, the principal and the requester may read it.
+    """
+    return _grant_for(app, emp, grant_id, request)
+
+
+@router.post("/grants/{grant_id}/approvals", openapi_extra=role_rule(APPROVERS))
 def approve_grant(grant_id: int, body: OtpIn, request: Request, app: AppDep,
                   emp: EmployeeDep) -> dict[str, Any]:
     """One approval by an approving role, with a re-entered one-time code → {"status", …}."""
@@ -84,7 +241,7 @@ def approve_grant(grant_id: int, body: OtpIn, request: Request, app: AppDep,
                                  actor=_actor(emp, request))
 
 
-@router.post("/grants/{grant_id}/revocation")
+@router.post("/grants/{grant_id}/revocation", openapi_extra=role_rule(APPROVERS))
 def revoke_grant(grant_id: int, body: RevokeIn, request: Request, app: AppDep,
                  emp: EmployeeDep) -> dict[str, Any]:
     """Revoke (either approving role); effective on the principal's next request."""
@@ -92,7 +249,63 @@ def revoke_grant(grant_id: int, body: RevokeIn, request: Request, app: AppDep,
                                 actor=_actor(emp, request))
 
 
-@router.post("/agreements/{agreement_id}/signatures", status_code=201)
+@router.post("/grants/{grant_id}/end", openapi_extra=role_rule(APPROVERS))
+def end_grant(grant_id: int, body: RevokeIn, request: Request, app: AppDep,
+              emp: EmployeeDep) -> dict[str, Any]:
+    """End a grant early (the detail is over) — either approving role."""
+    return service.end_grant(app, emp, grant_id=grant_id, reason=body.reason,
+                             actor=_actor(emp, request))
+
+
+@router.post("/grants/{grant_id}/renewals", status_code=201, response_model=GrantRequested,
+             openapi_extra=SIGNED_IN)
+def renew_grant(grant_id: int, body: RenewalIn, request: Request, app: AppDep,
+                emp: EmployeeDep) -> dict[str, Any]:
+    """Request the renewal of a grant (pending approval like any grant; renewable once)."""
+    return records.request_renewal(app, emp, grant_id=grant_id, start=body.start,
+                                   days=body.days, end=body.end, actor=_actor(emp, request))
+
+
+# -- agreements ------------------------------------------------------------------------------
+
+
+@router.get("/agreements", response_model=AgreementsPage, openapi_extra=SIGNED_IN)
+def list_agreements(app: AppDep, emp: EmployeeDep, page: PageDep,
+                    title: Annotated[str | None, Query(max_length=200)] = None,
+                    current: bool = False) -> dict[str, Any]:
+    """Agreement versions (by title, newest version first); ``current=true``: signable ones."""
+    del emp
+    return paged(records.list_agreements(app, title=title, current_only=current), page,
+                 key="agreements")
+
+
+@router.post("/agreements", status_code=201, response_model=AgreementAdded,
+             openapi_extra=role_rule(records.AGREEMENT_AUTHORS))
+def add_agreement(body: AgreementIn, request: Request, app: AppDep,
+                  me: AgreementAuthor) -> dict[str, Any]:
+    """Store a new version of the agreement ``title``; it becomes the one current version.
+
+    Who signed an earlier version must sign the new one before their grant allows access.
+    """
+    return service.add_agreement(app, title=body.title, text=body.text,
+                                 actor=_actor(me, request))
+
+
+@router.get("/agreements/{agreement_id}", response_model=AgreementText, openapi_extra=SIGNED_IN)
+def show_agreement(agreement_id: int, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
+    """One version with its full text and SHA-256, and whether you signed it."""
+    return records.show_agreement(app, agreement_id, reader=emp)
+
+
+@router.get("/agreements/{agreement_id}/signatures", openapi_extra=role_rule(GRANT_READERS))
+def agreement_signatures(agreement_id: int, app: AppDep, me: SignatureReader,
+                         page: PageDep) -> dict[str, Any]:
+    """Who signed this version, when, and the digest of the text they signed."""
+    del me
+    return paged(records.agreement_signatures(app, agreement_id), page, key="signatures")
+
+
+@router.post("/agreements/{agreement_id}/signatures", status_code=201, openapi_extra=SIGNED_IN)
 def sign_agreement(agreement_id: int, body: OtpIn, request: Request, app: AppDep,
                    emp: EmployeeDep) -> dict[str, Any]:
     """The signed-in employee signs the current version of an agreement (fresh code)."""
@@ -100,14 +313,63 @@ def sign_agreement(agreement_id: int, body: OtpIn, request: Request, app: AppDep
                                   actor=_actor(emp, request))
 
 
-@router.post("/training/attestations", status_code=201)
+# -- clearance and training ------------------------------------------------------------------
+
+
+def _records_of(app: App, emp: Employee, seid: str | None, request: Request) -> str:
+    """The SEID whose records are asked for (default: one's own); refused unless allowed."""
+    target = (seid or emp.seid).strip().upper()
+    if not records.may_read_records(emp, target):
+        raise records.refuse(app, emp, "another person's records", records.RECORD_READERS,
+                             "api", client_address(request))
+    return target
+
+
+@router.post("/clearances", status_code=201, openapi_extra=role_rule(records.RECORD_KEEPERS))
+def verify_clearance(body: ClearanceIn, request: Request, app: AppDep,
+                     me: RecordKeeper) -> dict[str, Any]:
+    """Record that ``seid``'s security clearance was verified (by ``verified_by``, default you)."""
+    return service.verify_clearance(app, seid=body.seid, by=body.verified_by or me.seid,
+                                    note=body.note, actor=_actor(me, request))
+
+
+@router.get("/clearances", openapi_extra=SIGNED_IN)
+def list_clearances(request: Request, app: AppDep, emp: EmployeeDep, page: PageDep,
+                    seid: Annotated[str | None, Query(max_length=16)] = None) -> dict[str, Any]:
+    """Clearance verifications of ``seid`` (default: yours; anyone's for record readers)."""
+    target = _records_of(app, emp, seid, request)
+    return paged(records.clearances(app, target), page, key="clearances", seid=target)
+
+
+@router.post("/training/attestations", status_code=201, openapi_extra=SIGNED_IN)
 def attest_training(body: OtpIn, request: Request, app: AppDep,
                     emp: EmployeeDep) -> dict[str, Any]:
     """The signed-in employee attests UNAX training (valid 365 days)."""
     return service.attest_training(app, emp, otp=body.otp, actor=_actor(emp, request))
 
 
-@router.post("/exports", status_code=201)
+@router.get("/training/attestations", openapi_extra=SIGNED_IN)
+def list_training(request: Request, app: AppDep, emp: EmployeeDep, page: PageDep,
+                  seid: Annotated[str | None, Query(max_length=16)] = None) -> dict[str, Any]:
+    """UNAX attestations of ``seid`` (default: yours) and whether training is current."""
+    target = _records_of(app, emp, seid, request)
+    t = records.training(app, target)
+    items = t.pop("attestations")
+    return paged(items, page, key="attestations", **t)
+
+
+@router.post("/training/records", status_code=201,
+             openapi_extra=role_rule(records.RECORD_KEEPERS))
+def record_training(body: TrainingRecordIn, request: Request, app: AppDep,
+                    me: RecordKeeper) -> dict[str, Any]:
+    """Record a UNAX attestation taken elsewhere (the learning system) for ``seid``."""
+    return service.record_training(app, seid=body.seid, actor=_actor(me, request))
+
+
+# -- exports ---------------------------------------------------------------------------------
+
+
+@router.post("/exports", status_code=201, openapi_extra=SIGNED_IN)
 def create_export(body: ExportIn, request: Request, app: AppDep, token: TokenDep,
                   response: Response) -> dict[str, Any]:
     """Export research results; every TIN goes through the research service.
@@ -124,10 +386,17 @@ def create_export(body: ExportIn, request: Request, app: AppDep, token: TokenDep
             "content": base64.b64encode(f.content).decode()}
 
 
-@router.post("/exports/{export_id}/destruction")
+@router.get("/exports/{export_id}", openapi_extra=SIGNED_IN)
+def show_export(export_id: str, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
+    """One export's register entry (counts and pseudonyms, never TINs): holder or staff."""
+    return records.show_export(app, export_id[:40], reader=emp)
+
+
+@router.post("/exports/{export_id}/destruction", openapi_extra=SIGNED_IN)
 def destroy_export(export_id: str, body: DestructionIn, request: Request, app: AppDep,
                    emp: EmployeeDep) -> dict[str, Any]:
     """The holder certifies the export destroyed, with a witness, the method and the time."""
     return exports.destroy_export(app, emp, export_id=export_id, method=body.method,
                                   witness_seid=body.witness_seid,
                                   destroyed_at=body.destroyed_at, actor=_actor(emp, request))
+

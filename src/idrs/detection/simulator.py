@@ -583,8 +583,12 @@ def simulate(app: App, *, days: int, employees: int, seed: int = 7, violation_ra
         stats = sim.run(days, start, on_day=lambda d: write_truth(d, sim.stats, sim.truth_records()))
         truth = sim.truth_records()
     else:
+        def progress(done: int, st: Stats, truth: list[dict[str, Any]]) -> None:
+            st.seconds = time.perf_counter() - t1
+            write_truth(done, st, truth)
+
         stats, truth = _run_workers(app, world, days=days, start=start, seed=seed,
-                                    violation_rate=violation_rate, workers=workers)
+                                    violation_rate=violation_rate, workers=workers, on_day=progress)
         stats.seconds = time.perf_counter() - t1
         write_truth(days, stats, truth)
     out = {**stats.as_dict(), "population_seconds": round(built, 1), "workers": workers,
@@ -596,12 +600,15 @@ def simulate(app: App, *, days: int, employees: int, seed: int = 7, violation_ra
 
 
 def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: int,
-                 violation_rate: float, workers: int) -> tuple[Stats, list[dict[str, Any]]]:
+                 violation_rate: float, workers: int,
+                 on_day: Callable[[int, Stats, list[dict[str, Any]]], None] | None = None,
+                 ) -> tuple[Stats, list[dict[str, Any]]]:
     """Fork ``workers`` simulators (each with its own engine and FakeClock); merge their results.
 
-    A failing worker breaks the hourly barrier, so the others stop too; the run then raises
-    IdrsError. (What was simulated until then stays in the append-only log, as it would after
-    an interrupted single-process run.)
+    ``on_day(n, stats, truth)`` is called when every worker has finished day ``n``. A failing
+    worker breaks the hourly barrier, so the others stop too; the run then raises IdrsError.
+    (What was simulated until then stays in the append-only log, as it would after an
+    interrupted single-process run.)
     """
     import multiprocessing as mp
 
@@ -617,22 +624,37 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
             mine = App.open(url, home=home, clock=FakeClock(app.clock.now()))
             sim = Simulator(mine, world, seed=seed, violation_rate=violation_rate,
                             part=(w, workers), barrier=barrier)
-            st = sim.run(days, start)
-            results.put((w, None, st, (sim.clock.now(), sim.truth_records())))
+            st = sim.run(days, start, on_day=lambda d: results.put(
+                ("day", w, (d, sim.stats, sim.truth_records()))))
+            results.put(("done", w, (st, sim.clock.now(), sim.truth_records())))
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, then re-raised
             barrier.abort()
-            results.put((w, f"{type(exc).__name__}: {exc}", None, None))
+            results.put(("error", w, f"{type(exc).__name__}: {exc}"))
             raise
+
+    def merge(parts: list[tuple[Stats, list[dict[str, Any]]]]) -> tuple[Stats, list[dict[str, Any]]]:
+        total, truth_all = Stats(), []
+        for st, truth in parts:
+            for k in ("accesses", "allowed", "denied", "admin", "employee_days"):
+                setattr(total, k, getattr(total, k) + getattr(st, k))
+            truth_all.extend(truth)
+        total.violations = len(truth_all)
+        truth_all.sort(key=lambda v: (v["day"], v["seid"], v["audit_indexes"][:1]))
+        return total, truth_all
 
     procs = [ctx.Process(target=child, args=(w,), name=f"idrs-simulate-{w}") for w in range(workers)]
     for proc in procs:
         proc.start()
-    got: dict[int, tuple[str | None, Stats | None, Any]] = {}
-    while len(got) < workers:
+    done: dict[int, tuple[Stats, datetime, list[dict[str, Any]]]] = {}
+    errors: dict[int, str] = {}
+    days_of: dict[int, tuple[int, Stats, list[dict[str, Any]]]] = {}
+    reported = 0
+    while len(done) + len(errors) < workers:
         try:
-            w, err, st, truth = results.get(timeout=2.0)
+            kind, w, payload = results.get(timeout=2.0)
         except queue.Empty:
-            dead = [i for i, proc in enumerate(procs) if i not in got and proc.exitcode not in (None, 0)]
+            dead = [i for i, proc in enumerate(procs)
+                    if i not in done and i not in errors and proc.exitcode not in (None, 0)]
             if dead:  # killed without a word (OOM, kill -9): stop the others and report
                 barrier.abort()
                 for proc in procs:
@@ -640,25 +662,25 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
                 raise IdrsError(f"simulation failed: worker {dead[0]} died "
                                 f"(exit code {procs[dead[0]].exitcode})") from None
             continue
-        got[w] = (err, st, truth)
+        if kind == "error":
+            errors[w] = payload
+        elif kind == "done":
+            done[w] = payload
+        else:
+            days_of[w] = payload
+            common = min((days_of[i][0] if i in days_of else 0) for i in range(workers))
+            if on_day is not None and common > reported and len(days_of) == workers \
+                    and all(days_of[i][0] == common for i in range(workers)):
+                reported = common
+                on_day(common, *merge([(days_of[i][1], days_of[i][2]) for i in range(workers)]))
     for proc in procs:
         proc.join()
-    errors = [f"worker {w}: {err}" for w, (err, _, _) in sorted(got.items()) if err]
     if errors:
-        raise IdrsError("simulation failed: " + "; ".join(errors))
-    total = Stats()
-    truth_all: list[dict[str, Any]] = []
-    for w in range(workers):
-        _, st, ended = got[w]
-        assert st is not None and ended is not None
-        when, truth = ended
+        raise IdrsError("simulation failed: " + "; ".join(f"worker {w}: {e}" for w, e in sorted(errors.items())))
+    for _, when, _ in done.values():
         if isinstance(app.clock, FakeClock) and when > app.clock.now():
             app.clock.set(when)  # the parent's record of the run comes after the simulated work
-        for k in ("accesses", "allowed", "denied", "admin", "violations", "employee_days"):
-            setattr(total, k, getattr(total, k) + getattr(st, k))
-        truth_all.extend(truth)
-    truth_all.sort(key=lambda v: (v["day"], v["seid"], v["audit_indexes"][:1]))
-    return total, truth_all
+    return merge([(done[w][0], done[w][2]) for w in range(workers)])
 
 
 def simulated_app(db_url: str | None, start: date | None = None) -> App:

@@ -72,8 +72,13 @@ def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[
     opened: list[dict[str, Any]] = []
     refused = 0
     with raw(app.engine) as db:
-        cur = db.execute("SELECT idx, leaf_input FROM audit_entry WHERE leaf_input LIKE ? ORDER BY idx",
-                         (f"%{pseud}%".encode(),))
+        # SQLite's LIKE never matches a BLOB (SQLITE_LIKE_DOESNT_MATCH_BLOBS): instr() does
+        if db.sqlite:
+            cur = db.execute("SELECT idx, leaf_input FROM audit_entry "
+                             "WHERE instr(leaf_input, ?) > 0 ORDER BY idx", (pseud.encode(),))
+        else:
+            cur = db.execute("SELECT idx, leaf_input FROM audit_entry WHERE leaf_input LIKE ? "
+                             "ORDER BY idx", (f"%{pseud}%".encode(),))
         for _idx, leaf in cur.fetchall():
             e = json.loads(bytes(leaf))
             obj = e.get("object", {})

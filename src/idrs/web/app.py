@@ -13,10 +13,14 @@ from idrs.context import App
 
 def mount(api: FastAPI, app: App) -> None:
     """Mount the web interface on ``api`` (idempotent)."""
+    from idrs.web import admin_pages, grant_pages, report_pages
     from idrs.web.routes import mount_static, router
 
     if getattr(api.state, "idrs_web_mounted", False):
         return
     api.include_router(router)
+    api.include_router(grant_pages.router)
+    api.include_router(report_pages.router)
+    api.include_router(admin_pages.router)
     mount_static(api)
     api.state.idrs_web_mounted = True

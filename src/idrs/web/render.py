@@ -43,7 +43,21 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/adjust", "Request an adjustment", frozenset({"examiner", "csr", "manager"})),
     ("/adjustments", "Approvals", frozenset({"manager"})),
     ("/alerts", "Alert desk", frozenset({"privacy_analyst"})),
-    ("/grants", "Grants", frozenset({"privacy_officer", "authorizing_official", "security_admin"})),
+    ("/grants", "Grants", frozenset()),
+    ("/agreements", "Agreements", frozenset()),
+    ("/training", "Training", frozenset()),
+    (
+        "/reports/weekly",
+        "Weekly report",
+        frozenset({"manager", "privacy_officer", "privacy_analyst", "authorizing_official", "auditor"}),
+    ),
+    (
+        "/reports/certification-rate",
+        "Certification rate",
+        frozenset({"privacy_officer", "privacy_analyst", "authorizing_official", "auditor"}),
+    ),
+    ("/taxpayers", "Taxpayer accounting", frozenset({"privacy_analyst", "privacy_officer", "auditor"})),
+    ("/notices", "Notices", frozenset({"privacy_analyst", "privacy_officer"})),
     (
         "/oversight",
         "Oversight report",

@@ -1,0 +1,97 @@
+"""The §7431(e) notices as records the interfaces can list and hand out by id.
+
+``issue`` produces the notices of a referred alert through ``taxpayer.notice`` (which renders,
+stores and records them as sent), writing the files under ``IDRS_HOME/notices`` — a folder
+the server chooses, never one a client names. ``document`` hands one stored notice out by
+its number, as HTML or as a PDF rendered from the stored HTML (no path is read), and records
+the hand-out (``taxpayer:notice:read``): a notice carries the taxpayer's name and address.
+
+Who: the privacy roles (``NOTICE_ROLES``); the interfaces check before calling.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from idrs.audit import log as audit_log
+from idrs.audit.events import make_event
+from idrs.clock import as_utc
+from idrs.context import App
+from idrs.db import session_scope
+from idrs.detection import taxpayer
+from idrs.detection.models import TaxpayerNotice
+from idrs.errors import IdrsError, NotFound, ValidationFailed
+
+NOTICE_ROLES = frozenset({"privacy_analyst", "privacy_officer"})
+FORMATS = ("html", "pdf")
+
+
+class NoticeEvent(StrEnum):
+    TAXPAYER_NOTICE_READ = "taxpayer:notice:read"
+
+
+def notice_folder(app: App) -> Path:
+    """``IDRS_HOME/notices`` (created 0700)."""
+    out = Path(app.settings.home) / "notices"
+    out.mkdir(parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    return out
+
+
+def _row(n: TaxpayerNotice) -> dict[str, Any]:
+    return {"notice_id": n.id, "alert_id": n.alert_id, "taxpayer": n.taxpayer,
+            "sent_at": as_utc(n.sent_at).isoformat(), "audit_index": n.audit_index}
+
+
+def issue(app: App, *, alert_id: str, actor: str, interface: str = "api") -> list[dict[str, Any]]:
+    """Produce and record the notice(s) of a referred alert; each with its ``notice_id``."""
+    sent = taxpayer.notice(app, alert_id=alert_id, out_dir=notice_folder(app), actor=actor,
+                           interface=interface)
+    with session_scope(app.engine) as s:
+        ids = {(n.alert_id, n.taxpayer): n.id for n in s.scalars(
+            select(TaxpayerNotice).where(TaxpayerNotice.alert_id.in_({r["alert_id"] for r in sent})))}
+    return [{"notice_id": ids.get((r["alert_id"], r["taxpayer"])), "alert_id": r["alert_id"],
+             "taxpayer": r["taxpayer"], "dates": r["dates"], "audit_index": r["audit_index"]}
+            for r in sent]
+
+
+def list_notices(app: App, *, alert_id: str | None = None) -> list[dict[str, Any]]:
+    """Every notice sent (newest first): number, alert, taxpayer pseudonym, when; no identity."""
+    with session_scope(app.engine) as s:
+        q = select(TaxpayerNotice).order_by(TaxpayerNotice.id.desc())
+        if alert_id:
+            q = q.where(TaxpayerNotice.alert_id == alert_id.strip().upper())
+        return [_row(n) for n in s.scalars(q)]
+
+
+def document(app: App, *, notice_id: int, fmt: str, actor: str,
+             interface: str = "api") -> tuple[bytes, str, str]:
+    """(content, media type, file name) of one stored notice. Records the hand-out."""
+    fmt = (fmt or "").lower()
+    if fmt not in FORMATS:
+        raise ValidationFailed([f"format: one of {', '.join(FORMATS)}"])
+    with session_scope(app.engine) as s:
+        n = s.get(TaxpayerNotice, int(notice_id))
+        if n is None:
+            raise NotFound(f"no notice {notice_id}")
+        html, aid, pseud = n.html, n.alert_id, n.taxpayer
+    if fmt == "pdf":
+        try:
+            from weasyprint import HTML
+        except ImportError as exc:  # pragma: no cover - a dependency of the project
+            raise IdrsError(f"PDF rendering unavailable (WeasyPrint): {exc}") from None
+        content: bytes = HTML(string=html).write_pdf()
+        media = "application/pdf"
+    else:
+        content, media = html.encode("utf-8"), "text/html; charset=utf-8"
+    audit_log.append(app.engine, make_event(
+        NoticeEvent.TAXPAYER_NOTICE_READ, time=app.clock.now(), actor=actor,  # type: ignore[arg-type]
+        outcome="success", interface=interface,
+        obj={"notice_id": int(notice_id), "alert_id": aid, "taxpayer": pseud},
+        detail={"format": fmt}))
+    return content, media, f"notice-{int(notice_id)}.{fmt}"

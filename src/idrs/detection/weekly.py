@@ -1,0 +1,61 @@
+"""Who may see which unit's weekly security report, and the list of stored reports.
+
+A manager sees (and certifies) the reports of their own unit; the overseers (privacy staff,
+the authorizing official, auditors) see every unit's report and the certification rate.
+The reports themselves are built and certified by ``detection.reports``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from idrs.clock import as_utc
+from idrs.context import App
+from idrs.db import session_scope
+from idrs.detection.models import WeeklyReport
+from idrs.people.models import Employee, Unit
+
+OVERSEERS = frozenset({"privacy_officer", "privacy_analyst", "authorizing_official", "auditor"})
+READERS = OVERSEERS | {"manager"}
+
+
+def unit_of(app: App, seid: str) -> str | None:
+    with session_scope(app.engine) as s:
+        return s.scalar(select(Unit.code).join(Employee, Employee.unit_id == Unit.id)
+                        .where(Employee.seid == (seid or "").strip().upper()))
+
+
+def units(app: App) -> list[str]:
+    """Every unit code, sorted (for pickers)."""
+    with session_scope(app.engine) as s:
+        return sorted(s.scalars(select(Unit.code)))
+
+
+def may_read(app: App, who: Employee, unit: str) -> bool:
+    """An overseer: any unit. A manager: their own unit only. Anyone else: none."""
+    if who.role_set & OVERSEERS:
+        return True
+    code = (unit or "").strip().upper()
+    return "manager" in who.role_set and bool(code) and unit_of(app, who.seid) == code
+
+
+def list_reports(app: App, *, unit: str | None = None) -> list[dict[str, Any]]:
+    """Stored weekly reports (newest week first) with their certification and counts."""
+    with session_scope(app.engine) as s:
+        q = select(WeeklyReport).order_by(WeeklyReport.week_start.desc(), WeeklyReport.unit)
+        if unit:
+            q = q.where(WeeklyReport.unit == unit.strip().upper())
+        out = []
+        for r in s.scalars(q):
+            content = json.loads(r.content) if r.content else {}
+            conflicts = sum(len(v) for v in (content.get("conflict_refusals") or {}).values())
+            out.append({"unit": r.unit, "week_start": r.week_start.isoformat(),
+                        "created_at": as_utc(r.created_at).isoformat(),
+                        "conflict_refusals": conflicts,
+                        "open_alerts": len(content.get("open_alerts") or []),
+                        "certified_by": r.certified_by,
+                        "certified_at": as_utc(r.certified_at).isoformat() if r.certified_at else None})
+    return out
