@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,35 @@ class Settings(BaseSettings):
     audit_origin: str = "idrs.example/audit-log"
     #: Refuse non-synthetic TINs on import (the project never holds real data).
     synthetic_only: bool = True
+    #: HTTP rate limits (``idrs.api.throttle``), each ``COUNT/SECONDS``: a bucket of COUNT
+    #: requests refilled evenly over SECONDS; ``off`` disables it. Sign-in attempts
+    #: (``POST /api/v1/sessions``, ``POST /signin``) per client address and per SEID:
+    signin_rate: str = "60/60"
+    signin_seid_rate: str = "10/60"
+    #: Research calls (API and web prompt) per sign-in session (per address without one).
+    #: The load benchmark sets ``IDRS_RESEARCH_RATE=off`` (or e.g. ``100000/1``).
+    research_rate: str = "600/60"
+
+    @field_validator("signin_rate", "signin_seid_rate", "research_rate")
+    @classmethod
+    def _rate_spec(cls, value: str) -> str:
+        parse_rate(value)
+        return value.strip().lower()
+
+
+def parse_rate(spec: str) -> tuple[int, float] | None:
+    """``"COUNT/SECONDS"`` → (COUNT, SECONDS); ``"off"`` → None; ValueError otherwise."""
+    text = (spec or "").strip().lower()
+    if text in ("off", "0", "none", "unlimited"):
+        return None
+    count, sep, seconds = text.partition("/")
+    try:
+        n, t = int(count), float(seconds) if sep else 1.0
+    except ValueError:
+        n, t = 0, 0.0
+    if n < 1 or not t > 0 or t > 86_400:
+        raise ValueError(f"a rate is COUNT/SECONDS (e.g. 60/60) or 'off', not {spec!r}")
+    return n, t
 
 
 @lru_cache(maxsize=1)

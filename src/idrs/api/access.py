@@ -7,70 +7,67 @@ Who may do what (each change and each question is recorded in the audit log):
 - explain / who-can / what-can: security staff (security_admin, privacy_analyst,
   privacy_officer) only: the answers reveal who is linked to whom.
 The employee who is refused sees only codes and plain messages (the 403 body of research).
+
+``who-can`` pages its two lists (``can``, ``refused``) with ``?limit=&offset=``;
+``what-can`` is one employee's profile summary (one row per command code), never long.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from idrs.access import explain, service
-from idrs.api.deps import AppDep, EmployeeDep, client_address
+from idrs.access import questions, service
+from idrs.api.deps import AppDep, EmployeeDep, client_address, require_roles
+from idrs.api.middleware import problem_responses
+from idrs.api.paging import Page, PageDep
 from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
-from idrs.db import session_scope
-from idrs.errors import AccessDenied, NotFound, Reason
-from idrs.people.models import Employee
+
+if TYPE_CHECKING:
+    from idrs.people.models import Employee
 
 router = APIRouter(tags=["access"])
 
 SECURITY_STAFF = frozenset({"security_admin", "privacy_analyst", "privacy_officer"})
+MANAGERS = frozenset({"manager"})
 EXPLAIN_EVENT = EventType.ACCESS_EXPLAIN
+STAFF_RULE = "role:" + ",".join(sorted(SECURITY_STAFF))
+_CHANGE = problem_responses(400, 401, 403, 404, 409, 422)
+_QUESTION = problem_responses(400, 401, 403, 404, 422)
 
 
 class ContactIn(BaseModel):
-    tin: str = Field(..., description="9 digits, dashes optional")
+    tin: str = Field(..., max_length=20, description="9 digits, dashes optional")
     contact_id: str = Field(..., max_length=40)
     channel: Literal["phone", "letter", "visit"] = "phone"
-    seid: str | None = Field(None, description="the handling employee (default: yourself)")
+    seid: str | None = Field(
+        None, max_length=16, description="the handling employee (default: yourself)"
+    )
 
 
 class CaseIn(BaseModel):
-    tin: str
+    tin: str = Field(..., max_length=20)
     case_id: str = Field(..., max_length=40)
-    seid: str
+    seid: str = Field(..., max_length=16)
 
 
 def _actor(emp: Employee, request: Request) -> service.Actor:
     return service.Actor(name=emp.seid, interface="api", address=client_address(request))
 
 
-def _may_act_for(app: App, me: Employee, seid: str | None, *, managers_only: bool = False) -> str:
-    """The SEID acted for; AccessDenied unless it is me (when allowed) or I manage their unit."""
-    target = (seid or me.seid).strip().upper()
-    if target == me.seid and not managers_only:
-        return target
-    with session_scope(app.engine) as s:
-        other = service.employee_by_seid(s, target)
-        same_unit = other.unit_id == me.unit_id
-    if "manager" in me.role_set and same_unit:
-        return target
-    raise AccessDenied(
-        [Reason("NOT_IN_PROFILE", "only a manager of the employee's unit may do this")]
-    )
-
-
-def _require_security_staff(me: Employee) -> None:
-    if not (me.role_set & SECURITY_STAFF):
-        raise AccessDenied([Reason("NOT_IN_PROFILE", "explanations are for security staff")])
-
-
-@router.post("/contacts", status_code=201, summary="Open a taxpayer contact (call, letter, visit)")
+@router.post(
+    "/contacts",
+    status_code=201,
+    summary="Open a taxpayer contact (call, letter, visit)",
+    responses=_CHANGE,
+    openapi_extra={"x-authorization": "signed-in"},
+)
 def open_contact(body: ContactIn, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    seid = _may_act_for(app, me, body.seid)
+    seid = questions.may_act_for(app, me, body.seid)
     return service.open_contact(
         app,
         seid=seid,
@@ -81,49 +78,43 @@ def open_contact(body: ContactIn, request: Request, app: AppDep, me: EmployeeDep
     )
 
 
-@router.post("/contacts/{contact_id}/close", summary="Close a taxpayer contact")
+@router.post(
+    "/contacts/{contact_id}/close",
+    summary="Close a taxpayer contact (your own, or as the manager of its handler)",
+    responses=_CHANGE,
+    openapi_extra={"x-authorization": "signed-in"},
+)
 def close_contact(
     contact_id: str, request: Request, app: AppDep, me: EmployeeDep
 ) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from idrs.access.models import TaxpayerContact
-
-    with session_scope(app.engine) as s:
-        owner = s.scalar(
-            select(Employee.seid)
-            .join(TaxpayerContact, TaxpayerContact.employee_id == Employee.id)
-            .where(TaxpayerContact.contact_id == contact_id)
-        )
-    if owner is None:
-        raise NotFound(f"no contact {contact_id}")
-    _may_act_for(app, me, owner)
+    questions.may_act_for(app, me, questions.contact_owner(app, contact_id))
     return service.close_contact(app, contact_id=contact_id, actor=_actor(me, request))
 
 
-@router.post("/cases", status_code=201, summary="Assign a case (managers, own unit)")
+@router.post(
+    "/cases",
+    status_code=201,
+    summary="Assign a case (managers, own unit)",
+    responses=_CHANGE,
+    openapi_extra={"x-authorization": "role:manager"},
+)
 def assign_case(body: CaseIn, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    seid = _may_act_for(app, me, body.seid, managers_only=True)
+    require_roles(me, MANAGERS, "assigning a case")
+    seid = questions.may_act_for(app, me, body.seid, managers_only=True)
     return service.assign_case(
         app, seid=seid, tin=body.tin, case_id=body.case_id, actor=_actor(me, request)
     )
 
 
-@router.post("/cases/{case_id}/close", summary="Close a case (managers, own unit)")
+@router.post(
+    "/cases/{case_id}/close",
+    summary="Close a case (managers, own unit)",
+    responses=_CHANGE,
+    openapi_extra={"x-authorization": "role:manager"},
+)
 def close_case(case_id: str, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from idrs.access.models import CaseAssignment
-
-    with session_scope(app.engine) as s:
-        owner = s.scalar(
-            select(Employee.seid)
-            .join(CaseAssignment, CaseAssignment.employee_id == Employee.id)
-            .where(CaseAssignment.case_id == case_id)
-        )
-    if owner is None:
-        raise NotFound(f"no case {case_id}")
-    _may_act_for(app, me, owner, managers_only=True)
+    require_roles(me, MANAGERS, "closing a case")
+    questions.may_act_for(app, me, questions.case_owner(app, case_id), managers_only=True)
     return service.close_case(app, case_id=case_id, actor=_actor(me, request))
 
 
@@ -133,7 +124,7 @@ def _record(app: App, me: Employee, request: Request, question: str, obj: dict[s
         make_event(
             EXPLAIN_EVENT,
             time=app.clock.now(),
-            actor=me.seid,  # type: ignore[arg-type]
+            actor=me.seid,
             outcome="success",
             interface="api",
             address=client_address(request),
@@ -143,23 +134,31 @@ def _record(app: App, me: Employee, request: Request, question: str, obj: dict[s
     )
 
 
-@router.get("/access/explain", summary="Every rule, fact and piece of evidence behind a decision")
+def _require_security_staff(me: Employee) -> None:
+    require_roles(me, SECURITY_STAFF, "explanations")
+
+
+@router.get(
+    "/access/explain",
+    summary="Every rule, fact and piece of evidence behind a decision",
+    responses=_QUESTION,
+    openapi_extra={"x-authorization": STAFF_RULE},
+)
 def access_explain(
     request: Request,
     app: AppDep,
     me: EmployeeDep,
-    seid: str = Query(...),
-    tin: str = Query(...),
-    command: str = Query(...),
+    seid: str = Query(..., max_length=16),
+    tin: str = Query(..., max_length=20),
+    command: str = Query(..., max_length=10),
     case: str | None = Query(None, max_length=40),
     contact: str | None = Query(None, max_length=40),
     reason: str | None = Query(None, max_length=500),
 ) -> dict[str, Any]:
     _require_security_staff(me)
-    with session_scope(app.engine) as s:
-        result = explain.explain(
-            s, app, seid=seid, tin=tin, command=command, case=case, contact=contact, reason=reason
-        )
+    result = questions.explain_decision(
+        app, seid=seid, tin=tin, command=command, case=case, contact=contact, reason=reason
+    )
     _record(
         app,
         me,
@@ -170,27 +169,53 @@ def access_explain(
     return result
 
 
-@router.get("/access/who-can", summary="The employees who could open one account now")
+def _page_two(result: dict[str, Any], page: Page, *keys: str) -> dict[str, Any]:
+    """Page each list in ``keys`` with the same window: ``total`` and ``next_offset`` count the
+    longest of them; ``totals`` gives each list's own length."""
+    totals = {k: len(result[k]) for k in keys}
+    longest = max(totals.values(), default=0)
+    nxt = page.offset + page.limit
+    return {
+        **result,
+        **{k: result[k][page.offset : nxt] for k in keys},
+        "limit": page.limit,
+        "offset": page.offset,
+        "total": longest,
+        "totals": totals,
+        "next_offset": nxt if nxt < longest else None,
+    }
+
+
+@router.get(
+    "/access/who-can",
+    summary="The employees who could open one account now (paged: can, refused)",
+    responses=_QUESTION,
+    openapi_extra={"x-authorization": STAFF_RULE},
+)
 def access_who_can(
     request: Request,
     app: AppDep,
     me: EmployeeDep,
-    tin: str = Query(...),
-    command: str | None = Query(None),
+    page: PageDep,
+    tin: str = Query(..., max_length=20),
+    command: str | None = Query(None, max_length=10),
 ) -> dict[str, Any]:
     _require_security_staff(me)
-    with session_scope(app.engine) as s:
-        result = explain.who_can(s, app, tin=tin, command=command)
+    result = questions.who_can(app, tin=tin, command=command)
     _record(app, me, request, "who-can", {"taxpayer": result["taxpayer"], "command": command})
-    return result
+    return _page_two(result, page, "can", "refused")
 
 
-@router.get("/access/what-can", summary="What one employee could open now, per command code")
+@router.get(
+    "/access/what-can",
+    summary="What one employee could open now, per command code",
+    responses=_QUESTION,
+    openapi_extra={"x-authorization": STAFF_RULE},
+)
 def access_what_can(
-    request: Request, app: AppDep, me: EmployeeDep, seid: str = Query(...)
+    request: Request, app: AppDep, me: EmployeeDep, seid: str = Query(..., max_length=16)
 ) -> dict[str, Any]:
     _require_security_staff(me)
-    with session_scope(app.engine) as s:
-        result = explain.what_can(s, app, seid=seid)
+    result = questions.what_can(app, seid=seid)
     _record(app, me, request, "what-can", {"seid": result["seid"]})
     return result

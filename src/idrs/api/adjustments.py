@@ -6,7 +6,12 @@
   (``{"error", "audit_index"}``); 422 bad input (nothing stored).
 * ``POST /adjustments/{id}/approve`` and ``/reject`` (an approver) → 200 ``{"status", ...}``.
 * ``POST /adjustments/{id}/reverse`` body ``{"case", "reason"}`` → 201 (a reversing posting).
-* ``GET /adjustments?status=pending`` (approvers) → ``{"adjustments": [...], "audit_index"}``.
+* ``GET /adjustments?status=pending&limit=&offset=`` (approvers) → ``{"adjustments": [...],
+  "audit_index", "limit", "offset", "total", "next_offset"}`` (paged by ``idrs.api.paging``
+  over the service's listing, which stops at its first 1,000 requests, oldest first).
+
+Errors are problem+json (``idrs.api.middleware``); the version conflict keeps its 409
+``{"error", "audit_index"}`` keys.
 """
 
 from __future__ import annotations
@@ -20,18 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from idrs.adjustments import service
 from idrs.adjustments.apply import VersionConflict
 from idrs.api.deps import AppDep, TokenDep, client_address
-from idrs.api.sessions import DenialOut
+from idrs.api.middleware import problem
+from idrs.api.middleware import problem_responses as _problems
+from idrs.api.paging import PageDep, paged
 
 router = APIRouter(tags=["adjustments"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": DenialOut},
-    403: {"model": DenialOut},
-    404: {"description": '{"error": "..."}'},
-    409: {"description": '{"error": "...", "audit_index": N}: a version conflict, or the '
-                         'request was already decided or expired'},
-    422: {"description": '{"error": "..."}: bad input, nothing stored'},
-}
+_ERRORS = _problems(400, 401, 403, 404, 409, 413, 415, 422)
+_ERRORS[409]["description"] = (
+    '{"error", "audit_index"}: a version conflict, or the request was already decided or expired'
+)
 
 
 class AddressBody(BaseModel):
@@ -91,13 +94,15 @@ class ReverseIn(BaseModel):
     base_version: int | None = None
 
 
-def _conflict(exc: VersionConflict) -> JSONResponse:
-    return JSONResponse({"error": str(exc), "audit_index": exc.audit_index}, status_code=409)
+def _conflict(exc: VersionConflict, request: Request) -> JSONResponse:
+    return problem(409, str(exc), request_id=getattr(request.state, "request_id", None),
+                   error=str(exc), audit_index=exc.audit_index)
 
 
 @router.post("/accounts/{tin}/adjustments", status_code=201, response_model=AdjustmentOut,
              response_model_exclude_none=True, responses=_ERRORS,
-             summary="Request an adjustment (ENREQ, ADJ54, REQ77) on one account")
+             summary="Request an adjustment (ENREQ, ADJ54, REQ77) on one account",
+             openapi_extra={"x-authorization": "signed-in"})
 def request_adjustment(tin: str, body: AdjustmentIn, request: Request, app: AppDep,
                        token: TokenDep) -> Any:
     fields = body.model_dump(exclude={"command", "case", "contact", "reason", "address", "name"},
@@ -111,7 +116,7 @@ def request_adjustment(tin: str, body: AdjustmentIn, request: Request, app: AppD
             origin=client_address(request),
             address=body.address.model_dump() if body.address is not None else None, **fields)
     except VersionConflict as exc:
-        return _conflict(exc)
+        return _conflict(exc, request)
     return AdjustmentOut(**res.as_dict())
 
 
@@ -123,13 +128,14 @@ def _decide(adjustment_id: int, body: DecisionIn | None, request: Request, app: 
                  note=body.note if body is not None else None, interface="api",
                  origin=client_address(request))
     except VersionConflict as exc:
-        return _conflict(exc)
+        return _conflict(exc, request)
     return AdjustmentOut(**res.as_dict())
 
 
 @router.post("/adjustments/{adjustment_id}/approve", response_model=AdjustmentOut,
              response_model_exclude_none=True, responses=_ERRORS,
-             summary="Approve a pending adjustment (applies it)")
+             summary="Approve a pending adjustment (applies it)",
+             openapi_extra={"x-authorization": "role:manager"})
 def approve_adjustment(adjustment_id: int, request: Request, app: AppDep, token: TokenDep,
                        body: DecisionIn | None = None) -> Any:
     return _decide(adjustment_id, body, request, app, token, approve=True)
@@ -137,7 +143,8 @@ def approve_adjustment(adjustment_id: int, request: Request, app: AppDep, token:
 
 @router.post("/adjustments/{adjustment_id}/reject", response_model=AdjustmentOut,
              response_model_exclude_none=True, responses=_ERRORS,
-             summary="Reject a pending adjustment")
+             summary="Reject a pending adjustment",
+             openapi_extra={"x-authorization": "role:manager"})
 def reject_adjustment(adjustment_id: int, request: Request, app: AppDep, token: TokenDep,
                       body: DecisionIn | None = None) -> Any:
     return _decide(adjustment_id, body, request, app, token, approve=False)
@@ -145,7 +152,8 @@ def reject_adjustment(adjustment_id: int, request: Request, app: AppDep, token: 
 
 @router.post("/adjustments/{adjustment_id}/reverse", status_code=201,
              response_model=AdjustmentOut, response_model_exclude_none=True, responses=_ERRORS,
-             summary="Undo an applied adjustment by a reversing posting")
+             summary="Undo an applied adjustment by a reversing posting",
+             openapi_extra={"x-authorization": "signed-in"})
 def reverse_adjustment(adjustment_id: int, body: ReverseIn, request: Request, app: AppDep,
                        token: TokenDep) -> Any:
     try:
@@ -153,14 +161,17 @@ def reverse_adjustment(adjustment_id: int, body: ReverseIn, request: Request, ap
                               contact=body.contact, reason=body.reason, interface="api",
                               origin=client_address(request), base_version=body.base_version)
     except VersionConflict as exc:
-        return _conflict(exc)
+        return _conflict(exc, request)
     return AdjustmentOut(**res.as_dict())
 
 
 @router.get("/adjustments", responses=_ERRORS,
-            summary="Adjustments by status (default pending), for approvers")
-def list_adjustments(request: Request, app: AppDep, token: TokenDep,
-                     status: str = Query("pending", description="pending, applied, rejected, "
-                                                                "expired")) -> Any:
-    return service.listing(app, token=token, status=status, interface="api",
-                           origin=client_address(request))
+            summary="Adjustments by status (default pending), for approvers; paged",
+            openapi_extra={"x-authorization": "role:manager"})
+def list_adjustments(request: Request, app: AppDep, token: TokenDep, page: PageDep,
+                     status: str = Query("pending", max_length=20,
+                                         description="pending, applied, rejected, expired")
+                     ) -> dict[str, Any]:
+    out = service.listing(app, token=token, status=status, interface="api",
+                          origin=client_address(request))
+    return paged(out["adjustments"], page, key="adjustments", audit_index=out["audit_index"])

@@ -3,18 +3,29 @@
 ``current_employee`` turns ``Authorization: Bearer TOKEN`` into an Employee through
 ``people.auth.authenticate`` (which records session expiry); a missing, unknown or expired
 token raises AccessDenied (AUTH_REQUIRED / SESSION_EXPIRED), answered 401.
+
+Route authorization is declared on every route, API and page alike, as
+``openapi_extra={"x-authorization": RULE}`` with RULE ``"public"``, ``"signed-in"`` or
+``"role:r1,r2"`` (any of those roles); tests/integration/test_route_authorization.py checks
+that each route has a valid label and refuses callers the label excludes. The checks
+themselves stay in the services (and in ``require_roles`` below for routes whose service
+was written for the local operator).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from idrs.context import App
 from idrs.people import auth
-from idrs.people.models import Employee
+
+if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
+    from idrs.people.models import Employee
+else:
+    Employee = object  # FastAPI only needs the dependency, never the annotation's class
 
 bearer = HTTPBearer(auto_error=False, description="the token from POST /api/v1/sessions")
 
@@ -50,3 +61,13 @@ def current_employee(
 AppDep = Annotated[App, Depends(current_app)]
 EmployeeDep = Annotated[Employee, Depends(current_employee)]
 TokenDep = Annotated[str | None, Depends(bearer_token)]
+
+
+def require_roles(employee: Employee, roles: frozenset[str], what: str) -> None:
+    """AccessDenied NOT_IN_PROFILE unless ``employee`` holds one of ``roles``."""
+    from idrs.errors import AccessDenied, Reason
+
+    if not (frozenset(employee.role_set) & roles):
+        raise AccessDenied(
+            [Reason("NOT_IN_PROFILE", f"{what} needs one of the roles " + ", ".join(sorted(roles)))]
+        )

@@ -12,10 +12,24 @@
   ``Permissions-Policy``, ``Cache-Control: no-store`` on everything but static files, and
   ``Strict-Transport-Security`` only when the request came over TLS.
 
+- answers an exception no handler caught with 500 ``application/problem+json`` (the request
+  id in the body, nothing of the exception) and lets it propagate to the server's log.
+
+``install`` also adds ``idrs.api.throttle.ThrottleMiddleware`` (the sign-in and research rate
+limits, 429) inside it.
+
 ``problem(...)`` builds an RFC 9457 ``application/problem+json`` answer;
 ``install_problem_handlers(api)`` answers IdrsError / AccessDenied / validation errors /
 HTTP errors in that format, keeping the contract's keys (``decision``, ``reasons``,
-``audit_index`` for a denial; ``error`` for other refusals) as extension members.
+``audit_index`` for a denial; ``error`` for other refusals) as extension members:
+
+- a denial: 401 (AUTH_* / SESSION_EXPIRED only, with ``WWW-Authenticate: Bearer``), 423
+  (ACCOUNT_LOCKED), else 403, the daily ceiling's RATE_LIMITED included (an access decision,
+  recorded; the HTTP throttle's 429 is another thing);
+- 404 unknown route, 405 wrong method (with ``Allow``), 413 body too large, 415 a JSON body
+  sent with another content type, 422 a body or parameter that does not validate or JSON that
+  does not parse, each problem named ``body.seid: Field required`` in ``problems`` and
+  ``error``; 500 anything unexpected.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from idrs.errors import AccessDenied, IdrsError
@@ -72,6 +87,59 @@ _STATUS_TITLES = {
 }
 
 
+class ReasonOut(BaseModel):
+    code: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457 problem details) with the contract's keys as extensions."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    request_id: str | None = None
+    #: every refusal that is not an access decision: the one-line message
+    error: str | None = None
+    #: each input problem as ``field: reason``
+    problems: list[str] | None = None
+    #: an access decision: "deny", its reason codes and the audit entry that records it
+    decision: str | None = None
+    reasons: list[ReasonOut] | None = None
+    audit_index: int | None = None
+    #: 429 only: seconds to wait (also the Retry-After header)
+    retry_after: int | None = None
+
+
+_WHEN = {
+    400: "bad input (a TIN, a command code, a parameter), nothing done",
+    401: "no valid session: send Authorization: Bearer TOKEN (reasons AUTH_REQUIRED, "
+    "AUTH_FAILED or SESSION_EXPIRED)",
+    403: "refused: decision deny with reason codes (and the audit index when recorded)",
+    404: "not found",
+    409: "conflict with the current state",
+    413: "the request body is too large",
+    415: "a JSON body sent with another content type",
+    422: "a parameter or body field does not validate (each named in problems)",
+    423: "the account is locked (ACCOUNT_LOCKED)",
+    429: "rate limited (RATE_LIMITED): wait Retry-After seconds",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for routes: each status answered as application/problem+json."""
+    return {
+        status: {
+            "model": Problem,
+            "description": _WHEN.get(status, _STATUS_TITLES.get(status, "error")),
+            "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -107,6 +175,28 @@ def _request_id(scope: Scope) -> str:
 
 class _TooLarge(Exception):
     pass
+
+
+async def _send_problem(send: Send, status: int, detail: str, rid: str, *, close: bool) -> None:
+    """A problem+json answer sent straight over ASGI (no handler ran or could)."""
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": _STATUS_TITLES.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+            "request_id": rid,
+            "error": detail,
+        }
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class HardeningMiddleware:
@@ -162,6 +252,10 @@ class HardeningMiddleware:
         except _TooLarge:
             if not started:
                 await self._too_large(rid, send_with_headers)
+        except Exception:
+            if not started:
+                await self._server_error(rid, send_with_headers)
+            raise
 
     @staticmethod
     def _content_length(scope: Scope) -> int | None:
@@ -174,27 +268,13 @@ class HardeningMiddleware:
         return None
 
     async def _too_large(self, rid: str, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": "about:blank",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": f"the request body exceeds {self.max_body} bytes",
-                "request_id": rid,
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_TYPE.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"the request body exceeds {self.max_body} bytes"
+        await _send_problem(send, 413, detail, rid, close=True)
+
+    @staticmethod
+    async def _server_error(rid: str, send: Send) -> None:
+        detail = "the server failed to answer; the request id identifies it in the server log"
+        await _send_problem(send, 500, detail, rid, close=False)
 
     def _headers(
         self, headers: list[tuple[bytes, bytes]], rid: str, tls: bool, path: str
@@ -226,7 +306,12 @@ def install(api: FastAPI, *, max_body: int = DEFAULT_MAX_BODY) -> None:
     """Add the hardening middleware to ``api`` once (call from create_app, before serving)."""
     if getattr(api.state, "idrs_hardening", False):
         return
+    from idrs.api.throttle import ThrottleMiddleware
+
     docs = f"{api.docs_url}" if api.docs_url else "/api/v1/docs"
+    # add_middleware puts the last one outermost: hardening wraps the throttle, so a 429
+    # carries the request id and headers, and the body limit holds before the throttle reads.
+    api.add_middleware(ThrottleMiddleware)
     api.add_middleware(HardeningMiddleware, max_body=max_body, docs_path=docs)
     api.state.idrs_hardening = True
 
@@ -248,8 +333,6 @@ def _denied(request: Request, exc: Exception) -> JSONResponse:
             401 if codes and codes <= {"AUTH_REQUIRED", "AUTH_FAILED", "SESSION_EXPIRED"} else 403
         )
     )
-    if "RATE_LIMITED" in codes and status == 403:
-        status = 429
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return problem(
         status,
@@ -271,12 +354,37 @@ def _error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc), request_id=_rid(request), **extra)
 
 
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _describe(error: Any) -> str:
+    loc = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "json_invalid":
+        why = (error.get("ctx") or {}).get("error", "invalid JSON")
+        where = loc[1] if len(loc) > 1 else "?"
+        return f"body: the JSON does not parse at character {where}: {why}"
+    return f"{'.'.join(loc) or 'request'}: {error.get('msg', 'invalid')}"
+
+
 def _invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    problems = [
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
-        for e in exc.errors()
-    ]
+    errors = list(exc.errors())
+    body_errors = [e for e in errors if tuple(e.get("loc", ()))[:1] == ("body",)]
+    if (
+        body_errors
+        and isinstance(exc.body, bytes | bytearray)
+        and exc.body
+        and not _is_json(request.headers.get("content-type"))
+    ):
+        # A JSON route was sent another media type (a form, text): say so, not "invalid".
+        sent = request.headers.get("content-type") or "no Content-Type"
+        msg = f"the body must be application/json, not {sent}"
+        return problem(415, msg, request_id=_rid(request), error=msg, problems=[f"body: {msg}"])
+    problems = [_describe(e) for e in errors]
     return problem(
         422,
         "the request does not validate",
@@ -286,9 +394,18 @@ def _invalid(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: FastAPI's answer to a body it cannot decode (bytes that are not UTF-8 under a JSON type)
+_UNREADABLE_BODY = "There was an error parsing the body"
+
+
 def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 400 and detail == _UNREADABLE_BODY:
+        # the same answer as any other malformed JSON
+        msg = "body: the JSON does not parse (it is not UTF-8 text)"
+        return problem(422, "the request does not validate", request_id=_rid(request),
+                       error=msg, problems=[msg])
     return problem(
         exc.status_code,
         detail,

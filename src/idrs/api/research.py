@@ -3,7 +3,10 @@
 Thin: the path and query go to ``idrs.research.run`` unchanged; that function authenticates,
 decides, records and masks. 200 ``{"command", "data", "masked", "audit_index"}``;
 403 ``{"decision": "deny", "reasons": [...], "audit_index"}``; 401 without a valid session;
-400 bad TIN / unknown command / missing year; 404 an allowed lookup of an unknown TIN.
+400 bad TIN / unknown command / missing year; 404 an allowed lookup of an unknown TIN;
+429 with ``Retry-After`` when the session calls faster than ``IDRS_RESEARCH_RATE``
+(``idrs.api.throttle``). A NAMES answer holds at most ``IDRS_NAMES_MAX_MATCHES`` matches:
+no research answer is an unbounded list, so none is paged.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pydantic import BaseModel
 
 from idrs import research
 from idrs.api.deps import AppDep, TokenDep, client_address
-from idrs.api.sessions import DenialOut
+from idrs.api.middleware import problem_responses
 
 router = APIRouter(tags=["research"])
 
@@ -29,12 +32,7 @@ class ResearchOut(BaseModel):
     audit_index: int
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": DenialOut},
-    403: {"model": DenialOut},
-    400: {"description": '{"error": "..."}'},
-    404: {"description": '{"error": "..."}'},
-}
+_ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
 
 
 @router.get(
@@ -42,6 +40,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     response_model=ResearchOut,
     responses=_ERRORS,
     summary="Run a research command code on one taxpayer",
+    openapi_extra={"x-authorization": "signed-in"},
 )
 def account_research(
     tin: str,
@@ -82,6 +81,7 @@ def account_research(
     response_model=ResearchOut,
     responses=_ERRORS,
     summary="NAMES: search taxpayers by name (and state/ZIP); always reasoned",
+    openapi_extra={"x-authorization": "signed-in"},
 )
 def names_search(
     request: Request,

@@ -2,7 +2,8 @@
 
 201 ``{"token", "expires_at", "ended_previous"}``; 401 on bad credentials (never saying
 which part was wrong); 423 Locked when the account is locked (the attempt that locks it
-included); every attempt is recorded by people.auth.
+included); every attempt is recorded by people.auth. 429 with ``Retry-After`` when the
+address or the SEID has tried too often (``idrs.api.throttle``; the trip is recorded).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from idrs.api.deps import AppDep, TokenDep, client_address
+from idrs.api.middleware import problem_responses
 from idrs.people import auth
 
 router = APIRouter(tags=["sessions"])
@@ -32,6 +34,9 @@ class SessionOut(BaseModel):
 
 
 class DenialOut(BaseModel):
+    """The contract's denial keys (every error answer is a problem+json ``Problem`` that
+    carries them; kept for the modules that import it)."""
+
     decision: str = "deny"
     reasons: list[dict[str, str]]
     audit_index: int | None = None
@@ -42,7 +47,8 @@ class DenialOut(BaseModel):
     status_code=201,
     response_model=SessionOut,
     summary="Sign in (password + TOTP code)",
-    responses={401: {"model": DenialOut}, 423: {"model": DenialOut}},
+    responses=problem_responses(401, 413, 415, 422, 423, 429),
+    openapi_extra={"x-authorization": "public"},
 )
 def sign_in(body: SignInBody, request: Request, app: AppDep) -> SessionOut:
     token, expires, ended = auth.sign_in(
@@ -52,7 +58,11 @@ def sign_in(body: SignInBody, request: Request, app: AppDep) -> SessionOut:
 
 
 @router.delete(
-    "/sessions/current", status_code=204, summary="Sign out", responses={401: {"model": DenialOut}}
+    "/sessions/current",
+    status_code=204,
+    summary="Sign out",
+    responses=problem_responses(401),
+    openapi_extra={"x-authorization": "signed-in"},
 )
 def sign_out(request: Request, app: AppDep, token: TokenDep) -> Response:
     if not auth.sign_out(app, token, interface="api", address=client_address(request)):

@@ -1,4 +1,6 @@
-"""Pages of the watching roles: audit log, approvals, alert desk, grants, oversight, unlocks.
+"""Pages of the watching roles: audit log, approvals, alert desk, oversight, unlocks.
+
+(Grants, agreements and training are web/grant_pages.py.)
 
 Each page calls only the owning package's service functions; those functions check and
 record. Where a service function does not check the caller's role itself (it was written
@@ -22,13 +24,11 @@ from idrs.audit import service as audit
 from idrs.detection import triage
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.grants import service as grants
-from idrs.people import service as people
 from idrs.web.render import WebRoute, page, posted
 from idrs.web.security import WebUser, app_of, client_address, current_user
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 OVERSIGHT_ROLES = frozenset({"privacy_officer", "authorizing_official", "auditor"})
-GRANT_ROLES = frozenset({"privacy_officer", "authorizing_official", "security_admin"})
 #: The report's own stylesheet and charts are inline (it is a standalone document); it has
 #: no script, so this page may allow inline style and data: images and nothing else.
 REPORT_CSP = (
@@ -63,14 +63,14 @@ def _audit_state(request: Request) -> dict[str, Any]:
     return {"checkpoint": note, "size": audit.tree_size(app)}
 
 
-@router.get("/audit")
+@router.get("/audit", openapi_extra={"x-authorization": "signed-in"})
 async def audit_page(request: Request) -> HTMLResponse:
     user = current_user(request)
     state = await run_in_threadpool(_audit_state, request)
     return page(request, "audit.html", user, report=None, **state)
 
 
-@router.post("/audit/verify")
+@router.post("/audit/verify", openapi_extra={"x-authorization": "role:auditor"})
 async def audit_verify(request: Request) -> HTMLResponse:
     """Verify the whole log now (auditor). Records audit:log:verify."""
     user, _ = await posted(request)
@@ -83,7 +83,7 @@ async def audit_verify(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/audit/export")
+@router.post("/audit/export", openapi_extra={"x-authorization": "role:auditor"})
 async def audit_export(request: Request) -> Response:
     """The export (entries.jsonl, checkpoint, key.vkey) as one zip (auditor). Recorded."""
     user, _ = await posted(request)
@@ -114,7 +114,7 @@ async def audit_export(request: Request) -> Response:
 # -- adjustments: the approver's queue -----------------------------------------------------
 
 
-@router.get("/adjustments")
+@router.get("/adjustments", openapi_extra={"x-authorization": "role:manager"})
 async def adjustments_page(request: Request) -> HTMLResponse:
     """Pending requests (managers). The service checks the role and records the listing."""
     user = current_user(request)
@@ -133,7 +133,7 @@ async def adjustments_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/adjustments/{adjustment_id}/{decision}")
+@router.post("/adjustments/{adjustment_id}/{decision}", openapi_extra={"x-authorization": "role:manager"})
 async def adjustments_decide(request: Request, adjustment_id: int, decision: str) -> Response:
     user, form = await posted(request)
     if decision not in ("approve", "reject"):
@@ -185,13 +185,13 @@ def _adjust_kwargs(form: dict[str, str]) -> dict[str, Any]:
     return kw
 
 
-@router.get("/adjust")
+@router.get("/adjust", openapi_extra={"x-authorization": "signed-in"})
 def adjust_form(request: Request) -> HTMLResponse:
     user = current_user(request)
     return page(request, "adjust.html", user, v={}, result=None, problems=[], refusal=None)
 
 
-@router.post("/adjust")
+@router.post("/adjust", openapi_extra={"x-authorization": "signed-in"})
 async def adjust_request(request: Request) -> HTMLResponse:
     """Request an adjustment (ENREQ, ADJ54, REQ77): applied at once or left for a second person.
 
@@ -243,7 +243,7 @@ def _by_week(alerts: list[dict[str, Any]]) -> list[tuple[str, dict[str, int]]]:
     return sorted(weeks.items())
 
 
-@router.get("/alerts")
+@router.get("/alerts", openapi_extra={"x-authorization": "role:privacy_analyst"})
 async def alerts_page(request: Request) -> HTMLResponse:
     user = current_user(request)
     app = app_of(request)
@@ -275,7 +275,7 @@ async def alerts_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/alerts/{alert_id}")
+@router.get("/alerts/{alert_id}", openapi_extra={"x-authorization": "role:privacy_analyst"})
 async def alert_page(request: Request, alert_id: str) -> HTMLResponse:
     user = current_user(request)
     app = app_of(request)
@@ -285,7 +285,7 @@ async def alert_page(request: Request, alert_id: str) -> HTMLResponse:
     return page(request, "alert.html", user, alert=alert)
 
 
-@router.post("/alerts/{alert_id}/{action}")
+@router.post("/alerts/{alert_id}/{action}", openapi_extra={"x-authorization": "role:privacy_analyst"})
 async def alert_act(request: Request, alert_id: str, action: str) -> Response:
     user, form = await posted(request)
     app = app_of(request)
@@ -309,68 +309,17 @@ async def alert_act(request: Request, alert_id: str, action: str) -> Response:
     return RedirectResponse(f"/alerts/{aid}", status_code=303)
 
 
-# -- grants and their approvals -----------------------------------------------------------
-
-
-@router.get("/grants")
-async def grants_page(request: Request) -> HTMLResponse:
-    user = current_user(request)
-    _require(user, GRANT_ROLES, "the grants page")
-    app = app_of(request)
-    rows = await run_in_threadpool(lambda: grants.list_grants(app))
-    return page(request, "grants.html", user, grants=rows)
-
-
-@router.get("/grants/{grant_id}")
-async def grant_page(request: Request, grant_id: int) -> HTMLResponse:
-    user = current_user(request)
-    _require(user, GRANT_ROLES, "the grants page")
-    app = app_of(request)
-    g = await run_in_threadpool(lambda: grants.show_grant(app, grant_id))
-    return page(request, "grant.html", user, g=g, done=request.query_params.get("done"))
-
-
-@router.post("/grants/{grant_id}/approve")
-async def grant_approve(request: Request, grant_id: int) -> Response:
-    """One approval with a re-entered one-time code (the service checks role and person)."""
-    user, form = await posted(request)
-    app = app_of(request)
-    actor = grants.Actor(user.seid, "web", client_address(request))
-    res = await run_in_threadpool(
-        lambda: grants.approve_grant(
-            app, user.employee, grant_id=grant_id, otp=(form.get("otp") or "")[:10], actor=actor
-        )
-    )
-    return RedirectResponse(f"/grants/{grant_id}?done={res['status']}", status_code=303)
-
-
-@router.post("/grants/{grant_id}/{closing}")
-async def grant_close(request: Request, grant_id: int, closing: str) -> Response:
-    """Revoke or end a grant with a reason (an approving role; the service checks it)."""
-    user, form = await posted(request)
-    if closing not in ("revoke", "end"):
-        raise NotFound("no such action")
-    fn = grants.revoke_grant if closing == "revoke" else grants.end_grant
-    app = app_of(request)
-    actor = grants.Actor(user.seid, "web", client_address(request))
-    reason = (form.get("reason") or "").strip()[:2000]
-    res = await run_in_threadpool(
-        lambda: fn(app, user.employee, grant_id=grant_id, reason=reason, actor=actor)
-    )
-    return RedirectResponse(f"/grants/{grant_id}?done={res['status']}", status_code=303)
-
-
 # -- the oversight report ------------------------------------------------------------------
 
 
-@router.get("/oversight")
+@router.get("/oversight", openapi_extra={"x-authorization": "role:auditor,authorizing_official,privacy_officer"})
 def oversight_form(request: Request) -> HTMLResponse:
     user = current_user(request)
     _require(user, OVERSIGHT_ROLES, "the oversight report")
     return page(request, "oversight.html", user)
 
 
-@router.post("/oversight")
+@router.post("/oversight", openapi_extra={"x-authorization": "role:auditor,authorizing_official,privacy_officer"})
 async def oversight_report(request: Request) -> Response:
     """Build the report (recorded: oversight:report:generate) and show its HTML."""
     from idrs.oversight import render, report
@@ -398,26 +347,3 @@ async def oversight_report(request: Request) -> Response:
         html, headers={"Content-Security-Policy": REPORT_CSP, "Cache-Control": "no-store"}
     )
 
-
-# -- security administration: unlocks ----------------------------------------------------
-
-
-@router.get("/admin")
-def admin_page(request: Request) -> HTMLResponse:
-    user = current_user(request)
-    _require(user, frozenset({"security_admin"}), "security administration")
-    return page(request, "admin.html", user, done=request.query_params.get("done"))
-
-
-@router.post("/admin/unlock")
-async def admin_unlock(request: Request) -> Response:
-    """Unlock an account (a security administrator, never their own). Recorded."""
-    user, form = await posted(request)
-    app = app_of(request)
-    seid = (form.get("seid") or "").strip()[:16]
-    await run_in_threadpool(
-        lambda: people.unlock(
-            app, user.seid, seid=seid, interface="web", address=client_address(request)
-        )
-    )
-    return RedirectResponse(f"/admin?done={seid.upper()}", status_code=303)

@@ -53,7 +53,7 @@ def _maybe_user(request: Request) -> WebUser | None:
         return None
 
 
-@router.get("/")
+@router.get("/", openapi_extra={"x-authorization": "public"})
 def home(request: Request) -> Response:
     return RedirectResponse("/research" if _maybe_user(request) else "/signin", status_code=303)
 
@@ -89,12 +89,12 @@ def _signin_page(
     return response
 
 
-@router.get("/signin")
+@router.get("/signin", openapi_extra={"x-authorization": "public"})
 def signin_form(request: Request) -> Response:
     return _signin_page(request, next_path=request.query_params.get("next") or "/research")
 
 
-@router.post("/signin")
+@router.post("/signin", openapi_extra={"x-authorization": "public"})
 async def signin(request: Request) -> Response:
     form = await read_form(request)
     check_csrf(request, form.get("csrf"), None)
@@ -126,7 +126,7 @@ async def signin(request: Request) -> Response:
     return response
 
 
-@router.post("/signout")
+@router.post("/signout", openapi_extra={"x-authorization": "signed-in"})
 async def signout(request: Request) -> Response:
     user, _ = await posted(request)
     app = app_of(request)
@@ -142,7 +142,7 @@ async def signout(request: Request) -> Response:
 # -- the research prompt -------------------------------------------------------------------
 
 
-@router.get("/research")
+@router.get("/research", openapi_extra={"x-authorization": "signed-in"})
 def research_page(request: Request) -> HTMLResponse:
     user = current_user(request)
     return page(
@@ -155,7 +155,7 @@ def research_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/research")
+@router.post("/research", openapi_extra={"x-authorization": "signed-in"})
 async def research_run(request: Request) -> HTMLResponse:
     user, form = await posted(request)
     line = form.get("line", "").strip()
@@ -203,7 +203,7 @@ async def research_run(request: Request) -> HTMLResponse:
 # -- cases and contacts --------------------------------------------------------------------
 
 
-@router.get("/cases")
+@router.get("/cases", openapi_extra={"x-authorization": "signed-in"})
 async def cases_page(request: Request) -> HTMLResponse:
     user = current_user(request)
     app = app_of(request)
