@@ -44,7 +44,11 @@ def test_detection_routes(app: App) -> None:
     r = client.get("/api/v1/alerts", headers=analyst)
     assert r.status_code == 200 and r.json()["alerts"] == [] and r.json()["total"] == 0
     assert client.post("/api/v1/alerts/A123456/assign", headers=analyst).status_code == 404
+    assert client.get("/api/v1/alerts/A123456", headers=analyst).status_code == 404
     assert client.get("/api/v1/alerts", headers=csr).status_code == 403  # not an analyst
+    # not an analyst: refused before the lookup, so an unknown alert is 403 too (no 404)
+    r = client.get("/api/v1/alerts/A123456", headers=csr)
+    assert r.status_code == 403 and r.json()["reasons"][0]["code"] == "NOT_IN_PROFILE"
 
     r = client.get("/api/v1/taxpayers/900-00-0001/accesses", headers=csr)
     assert r.status_code == 403
@@ -53,3 +57,8 @@ def test_detection_routes(app: App) -> None:
 
     r = client.post("/api/v1/self-reports", headers=csr, json={"audit_index": 0, "reason": "typo"})
     assert r.status_code == 403  # entry 0 is not this employee's research entry
+    # without a session, a body that does not validate is still 401 (authenticated first)
+    r = client.post("/api/v1/self-reports", json={"audit_index": -1})
+    assert r.status_code == 401 and r.json()["reasons"][0]["code"] == "AUTH_REQUIRED"
+    r = client.post("/api/v1/self-reports", headers=csr, json={"audit_index": -1})
+    assert r.status_code == 422

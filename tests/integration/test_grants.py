@@ -116,6 +116,34 @@ def test_the_requester_and_non_approvers_may_not_approve(w):
     assert service.show_grant(w.app, gid)["approvals"] == []
 
 
+def test_the_role_is_checked_before_the_grant_is_looked_up(w):
+    """Someone without an approving role learns nothing: an unknown grant and a grant that
+    is no longer pending are refused alike (NOT_IN_PROFILE, recorded), not 404 or 409."""
+    ex = w.emp("EX001")
+    gid = w.request(start=w.app.clock.now().date())
+    w.approve_both(gid)  # approved: no longer pending
+    for grant_id in (gid, 999):
+        with pytest.raises(AccessDenied) as exc:
+            service.approve_grant(w.app, ex, grant_id=grant_id, otp=w.otp("EX001"))
+        assert exc.value.codes == ["NOT_IN_PROFILE"] and exc.value.audit_index is not None
+        entry = _last_entry(w.app)
+        assert entry["type"] == "grants:grant:approve" and entry["outcome"] == "denied"
+        assert entry["object"] == {"grant_id": grant_id, "seid": "EX001"}
+        for fn in (service.revoke_grant, service.end_grant):
+            with pytest.raises(AccessDenied) as exc:
+                fn(w.app, ex, grant_id=grant_id, reason="")  # even before the reason is read
+            assert exc.value.codes == ["NOT_IN_PROFILE"]
+            assert _last_entry(w.app)["outcome"] == "denied"
+    # an approving role still hears what is wrong with the grant
+    with pytest.raises(NotFound):
+        service.approve_grant(w.app, w.emp("PO002"), grant_id=999, otp=w.otp("PO002"))
+    with pytest.raises(NotFound):
+        service.revoke_grant(w.app, w.emp("PO002"), grant_id=999, reason="x")
+    with pytest.raises(Conflict):
+        service.approve_grant(w.app, w.emp("PO002"), grant_id=gid, otp=w.otp("PO002"))
+    assert service.show_grant(w.app, gid)["status"] == "active"
+
+
 def test_the_one_time_code_must_be_fresh_and_right(w):
     gid = w.request()
     with pytest.raises(AccessDenied) as exc:

@@ -46,11 +46,21 @@ def test_grant_api(w):
     gid = r.json()["grant_id"]
     assert r.json()["status"] == "pending_approval"
     assert client.get("/api/v1/grants/999", headers=_h(ex)).status_code == 404
-    # a wrong code: refused and recorded, nothing approved
+    # a wrong code: refused (403, not 401: the session is fine) and recorded, nothing approved
     r = client.post(f"/api/v1/grants/{gid}/approvals", json={"otp": "123456"}, headers=_h(po))
-    assert r.status_code == 401 and r.json()["reasons"][0]["code"] == "AUTH_FAILED"
+    assert r.status_code == 403 and r.json()["reasons"][0]["code"] == "AUTH_FAILED"
+    assert r.json()["decision"] == "deny" and r.json()["audit_index"] is not None
+    assert "WWW-Authenticate" not in r.headers
+    assert client.get(f"/api/v1/grants/{gid}", headers=_h(po)).json()["approvals"] == []
     r = client.post(f"/api/v1/grants/{gid}/approvals", json={"otp": w.otp("EX001")}, headers=_h(ex))
     assert r.status_code == 403 and r.json()["reasons"][0]["code"] == "NOT_IN_PROFILE"
+    # the role is checked before the grant is looked up: no 404 tells a stranger what exists
+    for path, body in (("approvals", {"otp": "123456"}), ("revocation", {"reason": "x"}),
+                       ("end", {"reason": "x"})):
+        r = client.post(f"/api/v1/grants/999/{path}", json=body, headers=_h(ex))
+        assert r.status_code == 403 and r.json()["reasons"][0]["code"] == "NOT_IN_PROFILE", path
+        r = client.post(f"/api/v1/grants/999/{path}", json=body, headers=_h(po))
+        assert r.status_code == 404, (path, r.text)
     r = client.post(f"/api/v1/grants/{gid}/approvals", json={"otp": w.otp("PO001")}, headers=_h(po))
     assert r.status_code == 200 and r.json()["status"] == "pending_approval"
     r = client.post(
@@ -79,9 +89,21 @@ def test_agreement_training_export_api(w):
         headers=_h(dt),
     )
     assert r.status_code == 201 and len(r.json()["sha256"]) == 64
+    r = client.post(
+        f"/api/v1/agreements/{w.agreement_id}/signatures", json={"otp": "000000"}, headers=_h(ex)
+    )
+    assert r.status_code == 403 and r.json()["reasons"][0]["code"] == "AUTH_FAILED"
     r = client.post("/api/v1/training/attestations", json={"otp": w.otp("EX001")}, headers=_h(ex))
     assert r.status_code == 201, r.text
     f.open_case(w.app, "EX001", f.CARTER, "C-1")
+    # without a session, bad input is still 401 (authenticated before the input is read)
+    for body in ({"command": "ENMOD", "tins": [f.CARTER], "format": "xlsx"},
+                 {"command": "NOPE", "tins": ["not a tin"]}, {}):
+        r = client.post("/api/v1/exports", json=body)
+        assert r.status_code == 401 and r.json()["reasons"][0]["code"] == "AUTH_REQUIRED", body
+    r = client.post("/api/v1/exports", json={"command": "NOPE", "tins": [f.CARTER]},
+                    headers=_h(ex))
+    assert r.status_code == 422 and "command" in r.json()["error"]
     r = client.post(
         "/api/v1/exports",
         json={"command": "ENMOD", "tins": [f.CARTER], "format": "pdf", "case": "C-1"},

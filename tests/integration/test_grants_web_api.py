@@ -219,8 +219,9 @@ def test_training_and_clearance_records(w, api):
     assert body["current"] is True and len(body["attestations"]) == 1
     assert body["attestations"][0]["with_code"] is False and body["valid_until"]
 
+    # a wrong code: 403 (401 would say the session is gone; it is not, it keeps working)
     r = client.post("/api/v1/training/attestations", json={"otp": "000000"}, headers=_h(dt))
-    assert r.status_code == 401 and r.json()["reasons"][0]["code"] == "AUTH_FAILED"
+    assert r.status_code == 403 and r.json()["reasons"][0]["code"] == "AUTH_FAILED"
     assert len(client.get("/api/v1/training/attestations", headers=_h(dt)).json()["attestations"]) == 1
 
     r = client.post("/api/v1/clearances", json={"seid": "DT001"}, headers=_h(ex))

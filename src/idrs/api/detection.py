@@ -147,7 +147,14 @@ def refer_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> di
 
 
 @router.post("/self-reports", status_code=201, openapi_extra=SIGNED_IN)
-def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenDep) -> dict[str, Any]:
+def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenDep,
+                emp: EmployeeDep) -> dict[str, Any]:
+    """Report an accidental access of one's own (the entry's index, within a day of it).
+
+    ``emp``: FastAPI resolves the dependencies before it validates the body, so a caller
+    without a session is answered 401 whatever the body (the service authenticates again).
+    """
+    del emp
     return triage.self_report(app, token=token, audit_index=body.audit_index, reason=body.reason,
                               interface="api", address=client_address(request))
 

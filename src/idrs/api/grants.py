@@ -15,6 +15,7 @@ Lists are paged (``limit``/``offset``, ``next_offset``; idrs.api.paging).
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -22,8 +23,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address
+from idrs.api.middleware import problem
 from idrs.api.paging import PageDep, paged
 from idrs.context import App
+from idrs.errors import AccessDenied
 from idrs.grants import exports, records, rules, service
 
 if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
@@ -70,6 +73,21 @@ SignatureReader = Annotated[Employee, needs(GRANT_READERS, "the signatures of an
 
 def _actor(emp: Any, request: Request) -> service.Actor:
     return service.Actor(emp.seid, "api", client_address(request))
+
+
+def _with_code(request: Request, action: Callable[[], dict[str, Any]]) -> Any:
+    """Run an action that consumes a re-entered one-time code. A refused code (AUTH_FAILED
+    from the service, recorded there) is answered 403, not 401: the session was checked
+    before and is valid, and 401 means "no session" (a client would drop its token)."""
+    try:
+        return action()
+    except AccessDenied as exc:
+        if exc.codes != ["AUTH_FAILED"]:
+            raise
+        return problem(403, "; ".join(r.message for r in exc.reasons),
+                       request_id=getattr(request.state, "request_id", None),
+                       decision="deny", reasons=[r.as_dict() for r in exc.reasons],
+                       audit_index=exc.audit_index)
 
 
 # -- bodies and answers ----------------------------------------------------------------------
@@ -233,12 +251,16 @@ def show_grant(grant_id: int, request: Request, app: AppDep, emp: EmployeeDep) -
     return _grant_for(app, emp, grant_id, request)
 
 
-@router.post("/grants/{grant_id}/approvals", openapi_extra=role_rule(APPROVERS))
+@router.post("/grants/{grant_id}/approvals", response_model=dict[str, Any],
+             openapi_extra=role_rule(APPROVERS))
 def approve_grant(grant_id: int, body: OtpIn, request: Request, app: AppDep,
-                  emp: EmployeeDep) -> dict[str, Any]:
-    """One approval by an approving role, with a re-entered one-time code → {"status", …}."""
-    return service.approve_grant(app, emp, grant_id=grant_id, otp=body.otp,
-                                 actor=_actor(emp, request))
+                  emp: EmployeeDep) -> Any:
+    """One approval by an approving role, with a re-entered one-time code → {"status", …}.
+
+    A wrong, old or reused code: 403 with AUTH_FAILED (recorded; the session stays valid).
+    """
+    return _with_code(request, lambda: service.approve_grant(
+        app, emp, grant_id=grant_id, otp=body.otp, actor=_actor(emp, request)))
 
 
 @router.post("/grants/{grant_id}/revocation", openapi_extra=role_rule(APPROVERS))
@@ -305,12 +327,16 @@ def agreement_signatures(agreement_id: int, app: AppDep, me: SignatureReader,
     return paged(records.agreement_signatures(app, agreement_id), page, key="signatures")
 
 
-@router.post("/agreements/{agreement_id}/signatures", status_code=201, openapi_extra=SIGNED_IN)
+@router.post("/agreements/{agreement_id}/signatures", status_code=201,
+             response_model=dict[str, Any], openapi_extra=SIGNED_IN)
 def sign_agreement(agreement_id: int, body: OtpIn, request: Request, app: AppDep,
-                   emp: EmployeeDep) -> dict[str, Any]:
-    """The signed-in employee signs the current version of an agreement (fresh code)."""
-    return service.sign_agreement(app, emp, agreement_id=agreement_id, otp=body.otp,
-                                  actor=_actor(emp, request))
+                   emp: EmployeeDep) -> Any:
+    """The signed-in employee signs the current version of an agreement (fresh code).
+
+    A wrong, old or reused code: 403 with AUTH_FAILED (recorded; the session stays valid).
+    """
+    return _with_code(request, lambda: service.sign_agreement(
+        app, emp, agreement_id=agreement_id, otp=body.otp, actor=_actor(emp, request)))
 
 
 # -- clearance and training ------------------------------------------------------------------
@@ -341,11 +367,16 @@ def list_clearances(request: Request, app: AppDep, emp: EmployeeDep, page: PageD
     return paged(records.clearances(app, target), page, key="clearances", seid=target)
 
 
-@router.post("/training/attestations", status_code=201, openapi_extra=SIGNED_IN)
+@router.post("/training/attestations", status_code=201, response_model=dict[str, Any],
+             openapi_extra=SIGNED_IN)
 def attest_training(body: OtpIn, request: Request, app: AppDep,
-                    emp: EmployeeDep) -> dict[str, Any]:
-    """The signed-in employee attests UNAX training (valid 365 days)."""
-    return service.attest_training(app, emp, otp=body.otp, actor=_actor(emp, request))
+                    emp: EmployeeDep) -> Any:
+    """The signed-in employee attests UNAX training (valid 365 days) with a fresh code.
+
+    A wrong, old or reused code: 403 with AUTH_FAILED (recorded; the session stays valid).
+    """
+    return _with_code(request, lambda: service.attest_training(
+        app, emp, otp=body.otp, actor=_actor(emp, request)))
 
 
 @router.get("/training/attestations", openapi_extra=SIGNED_IN)
@@ -371,12 +402,15 @@ def record_training(body: TrainingRecordIn, request: Request, app: AppDep,
 
 @router.post("/exports", status_code=201, openapi_extra=SIGNED_IN)
 def create_export(body: ExportIn, request: Request, app: AppDep, token: TokenDep,
-                  response: Response) -> dict[str, Any]:
+                  emp: EmployeeDep, response: Response) -> dict[str, Any]:
     """Export research results; every TIN goes through the research service.
 
     201 with ``export_id``, the register entry and the file (base64) in ``content``; the
     ``X-Idrs-Export-Id`` header carries the id too.
     """
+    # ``emp``: FastAPI resolves the dependencies before it validates the body, so a caller
+    # without a session is answered 401 whatever the body (the service authenticates again).
+    del emp
     f = exports.create_export(app, token=token, command=body.command, tins=body.tins,
                               fmt=body.format, year=body.year, case=body.case,
                               reason=body.reason, interface="api",

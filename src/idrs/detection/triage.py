@@ -290,11 +290,16 @@ def list_alerts(app: App, *, state: str | None = None, analyst: str | None = Non
 
 
 def show(app: App, alert_id: str, *, analyst: str | None = None, interface: str = "cli") -> dict[str, Any]:
-    """One alert with its triage history and self-reports (recorded: detect:alert:show)."""
+    """One alert with its triage history and self-reports (recorded: detect:alert:show).
+
+    With ``analyst`` (the HTTP interfaces), the role is checked before the alert is looked
+    up: someone who is no privacy analyst learns nothing, not even whether the alert exists.
+    """
     with session_scope(app.engine) as s:
+        who = _analyst(s, analyst) if analyst else None
         alert = _alert(s, alert_id)
-        if analyst:
-            _check_may_work(s, _analyst(s, analyst), alert)
+        if who is not None:
+            _check_may_work(s, who, alert)
         data = alert_dict(alert)
         data["actions"] = [{"action": a.action, "actor": a.actor, "note": a.note,
                             "at": a.at.isoformat(), "audit_index": a.audit_index}

@@ -232,8 +232,10 @@ def create_export(app: App, *, token: str | None, command: str, tins: list[str],
     """Export research results for ``tins`` as CSV or PDF, as the employee behind ``token``.
 
     Every TIN goes through ``research.run`` (decided, recorded, masked); then the export is
-    recorded (grants:export:create) and registered before the file is returned.
+    recorded (grants:export:create) and registered before the file is returned. The caller
+    is authenticated before the input is read: without a session, bad input is still 401.
     """
+    emp = auth.authenticate(app, token, interface=interface, address=address)
     fmt = (fmt or "").lower()
     if fmt not in FORMATS:
         raise ValidationFailed([f"format: one of {', '.join(FORMATS)}"])
@@ -241,7 +243,6 @@ def create_export(app: App, *, token: str | None, command: str, tins: list[str],
     if code == "NAMES" or code not in research.valid_commands():
         raise ValidationFailed([f"command: one research code of {', '.join(c for c in research.valid_commands() if c != 'NAMES')}"])
     canon = _tins(tins)
-    emp = auth.authenticate(app, token, interface=interface, address=address)
     rows: list[tuple[str, dict[str, Any]]] = []
     indexes: list[int] = []
     for tin in canon:

@@ -340,13 +340,20 @@ def approve_grant(app: App, approver: Employee, *, grant_id: int, otp: str,
                   rule: rules.ApprovalRule | None = None) -> dict[str, Any]:
     """One approval by the holder of an approving role, with a re-entered one-time code.
 
-    Refused: an approver without a (still missing) approving role, the requester, the
-    principal, a person who already approved, a second approval by the same role, a grant no
-    longer pending. When every role of the rule has approved, the grant is ``approved``.
+    The role is checked before the grant is looked up (refused and recorded whether or not
+    the grant exists). Refused: an approver without a (still missing) approving role, the
+    requester, the principal, a person who already approved, a second approval by the same
+    role, a grant no longer pending. When every role of the rule has approved, the grant is
+    ``approved``.
     """
     rule = _rule(rule)
     actor = actor or Actor(approver.seid)
     obj = {"grant_id": int(grant_id), "seid": approver.seid}
+    # the role first: a stranger learns nothing of the grant (not even whether it exists)
+    held = [r for r in rule.roles if r in approver.role_set]
+    if not held:
+        raise _deny(app, GrantEvent.GRANT_APPROVE, actor, obj, "NOT_IN_PROFILE",
+                    "approving a grant needs one of the roles " + ", ".join(rule.roles))
     now = _now(app)
     with session_scope(app.engine) as s:
         g = _grant(s, grant_id)
@@ -356,10 +363,6 @@ def approve_grant(app: App, approver: Employee, *, grant_id: int, otp: str,
         done = {a.role: a.approver_id for a in s.scalars(
             select(GrantApproval).where(GrantApproval.grant_id == g.id))}
         principal_id, requested_by = g.principal_id, g.requested_by
-    held = [r for r in rule.roles if r in approver.role_set]
-    if not held:
-        raise _deny(app, GrantEvent.GRANT_APPROVE, actor, obj, "NOT_IN_PROFILE",
-                    "approving a grant needs one of the roles " + ", ".join(rule.roles))
     if approver.id == principal_id or approver.seid == requested_by:
         raise _deny(app, GrantEvent.GRANT_APPROVE, actor, obj, "SELF_APPROVAL",
                     "neither the requester nor the principal may approve the grant")
@@ -396,15 +399,16 @@ def _close(app: App, who: Employee, grant_id: int, reason: str, *, revoke: bool,
     rule = _rule(rule)
     actor = actor or Actor(who.seid)
     event = GrantEvent.GRANT_REVOKE if revoke else GrantEvent.GRANT_END
-    reason = _text(reason, "reason")
     obj = {"grant_id": int(grant_id), "seid": who.seid}
+    # the role first: a stranger learns nothing of the grant (not even whether it exists)
+    if not any(r in who.role_set for r in rule.roles):
+        raise _deny(app, event, actor, obj, "NOT_IN_PROFILE",
+                    "only " + " or ".join(rule.roles) + " may revoke or end a grant")
+    reason = _text(reason, "reason")
     now = _now(app)
     with session_scope(app.engine) as s:
         g = _grant(s, grant_id)
         state = rules.state_of(g.status, g.start_date, g.term_days, now)
-    if not any(r in who.role_set for r in rule.roles):
-        raise _deny(app, event, actor, obj, "NOT_IN_PROFILE",
-                    "only " + " or ".join(rule.roles) + " may revoke or end a grant")
     if state in (rules.REVOKED, rules.ENDED, rules.EXPIRED):
         raise Conflict(f"grant {grant_id} is already {state}")
     idx = _record(app, event, actor, obj, {"reason": reason, "previous_state": state})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request, Response
 
@@ -22,7 +23,9 @@ from idrs.context import App
 from idrs.crypto import random_token
 from idrs.errors import AccessDenied, Reason
 from idrs.people import auth
-from idrs.people.models import Employee
+
+if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
+    from idrs.people.models import Employee
 
 SESSION_COOKIE = "idrs_session"
 PRE_CSRF_COOKIE = "idrs_csrf"
