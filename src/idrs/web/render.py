@@ -76,6 +76,10 @@ class WrongContentType(IdrsError):
     status_code = 415
 
 
+class FormTooLarge(IdrsError):
+    status_code = 413
+
+
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form (first value of each field); 415 / 413 / 400 on anything else."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -83,7 +87,7 @@ async def read_form(request: Request) -> dict[str, str]:
         raise WrongContentType("forms must be sent as application/x-www-form-urlencoded")
     body = await request.body()
     if len(body) > MAX_FORM:
-        raise FormError("the form is too large")
+        raise FormTooLarge(f"the form is too large (at most {MAX_FORM // 1024} KiB)")
     try:
         parsed = parse_qs(
             body.decode("utf-8"), keep_blank_values=True, max_num_fields=50, strict_parsing=False
