@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.access import questions, service
 from idrs.api.deps import AppDep, EmployeeDep, client_address, require_roles
@@ -41,6 +41,8 @@ _QUESTION = problem_responses(400, 401, 403, 404, 422)
 
 
 class ContactIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     tin: str = Field(..., max_length=20, description="9 digits, dashes optional")
     contact_id: str = Field(..., max_length=40)
     channel: Literal["phone", "letter", "visit"] = "phone"
@@ -50,6 +52,8 @@ class ContactIn(BaseModel):
 
 
 class CaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     tin: str = Field(..., max_length=20)
     case_id: str = Field(..., max_length=40)
     seid: str = Field(..., max_length=16)
