@@ -5,13 +5,17 @@ creates the first security administrator, printing its credentials once as JSON.
 ``demo`` does the same, adds a small synthetic population and demo employees (an examiner
 with an open case, a CSR, a manager, an auditor), writes their credentials to
 ``IDRS_HOME/demo-credentials.json`` (0600), prints how to sign in, and serves.
+``serve --tls-cert FILE --tls-key FILE`` serves HTTPS (checked before anything starts);
+``--workers N`` runs N uvicorn worker processes.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +37,8 @@ from idrs.errors import IdrsError
 from idrs.people import service
 
 DEMO_FILE = "demo-credentials.json"
+#: How long a ``--workers`` process may take to answer its supervisor while starting.
+WORKER_STARTUP_SECONDS = 60
 DEMO_TAXPAYERS = 2000
 
 
@@ -50,8 +56,16 @@ def initialize() -> tuple[App, dict[str, str] | None]:
     policy.loaded()
     policy.record_version(a)
     actor = operator_actor()
-    log.append(engine, make_event(EventType.SYSTEM_SCHEMA_INIT, time=a.clock.now(), actor=actor,
-                                  outcome="success", interface="cli"))
+    log.append(
+        engine,
+        make_event(
+            EventType.SYSTEM_SCHEMA_INIT,
+            time=a.clock.now(),
+            actor=actor,
+            outcome="success",
+            interface="cli",
+        ),
+    )
     return a, service.ensure_first_admin(a, actor=actor)
 
 
@@ -61,34 +75,246 @@ def init() -> None:
     _, creds = initialize()
     if creds is not None:
         print_json(creds)
-        sys.stderr.write("first security administrator created: keep these credentials; "
-                         "they are not shown again\n")
+        sys.stderr.write(
+            "first security administrator created: keep these credentials; "
+            "they are not shown again\n"
+        )
     else:
         sys.stderr.write("schema and keys ready; a security administrator already exists\n")
+
+
+TLS_HELP_CERT = "PEM certificate (chain) to serve HTTPS; needs --tls-key"
+TLS_HELP_KEY = "PEM private key (unencrypted) of --tls-cert; needs --tls-cert"
+
+
+def check_tls(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """The (certificate, key) files to serve HTTPS with, or None for plain HTTP.
+
+    Both or neither. Each must be a readable PEM file; the key must be unencrypted and belong
+    to the certificate (the check Python's TLS layer makes at start-up, made before anything
+    starts). Raises IdrsError naming the option at fault.
+    """
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        missing, given = ("--tls-key", "--tls-cert") if key is None else ("--tls-cert", "--tls-key")
+        raise IdrsError(
+            f"{given} needs {missing}: give both --tls-cert FILE and --tls-key FILE "
+            "(or neither for plain HTTP)"
+        )
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    def read(path: Path, option: str) -> bytes:
+        if not path.is_file():
+            raise IdrsError(f"{option}: {path} does not exist or is not a file")
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise IdrsError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+
+    cert_pem, key_pem = read(cert, "--tls-cert"), read(key, "--tls-key")
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError:
+        raise IdrsError(f"--tls-cert: {cert} is not a PEM certificate") from None
+    try:
+        private = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError:
+        raise IdrsError(
+            f"--tls-key: {key} is encrypted; give an unencrypted key (mode 0600)"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise IdrsError(f"--tls-key: {key} is not a PEM private key this server can use") from None
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(*raw) != private.public_key().public_bytes(*raw):
+        raise IdrsError(
+            f"--tls-key: {key} is not the key of the certificate in --tls-cert ({cert})"
+        )
+    import ssl
+
+    try:  # what uvicorn will do, so a start-up failure cannot come later
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise IdrsError(f"--tls-cert/--tls-key: the TLS layer refuses them: {exc}") from None
+    now = datetime.now(UTC)
+    if certificate.not_valid_after_utc < now:
+        sys.stderr.write(
+            f"warning: the certificate in --tls-cert expired on "
+            f"{certificate.not_valid_after_utc:%Y-%m-%d}; clients will refuse it\n"
+        )
+    if key.stat().st_mode & 0o077:
+        sys.stderr.write(f"warning: --tls-key {key} is readable by other users; chmod 600 it\n")
+    return cert, key
+
+
+def served_app() -> Any:
+    """The ASGI application each ``--workers`` process builds (uvicorn factory).
+
+    Also redacts this process's access log: a worker configures logging afresh, and this
+    factory runs after that (and after the worker answers its supervisor's health checks,
+    which a slow import before that point would miss).
+    """
+    from idrs.api.app import create_app
+
+    redact_access_log()
+    return create_app(open_app())
+
+
+def redact_path(full_path: str) -> str:
+    """A request path as the access log may show it: no identifier, no query.
+
+    API paths keep ``/api/v1/RESOURCE`` (``/api/v1/accounts/*`` for any TIN or name and
+    command), pages keep their first segment (``/research``, ``/static/*``); a query becomes
+    ``?*``. Paths carry TINs, names and case numbers, which never go into a log.
+    """
+    path, query = full_path.partition("?")[::2]
+    parts = [p for p in path.split("/") if p]
+    keep = 3 if parts[:2] == ["api", "v1"] else 1
+    shown = "/" + "/".join(parts[:keep])
+    if len(parts) > keep:
+        shown += "/*"
+    return shown + ("?*" if query else "")
+
+
+class RedactedAccessLog(logging.Filter):
+    """Rewrites uvicorn's access-log records with :func:`redact_path`; a record of another
+    shape (a future uvicorn) is dropped rather than written unredacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5):
+            return False
+        record.args = (args[0], args[1], redact_path(str(args[2])), args[3], args[4])
+        return True
+
+
+def redact_access_log() -> None:
+    """Put :class:`RedactedAccessLog` on uvicorn's access logger (once per process)."""
+    logger = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactedAccessLog) for f in logger.filters):
+        logger.addFilter(RedactedAccessLog())
+
+
+def uvicorn_options(
+    host: str, port: int, *, tls: tuple[Path, Path] | None = None, access_log: bool = True
+) -> dict[str, Any]:
+    """The keyword arguments ``idrs serve`` gives ``uvicorn.run`` (the load benchmark serves
+    its bare comparison app with the same ones)."""
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "access_log": access_log,
+    }
+    if tls is not None:
+        options.update(ssl_certfile=str(tls[0]), ssl_keyfile=str(tls[1]))
+    return options
+
+
+def run_server(
+    host: str,
+    port: int,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    workers: int = 1,
+    access_log: bool = True,
+) -> None:
+    """Serve the API and the web interface with uvicorn (HTTPS when ``tls`` is given).
+
+    The application is built here first, in this process, so a database, key or policy
+    problem stops the command before it listens (and the policy version is recorded once,
+    not by every worker). With several workers uvicorn starts that many processes, each
+    building its own application from the same settings (IDRS_* in the environment).
+    """
+    api = served_app()
+    options = uvicorn_options(host, port, tls=tls, access_log=access_log)
+    run_uvicorn(api if workers == 1 else "idrs.cli.setup:served_app", options, workers=workers)
+
+
+def run_uvicorn(target: Any, options: dict[str, Any], *, workers: int = 1) -> None:
+    """``uvicorn.run`` as ``idrs serve`` needs it (the load benchmark serves its bare app so).
+
+    ``target`` is the ASGI app, or with ``workers > 1`` the import string of a factory.
+    Differences from ``uvicorn.run``: the access log is redacted; a worker gets
+    ``WORKER_STARTUP_SECONDS`` to answer its supervisor; and the shared listening socket is
+    marked TCP, so that asyncio sets TCP_NODELAY on each connection. uvicorn binds it with
+    protocol 0, asyncio then leaves Nagle's algorithm on, and every answer written in two
+    pieces (head, then body) waits for the client's delayed ACK: about 40 ms a request.
+    """
+    import inspect
+    import socket
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if workers == 1:
+        config = uvicorn.Config(target, **options)  # configures logging ...
+        redact_access_log()  # ... so the filter goes on afterwards
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:  # e.g. the port is taken: uvicorn logged why
+            raise IdrsError(
+                f"the server did not start on {options.get('host')}:{options.get('port')}"
+            )
+        return
+    extra: dict[str, Any] = {"factory": True, "workers": workers}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:
+        # A worker imports idrs and opens the database before it serves; on a busy machine
+        # that outlasts uvicorn's default 5 s and the supervisor kills and restarts it forever.
+        extra["timeout_worker_healthcheck"] = WORKER_STARTUP_SECONDS
+    config = uvicorn.Config(target, **options, **extra)
+    sock = config.bind_socket()
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        sock.set_inheritable(True)
+    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn
+        run = uvicorn.Server(config).run
+        Multiprocess(config, target=run, sockets=[sock]).run()  # type: ignore[call-arg]
+    else:
+        Multiprocess(config, sockets=[sock]).run()
 
 
 @app.command("serve")
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help=TLS_HELP_CERT),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help=TLS_HELP_KEY),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="worker processes (SQLite and PostgreSQL both allow several)",
+    ),
+    access_log: bool = typer.Option(
+        True, "--access-log/--no-access-log", help="log one line per request on stdout"
+    ),
 ) -> None:
-    """Run the HTTP API (/api/v1, OpenAPI at /api/v1/docs) and the web interface."""
-    import uvicorn
+    """Run the HTTP API (/api/v1, OpenAPI at /api/v1/docs) and the web interface.
 
-    from idrs.api.app import create_app
-
-    api = create_app(open_app())
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    With --tls-cert and --tls-key it serves HTTPS: session cookies are then Secure and every
+    answer carries Strict-Transport-Security.
+    """
+    tls = check_tls(tls_cert, tls_key)  # before anything opens or starts
+    run_server(host, port, tls=tls, workers=workers, access_log=access_log)
 
 
 @app.command("demo")
 def demo(
-    taxpayers: int = typer.Option(DEMO_TAXPAYERS, "--taxpayers", help="size of the demo population"),
+    taxpayers: int = typer.Option(
+        DEMO_TAXPAYERS, "--taxpayers", help="size of the demo population"
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="serve when ready"),
+    tls_cert: Path | None = typer.Option(None, "--tls-cert", help=TLS_HELP_CERT),
+    tls_key: Path | None = typer.Option(None, "--tls-key", help=TLS_HELP_KEY),
 ) -> None:
     """One command for a newcomer: init, seed a demo population, print how to sign in, serve."""
+    tls = check_tls(tls_cert, tls_key)  # bad TLS files stop the command before it writes
     a, admin = initialize()
     path = a.settings.home / DEMO_FILE
     if path.exists():
@@ -104,9 +330,9 @@ def demo(
         from idrs.audit.service import checkpoint_now
 
         checkpoint_now(a)
-    _print_how_to(a, people, path, host, port)
+    _print_how_to(a, people, path, host, port, scheme="https" if tls else "http")
     if serve_after:
-        serve(host=host, port=port)
+        run_server(host, port, tls=tls)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -133,7 +359,13 @@ DEMO_PEOPLE = [
     ("DEMOMG1", "Morgan Manager", "999-49-9003", "manager"),
     ("DEMOAU1", "Alex Auditor", "999-49-9004", "auditor"),
     ("DEMOPA1", "Robin Analyst", "999-49-9005", "privacy_analyst"),
+    # the unit's security representative: with SA001 (unit SEC), the second administrator a
+    # restricted profile change in unit DEMO needs
+    ("DEMOSA1", "Jordan Security", "999-49-9006", "security_admin"),
 ]
+#: Everyone else is in unit DEMO. The privacy analyst works at headquarters: an analyst never
+#: reviews alerts about their own unit, so in DEMO they could work none of the demo's.
+DEMO_UNITS = {"DEMOPA1": "HQ"}
 
 
 def _demo_employees(a: App) -> list[dict[str, Any]]:
@@ -141,16 +373,23 @@ def _demo_employees(a: App) -> list[dict[str, Any]]:
     people: list[dict[str, Any]] = []
     for seid, name, tin, role in DEMO_PEOPLE:
         creds = service.create_employee(
-            a, unax_attested_at=a.clock.now(), seid=seid, name=name, tin=tin, roles=role,
-                                        unit="DEMO" if _ensure_unit(a) else None,
-                                        actor=operator_actor())
+            a,
+            unax_attested_at=a.clock.now(),
+            seid=seid,
+            name=name,
+            tin=tin,
+            roles=role,
+            unit=DEMO_UNITS.get(seid, "DEMO") if _ensure_unit(a) else None,
+            actor=operator_actor(),
+        )
         people.append({**creds, "roles": [role], "tin": tin})
     case_tin = _pick_case_tin(a)
     if case_tin is not None:
         from idrs.access.service import Actor, assign_case
 
-        assign_case(a, seid="DEMOEX1", tin=case_tin, case_id="DEMO-1",
-                    actor=Actor(operator_actor()))
+        assign_case(
+            a, seid="DEMOEX1", tin=case_tin, case_id="DEMO-1", actor=Actor(operator_actor())
+        )
         people[0]["case"] = {"case_id": "DEMO-1", "tin": case_tin}
     # The outside engineer on a 120-day detail (issue 6), grant requested, not yet approved.
     from idrs.grants.demo import seed_outside_detail
@@ -182,7 +421,9 @@ def _pick_case_tin(a: App) -> str | None:
         marked = select(Marker.taxpayer_id)
         rows = conn.execute(
             select(Taxpayer.tin_index, Taxpayer.tin_enc)
-            .where(Taxpayer.id.not_in(marked)).order_by(Taxpayer.id).limit(200)
+            .where(Taxpayer.id.not_in(marked))
+            .order_by(Taxpayer.id)
+            .limit(200)
         ).all()
     for idx, enc in rows:
         if bytes(idx) not in employees:
@@ -190,12 +431,18 @@ def _pick_case_tin(a: App) -> str | None:
     return None
 
 
-def _print_how_to(a: App, people: list[dict[str, Any]], path: Path, host: str, port: int) -> None:
+def _print_how_to(
+    a: App, people: list[dict[str, Any]], path: Path, host: str, port: int, scheme: str = "http"
+) -> None:
     ex = next((p for p in people if p["seid"] == "DEMOEX1"), None)
     if ex is None:
         raise IdrsError(f"demo credentials in {path} lack the examiner")
-    code_cmd = f"{sys.executable} -c \"import pyotp; print(pyotp.TOTP('{ex['totp_secret']}').now())\""
-    db = "" if a.settings.database_url == "sqlite:///idrs.db" else f" --db {a.settings.database_url}"
+    code_cmd = (
+        f"{sys.executable} -c \"import pyotp; print(pyotp.TOTP('{ex['totp_secret']}').now())\""
+    )
+    db = (
+        "" if a.settings.database_url == "sqlite:///idrs.db" else f" --db {a.settings.database_url}"
+    )
     case = ex.get("case") or {}
     exe = str(Path(sys.executable).parent / "idrs")  # the venv's console script, by full path
     lines = [
@@ -207,9 +454,11 @@ def _print_how_to(a: App, people: list[dict[str, Any]], path: Path, host: str, p
     ]
     if case:
         lines.append(f"  {exe}{db} research ENMOD {case['tin']} --case {case['case_id']}")
-    lines.append(f"web: http://{host}:{port}/ (SEID, password and the TOTP code above)")
-    lines.append(f"HTTP API: http://{host}:{port}/api/v1/docs (POST /api/v1/sessions, then "
-                 "GET /api/v1/accounts/{tin}/{command})")
+    lines.append(f"web: {scheme}://{host}:{port}/ (SEID, password and the TOTP code above)")
+    lines.append(
+        f"HTTP API: {scheme}://{host}:{port}/api/v1/docs (POST /api/v1/sessions, then "
+        "GET /api/v1/accounts/{tin}/{command})"
+    )
     # Plain writes, not Rich: the commands must stay on one line to be copied.
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
