@@ -28,6 +28,7 @@ test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -x -m "not postgres and not slow"
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk >/dev/null 2>&1 || echo "wrk not installed: the HTTP benchmark falls back to its Python load generator"
 	$(VENV)/bin/python -m bench $(BENCH)
 
 lint: $(STAMP)

@@ -30,7 +30,7 @@ else:
 bearer = HTTPBearer(auto_error=False, description="the token from POST /api/v1/sessions")
 
 
-def current_app(request: Request) -> App:
+async def current_app(request: Request) -> App:
     """The idrs application context the FastAPI app was created with."""
     return request.app.state.app  # type: ignore[no-any-return]
 
@@ -42,7 +42,7 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def bearer_token(
+async def bearer_token(
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str | None:
     """The raw bearer token, or None (research records unauthenticated calls itself)."""
