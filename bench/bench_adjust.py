@@ -16,7 +16,7 @@ yet) a bulk-inserted population of QUICK_N taxpayers; the size used is in each f
 from __future__ import annotations
 
 import secrets
-import shutil
+import sqlite3
 import statistics
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -31,8 +31,15 @@ CALLS = {"full": 4000, "quick": 600}
 WARMUP = 100
 DISTINCT = 100
 THREADS = 4
-MILLION = Path("/tmp/idrs-bench-research/research-1000000.db")
-MILLION_HOME = Path("/tmp/idrs-bench-research/research-1000000-home")
+#: 1M-taxpayer databases other benchmarks build, with their key homes (the first present wins):
+#: bench_masterfile.ensure_million's seeded world, then bench_research's own bulk population
+MILLIONS = (
+    (Path("/tmp/idrs-bench-1m/idrs.db"), Path("/tmp/idrs-bench-1m/home")),
+    (
+        Path("/tmp/idrs-bench-research/research-1000000.db"),
+        Path("/tmp/idrs-bench-research/research-1000000-home"),
+    ),
+)
 OWN = Path("/tmp/idrs-bench-adjust")
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -65,17 +72,25 @@ def _database(db: str, scale: str) -> tuple[str, Path, str]:
     from idrs.db import make_engine
 
     OWN.mkdir(parents=True, exist_ok=True)
-    if db == "sqlite" and scale == "full" and MILLION.exists():
+    million = _million() if db == "sqlite" and scale == "full" else None
+    if million is not None:
+        source, million_home = million
         target = OWN / "adjust-1m.db"
-        for suffix in ("", "-wal"):
-            src = Path(str(MILLION) + suffix)
-            if src.exists():
-                shutil.copyfile(src, str(target) + suffix)
+        Path(str(target) + "-wal").unlink(missing_ok=True)
+        # a consistent copy (SQLite's online backup: the WAL folded in, no torn pages even if
+        # another benchmark is writing the source right now)
+        src = sqlite3.connect(source)
+        dst = sqlite3.connect(target)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
         url = f"sqlite:///{target}"
         engine = make_engine(url)
         idrs.models.Base.metadata.create_all(engine)  # this module's tables, if the copy lacks them
         engine.dispose()
-        return url, MILLION_HOME, "1,000,000 taxpayers (copy of the research benchmark's DB)"
+        return url, million_home, f"1,000,000 taxpayers (copy of {source})"
     home = OWN / f"home-{db}"
     if not (home / "keyring.json").exists() and not home.exists():
         Keyring.create(home)
@@ -95,6 +110,17 @@ def _database(db: str, scale: str) -> tuple[str, Path, str]:
     _populate(engine, Keyring.load(home), QUICK_N)
     engine.dispose()
     return url, home, f"{QUICK_N:,} taxpayers"
+
+
+def _million() -> tuple[Path, Path] | None:
+    """A finished 1M database and its key home, if another benchmark has built one."""
+    for db, home in MILLIONS:
+        done = db.parent / "seed-figures.json"
+        if db.exists() and (home / "keyring.json").exists() and (
+            done.exists() or "research" in db.name
+        ):
+            return db, home
+    return None
 
 
 def _prepare(url: str, home: Path) -> tuple[Any, str, list[tuple[str, str]]]:
@@ -124,6 +150,7 @@ def _prepare(url: str, home: Path) -> tuple[Any, str, list[tuple[str, str]]]:
             s.flush()
         emp = Employee(seid=seid, name="Bench", unit_id=unit.id, roles="examiner",
                        profile="ADJ54,ENMOD,ENREQ,REQ77,TXMOD", authorities="", created_at=now,
+                       training_attested_at=now,  # UNAX training current (grants rule)
                        tin_index=app.keyring.tin_index("999499990"))
         s.add(emp)
         s.flush()

@@ -7,8 +7,9 @@ inserts (taxpayer, entity address, one return, markers), so the figure is still 
 at 1M. Quick scale: 20,000 taxpayers.
 
 Every call goes the whole path: authenticate the session token, look up the taxpayer by
-blind index, gather facts, decide (Cedar), append the audit entry (committed), read and
-decrypt the entity, mask. The examiner holds an open case on each TIN measured; the daily
+blind index, gather facts, decide (Cedar), append the audit entry (committed, with the
+daily-ceiling count and the research trail in the same transaction), read and decrypt the
+entity, mask. The examiner holds an open case on each TIN measured; the daily
 rate limit is raised for the run (it would otherwise stop one employee after 200 accounts).
 """
 
@@ -234,13 +235,20 @@ def _refresh_conflicts(app: Any, seid: str) -> None:
     refresh_employee(app, seid)
 
 
-def _measure(app: Any, token: str, tins: list[str], calls: int) -> tuple[list[float], list[float]]:
+def _measure(
+    app: Any, token: str, tins: list[str], calls: int
+) -> tuple[list[float], list[float], float]:
+    """Per-call wall and thread-CPU milliseconds, and the whole process's CPU per call
+    (every thread: the background WAL checkpointer's share included)."""
     from idrs import research
 
     cases = {t: f"BENCH-{app_seid(app, token)}-{i}" for i, t in enumerate(tins)}
     samples: list[float] = []
     cpu: list[float] = []
+    proc0 = 0.0
     for k in range(calls + WARMUP):
+        if k == WARMUP:
+            proc0 = time.process_time()
         tin = tins[k % len(tins)]
         c0 = time.thread_time()
         t0 = time.perf_counter()
@@ -253,7 +261,7 @@ def _measure(app: Any, token: str, tins: list[str], calls: int) -> tuple[list[fl
         if k >= WARMUP:
             samples.append(dt * 1000)
             cpu.append(dc * 1000)
-    return samples, cpu
+    return samples, cpu, (time.process_time() - proc0) * 1000 / calls
 
 
 def app_seid(app: Any, token: str) -> str:
@@ -282,7 +290,7 @@ def run(scale: str) -> list[dict[str, Any]]:
 
     with app.engine.connect() as conn:
         size = conn.execute(select(func.count(Taxpayer.id))).scalar_one()
-    samples, cpu = _measure(app, token, tins, CALLS[scale])
+    samples, cpu, proc_cpu = _measure(app, token, tins, CALLS[scale])
     p50, p99 = _pct(samples, 0.50), _pct(samples, 0.99)
     load = os.getloadavg()[0]
     common = (
@@ -318,5 +326,13 @@ def run(scale: str) -> list[dict[str, Any]]:
             "unit": "ms",
             "target": "-",
             "met": None,
+        },
+        {
+            "what": "ENMOD CPU time per call, whole process (all threads, mean)",
+            "value": round(proc_cpu, 3),
+            "unit": "ms",
+            "target": "-",
+            "met": None,
+            "note": "includes the background WAL checkpointer's thread",
         },
     ]

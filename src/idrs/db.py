@@ -1,16 +1,42 @@
-"""Engines and sessions. SQLite (WAL, foreign keys on) embedded; PostgreSQL via psycopg 3."""
+"""Engines and sessions. SQLite (WAL, foreign keys on) embedded; PostgreSQL via psycopg 3.
+
+SQLite WAL checkpoints run in the background: a daemon thread per engine copies committed
+frames from the WAL back into the database file every ``CHECKPOINT_SECONDS`` (a PASSIVE
+checkpoint: it waits for no reader and no writer), so that no request pays for a
+checkpoint and its two fsyncs. SQLite's own automatic checkpoint (run by whichever commit
+crosses ``AUTOCHECKPOINT_PAGES``) stays on as the safety net. Durability is unchanged: a
+transaction is durable (against a process crash, ``synchronous=NORMAL``) once its frames are
+in the WAL, whoever checkpoints them later.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from idrs.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+#: how often the background checkpointer looks at the WAL (and checkpoints it if it grew)
+CHECKPOINT_SECONDS = 0.2
+#: SQLite's own automatic checkpoint, in the committing connection: the safety net (~40 MB)
+AUTOCHECKPOINT_PAGES = 10_000
+#: a WAL left larger than this by a burst is truncated back when it restarts
+JOURNAL_SIZE_LIMIT = 64 * 2**20
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -35,20 +61,123 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.execute("PRAGMA busy_timeout=60000")
     cur.execute("PRAGMA cache_size=-65536")
     cur.execute("PRAGMA temp_store=MEMORY")
-    cur.execute("PRAGMA mmap_size=4294967296")
+    cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+    cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
     cur.close()
+
+
+class _Checkpointer:
+    """The background WAL checkpointer of one SQLite engine (see the module docstring).
+
+    Lives while its engine does (a weak reference; the thread ends within
+    ``CHECKPOINT_SECONDS`` of the engine being disposed of or collected) and while the
+    database file exists. Never raises: a failed checkpoint is retried next round, and the
+    automatic checkpoint still bounds the WAL.
+    """
+
+    def __init__(self, engine: Engine, path: str) -> None:
+        self.engine = weakref.ref(engine)
+        self.path = path
+        self.wal = path + "-wal"
+        self.thread = threading.Thread(target=self._run, name="idrs-wal-checkpoint", daemon=True)
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        seen: tuple[int, int] | None = None
+        inode = -1
+        try:
+            while self._alive():
+                time.sleep(CHECKPOINT_SECONDS)
+                try:
+                    st = os.stat(self.wal)
+                    ino = os.stat(self.path).st_ino
+                except FileNotFoundError:
+                    continue
+                if (st.st_mtime_ns, st.st_size) == seen:
+                    continue  # nothing committed since the last checkpoint
+                try:
+                    if conn is not None and ino != inode:  # the file was replaced: reopen
+                        conn.close()
+                        conn = None
+                    if conn is None:
+                        inode = ino
+                        conn = sqlite3.connect(
+                            self.path, timeout=1, isolation_level=None, check_same_thread=False
+                        )
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    seen = (st.st_mtime_ns, st.st_size)
+                except sqlite3.Error:  # busy, or the file went away: try again next round
+                    log.debug("background WAL checkpoint failed", exc_info=True)
+                    if conn is not None:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.close()
+                    conn = None
+        finally:
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+
+    def _alive(self) -> bool:
+        """While the engine exists, has connections (not disposed of) and the file exists."""
+        engine = self.engine()
+        if engine is None or not os.path.exists(self.path):
+            return False
+        pool: Any = engine.pool
+        try:
+            return bool(pool.checkedout() or pool.checkedin())
+        except AttributeError:  # a pool that does not count: keep going while the engine lives
+            return True
+
+
+_checkpointers: dict[int, _Checkpointer] = {}
+_checkpointers_lock = threading.Lock()
+
+
+def _forget_checkpointers_after_fork() -> None:
+    global _checkpointers_lock
+    _checkpointers.clear()  # the threads did not survive the fork; start anew on next connect
+    _checkpointers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_checkpointers_after_fork)
+
+
+def _start_checkpointer(engine: Engine) -> None:
+    """On each new connection: make sure this engine's checkpointer runs (file databases)."""
+    path = engine.url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with _checkpointers_lock:
+        cp = _checkpointers.get(id(engine))
+        if cp is not None and cp.engine() is engine and cp.thread.is_alive():
+            return
+        cp = _checkpointers[id(engine)] = _Checkpointer(engine, os.path.abspath(path))
+        cp.thread.start()
 
 
 def _begin(conn) -> None:  # type: ignore[no-untyped-def]
     write = conn.get_execution_options().get("idrs_write", False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    # straight to the driver: the full statement machinery would cost more than the BEGIN
+    conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
     """A new engine for ``url``; SQLite gets its pragmas on every connection."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        # LIFO: the connection returned last is handed out next, so a thread keeps reusing the
+        # connection whose SQLite page cache is warm (a FIFO pool rotates through every idle
+        # connection, and each then reloads the pages another connection's commit invalidated).
+        engine = create_engine(
+            url, connect_args={"timeout": 60, "check_same_thread": False}, pool_use_lifo=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
+        ref = weakref.ref(engine)
+
+        @event.listens_for(engine, "connect")
+        def _checkpoints(_dbapi_conn, _rec):  # type: ignore[no-untyped-def]
+            eng = ref()
+            if eng is not None:
+                _start_checkpointer(eng)
         # Let SQLAlchemy issue BEGIN itself so that transactions are real (pysqlite quirk).
         # A unit of work that writes (session_scope) takes the write lock up front: a deferred
         # transaction that read first cannot wait for the lock later (WAL answers "database

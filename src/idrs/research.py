@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from idrs.access import facts as pip
@@ -139,8 +139,15 @@ def _record(
     codes: list[str],
     matches: list[str] | None = None,
     as_of: date | None = None,
+    also: list[log.Write] | None = None,
+    via: Any = None,
 ) -> int:
-    """Append the one entry of this call; AccessDenied AUDIT_UNAVAILABLE if it cannot be."""
+    """Append the one entry of this call; AccessDenied AUDIT_UNAVAILABLE if it cannot be.
+
+    ``also``: the writes that commit with the entry (the daily-ceiling count, the research
+    trail). If they fail while the entry is committed, the call is refused all the same
+    (nothing is shown) and the refusal names the entry.
+    """
     obj: dict[str, Any] = {"command": call.req.command}
     if as_of is not None:
         obj["as_of"] = as_of.isoformat()
@@ -170,9 +177,24 @@ def _record(
         detail={k: v for k, v in detail.items() if v is not None},
     )
     try:
-        return log.append(app.engine, entry)
+        return log.append(app.engine, entry, also=also, via=via)
+    except log.AlsoFailed as exc:  # recorded, but not counted: nothing is shown
+        raise AccessDenied([AUDIT_UNAVAILABLE], exc.index) from None
     except IdrsError:  # AuditUnavailable and friends: no entry, no data
         raise AccessDenied([AUDIT_UNAVAILABLE]) from None
+
+
+@dataclass
+class _Decided:
+    """What the read phase of a call found (see :func:`run`)."""
+
+    employee: Employee | None = None
+    signin_session_id: int | None = None
+    denied: AccessDenied | None = None
+    taxpayer: TaxpayerRow | None = None
+    verdict: Verdict | None = None
+    #: NAMES only: the answer tree and the matches it reveals (read before recording)
+    names: tuple[Any, list[bytes], list[str]] | None = None
 
 
 def run(
@@ -205,27 +227,37 @@ def run(
         raise IdrsError(f"--as-of works with {', '.join(sorted(history.AS_OF))} only")
     pseudonym = app.keyring.pseudonym(req.tin) if req.tin else None
     call = _Call(req, pseudonym, interface, address, case, contact, reason)
-    # One connection for the whole request: the session check, the lookup, the facts and the
-    # command's reads (the audit log appends on its own connection and commits first).
-    with app.engine.connect() as conn, Session(bind=conn) as s:
-        try:
-            employee = auth.authenticate(
-                app, token, interface=interface, address=address, conn=conn
-            )
-        except AccessDenied as exc:
+    # One pooled connection for the whole request. Phase 1 reads in ONE snapshot: the session
+    # check, the lookup, the facts (and NAMES' search). That read transaction ends BEFORE the
+    # audit append commits: a snapshot held open across a commit keeps SQLite from ever
+    # checkpointing the WAL back to the start (it then grows without bound, and every commit
+    # pays an fsync). Phase 2: the one commit (entry + counter + trail). Phase 3: the
+    # command's reads, in a fresh snapshot, only after the entry is committed.
+    with app.engine.connect() as conn:
+        conn.begin()
+        with Session(bind=conn) as s:
+            got = _read_phase(s, conn, app, call, token)
+        conn.rollback()
+        # the entry is committed on this request's own (now idle) connection when it leads
+        # the batch: SQLite then keeps its page cache for the reads that follow
+        via = conn.connection.driver_connection
+        verdict, employee = got.verdict, got.employee
+        if got.denied is not None or employee is None or verdict is None:
+            exc = got.denied or AccessDenied([auth.AUTH_REQUIRED])
             idx = _record(
-                app, call, actor="anonymous", outcome="deny", verdict=None, codes=exc.codes
+                app, call, actor="anonymous", outcome="deny", verdict=None, codes=exc.codes,
+                via=via,
             )
             raise AccessDenied(exc.reasons, idx) from None
-        taxpayer = _lookup(s, app, req.tin)
-        verdict = _decide(s, app, employee, req, case, contact, reason)
         if not verdict.allowed:
             idx = _record(
-                app, call, actor=employee.seid, outcome="deny", verdict=verdict, codes=verdict.codes
+                app, call, actor=employee.seid, outcome="deny", verdict=verdict,
+                codes=verdict.codes, via=via,
             )
             raise AccessDenied(verdict.reasons, idx)
-        if req.command == "NAMES":
-            return _names(s, app, employee, verdict, call)
+        if got.names is not None:
+            return _names_answer(app, employee, verdict, call, got.names, via)
+        taxpayer = got.taxpayer
         if taxpayer is None:
             _record(
                 app,
@@ -234,46 +266,63 @@ def run(
                 outcome="not_found",
                 verdict=verdict,
                 codes=verdict.codes,
+                via=via,
             )
             raise NotFound("no taxpayer with that TIN")
+        also = _counted(app, employee.id, [taxpayer.tin_index])
+        if got.signin_session_id is not None:
+            also.append(
+                trail.research_write(
+                    conn.dialect.name,
+                    signin_session_id=got.signin_session_id,
+                    employee_id=employee.id,
+                    tin_index=taxpayer.tin_index,
+                    command=req.command,
+                    tax_year=req.year,
+                    at=app.clock.now(),
+                )
+            )
         idx = _record(
             app, call, actor=employee.seid, outcome="allow", verdict=verdict, codes=verdict.codes,
-            as_of=as_of,
+            as_of=as_of, also=also, via=via,
         )
-        _note_allowed(app, token, employee.id, [taxpayer.tin_index], req.command, req.year)
-        if as_of is not None:
-            tree = history.AS_OF[req.command](s, app.keyring, taxpayer, **req.params, as_of=as_of)
-        else:
-            tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
+        with Session(bind=conn) as s:
+            if as_of is not None:
+                tree = history.AS_OF[req.command](
+                    s, app.keyring, taxpayer, **req.params, as_of=as_of
+                )
+            else:
+                tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
     if verdict.obligations.anonymize:  # an anonymized grant: identity removed before masking
         tree = anonymize(tree, app.keyring.pseudonym)
     data, masked = masking.apply(tree, verdict.obligations)
     return ResearchAnswer(req.command, data, masked, idx)
 
 
-def _note_allowed(
-    app: App,
-    token: str | None,
-    employee_id: int,
-    tin_indexes: list[bytes],
-    command: str,
-    year: int | None,
-) -> None:
-    """After an allowed, recorded access: count it toward the daily ceiling (RATE_LIMITED) and
-    chain it to the sign-in session (the prerequisite research of adjustments). One short
-    transaction; if it fails, nothing is shown (the entry already says what was decided)."""
-    if not tin_indexes:
-        return
+def _read_phase(
+    s: Session, conn: Connection, app: App, call: _Call, token: str | None
+) -> _Decided:
+    """Authenticate, look up, decide (and for NAMES search and screen): reads only."""
+    req = call.req
     try:
-        with Session(app.engine) as ws, ws.begin():
-            ratelimit.note_access(ws, employee_id, app.clock.now().date(), tin_indexes)
-            if token and command != "NAMES":
-                trail.note_on(
-                    ws, app, token=token, employee_id=employee_id, tin_index=tin_indexes[0],
-                    command=command, year=year,
-                )
-    except SQLAlchemyError:
-        raise AccessDenied([AUDIT_UNAVAILABLE]) from None
+        employee, sid = auth.authenticate_session(
+            app, token, interface=call.interface, address=call.address, conn=conn
+        )
+    except AccessDenied as exc:
+        return _Decided(denied=exc)
+    taxpayer = _lookup(s, app, req.tin)
+    verdict = _decide(s, app, employee, req, call.case, call.contact, call.reason)
+    got = _Decided(employee, sid, None, taxpayer, verdict)
+    if verdict.allowed and req.command == "NAMES":
+        got.names = _names_search(s, app, employee, call)
+    return got
+
+
+def _counted(app: App, employee_id: int, tin_indexes: list[bytes]) -> list[log.Write]:
+    """The daily-ceiling count of an allowed access, written with its audit entry."""
+    return ratelimit.counter_writes(
+        app.engine.dialect.name, employee_id, app.clock.now().date(), tin_indexes
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,10 +384,10 @@ def _decide(
     return policy.decide(facts)
 
 
-def _names(
-    session: Session, app: App, employee: Employee, verdict: Verdict, call: _Call
-) -> ResearchAnswer:
-    """NAMES: search in memory, record every match's pseudonym, then release the answer."""
+def _names_search(
+    session: Session, app: App, employee: Employee, call: _Call
+) -> tuple[Any, list[bytes], list[str]]:
+    """NAMES: search in memory; keep only matches the employee could open (read phase)."""
     tree = COMMANDS["NAMES"](session, app.keyring, None, **call.req.params)
     # A name search must not become a way around the conflict rules: matches the employee
     # could not open are not revealed at all (not even masked).
@@ -347,7 +396,20 @@ def _names(
     blocked = pip.screen_matches(session, app, employee, indexes)
     keep = [i for i, ix in enumerate(indexes) if ix not in blocked]
     tree["matches"] = [tree["matches"][i] for i in keep]
-    matches = [app.keyring.pseudonym(tins[i]) for i in keep]
+    return tree, [indexes[i] for i in keep], [app.keyring.pseudonym(tins[i]) for i in keep]
+
+
+def _names_answer(
+    app: App,
+    employee: Employee,
+    verdict: Verdict,
+    call: _Call,
+    found: tuple[Any, list[bytes], list[str]],
+    via: Any,
+) -> ResearchAnswer:
+    """Record every match's pseudonym (each revealed match counts toward the daily ceiling,
+    in the same commit), then release the answer."""
+    tree, indexes, matches = found
     idx = _record(
         app,
         call,
@@ -356,8 +418,8 @@ def _names(
         verdict=verdict,
         codes=verdict.codes,
         matches=matches,
+        also=_counted(app, employee.id, indexes),
+        via=via,
     )
-    # Each match revealed counts as an access toward the daily ceiling.
-    _note_allowed(app, None, employee.id, [indexes[i] for i in keep], "NAMES", None)
     data, masked = masking.apply(tree, verdict.obligations)
     return ResearchAnswer(call.req.command, data, masked, idx)

@@ -270,7 +270,7 @@ def test_audit_failure_denies_without_data(world, monkeypatch):
     app, token = world
     from idrs.audit import log
 
-    def broken(engine, entry):
+    def broken(engine, entry, **_):
         raise log.AuditUnavailable("down")
 
     monkeypatch.setattr(log, "append", broken)

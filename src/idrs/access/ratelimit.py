@@ -50,6 +50,34 @@ def _limit(roles: frozenset[str], settings: Settings) -> int:
     return max(values) if values else base
 
 
+def counter_writes(
+    dialect: str, employee_id: int, day: date, tin_indexes: Iterable[bytes]
+) -> list[tuple[str, dict[str, Any]]]:
+    """:func:`note_access` as writes for the audit append's transaction (``log.append(also=)``).
+
+    The research service counts an allowed access in the same transaction as its audit
+    entry: the count and the entry commit together. Idempotent (ON CONFLICT DO NOTHING,
+    SQLite and PostgreSQL alike).
+    """
+    tins = list(dict.fromkeys(tin_indexes))
+    if not tins:
+        return []
+    params: dict[str, Any] = {
+        "e": employee_id,
+        "d": day if dialect == "postgresql" else day.isoformat(),
+    }
+    marks = []
+    for i, t in enumerate(tins):
+        params[f"t{i}"] = t
+        marks.append(f"(:e, :d, :t{i})")
+    sql = (
+        "INSERT INTO access_counter (employee_id, day, tin_index) VALUES "  # noqa: S608 - marks only
+        + ", ".join(marks)
+        + " ON CONFLICT DO NOTHING"
+    )
+    return [(sql, params)]
+
+
 def note_access(
     session: Session, employee_id: int, day: date, tin_indexes: Iterable[bytes]
 ) -> None:

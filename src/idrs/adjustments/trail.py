@@ -53,6 +53,18 @@ def record_research(session: Session, *, signin_session_id: int, employee_id: in
     })
 
 
+def research_write(dialect: str, *, signin_session_id: int, employee_id: int,
+                   tin_index: bytes, command: str, tax_year: int | None,
+                   at: datetime) -> tuple[str, dict[str, Any]]:
+    """:func:`record_research` as a write for the audit append's transaction
+    (``log.append(also=)``): the research service chains an allowed research to its sign-in
+    session in the same commit as the research's audit entry."""
+    return _insert_sql(command), {
+        "s": signin_session_id, "e": employee_id, "t": tin_index, "c": command,
+        "y": tax_year, "at": _at(dialect, at),
+    }
+
+
 def _at(dialect: str, at: datetime) -> Any:
     if dialect == "sqlite":
         from idrs.clock import as_utc

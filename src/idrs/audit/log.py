@@ -13,6 +13,13 @@ returns before the transaction holding its entry has committed.
 Each append reads the O(log n) right-edge nodes and writes the leaf plus the O(1)
 amortized (at most log n) interior nodes it completes.
 
+A caller may hand :func:`append` a few writes of its own (``also``: SQL with ``:name``
+parameters) that belong with the entry, e.g. the research service's daily-ceiling counter
+and research trail. They run in the batch's transaction right after the entries and commit
+with them: one commit per request instead of two. If they cannot be written, the entry is
+still committed on its own (a decision is never left unrecorded) and the caller gets
+:class:`AlsoFailed` carrying the entry's index.
+
 Checkpoints: after a commit, if ``checkpoint_every_entries`` entries or
 ``checkpoint_every_seconds`` seconds have passed since the last checkpoint, a new one is
 signed (see :func:`sign_checkpoint`). Auto-signing needs to know IDRS_HOME: it uses the
@@ -46,6 +53,18 @@ log = logging.getLogger(__name__)
 
 class AuditUnavailable(IdrsError):
     status_code = 503
+
+
+class AlsoFailed(AuditUnavailable):
+    """The entry IS committed (at ``index``) but the caller's ``also`` writes are not."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+#: A caller's own write committed with its entry: SQL with ``:name`` parameters, and them.
+Write = tuple[str, dict[str, Any]]
 
 
 class AuditIntegrityError(IdrsError):
@@ -131,14 +150,20 @@ _PG_INSERT_NODES = (
 
 
 def _append_batch(
-    db: Raw, entries: list[dict[str, Any]], edge: _Edge, floor: int = 0
+    db: Raw,
+    entries: list[dict[str, Any]],
+    edge: _Edge,
+    floor: int = 0,
+    also: list[list[Write]] | None = None,
 ) -> list[int | Exception]:
     """Append ``entries`` in one transaction under the log's write lock.
 
     Returns, per entry, its index or the exception that kept it out (an unserializable entry
-    fails alone). Raises on database failure (nothing of the batch is then stored), and
-    AuditIntegrityError if the log is shorter than its latest signed checkpoint: a truncated
-    log is never silently refilled; the system fails closed instead.
+    fails alone). ``also[i]`` are entry i's caller writes, run in the same transaction after
+    the entries (skipped for an entry that failed alone). Raises on database failure (nothing
+    of the batch is then stored), and AuditIntegrityError if the log is shorter than its
+    latest signed checkpoint: a truncated log is never silently refilled; the system fails
+    closed instead.
     """
     db.begin_locked()
     row = db.one(
@@ -172,13 +197,21 @@ def _append_batch(
     made = merkle.append_nodes(size, hashes, known.__getitem__)
     idxs = list(range(size, size + len(leaves)))
     inner = [(node_key(lvl, i), h) for (lvl, i), h in made if lvl >= MIN_STORED_LEVEL]
+    writes = [
+        w
+        for ws, r in zip(also or [], results, strict=False)
+        if ws and not isinstance(r, Exception)
+        for w in ws
+    ]
     if db.pg:
-        # both inserts and the commit in one round trip (psycopg pipeline mode)
+        # the inserts, the callers' writes and the commit in one round trip (pipeline mode)
         with db.conn.pipeline():
             cur = db.conn.cursor()
             cur.execute(_PG_INSERT_ENTRIES, (idxs, leaves, hashes))
             if inner:
                 cur.execute(_PG_INSERT_NODES, ([k for k, _ in inner], [h for _, h in inner]))
+            for sql, params in writes:
+                cur.execute(db.named(sql), params)
             db.conn.commit()
         cur.close()
     else:
@@ -188,6 +221,13 @@ def _append_batch(
         )
         if inner:
             db.executemany("INSERT INTO audit_node (id, hash) VALUES (?, ?)", inner)
+        if writes:
+            cur = db.conn.cursor()
+            try:
+                for sql, params in writes:
+                    cur.execute(sql, params)
+            finally:
+                cur.close()
         db.commit()
     new_size = size + len(leaves)
     all_nodes = {**known, **dict(made)}
@@ -195,11 +235,31 @@ def _append_batch(
     return results
 
 
-class _Slot:
-    __slots__ = ("entry", "result", "done", "wake")
+def _also_alone(db: Raw, batch: list[_Slot], results: list[int | Exception]) -> list[_Slot]:
+    """Each caller's writes in a transaction of its own; the slots whose writes failed."""
+    failed = []
+    for s, r in zip(batch, results, strict=True):
+        if not s.also or isinstance(r, Exception):
+            continue
+        try:
+            db.begin_write()
+            cur = db.conn.cursor()
+            for sql, params in s.also:
+                cur.execute(db.named(sql), params)
+            cur.close()
+            db.commit()
+        except Exception:  # noqa: BLE001 - reported to that caller alone
+            db.rollback()
+            failed.append(s)
+    return failed
 
-    def __init__(self, entry: dict[str, Any]) -> None:
+
+class _Slot:
+    __slots__ = ("entry", "also", "result", "done", "wake")
+
+    def __init__(self, entry: dict[str, Any], also: list[Write] | None = None) -> None:
         self.entry = entry
+        self.also = also
         self.result: int | BaseException = -1
         self.done = False
         self.wake = threading.Event()
@@ -232,31 +292,69 @@ class GroupAppender:
         self._last_ckpt_size: int | None = None
         self._last_ckpt_time = 0.0
 
-    def _run(self, batch: list[_Slot]) -> int | None:
-        """Commit one batch (caller holds the commit lock); return the new size, or None on failure."""
+    def _drop(self, db: Raw | None) -> None:
+        """After a failed batch: roll back; a connection of our own is dropped (a lent one
+        is its owner's to keep or discard)."""
+        self._edge = _Edge()
+        if db is None:
+            return
+        db.rollback()
+        if db is self._db:
+            with contextlib.suppress(Exception):  # a broken connection is dropped either way
+                db.close()
+            self._db = None
+
+    def _connection(self, via: Any) -> Raw:
+        if via is not None:
+            return Raw.lent(self.engine, via)
+        if self._db is None:
+            self._db = Raw(self.engine)
+        return self._db
+
+    def _run(self, batch: list[_Slot], via: Any = None) -> int | None:
+        """Commit one batch (caller holds the commit lock); return the new size, or None on failure.
+
+        ``via``: the leader's own idle DBAPI connection, used for this batch instead of the
+        appender's (SQLite keeps that connection's page cache valid across its own commit, so
+        the leader's next reads need not reload it).
+        """
+        failed_also: list[_Slot] = []
+        entries = [s.entry for s in batch]
+        db: Raw | None = None
         try:
-            if self._db is None:
-                self._db = Raw(self.engine)
-            results = _append_batch(self._db, [s.entry for s in batch], self._edge)
+            db = self._connection(via)
+            try:
+                also = [s.also or [] for s in batch]
+                results = _append_batch(db, entries, self._edge, also=also)
+            except Exception as exc:
+                if not any(s.also for s in batch) or not _statement_error(exc):
+                    raise
+                # A caller's own write was refused (nothing of the batch is stored): the
+                # entries go in alone, each caller's writes then in a transaction of its own.
+                self._drop(db)
+                db = self._connection(via)
+                results = _append_batch(db, entries, self._edge)
+                failed_also = _also_alone(db, batch, results)
         except Exception as exc:  # noqa: BLE001 - every waiter must learn of the failure
-            self._edge = _Edge()
-            if self._db is not None:
-                self._db.rollback()
-                with contextlib.suppress(Exception):  # a broken connection is dropped either way
-                    self._db.close()
-                self._db = None
+            self._drop(db)
             for s in batch:
                 s.result, s.done = exc, True
                 s.wake.set()
             return None
         for s, r in zip(batch, results, strict=True):
-            s.result, s.done = r, True
+            if any(s is f for f in failed_also) and isinstance(r, int):
+                s.result = AlsoFailed("audit entry recorded; the writes with it were not", r)
+            else:
+                s.result = r
+            s.done = True
             s.wake.set()
         return self._edge.size
 
-    def append(self, entry: dict[str, Any]) -> int:
+    def append(
+        self, entry: dict[str, Any], also: list[Write] | None = None, via: Any = None
+    ) -> int:
         """Queue ``entry``; lead a batch if no one is leading, else wait to be committed or handed the lead."""
-        slot = _Slot(entry)
+        slot = _Slot(entry, also)
         with self._queue_lock:
             self._queue.append(slot)
             lead = not self._leading
@@ -274,17 +372,19 @@ class GroupAppender:
                     batch = self._queue[: self.MAX_BATCH]
                     del self._queue[: self.MAX_BATCH]
                 self._last_batch = len(batch)
-                size_after = self._run(batch)
+                size_after = self._run(batch, via)
                 with self._queue_lock:
                     if self._queue:  # hand the lead to the oldest waiter
                         self._queue[0].wake.set()
                     else:
                         self._leading = False
+        if size_after is not None:
+            self._maybe_checkpoint(size_after)
+        if isinstance(slot.result, AlsoFailed):
+            raise slot.result
         if isinstance(slot.result, BaseException):
             exc = slot.result
             raise AuditUnavailable(f"audit log unavailable: {type(exc).__name__}: {exc}") from None
-        if size_after is not None:
-            self._maybe_checkpoint(size_after)
         return slot.result
 
     def append_many(self, entries: list[dict[str, Any]]) -> int:
@@ -350,9 +450,34 @@ def appender_for(engine: Engine) -> GroupAppender:
         return ap
 
 
-def append(engine: Engine, entry: dict[str, Any]) -> int:
-    """Append one entry, commit it durably, and return its index (AuditUnavailable on failure)."""
-    return appender_for(engine).append(entry)
+def append(
+    engine: Engine, entry: dict[str, Any], also: list[Write] | None = None, via: Any = None
+) -> int:
+    """Append one entry, commit it durably, and return its index (AuditUnavailable on failure).
+
+    ``also``: the caller's own writes (``(sql, params)``, ``:name`` parameters) committed in
+    the same transaction as the entry. If only they fail, the entry is committed anyway and
+    :class:`AlsoFailed` (an AuditUnavailable) is raised with its index.
+
+    ``via``: the caller's own DBAPI connection (idle: no open transaction), lent for the
+    call. If this caller leads the batch, the batch is written on it (one connection for the
+    request's reads and its commit). Nothing else changes: the same lock, the same order.
+    """
+    return appender_for(engine).append(entry, also, via)
+
+
+def _statement_error(exc: BaseException) -> bool:
+    """A statement refused by the database (constraint, bad value), not a broken connection:
+    nothing was committed, so the batch may be tried again without the callers' writes."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.DataError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.IntegrityError | psycopg.DataError | psycopg.ProgrammingError)
 
 
 def append_many(engine: Engine, entries: list[dict[str, Any]]) -> int:

@@ -7,8 +7,10 @@ advisory lock), so that every process sees one total, gap-free order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,18 +20,34 @@ from idrs.audit.models import LEVEL_SHIFT, MIN_STORED_LEVEL, node_key
 
 #: PostgreSQL advisory lock key of the audit log ("idrsaudt").
 PG_LOCK_KEY = 0x6964727361756474
+_NAMED = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@lru_cache(maxsize=256)
+def _pg_named(sql: str) -> str:
+    """``:name`` parameters as psycopg's ``%(name)s``."""
+    return _NAMED.sub(r"%(\1)s", sql)
 
 
 class Raw:
     """One pooled DBAPI connection with ``?`` placeholders on both databases."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, conn: Any = None) -> None:
         self.pg = engine.dialect.name == "postgresql"
         self.sqlite = engine.dialect.name == "sqlite"
-        self.conn: Any = engine.raw_connection()
+        self.conn: Any = engine.raw_connection() if conn is None else conn
+
+    @classmethod
+    def lent(cls, engine: Engine, driver_conn: Any) -> Raw:
+        """A Raw over a DBAPI connection someone else owns (never closed through it)."""
+        return cls(engine, driver_conn)
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.pg else sql
+
+    def named(self, sql: str) -> str:
+        """SQL written with ``:name`` parameters, in this driver's style (run with a dict)."""
+        return _pg_named(sql) if self.pg else sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         cur = self.conn.cursor()
@@ -53,6 +71,11 @@ class Raw:
             self.conn.execute("BEGIN IMMEDIATE")
         else:
             self.execute("SELECT pg_advisory_xact_lock(?)", (PG_LOCK_KEY,)).close()
+
+    def begin_write(self) -> None:
+        """Start a plain write transaction (no log lock: for writes outside the log)."""
+        if self.sqlite:
+            self.conn.execute("BEGIN IMMEDIATE")
 
     def begin_read(self) -> None:
         """Start a read transaction with one consistent snapshot."""

@@ -54,25 +54,28 @@ def render(tree: Any, visible: frozenset[Sensitivity], path: str = "") -> tuple[
     ``drop`` becomes null. Masked paths use dots and [i] (``entity.tin``, ``dependents[0].tin``).
     """
     masked: list[str] = []
+    return _walk(tree, visible, path, masked), masked
+
+
+def _walk(tree: Any, visible: frozenset[Sensitivity], path: str, masked: list[str]) -> Any:
+    """:func:`render`'s walk: one list of masked paths (in tree order), a path string built
+    only where it is needed (a masked leaf, a nested container)."""
     if isinstance(tree, F):
         if tree.cls in visible:
-            return tree.value, masked
+            return tree.value
         masked.append(path)
-        return _masked_value(tree), masked
+        return _masked_value(tree)
     if isinstance(tree, dict):
         out: dict[str, Any] = {}
         for key, sub in tree.items():
-            out[key], m = render(sub, visible, f"{path}.{key}" if path else key)
-            masked.extend(m)
-        return out, masked
+            if type(sub) is F and sub.cls in visible:  # the common leaf, shown in clear
+                out[key] = sub.value
+            else:
+                out[key] = _walk(sub, visible, f"{path}.{key}" if path else key, masked)
+        return out
     if isinstance(tree, list):
-        items = []
-        for i, sub in enumerate(tree):
-            v, m = render(sub, visible, f"{path}[{i}]")
-            items.append(v)
-            masked.extend(m)
-        return items, masked
-    return tree, masked
+        return [_walk(sub, visible, f"{path}[{i}]", masked) for i, sub in enumerate(tree)]
+    return tree
 
 
 def classes_in(tree: Any) -> set[Sensitivity]:

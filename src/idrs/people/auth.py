@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, Dialect, select, update
 from sqlalchemy.orm import Session, configure_mappers
 
 from idrs.audit.events import EventType
@@ -43,31 +44,63 @@ SESSION_EXPIRED = Reason("SESSION_EXPIRED", "your session has expired; sign in a
 SUPERSEDED = Reason("AUTH_REQUIRED", "your session was ended by a newer sign-in; sign in again")
 AUDIT_UNAVAILABLE = Reason("AUDIT_UNAVAILABLE", "the audit log cannot be written; nothing was done")
 
-_S = SignInSession.__table__.c
-_E = Employee.__table__.c
 _EMPLOYEE_COLUMNS = tuple(c.name for c in Employee.__table__.columns)
-#: One pre-built statement (the hot path of every request): the session and its employee.
+_SESSION_COLUMNS = ("id", "ended_at", "end_reason", "expires_at", "last_seen_at")
+#: The hot path of every request: the session and its employee in one indexed join, sent
+#: straight to the driver on the caller's connection (no statement compilation, no ORM).
 _SESSION_LOOKUP = (
-    select(
-        *(
-            _S[n].label(f"s_{n}")
-            for n in ("id", "ended_at", "end_reason", "expires_at", "last_seen_at")
-        ),
-        *(c.label(f"e_{c.name}") for c in Employee.__table__.columns),
-    )
-    .select_from(SignInSession.__table__.join(Employee.__table__, _E.id == _S.employee_id))
-    .where(_S.token_hash == bindparam("h"))
+    "SELECT "  # noqa: S608 - column names from the models
+    + ", ".join([f"s.{n}" for n in _SESSION_COLUMNS] + [f"e.{n}" for n in _EMPLOYEE_COLUMNS])
+    + " FROM signin_session s JOIN employee e ON e.id = s.employee_id WHERE s.token_hash = :h"
 )
 
-_EMPLOYEE_MANAGER = Employee.__mapper__.class_manager
+
+class _SessionRow(NamedTuple):
+    s_id: int
+    s_ended_at: datetime | None
+    s_end_reason: str | None
+    s_expires_at: datetime
+    s_last_seen_at: datetime
 
 
-def _detached_employee(row: Row[Any]) -> Employee:
-    """An Employee built from the joined row the way the ORM loader does (no __init__)."""
-    configure_mappers()  # a no-op once done; bypassing __init__ skips the lazy configuration
+@lru_cache(maxsize=8)
+def _plan(dialect: Dialect) -> tuple[str, tuple[Any, ...]]:
+    """The lookup in the driver's parameter style, and each column's result conversion (the
+    very processors SQLAlchemy applies: SQLite keeps datetimes as text, booleans as 0/1)."""
+    cols = [SignInSession.__table__.c[n] for n in _SESSION_COLUMNS] + list(
+        Employee.__table__.columns
+    )
+    procs = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in cols)
+    sql = _SESSION_LOOKUP.replace(":h", "%(h)s") if dialect.name == "postgresql" else _SESSION_LOOKUP
+    return sql, procs
+
+
+def _fetch_session(conn: Connection, token_hash: str) -> tuple[_SessionRow, Employee] | None:
+    """The session row and its (detached) employee, or None for an unknown token."""
+    sql, procs = _plan(conn.dialect)
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cur.execute(sql, {"h": token_hash})
+        row = cur.fetchone()
+    finally:
+        cur.close()
+    if row is None:
+        return None
+    values = [v if p is None or v is None else p(v) for p, v in zip(procs, row, strict=True)]
+    n = len(_SESSION_COLUMNS)
+    return _SessionRow(*values[:n]), _detached_employee(values[n:])
+
+
+_EMPLOYEE_MAPPER = Employee.__mapper__
+_EMPLOYEE_MANAGER = _EMPLOYEE_MAPPER.class_manager
+
+
+def _detached_employee(values: list[Any]) -> Employee:
+    """An Employee built from its column values the way the ORM loader does (no __init__)."""
+    if not _EMPLOYEE_MAPPER.configured:
+        configure_mappers()  # bypassing __init__ skips the lazy configuration
     emp = _EMPLOYEE_MANAGER.new_instance()
-    values = row._mapping
-    emp.__dict__.update({name: values[f"e_{name}"] for name in _EMPLOYEE_COLUMNS})
+    emp.__dict__.update(zip(_EMPLOYEE_COLUMNS, values, strict=True))
     return emp  # type: ignore[no-any-return]
 
 
@@ -272,18 +305,33 @@ def authenticate(
     An expired session is ended and recorded (auth:session:expire). The returned Employee is
     detached (read-only use).
     """
+    return authenticate_session(app, token, interface=interface, address=address, conn=conn)[0]
+
+
+def authenticate_session(
+    app: App,
+    token: str | None,
+    *,
+    interface: str = "api",
+    address: str | None = None,
+    conn: Connection | None = None,
+) -> tuple[Employee, int]:
+    """:func:`authenticate`, also returning the id of the live sign-in session.
+
+    Every check is made on each call from the stored rows (one indexed join, no cache): a
+    session ended, an account locked or deactivated a moment ago refuses this request.
+    """
     if not token:
         raise AccessDenied([AUTH_REQUIRED])
     now = app.clock.now()
     if conn is None:
         with app.engine.connect() as own:
-            row = own.execute(_SESSION_LOOKUP, {"h": sha256_hex(token)}).one_or_none()
+            found = _fetch_session(own, sha256_hex(token))
     else:
-        row = conn.execute(_SESSION_LOOKUP, {"h": sha256_hex(token)}).one_or_none()
-    if row is None:
+        found = _fetch_session(conn, sha256_hex(token))
+    if found is None:
         raise AccessDenied([AUTH_REQUIRED])
-    sess = row  # the session's columns carry an s_ prefix
-    emp = _detached_employee(row)
+    sess, emp = found
     if sess.s_ended_at is not None:
         if sess.s_end_reason in ("idle", "absolute"):
             raise AccessDenied([SESSION_EXPIRED])
@@ -316,7 +364,7 @@ def authenticate(
             s.execute(
                 update(SignInSession).where(SignInSession.id == sess.s_id).values(last_seen_at=now)
             )
-    return emp
+    return emp, int(sess.s_id)
 
 
 def sign_out(
