@@ -19,7 +19,7 @@ taxpayer only by its keyed pseudonym, never by TIN or name.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -195,6 +195,8 @@ class _Decided:
     verdict: Verdict | None = None
     #: NAMES only: the answer tree and the matches it reveals (read before recording)
     names: tuple[Any, list[bytes], list[str]] | None = None
+    #: the sign-in session's last-seen update, when due: committed with the audit entry
+    touches: list[log.Write] = field(default_factory=list)
 
 
 def run(
@@ -252,11 +254,11 @@ def run(
         if not verdict.allowed:
             idx = _record(
                 app, call, actor=employee.seid, outcome="deny", verdict=verdict,
-                codes=verdict.codes, via=via,
+                codes=verdict.codes, also=got.touches or None, via=via,
             )
             raise AccessDenied(verdict.reasons, idx)
         if got.names is not None:
-            return _names_answer(app, employee, verdict, call, got.names, via)
+            return _names_answer(app, employee, verdict, call, got.names, via, got.touches)
         taxpayer = got.taxpayer
         if taxpayer is None:
             _record(
@@ -266,10 +268,11 @@ def run(
                 outcome="not_found",
                 verdict=verdict,
                 codes=verdict.codes,
+                also=got.touches or None,
                 via=via,
             )
             raise NotFound("no taxpayer with that TIN")
-        also = _counted(app, employee.id, [taxpayer.tin_index])
+        also = _counted(app, employee.id, [taxpayer.tin_index]) + got.touches
         if got.signin_session_id is not None:
             also.append(
                 trail.research_write(
@@ -304,15 +307,17 @@ def _read_phase(
 ) -> _Decided:
     """Authenticate, look up, decide (and for NAMES search and screen): reads only."""
     req = call.req
+    touches: list[log.Write] = []
     try:
         employee, sid = auth.authenticate_session(
-            app, token, interface=call.interface, address=call.address, conn=conn
+            app, token, interface=call.interface, address=call.address, conn=conn,
+            touches=touches,
         )
     except AccessDenied as exc:
         return _Decided(denied=exc)
     taxpayer = _lookup(s, app, req.tin)
     verdict = _decide(s, app, employee, req, call.case, call.contact, call.reason)
-    got = _Decided(employee, sid, None, taxpayer, verdict)
+    got = _Decided(employee, sid, None, taxpayer, verdict, touches=touches)
     if verdict.allowed and req.command == "NAMES":
         got.names = _names_search(s, app, employee, call)
     return got
@@ -406,6 +411,7 @@ def _names_answer(
     call: _Call,
     found: tuple[Any, list[bytes], list[str]],
     via: Any,
+    touches: list[log.Write],
 ) -> ResearchAnswer:
     """Record every match's pseudonym (each revealed match counts toward the daily ceiling,
     in the same commit), then release the answer."""
@@ -418,7 +424,7 @@ def _names_answer(
         verdict=verdict,
         codes=verdict.codes,
         matches=matches,
-        also=_counted(app, employee.id, indexes),
+        also=_counted(app, employee.id, indexes) + touches,
         via=via,
     )
     data, masked = masking.apply(tree, verdict.obligations)

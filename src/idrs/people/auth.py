@@ -308,6 +308,14 @@ def authenticate(
     return authenticate_session(app, token, interface=interface, address=address, conn=conn)[0]
 
 
+def _touch_write(dialect: str, session_id: int, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The last-seen update of a sign-in session, as a write for an audit append's ``also``."""
+    at: Any = as_utc(now)
+    if dialect == "sqlite":  # the text form SQLAlchemy's DateTime stores on SQLite
+        at = at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return "UPDATE signin_session SET last_seen_at = :at WHERE id = :sid", {"at": at, "sid": session_id}
+
+
 def authenticate_session(
     app: App,
     token: str | None,
@@ -315,11 +323,17 @@ def authenticate_session(
     interface: str = "api",
     address: str | None = None,
     conn: Connection | None = None,
+    touches: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> tuple[Employee, int]:
     """:func:`authenticate`, also returning the id of the live sign-in session.
 
     Every check is made on each call from the stored rows (one indexed join, no cache): a
     session ended, an account locked or deactivated a moment ago refuses this request.
+
+    ``touches``: a caller that holds a connection (``conn``) and commits its own audit entry
+    passes a list; the session's last-seen update is then appended to it as a write for that
+    commit instead of being made on a second pooled connection (many concurrent requests
+    each holding one connection and waiting for another would exhaust the pool).
     """
     if not token:
         raise AccessDenied([AUTH_REQUIRED])
@@ -360,6 +374,9 @@ def authenticate_session(
             )
         raise AccessDenied([SESSION_EXPIRED])
     if now - as_utc(sess.s_last_seen_at) >= TOUCH_EVERY:
+        if touches is not None:
+            touches.append(_touch_write(app.engine.dialect.name, int(sess.s_id), now))
+            return emp, int(sess.s_id)
         with session_scope(app.engine) as s:
             s.execute(
                 update(SignInSession).where(SignInSession.id == sess.s_id).values(last_seen_at=now)
