@@ -1,38 +1,57 @@
 """Reading the audit log into DuckDB: one columnar table of the entries detection needs.
 
-Leaf inputs are streamed from the database in chunks (``audit.store.raw``) and parsed by
-DuckDB's JSON reader (``from_json`` with a fixed structure), so tens of millions of entries
-are parsed in C rather than in Python. Only the fields detection uses are kept.
+The leaf inputs (canonical JSON, one line each: no raw newline can occur in them) are read
+from the database in chunks of :data:`CHUNK` entries, each chunk as *one* value that the
+database itself joins with newlines (SQLite ``group_concat``, PostgreSQL ``string_agg``),
+so that no Python object is made per entry. A reader thread spools each chunk to a private
+temporary file (in ``/dev/shm`` when there is one) while DuckDB's JSON reader parses the
+previous one on its own threads; the database driver and DuckDB both release the GIL, so
+the two overlap on two cores. Only the fields detection uses are kept; the nested parts
+are decoded with ``from_json``, which turns a value of an unexpected type into NULL rather
+than failing the run (as parsing each entry with ``from_json`` always did).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 
 from idrs.audit.store import raw
 from idrs.context import App
 
-CHUNK = 200_000
-_STRUCT = (
-    '{"index":"BIGINT","type":"VARCHAR","actor":"VARCHAR","outcome":"VARCHAR","time":"VARCHAR",'
-    '"object":{"command":"VARCHAR","taxpayer":"VARCHAR","matches":["VARCHAR"],"seid":"VARCHAR",'
-    '"case_id":"VARCHAR","contact_id":"VARCHAR","channel":"VARCHAR","audit_index":"BIGINT"},'
-    '"reasons":["VARCHAR"],"detail":{"basis":"VARCHAR"},"origin":{"interface":"VARCHAR"}}'
-)
+CHUNK = 250_000
+TYPES = ("access:research:decide", "admin:case:assign", "admin:contact:open",
+         "access:research:self-report")
+_COLUMNS = ("{'index': 'BIGINT', 'type': 'VARCHAR', 'actor': 'VARCHAR', 'outcome': 'VARCHAR', "
+            "'time': 'VARCHAR', 'object': 'JSON', 'reasons': 'JSON', 'detail': 'JSON'}")
+_OBJECT = ('{"command":"VARCHAR","taxpayer":"VARCHAR","matches":["VARCHAR"],"seid":"VARCHAR",'
+           '"case_id":"VARCHAR","contact_id":"VARCHAR","channel":"VARCHAR","audit_index":"BIGINT"}')
+#: ``day`` is the UTC date of ``t``; ``bkind`` and ``bid`` split ``basis`` ("case:C01")
+_SCHEMA = """(idx BIGINT, type VARCHAR, actor VARCHAR, outcome VARCHAR, t TIMESTAMPTZ,
+              command VARCHAR, taxpayer VARCHAR, matches VARCHAR[], reasons VARCHAR[],
+              basis VARCHAR, obj_seid VARCHAR, case_id VARCHAR, contact_id VARCHAR,
+              channel VARCHAR, obj_index BIGINT, day DATE, bkind VARCHAR, bid VARCHAR)"""
 _SELECT = """
-SELECT j.index AS idx, j.type AS type, j.actor AS actor, j.outcome AS outcome,
-       CAST(j.time AS TIMESTAMPTZ) AS t, j.object.command AS command,
-       j.object.taxpayer AS taxpayer, j.object.matches AS matches, j.reasons AS reasons,
-       j.detail.basis AS basis, j.object.seid AS obj_seid, j.object.case_id AS case_id,
-       j.object.contact_id AS contact_id, j.object.channel AS channel,
-       j.object.audit_index AS obj_index
-FROM (SELECT from_json(leaf, '{struct}') AS j FROM chunk) AS s
-WHERE j.type IN ('access:research:decide', 'admin:case:assign', 'admin:contact:open',
-                 'access:research:self-report')
-"""
+SELECT *, CAST(t AS DATE), split_part(basis, ':', 1),
+       CASE WHEN basis IS NULL THEN NULL ELSE substr(basis, strpos(basis, ':') + 1) END
+FROM (SELECT idx, type, actor, outcome, CAST(time AS TIMESTAMPTZ) AS t, o.command, o.taxpayer,
+             o.matches, from_json(reasons, '["VARCHAR"]'),
+             from_json(detail, '{"basis":"VARCHAR"}').basis AS basis, o.seid, o.case_id,
+             o.contact_id, o.channel, o.audit_index
+      FROM (SELECT "index" AS idx, type, actor, outcome, time, from_json(object, '{object}') AS o,
+                   reasons, detail
+            FROM read_json(?, format = 'newline_delimited', columns = {columns})
+            WHERE type IN ({types})))
+""".replace("{object}", _OBJECT).replace("{columns}", _COLUMNS).replace(
+    "{types}", ", ".join(f"'{t}'" for t in TYPES))
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -42,33 +61,70 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def load(app: App, con: duckdb.DuckDBPyConnection, start: int, end: int) -> int:
-    """Load entries ``start <= idx < end`` into table ``ev``; return how many were read."""
-    con.execute("DROP TABLE IF EXISTS ev")
-    created = False
+def _spool_root() -> str | None:
+    shm = Path("/dev/shm")  # noqa: S108 - memory-backed; mkdtemp makes a private (0700) directory
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _chunk_sql(pg: bool) -> str:
+    if pg:
+        return ("SELECT count(*), string_agg(leaf_input, decode('0a', 'hex') ORDER BY idx) "
+                "FROM audit_entry WHERE idx >= ? AND idx < ?")
+    return ("SELECT count(*), CAST(group_concat(leaf_input, x'0a') AS BLOB) "
+            "FROM audit_entry WHERE idx >= ? AND idx < ?")
+
+
+def load(app: App, con: duckdb.DuckDBPyConnection, start: int, end: int, *,
+         append: bool = False) -> int:
+    """Load entries ``start <= idx < end`` into table ``ev`` (added to it when ``append``);
+    return how many entries were read."""
+    if not append:
+        con.execute("DROP TABLE IF EXISTS ev")
+    con.execute(f"CREATE TABLE IF NOT EXISTS ev {_SCHEMA}")
+    if start >= end:
+        return 0
+    spool = tempfile.mkdtemp(prefix="idrs-detect-", dir=_spool_root())
+    chunks: queue.Queue[tuple[str, int] | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            with raw(app.engine) as db:
+                sql = _chunk_sql(db.pg)
+                for k, a in enumerate(range(start, end, CHUNK)):
+                    if stop.is_set():
+                        return
+                    row = db.one(sql, (a, min(a + CHUNK, end)))
+                    if not row or not row[0]:
+                        continue
+                    path = os.path.join(spool, f"{k}.json")
+                    with open(path, "wb") as f:
+                        f.write(bytes(row[1]))
+                    chunks.put((path, int(row[0])))
+            chunks.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            chunks.put(exc)
+
+    thread = threading.Thread(target=reader, name="idrs-logscan", daemon=True)
+    thread.start()
     n = 0
-    sql = _SELECT.replace("{struct}", _STRUCT)
-    with raw(app.engine) as db:
-        cur = db.execute("SELECT leaf_input FROM audit_entry WHERE idx >= ? AND idx < ? ORDER BY idx",
-                         (start, end))
+    try:
         while True:
-            rows = cur.fetchmany(CHUNK)
-            if not rows:
+            item = chunks.get()
+            if item is None:
                 break
-            n += len(rows)
-            arr = np.array([bytes(r[0]).decode() for r in rows], dtype=object)
-            con.register("chunk", {"leaf": arr})
-            if created:
-                con.execute(f"INSERT INTO ev {sql}")
-            else:
-                con.execute(f"CREATE TABLE ev AS {sql}")
-                created = True
-            con.unregister("chunk")
-        cur.close()
-    if not created:
-        con.register("chunk", {"leaf": np.array([], dtype=object)})
-        con.execute(f"CREATE TABLE ev AS {sql}")
-        con.unregister("chunk")
+            if isinstance(item, BaseException):
+                raise item
+            path, count = item
+            con.execute(f"INSERT INTO ev {_SELECT}", [path])  # noqa: S608 - constant text
+            os.remove(path)
+            n += count
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a blocked reader finish its put, then stop
+            with contextlib.suppress(queue.Empty):
+                chunks.get(timeout=0.1)
+        shutil.rmtree(spool, ignore_errors=True)
     return n
 
 

@@ -59,6 +59,9 @@ WEIGHTS: dict[str, float] = {
 }
 SELF_REPORT_FACTOR = 0.2
 WORK_HOURS = (7, 19)
+#: ``volume`` never fires at or below this many distinct taxpayers in a day (whatever the
+#: history), so only the employee-days above it need a baseline
+VOLUME_MIN = 25.0
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ def volume_signal(taxpayers_today: int, own_history: list[int], peer_p99: float)
     """Distinct taxpayers today against the employee's own median and the peer group's p99."""
     own = sorted(own_history)
     median = own[len(own) // 2] if own else 0
-    limit = max(25.0, 3.0 * median, 1.5 * peer_p99)
+    limit = max(VOLUME_MIN, 3.0 * median, 1.5 * peer_p99)
     if taxpayers_today > limit:
         return Signal("volume", WEIGHTS["volume"], {"taxpayers": taxpayers_today,
                                                     "own_median": median,
