@@ -260,3 +260,24 @@ def test_a_contact_reused_much_later_moves_the_recomputation_back_at_most_a_week
     expected = (first_new - service.HORIZON).date() - timedelta(days=service.CONTEXT_MAX_DAYS)
     assert summary["context_capped"] is True
     assert summary["recomputed_from_day"] == expected.isoformat()
+
+
+def test_a_log_whose_first_entries_are_later_than_the_rest_is_still_read(app, tmp_path):
+    """A simulated month recorded after a real ``idrs init`` (or a clock stepped back): the run
+    starts from the earliest new entry, not from the first one."""
+    from datetime import UTC, datetime
+
+    from idrs.audit import log as audit_log
+    from idrs.audit.events import EventType, make_event
+    from idrs.detection import service as detection
+    from idrs.detection.simulator import simulate
+
+    audit_log.append(app.engine, make_event(
+        EventType.SYSTEM_SCHEMA_INIT, time=datetime(2026, 11, 29, 9, 0, tzinfo=UTC),
+        actor="os:operator", outcome="success", interface="cli"))
+    out = simulate(app, days=1, employees=12, seed=5, violation_rate=0.4,
+                   truth_out=tmp_path / "truth.json", start=datetime(2026, 3, 2, tzinfo=UTC),
+                   workers=1)
+    summary = detection.run(app)["summary"]
+    assert summary["accesses"] == out["accesses"]
+    assert summary["alerts"] > 0 and summary["recomputed_from_day"] <= "2026-03-02"

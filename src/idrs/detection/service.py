@@ -285,9 +285,19 @@ def _analyse(app: App, con: Any, start: int, size: int, cursor: int) -> tuple[di
     with raw(app.engine) as db:
         first_new = _time_of(db, start)
     day0 = (first_new - HORIZON).date()
-    floor = day0 - timedelta(days=CONTEXT_MAX_DAYS)
-    read_from = first_index_at(app, _midnight(day0) - HORIZON, size)
+    read_from = min(first_index_at(app, _midnight(day0) - HORIZON, size), start)
     read = logscan.load(app, con, read_from, size)
+    # The log is in time order only nearly: a simulated month recorded after a real `idrs
+    # init`, or a clock stepped back, puts later indexes at earlier times. Start from the
+    # earliest of the new entries, not from the first one.
+    earliest = con.execute("SELECT min(t) FROM ev WHERE idx >= ?", [start]).fetchall()[0][0]
+    if earliest is not None and (earliest.astimezone(UTC) - HORIZON).date() < day0:
+        day0 = (earliest.astimezone(UTC) - HORIZON).date()
+        new_from = min(first_index_at(app, _midnight(day0) - HORIZON, size), read_from)
+        if new_from < read_from:
+            read += logscan.load(app, con, new_from, read_from, append=True)
+            read_from = new_from
+    floor = day0 - timedelta(days=CONTEXT_MAX_DAYS)
     reported = _self_reports(app)
     _load_reported(con, reported)
     capped = False
