@@ -671,13 +671,12 @@ def _figures(
                 f"server CPU per research request, {tag}",
                 round(cpu_idrs, 2),
                 "ms",
-                note=f"split: bare framework path {cpu_bare:.2f} ms (uvicorn h11 + Starlette + "
-                f"FastAPI: routing, one thread-pool hop, response model, JSON); "
+                note=f"split: bare framework path {cpu_bare:.2f} ms (uvicorn + Starlette + "
+                f"FastAPI: routing, an async route on the event loop, response model, JSON); "
                 f"idrs.research.run {svc_cpu_ms:.2f} ms (in-process mean, one caller: authenticate, decide, "
                 f"audit append, read, decrypt, mask); rest {rest:.2f} ms (the hardening and "
-                f"throttle middleware, the larger route table, two sync dependencies each "
-                f"run in the thread pool, GIL hand-offs between the event loop and the "
-                f"worker threads"
+                f"throttle middleware, the larger route table, the dependencies (the "
+                f"application, the bearer token), the audit log's group-commit thread"
                 + (
                     "; with several workers also each SQLite page cache emptied by the other "
                     "processes' commits and the write lock passed between processes)"

@@ -39,8 +39,9 @@ def create() -> FastAPI:
     body = json.loads(Path(os.environ[BODY_ENV]).read_text())
     api = FastAPI(title="bare", openapi_url=None, docs_url=None, redoc_url=None)
 
+    # async, like idrs's own research route: the same framework path, without the research
     @api.get("/api/v1/accounts/{tin}/{command}", response_model=ResearchOut)
-    def account_research(
+    async def account_research(
         tin: str, command: str, case: str | None = Query(None, max_length=40)
     ) -> ResearchOut:
         return ResearchOut(**body)
