@@ -7,50 +7,21 @@ token under IDRS_HOME); the real clock runs.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from idrs.audit.checkpoint import ensure_signing_key
-from idrs.cli import main
-from idrs.cli.people import token_path, write_token
+from idrs.cli.people import token_path
 from idrs.config import Settings
 from idrs.context import App
-from idrs.crypto import Keyring, random_token, sha256_hex
-from idrs.db import make_engine, session_scope
+from idrs.crypto import Keyring
+from idrs.db import make_engine
 from idrs.people import passwords
 from idrs.people import service as people
-from idrs.people.models import Employee, SignInSession
-
-
-def _run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _sign_in(a: App, seid: str) -> None:
-    """A live session for ``seid`` saved where ``idrs login`` saves it."""
-    token = random_token(32)
-    now = datetime.now(UTC)
-    with session_scope(a.engine) as s:
-        emp_id = s.scalar(select(Employee.id).where(Employee.seid == seid))
-        s.add(
-            SignInSession(
-                token_hash=sha256_hex(token),
-                employee_id=emp_id,
-                created_at=now,
-                last_seen_at=now,
-                expires_at=now + timedelta(hours=1),
-                interface="test",
-            )
-        )
-    write_token(a.settings.home, token)
+from idrs.people.models import Employee
+from tests.integration.cli_helpers import run_cli as _run
+from tests.integration.cli_helpers import sign_in_for_cli as _sign_in
 
 
 def _profile(a: App, seid: str) -> tuple[str, str]:

@@ -4,53 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pyotp
 import pytest
-from sqlalchemy import select
 
 import idrs.cli.grants  # noqa: F401 - registers the commands (the lead adds it to _register)
 from idrs.audit.checkpoint import ensure_signing_key
-from idrs.cli import main
-from idrs.cli.people import write_token
 from idrs.config import Settings
 from idrs.context import App
-from idrs.crypto import Keyring, random_token, sha256_hex
-from idrs.db import make_engine, session_scope
+from idrs.crypto import Keyring
+from idrs.db import make_engine
 from idrs.people import passwords
 from idrs.people import service as people
-from idrs.people.models import Employee, SignInSession
+from tests.integration.cli_helpers import run_cli as _run
+from tests.integration.cli_helpers import sign_in_for_cli as _sign_in
 from tests.integration.grants_world import CHEAP_HASHER
-
-
-def _run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _sign_in(a: App, seid: str) -> None:
-    """A live session for ``seid`` saved where ``idrs login`` saves it."""
-    token = random_token(32)
-    now = datetime.now(UTC)
-    with session_scope(a.engine) as s:
-        emp_id = s.scalar(select(Employee.id).where(Employee.seid == seid))
-        s.add(
-            SignInSession(
-                token_hash=sha256_hex(token),
-                employee_id=emp_id,
-                created_at=now,
-                last_seen_at=now,
-                expires_at=now + timedelta(hours=1),
-                interface="test",
-            )
-        )
-    write_token(a.settings.home, token)
 
 
 def test_grant_lifecycle_through_the_cli(db_url, home, tmp_path, capsys, monkeypatch):
