@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -229,6 +230,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def db_datetime(dialect: str, value: datetime) -> Any:
+    """A datetime parameter for hand-written SQL, as the database stores it: on SQLite the
+    naive UTC text SQLAlchemy's DateTime writes, elsewhere the UTC value itself (a naive value
+    is taken as UTC, as everywhere in idrs)."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if dialect == "sqlite":
+        return value.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
 
 
 def is_sqlite(engine: Engine) -> bool:

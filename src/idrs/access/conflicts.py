@@ -31,7 +31,6 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -39,9 +38,9 @@ from sqlalchemy.orm import Session
 
 from idrs.access.graph import Edge, bfs_relatives, neighbourhood
 from idrs.access.models import ConflictEntry
-from idrs.access.sqlraw import execute, execute_many, fetch, sqlite_datetime
+from idrs.access.sqlraw import execute, execute_many, fetch
 from idrs.context import App
-from idrs.db import session_scope
+from idrs.db import db_datetime, session_scope
 from idrs.people.models import Employee
 
 RELATIONSHIP_CODES = (
@@ -417,7 +416,7 @@ def store_many(
     )
     now = app.clock.now()
     dialect = (conn.get_bind() if isinstance(conn, Session) else conn).dialect.name
-    stamp = sqlite_datetime(now.astimezone(UTC)) if dialect == "sqlite" else now
+    stamp = db_datetime(dialect, now)
     execute_many(
         conn,
         "INSERT INTO access_conflict_state (employee_id, tin_index, computed_at)"

@@ -104,7 +104,3 @@ def execute_many(conn: Session | Connection, sql: str, rows: Sequence[dict[str, 
     finally:
         cur.close()
 
-
-def sqlite_datetime(value: Any) -> str:
-    """A datetime as SQLAlchemy stores it in SQLite (naive UTC text)."""
-    return str(value.strftime("%Y-%m-%d %H:%M:%S.%f"))

@@ -65,6 +65,7 @@ from idrs.audit.events import EventType, canonical, make_event
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.crypto import sha256_hex
+from idrs.db import db_datetime
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.people import auth
@@ -753,9 +754,7 @@ def expire_due(app: App) -> int:
 
 
 def _param_dt(app: App, when: datetime) -> Any:
-    if app.engine.dialect.name == "sqlite":
-        return as_utc(when).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return when
+    return db_datetime(app.engine.dialect.name, when)
 
 
 def listing(app: App, *, token: str | None, status: str = PENDING, interface: str,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from idrs.context import App
 from idrs.crypto import sha256_hex
+from idrs.db import db_datetime
 from idrs.identifiers import normalize_tin
 
 #: the research that must precede each adjustment command
@@ -49,7 +50,7 @@ def record_research(session: Session, *, signin_session_id: int, employee_id: in
     """
     session.execute(text(_insert_sql(command)), {
         "s": signin_session_id, "e": employee_id, "t": tin_index, "c": command,
-        "y": tax_year, "at": _at(session.get_bind().dialect.name, at),
+        "y": tax_year, "at": db_datetime(session.get_bind().dialect.name, at),
     })
 
 
@@ -61,16 +62,8 @@ def research_write(dialect: str, *, signin_session_id: int, employee_id: int,
     session in the same commit as the research's audit entry."""
     return _insert_sql(command), {
         "s": signin_session_id, "e": employee_id, "t": tin_index, "c": command,
-        "y": tax_year, "at": _at(dialect, at),
+        "y": tax_year, "at": db_datetime(dialect, at),
     }
-
-
-def _at(dialect: str, at: datetime) -> Any:
-    if dialect == "sqlite":
-        from idrs.clock import as_utc
-
-        return as_utc(at).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return at
 
 
 def session_id_for(app: App, token: str) -> int | None:
@@ -104,7 +97,7 @@ def note_on(conn: Connection | Session, app: App, *, token: str, employee_id: in
     dialect = conn.get_bind().dialect.name if isinstance(conn, Session) else conn.dialect.name
     conn.execute(text(sql), {
         "h": sha256_hex(token), "e": employee_id, "t": tin_index, "c": command, "y": year,
-        "at": _at(dialect, app.clock.now()),
+        "at": db_datetime(dialect, app.clock.now()),
     })
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
@@ -26,6 +26,7 @@ from idrs.audit.events import canonical
 from idrs.audit.log import leaf_bytes
 from idrs.audit.models import MIN_STORED_LEVEL, node_key
 from idrs.audit.store import PG_LOCK_KEY, Raw
+from idrs.db import db_datetime
 
 #: What a duplicate insert raises (a concurrent first change of an entity).
 INTEGRITY_ERRORS: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -53,7 +54,7 @@ class Tx:
         if self.pg or not isinstance(value, date):
             return value
         if isinstance(value, datetime):
-            return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+            return db_datetime("sqlite", value)
         if isinstance(value, date):
             return value.isoformat()
         return value

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 
 from idrs.crypto import Keyring
+from idrs.db import db_datetime
 from idrs.errors import IdrsError
 from idrs.masterfile import models as m
 from idrs.masterfile.addresses import normalize
@@ -279,9 +280,7 @@ class MasterFileWriter:
     # -- value conversion (raw DBAPI: SQLite stores dates as text the way SQLAlchemy does) --
 
     def dt(self, value: datetime) -> Any:
-        if self.sqlite:
-            return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return value
+        return db_datetime("sqlite", value) if self.sqlite else value
 
     def day(self, value: date) -> Any:
         return value.isoformat() if self.sqlite else value

@@ -29,7 +29,7 @@ from idrs.audit.log import AuditUnavailable
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.crypto import random_token, sha256_hex
-from idrs.db import session_scope
+from idrs.db import db_datetime, session_scope
 from idrs.errors import AccessDenied, IdrsError, Reason
 from idrs.people import passwords, totp
 from idrs.people.models import Employee, SignInSession
@@ -310,9 +310,7 @@ def authenticate(
 
 def _touch_write(dialect: str, session_id: int, now: datetime) -> tuple[str, dict[str, Any]]:
     """The last-seen update of a sign-in session, as a write for an audit append's ``also``."""
-    at: Any = as_utc(now)
-    if dialect == "sqlite":  # the text form SQLAlchemy's DateTime stores on SQLite
-        at = at.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    at = db_datetime(dialect, now)
     return "UPDATE signin_session SET last_seen_at = :at WHERE id = :sid", {"at": at, "sid": session_id}
 
 
