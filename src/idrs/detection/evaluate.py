@@ -24,6 +24,7 @@ from idrs.audit.store import raw
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection.models import Alert
+from idrs.documents.charts import pyplot
 from idrs.errors import IdrsError
 
 
@@ -144,11 +145,7 @@ def _curve(alerts: list[dict[str, Any]], a_true: list[bool], violations: list[di
 
 def plot_curve(curve: list[dict[str, float]], path: str | Path) -> Path:
     """Draw the precision-recall curve as a PNG (matplotlib, Agg backend)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     ax.plot([p["recall"] for p in curve], [p["precision"] for p in curve], marker=".")
     ax.set_xlabel("recall")

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from idrs import documents
 from idrs.audit import log as audit_log
 from idrs.audit.events import make_event
 from idrs.clock import as_utc
@@ -25,7 +26,7 @@ from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection import taxpayer
 from idrs.detection.models import TaxpayerNotice
-from idrs.errors import IdrsError, NotFound, ValidationFailed
+from idrs.errors import NotFound, ValidationFailed
 
 NOTICE_ROLES = frozenset({"privacy_analyst", "privacy_officer"})
 FORMATS = ("html", "pdf")
@@ -81,12 +82,8 @@ def document(app: App, *, notice_id: int, fmt: str, actor: str,
             raise NotFound(f"no notice {notice_id}")
         html, aid, pseud = n.html, n.alert_id, n.taxpayer
     if fmt == "pdf":
-        try:
-            from weasyprint import HTML
-        except ImportError as exc:  # pragma: no cover - a dependency of the project
-            raise IdrsError(f"PDF rendering unavailable (WeasyPrint): {exc}") from None
-        content: bytes = HTML(string=html).write_pdf()
-        media = "application/pdf"
+        # the PDF is laid out from the HTML as sent: the stored record, not a re-rendering
+        content, media = documents.html_to_pdf(html), "application/pdf"
     else:
         content, media = html.encode("utf-8"), "text/html; charset=utf-8"
     audit_log.append(app.engine, make_event(

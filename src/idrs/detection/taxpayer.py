@@ -8,7 +8,7 @@ refused attempts are counted (nothing was shown). Recorded as ``taxpayer:accesse
 inspection), the notice IRC §7431(e) requires: that an unauthorized inspection of the
 taxpayer's return information occurred, its date(s), and the taxpayer's right to bring a
 civil action (§7431(a), within two years of discovery, §7431(d)). Rendered as HTML
-(Jinja2) and PDF (WeasyPrint), stored, and recorded as sent (``taxpayer:notice:send``).
+and PDF (``idrs.documents``), stored, and recorded as sent (``taxpayer:notice:send``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, select_autoescape
 from sqlalchemy import select
 
+from idrs import documents
 from idrs.audit import log as audit_log
 from idrs.audit.events import make_event
 from idrs.audit.store import raw
@@ -96,32 +96,6 @@ def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[
     return {"taxpayer": pseud, "openings": opened, "refused_attempts": refused}
 
 
-_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Notice of unauthorized inspection</title>
-<style>body{font-family:serif;max-width:40em;margin:2em auto;line-height:1.4}
-h1{font-size:1.3em}.addr{margin-bottom:2em}.small{font-size:.85em;color:#444}</style></head>
-<body>
-<p class="small">Internal Revenue Service · Privacy, Governmental Liaison and Disclosure<br>
-Notice number {{ notice_id }} · {{ sent }}</p>
-<div class="addr">{{ name }}<br>{{ street }}<br>{{ city }}, {{ state }} {{ zip }}</div>
-<h1>Notice of unauthorized inspection of your tax return information</h1>
-<p>Dear {{ name }},</p>
-<p>We are writing to tell you, as section 7431(e) of the Internal Revenue Code requires,
-that an employee of this agency inspected your tax return information without
-authorization. The unauthorized inspection occurred on {{ dates }}. The matter was referred
-to the Treasury Inspector General for Tax Administration, and the employee has been
-proposed for disciplinary action.</p>
-<p>The law gives you the right to bring a civil action for damages against the United
-States in a district court of the United States (section 7431(a) of the Internal Revenue
-Code). Such an action must be brought within two years after the date you discover the
-unauthorized inspection (section 7431(d)).</p>
-<p>Your account itself was not changed by this inspection. If you have questions, you may
-write to us at the address above, quoting notice number {{ notice_id }}.</p>
-<p>Sincerely,<br>Privacy, Governmental Liaison and Disclosure</p>
-</body></html>
-"""
-
-
 def _taxpayer_letterhead(app: App, pseud: str) -> dict[str, str]:
     refresh_pseudonyms(app)
     with session_scope(app.engine) as s:
@@ -135,14 +109,6 @@ def _taxpayer_letterhead(app: App, pseud: str) -> dict[str, str]:
         return {"name": f"{tp.first_name} {tp.last_name}".strip(),
                 "street": addr.street if addr else "", "city": addr.city if addr else "",
                 "state": addr.state if addr else "", "zip": addr.zip if addr else ""}
-
-
-def render_pdf(html: str, path: Path) -> Path:
-    """HTML → PDF with WeasyPrint (imported lazily: it is heavy)."""
-    from weasyprint import HTML
-
-    HTML(string=html).write_pdf(str(path))
-    return path
 
 
 def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
@@ -170,18 +136,18 @@ def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
         raise Conflict(f"the notices of alert {aid} were already sent")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    env = Environment(autoescape=select_autoescape(default=True))
-    tmpl = env.from_string(_TEMPLATE)
     results = []
     for n, (pseud, dates) in enumerate(sorted(todo.items()), start=1):
         letter = _taxpayer_letterhead(app, pseud)
         notice_id = f"{aid}-{n}"
         when: datetime = app.clock.now()
-        html = tmpl.render(notice_id=notice_id, sent=when.date().isoformat(),
-                           dates=", ".join(sorted(set(dates))), **letter)
+        html = documents.html(documents.TaxpayerNotice(
+            notice_id=notice_id, sent=when.date().isoformat(),
+            dates=", ".join(sorted(set(dates))), **letter))
         html_path = out / f"notice-{notice_id}.html"
         html_path.write_text(html)
-        pdf_path = render_pdf(html, out / f"notice-{notice_id}.pdf")
+        pdf_path = out / f"notice-{notice_id}.pdf"
+        pdf_path.write_bytes(documents.html_to_pdf(html))
         idx = _record(app, DetectionEvent.TAXPAYER_NOTICE_SEND, actor,
                       {"alert_id": aid, "taxpayer": pseud}, {"dates": sorted(set(dates))}, interface)
         with session_scope(app.engine) as s:

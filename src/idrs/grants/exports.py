@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import io
 import json
 import re
@@ -37,11 +36,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idrs import research
+from idrs import documents, research
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.errors import Conflict, IdrsError, NotFound, ValidationFailed
+from idrs.errors import Conflict, NotFound, ValidationFailed
 from idrs.grants import rules
 from idrs.grants.events import GrantEvent
 from idrs.grants.facts import grant_facts
@@ -164,42 +163,11 @@ def render_csv(export_id: str, holder: str, when: datetime, command: str,
 
 def render_pdf(export_id: str, holder: str, when: datetime, command: str,
                rows: list[tuple[str, dict[str, Any]]]) -> bytes:
-    """PDF (WeasyPrint): banner on every page, diagonal mark, export id in the metadata."""
-    try:
-        from weasyprint import HTML
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise IdrsError(f"PDF export unavailable: {exc}") from None
-    esc = html.escape
-    banner = esc(_banner(export_id, holder, when))
-    parts = []
-    for pseudonym, data in rows:
-        cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>"
-                        for k, v in flatten(data).items())
-        parts.append(f"<h2>{esc(command)} · {esc(pseudonym)}</h2><table>{cells}</table>")
-    doc = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>idrs export {esc(export_id)}</title>
-<meta name="keywords" content="idrs-export:{esc(export_id)}">
-<meta name="description" content="idrs-export:{esc(export_id)} holder {esc(holder)}">
-<style>
-@page {{ size: A4; margin: 22mm 14mm 18mm 14mm;
-  @top-center {{ content: "{banner}"; font: 7pt sans-serif; color: #a00; }}
-  @bottom-right {{ content: "{esc(export_id)} · page " counter(page) " of " counter(pages);
-                   font: 7pt sans-serif; }} }}
-body {{ font: 8pt sans-serif; }}
-.mark {{ position: fixed; top: 45%; left: 5%; transform: rotate(-35deg); font-size: 40pt;
-         color: rgba(200, 0, 0, 0.12); white-space: nowrap; }}
-.embed {{ color: white; font-size: 1pt; }}
-table {{ border-collapse: collapse; width: 100%; margin-bottom: 8pt; }}
-th, td {{ border: 0.5pt solid #999; padding: 1pt 3pt; text-align: left; vertical-align: top; }}
-th {{ width: 40%; font-weight: normal; color: #333; }}
-</style></head><body>
-<div class="mark">{esc(export_id)} CONFIDENTIAL</div>
-<p class="embed">idrs-export:{esc(export_id)}</p>
-<h1>idrs export {esc(export_id)}</h1>
-<p>{banner}</p>
-{''.join(parts)}
-</body></html>"""
-    return HTML(string=doc).write_pdf()  # type: ignore[no-any-return]
+    """PDF: banner on every page, diagonal mark, export id in the metadata."""
+    return documents.pdf(documents.ResearchExport(
+        export_id=export_id, holder=holder, banner=_banner(export_id, holder, when),
+        command=command,
+        records=[documents.ExportRecord(p, flatten(data)) for p, data in rows]))
 
 
 # -- creating and destroying -------------------------------------------------------------------

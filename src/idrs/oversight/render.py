@@ -1,43 +1,27 @@
-"""Rendering the oversight report: JSON, CSV, HTML (Jinja2) with charts, PDF (WeasyPrint).
+"""Rendering the oversight report: JSON, CSV, and HTML or PDF through ``idrs.documents``.
 
-Charts are matplotlib PNGs (Agg backend, no display) embedded as ``data:`` URIs, so the
-HTML is one self-contained file a browser opens as a readable document and WeasyPrint
-turns into the same PDF. Pure apart from the libraries: takes the report dict, returns bytes.
+Charts are matplotlib PNGs embedded as ``data:`` URIs, so the HTML is one self-contained
+file a browser opens as a readable document and the PDF is the same page laid out. Pure
+apart from the libraries: takes the report dict, returns bytes.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-from idrs.errors import IdrsError, ValidationFailed
+from idrs import documents
+from idrs.documents.charts import png_data_uri, pyplot
+from idrs.errors import ValidationFailed
 
 FORMATS = ("html", "pdf", "json", "csv")
-TEMPLATES = Path(__file__).parent / "templates"
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def charts(report: dict[str, Any]) -> dict[str, str]:
     """Two charts: accesses and denials per day; data classes touched."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     days = report["actual"]["per_day"]
     fig, ax = plt.subplots(figsize=(8, 2.8))
     xs = list(range(len(days)))
@@ -49,14 +33,14 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
     ax.set_ylabel("requests")
     ax.set_title("Accesses and denials per day (UTC)", fontsize=9)
     ax.legend(fontsize=7)
-    per_day = _png(fig)
+    per_day = png_data_uri(fig)
     classes = report["actual"]["totals"]["accesses_by_class"]
     fig, ax = plt.subplots(figsize=(6, 2.6))
     names = sorted(classes) or ["(none)"]
     ax.barh(names, [classes.get(n, 0) for n in names], color="#6c5b7b")
     ax.set_xlabel("allowed answers carrying the class")
     ax.set_title("Data classes touched", fontsize=9)
-    return {"per_day": per_day, "classes": _png(fig)}
+    return {"per_day": per_day, "classes": png_data_uri(fig)}
 
 
 def to_json(report: dict[str, Any]) -> bytes:
@@ -100,18 +84,16 @@ def to_csv(report: dict[str, Any]) -> bytes:
     return buf.getvalue().encode()
 
 
+def _document(report: dict[str, Any]) -> documents.OversightReport:
+    return documents.OversightReport(report=report, charts=charts(report))
+
+
 def to_html(report: dict[str, Any]) -> bytes:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
-    page = env.get_template("report.html.j2").render(r=report, charts=charts(report))
-    return page.encode()
+    return documents.html(_document(report)).encode()
 
 
 def to_pdf(report: dict[str, Any]) -> bytes:
-    try:
-        from weasyprint import HTML
-    except ImportError as exc:  # pragma: no cover - a dependency of the project
-        raise IdrsError(f"PDF rendering unavailable (WeasyPrint): {exc}") from None
-    return HTML(string=to_html(report).decode()).write_pdf()  # type: ignore[no-any-return]
+    return documents.pdf(_document(report))
 
 
 def render(report: dict[str, Any], fmt: str) -> bytes:

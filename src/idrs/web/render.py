@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from idrs.documents import environment
 from idrs.errors import AccessDenied, IdrsError
 from idrs.web.security import (
     PRE_CSRF_COOKIE,
@@ -32,7 +33,8 @@ from idrs.web.security import (
 )
 
 HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=str(HERE / "templates"))
+# the same Environment construction as every document (autoescape on): idrs.documents
+templates = Jinja2Templates(env=environment(HERE / "templates"))
 _SIGNED_OUT = frozenset({"AUTH_REQUIRED", "SESSION_EXPIRED", "AUTH_FAILED"})
 MAX_FORM = 64 * 1024
 
