@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idrs import documents, research
@@ -294,8 +293,3 @@ def export_view(session: Session, export_id: str) -> dict[str, Any]:
             "sha256": exp.sha256, "destroyed": exp.certified_at is not None,
             "destroyed_at": as_utc(exp.destroyed_at).isoformat() if exp.destroyed_at else None,
             "witness": exp.witness, "method": exp.method}
-
-
-def exports_of(session: Session, employee_ids: list[int]) -> list[Export]:
-    return list(session.scalars(select(Export).where(Export.employee_id.in_(employee_ids))
-                                .order_by(Export.created_at)))
