@@ -27,7 +27,7 @@ class ConfigurationError(IdrsError):
 
 @dataclass(frozen=True)
 class Reason:
-    """One reason code (CONTRACT.md) with a message safe to show the employee."""
+    """One reason code (docs/interface.md) with a message safe to show the employee."""
 
     code: str
     message: str

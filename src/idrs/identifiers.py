@@ -1,4 +1,4 @@
-"""TINs, EINs and routing numbers: parsing, canonical forms, synthetic ranges (CONTRACT.md)."""
+"""TINs, EINs and routing numbers: parsing, canonical forms, synthetic ranges (docs/interface.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""THE research service: the one path from an interface to the master file (DESIGN.md).
+"""THE research service: the one path from an interface to the master file (docs/architecture.md).
 
 Every research call from the CLI, the HTTP API and the web pages goes through :func:`run`:
 

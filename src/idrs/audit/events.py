@@ -82,5 +82,5 @@ def make_event(
 
 
 def canonical(entry: dict[str, Any]) -> bytes:
-    """The leaf_input bytes: UTF-8 JSON, sorted keys, no spaces (CONTRACT.md)."""
+    """The leaf_input bytes: UTF-8 JSON, sorted keys, no spaces (docs/interface.md)."""
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

@@ -31,7 +31,7 @@ app.add_typer(keys_app, name="keys")
 
 @app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., help="JSON Lines file, one taxpayer a line (CONTRACT.md)"),
+    file: Path = typer.Argument(..., help="JSON Lines file, one taxpayer a line (format: docs/interface.md)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Load taxpayers from JSON Lines: all or nothing; re-importing a taxpayer and year replaces it."""

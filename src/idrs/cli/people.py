@@ -81,7 +81,7 @@ def employee_add(
         a, seid=seid, name=name, tin=tin, roles=roles, unit=unit, kind=kind, home_org=home_org,
         authorities=[x for x in authorities.split(",") if x.strip()], actor=operator_actor(),
     )
-    print_json(creds)  # the credentials are JSON either way (CONTRACT.md)
+    print_json(creds)  # the credentials are JSON either way (docs/interface.md)
     del json_out
 
 

@@ -49,7 +49,7 @@ COMMAND_CLASSES: dict[str, frozenset[Sensitivity]] = {
     "REQ77": frozenset({S.RETURN}),
 }
 
-#: The denial code for each grant state that does not allow access (CONTRACT.md).
+#: The denial code for each grant state that does not allow access (docs/interface.md).
 STATE_REASON: dict[str, str] = {
     PENDING: "GRANT_PENDING_APPROVAL",
     APPROVED: "GRANT_NOT_STARTED",

@@ -4,7 +4,7 @@ Each is a function ``(session, keyring, taxpayer, **params) -> tree`` whose leav
 :class:`~idrs.masterfile.screens.F` (value, sensitivity class, mask form). They read the
 master file and decrypt; they decide nothing and record nothing.
 
-Only ``idrs.research.run`` may call them, after the decision and the audit entry (DESIGN.md:
+Only ``idrs.research.run`` may call them, after the decision and the audit entry (docs/architecture.md:
 nothing else reads the master file for an employee). The output of each is documented in
 docs/commands.md. Money is a string with two decimals (``"-123.45"``), dates ISO 8601.
 """

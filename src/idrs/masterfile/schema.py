@@ -1,4 +1,4 @@
-"""The import format (CONTRACT.md, "Import format"): strict Pydantic 2 models of one line.
+"""The import format (docs/interface.md, "Import"): strict Pydantic 2 models of one line.
 
 Callers: ``masterfile.importer`` validates each JSON line with :func:`parse_line`; the seed
 builds the same models with ``model_construct`` (already valid). After validation:
@@ -9,7 +9,7 @@ When the validation context says ``synthetic_only`` (the default setting), ident
 outside the synthetic ranges are refused (TIN area 900–999 group 00–49, EIN prefix 00,
 routing prefix 80). Error messages never echo a whole identifier.
 
-Extensions beyond CONTRACT.md (optional fields): ``transactions[].action_code`` and
+Extensions of the original format (optional fields): ``transactions[].action_code`` and
 ``information_returns`` (for IRPTR).
 """
 
@@ -46,7 +46,7 @@ RELATIONSHIPS = (
     "other",
 )
 MARKERS = ("high_profile", "identity_theft", "deceased", "employee", "sensitive", "disaster_relief")
-#: transaction codes the master file knows (DOMAIN.md plus common payments and credits)
+#: transaction codes the master file knows (docs/domain.md: the codes the domain names, plus common payments and credits)
 TRANSACTION_CODES = frozenset(
     {
         "000",

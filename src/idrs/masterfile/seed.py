@@ -1034,7 +1034,7 @@ def _addr_dict(a: Addr) -> dict[str, str]:
 
 
 def to_import_dict(p: Person) -> dict[str, Any]:
-    """One seeded person as a line of the import format (CONTRACT.md, with its extensions)."""
+    """One seeded person as a line of the import format (docs/interface.md, with its extensions)."""
 
     def ret(r: Ret) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -1,7 +1,7 @@
 """Roles and command-code profiles. Pure: no database.
 
 An employee's profile is the union of the command codes their roles grant, intersected with
-the ceiling profile of their unit (DOMAIN.md: a profile never exceeds the unit's ceiling).
+the ceiling profile of their unit (docs/domain.md: a profile never exceeds the unit's ceiling).
 Roles that exist to watch the system (auditor, privacy analyst, security administrator,
 privacy officer, authorizing official) grant no taxpayer command codes at all: reading the
 audit log or approving grants never requires opening an account.
