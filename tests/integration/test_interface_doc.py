@@ -32,7 +32,9 @@ NOT_REASON_CODES = {"ALLOW", "IDRS_DATABASE_URL", "VIOLATION_TYPES"}
 
 def _commands() -> Iterator[tuple[str, Any]]:
     """(``idrs case assign``, its Click command) for every leaf command."""
-    cli._register()
+    register = getattr(cli, "_register", None)  # eager registration, where the CLI has it
+    if register is not None:
+        register()
     root = typer.main.get_command(cli.app)
     context_type = type(root.make_context("idrs", ["--help"], resilient_parsing=True))
 
