@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from idrs.vocabulary import Role
+
 
 class Settings(BaseSettings):
     """Operator-tunable settings. Read once per process; override with IDRS_* variables."""
@@ -47,6 +49,20 @@ class Settings(BaseSettings):
     #: Research calls (API and web prompt) per sign-in session (per address without one).
     #: The load benchmark sets ``IDRS_RESEARCH_RATE=off`` (or e.g. ``100000/1``).
     research_rate: str = "600/60"
+    #: Adjustments: two-person thresholds (money in cents) and how long a request waits
+    #: for its second person (``IDRS_ADJ_*``; ``adjustments.rules.Thresholds``).
+    adj_abatement_cents: int = Field(default=100_000, ge=0)
+    adj_increase_cents: int = Field(default=1_000_000, ge=0)
+    adj_refund_window_days: int = Field(default=60, ge=0)
+    adj_pending_hours: int = Field(default=72, ge=1)
+    #: Grants of access to outside people (``IDRS_GRANT_*``). ``grant_approval_roles``: the
+    #: approving roles whose holders must each approve (default: the privacy officer and the
+    #: authorizing official: two approvals from two different roles; an empty list is refused
+    #: where the rule is read, ``grants.rules.ApprovalRule``). Never the clock.
+    grant_approval_roles: str = f"{Role.PRIVACY_OFFICER},{Role.AUTHORIZING_OFFICIAL}"
+    grant_max_days: int = Field(default=120, ge=1)
+    grant_renewal_max_days: int = Field(default=240, ge=1)
+    grant_training_valid_days: int = Field(default=365, ge=1)
 
     @field_validator("signin_rate", "signin_seid_rate", "research_rate")
     @classmethod

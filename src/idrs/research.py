@@ -39,6 +39,7 @@ from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.masterfile.commands import COMMANDS, NEEDS_YEAR
 from idrs.people import auth
 from idrs.people.models import Employee
+from idrs.vocabulary import CommandCode
 
 AUDIT_UNAVAILABLE = Reason(
     "AUDIT_UNAVAILABLE", "the access log cannot be written; nothing was shown"
@@ -87,7 +88,7 @@ def _parse(
         raise IdrsError(f"tax year out of range: {year}")
     if code in NEEDS_YEAR and year is None:
         raise IdrsError(f"{code} needs a tax year (--year YYYY / year=YYYY)")
-    if code == "NAMES":
+    if code == CommandCode.NAMES:
         return _Request(code, None, year, _names_params(name, place, limit))
     if not tin:
         raise IdrsError(f"{code} needs a TIN")
@@ -318,7 +319,7 @@ def _read_phase(
     taxpayer = _lookup(s, app, req.tin)
     verdict = _decide(s, app, employee, req, call.case, call.contact, call.reason)
     got = _Decided(employee, sid, None, taxpayer, verdict, touches=touches)
-    if verdict.allowed and req.command == "NAMES":
+    if verdict.allowed and req.command == CommandCode.NAMES:
         got.names = _names_search(s, app, employee, call)
     return got
 
@@ -393,7 +394,7 @@ def _names_search(
     session: Session, app: App, employee: Employee, call: _Call
 ) -> tuple[Any, list[bytes], list[str]]:
     """NAMES: search in memory; keep only matches the employee could open (read phase)."""
-    tree = COMMANDS["NAMES"](session, app.keyring, None, **call.req.params)
+    tree = COMMANDS[CommandCode.NAMES](session, app.keyring, None, **call.req.params)
     # A name search must not become a way around the conflict rules: matches the employee
     # could not open are not revealed at all (not even masked).
     tins = [normalize_tin(m["tin"].value) for m in tree["matches"]]

@@ -216,7 +216,8 @@ def add_employee(
     profile: str | None = None,
 ) -> int:
     """Insert an employee row directly (no credentials: the decision point does not need them)."""
-    from idrs.people.roles import ROLE_CODES, Role
+    from idrs.people.roles import ROLE_CODES
+    from idrs.vocabulary import Role
 
     with session_scope(app.engine) as s:
         u = s.scalar(select(Unit).where(Unit.code == unit))

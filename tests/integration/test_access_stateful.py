@@ -29,7 +29,8 @@ from idrs.identifiers import synthetic_routing
 from idrs.masterfile.importer import import_file
 from idrs.models import Base
 from idrs.people.models import Employee, Unit
-from idrs.people.roles import ROLE_CODES, Role
+from idrs.people.roles import ROLE_CODES
+from idrs.vocabulary import Role
 
 N = 10
 TINS = [f"900-20-{3000 + i:04d}" for i in range(N)]

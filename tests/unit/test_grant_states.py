@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from idrs.config import Settings
 from idrs.errors import IdrsError, ValidationFailed
 from idrs.grants import rules
 from idrs.grants.facts import GrantFacts, cedar_context, visible_classes
@@ -71,7 +72,7 @@ def test_training_window():
 
 
 def test_term_checks():
-    s = rules.GrantSettings()
+    s = Settings()
     assert rules.check_term(START, None, None, False, s) == 120
     assert rules.check_term(START, None, START + timedelta(days=30), False, s) == 30
     assert rules.check_term(START, 200, None, True, s) == 200
@@ -93,9 +94,10 @@ def test_parse_commands_and_classes():
 
 
 def test_approval_rule_from_settings_fails_closed():
-    assert rules.ApprovalRule.from_settings(rules.GrantSettings()) == rules.DEFAULT_RULE
+    assert rules.ApprovalRule.from_settings(Settings()) == rules.DEFAULT_RULE
+    assert rules.DEFAULT_RULE.roles == ("privacy_officer", "authorizing_official")
     with pytest.raises(IdrsError):
-        rules.ApprovalRule.from_settings(rules.GrantSettings(approval_roles=" , "))
+        rules.ApprovalRule.from_settings(Settings(grant_approval_roles=" , "))
 
 
 def _gf(**kw):

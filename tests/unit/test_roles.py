@@ -6,16 +6,14 @@ import pytest
 
 from idrs.errors import IdrsError
 from idrs.people.roles import (
-    ALL_CODES,
     ALL_ROLES,
-    RESEARCH_CODES,
-    Role,
     codes_of_roles,
     join,
     parse_codes,
     parse_roles,
     profile_for,
 )
+from idrs.vocabulary import ALL_CODES, RESEARCH_CODES, Role
 
 WATCHERS = ["auditor", "privacy_analyst", "security_admin", "privacy_officer", "authorizing_official"]
 

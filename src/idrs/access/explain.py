@@ -34,8 +34,7 @@ from idrs.grants.models import Grant
 from idrs.identifiers import normalize_tin
 from idrs.masterfile.screens import ALL_CLASSES
 from idrs.people.models import Employee, Unit
-
-ADJUST = frozenset({"ENREQ", "ADJ54", "REQ77"})
+from idrs.vocabulary import ADJUSTMENT_CODES, ALL_CODES, CommandCode
 
 
 @lru_cache(maxsize=64)
@@ -93,7 +92,7 @@ def explain(
     pol = policy.loaded()
     rules = []
     for pid, info in pol.policies.items():
-        applies = rule_applies(f, pid) if command in policy.KNOWN_COMMANDS else False
+        applies = rule_applies(f, pid) if command in ALL_CODES else False
         rules.append(
             {
                 "policy": pid,
@@ -149,7 +148,7 @@ def _base(app: App, emp: Employee) -> dict[str, object]:
         seid=emp.seid,
         roles=emp.role_set,
         profile=emp.profile_set,
-        command="ENMOD",
+        command=CommandCode.ENMOD,
         tin=None,
         authorities=emp.authority_set,
         unit_id=emp.unit_id,
@@ -167,7 +166,7 @@ def _for_command(
 def _commands(emp: Employee, command: str | None) -> list[str]:
     if command:
         return [command.strip().upper()]
-    return sorted(c for c in emp.profile_set if c != "NAMES") or ["ENMOD"]
+    return sorted(c for c in emp.profile_set if c != CommandCode.NAMES) or [CommandCode.ENMOD]
 
 
 def who_can(session: Session, app: App, *, tin: str, command: str | None = None) -> dict[str, Any]:
@@ -267,7 +266,7 @@ def what_can(session: Session, app: App, *, seid: str) -> dict[str, Any]:
         f0 = facts.gather_indexed(session, app, base, idx, emp, day)
         kind = "case" if f0.open_cases else "contact"
         for cmd in profile:
-            if cmd == "NAMES":
+            if cmd == CommandCode.NAMES:
                 continue
             v = policy.decide(_for_command(session, app, emp, f0, cmd))
             if v.allowed:
@@ -281,11 +280,11 @@ def what_can(session: Session, app: App, *, seid: str) -> dict[str, Any]:
         c = counts[cmd]
         row: dict[str, Any] = {
             "command": cmd,
-            "kind": "adjustment" if cmd in ADJUST else "research",
+            "kind": "adjustment" if cmd in ADJUSTMENT_CODES else "research",
             "visible_classes": sorted(visible),
             "masked_classes": sorted(ALL_CLASSES - visible),
         }
-        if cmd == "NAMES":
+        if cmd == CommandCode.NAMES:
             row.update(
                 {
                     "basis": "reason",
@@ -310,6 +309,6 @@ def what_can(session: Session, app: App, *, seid: str) -> dict[str, Any]:
         "authorities": sorted(emp.authority_set),
         "policy_version": policy.policy_version(),
         "open_bases": len(bases),
-        "can_change": any(c in ADJUST for c in profile),
+        "can_change": any(c in ADJUSTMENT_CODES for c in profile),
         "commands": rows,
     }

@@ -28,6 +28,7 @@ from idrs.errors import ValidationFailed
 from idrs.grants.facts import GrantFacts, grant_facts
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.people.models import Employee
+from idrs.vocabulary import CommandCode
 
 _Q = (
     "SELECT 'C' AS k, code AS v, 0 AS n FROM access_conflict"
@@ -107,7 +108,7 @@ class Facts:
     @property
     def basis(self) -> str | None:
         """The basis that makes the access lawful (``case:ID`` / ``contact:ID``), if any."""
-        if self.command == "NAMES":
+        if self.command == CommandCode.NAMES:
             return "reason" if self.reason else None
         if self.case_found is not None:
             return f"case:{self.case_found}"

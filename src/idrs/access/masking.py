@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from idrs.access.decision import Obligations
 from idrs.masterfile.screens import Sensitivity, render
+from idrs.vocabulary import Role
 
 if TYPE_CHECKING:
     from idrs.access.facts import Facts
@@ -21,10 +22,10 @@ S = Sensitivity
 #: role → classes shown in clear (the union over the employee's roles is shown)
 ROLE_CLASSES: dict[str, frozenset[Sensitivity]] = {
     # answers calls and letters: who, where, what was filed; bank numbers masked
-    "csr": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.OTHER}),
+    Role.CSR: frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.OTHER}),
     # works cases: the whole return including refund bank data
-    "examiner": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.BANKING, S.OTHER}),
-    "manager": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.BANKING, S.OTHER}),
+    Role.EXAMINER: frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.BANKING, S.OTHER}),
+    Role.MANAGER: frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.BANKING, S.OTHER}),
 }
 #: classes that no role carries by itself: each needs the authority of the same name
 AUTHORITY_CLASSES: dict[str, Sensitivity] = {"adoption": S.ADOPTION}

@@ -32,12 +32,10 @@ from idrs.access.masking import obligations_for
 from idrs.access.messages import message_for
 from idrs.errors import ConfigurationError, Reason
 from idrs.grants.facts import GrantFacts, cedar_context
+from idrs.vocabulary import ADJUSTMENT_CODES, ALL_CODES
 
 POLICY_DIR = Path(__file__).parent / "policies"
 SCHEMA_FILE = "schema.cedarschema"
-KNOWN_COMMANDS = frozenset(
-    {"ENMOD", "IMFOL", "TXMOD", "RTVUE", "INOLE", "NAMES", "IRPTR", "ENREQ", "ADJ54", "REQ77"}
-)
 DEFAULT_DENY = "DENIED_BY_DEFAULT"
 
 
@@ -198,13 +196,12 @@ def _only_action_and_context(body: dict[str, Any]) -> bool:
 
 def _action_entities(schema: Any) -> Any:
     """The action hierarchy (each command in ``research`` or ``adjust``) as a parsed entity set."""
-    adjust = {"ENREQ", "ADJ54", "REQ77"}
     ents: list[dict[str, Any]] = [
         {"uid": {"type": "Idrs::Action", "id": g}, "attrs": {}, "parents": []}
         for g in ("research", "adjust")
     ]
-    for cmd in sorted(KNOWN_COMMANDS):
-        group = "adjust" if cmd in adjust else "research"
+    for cmd in sorted(ALL_CODES):
+        group = "adjust" if cmd in ADJUSTMENT_CODES else "research"
         ents.append(
             {
                 "uid": {"type": "Idrs::Action", "id": cmd},
@@ -330,7 +327,7 @@ def decide(facts: Facts) -> Verdict:
     the caller writes the audit entry with ``verdict.policy_version`` and the reasons.
     """
     pol = loaded()
-    if facts.command not in KNOWN_COMMANDS:
+    if facts.command not in ALL_CODES:
         return _deny(["NOT_IN_PROFILE"], pol.version, facts)
     try:
         allowed, determining, errors = evaluate(facts)

@@ -19,8 +19,8 @@ from idrs.context import App
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, NotFound, Reason
 from idrs.people.models import Employee
+from idrs.people.roles import UNIT_MANAGERS
 
-MANAGER = "manager"
 NOT_MANAGER = Reason("NOT_IN_PROFILE", "only a manager of the employee's unit may do this")
 
 
@@ -30,7 +30,7 @@ def may_act_for(app: App, me: Employee, seid: str | None, *, managers_only: bool
     target = (seid or me.seid).strip().upper()
     if target == me.seid and not managers_only:
         return target
-    if MANAGER not in me.role_set:
+    if not (me.role_set & UNIT_MANAGERS):
         raise AccessDenied([NOT_MANAGER])
     with session_scope(app.engine) as s:
         other = employee_by_seid(s, target)

@@ -17,9 +17,10 @@ from sqlalchemy.orm import Session
 
 from idrs.access.models import AccessCounter
 from idrs.config import Settings
+from idrs.vocabulary import Role
 
 #: per-role ceilings relative to the configured default (the highest of the roles wins)
-ROLE_FACTORS: dict[str, float] = {"csr": 1.0, "examiner": 1.0, "manager": 1.0}
+ROLE_FACTORS: dict[str, float] = {Role.CSR: 1.0, Role.EXAMINER: 1.0, Role.MANAGER: 1.0}
 
 
 _CACHE: dict[tuple[int, str, frozenset[str]], int] = {}

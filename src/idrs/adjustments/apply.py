@@ -20,6 +20,7 @@ from idrs.crypto import Keyring
 from idrs.errors import Conflict
 from idrs.masterfile.addresses import keys
 from idrs.masterfile.store import name_control
+from idrs.vocabulary import CommandCode
 
 PAYLOAD_COLUMN = "adjustment_request.payload"
 
@@ -78,7 +79,7 @@ def bump_entity(tx: Tx, taxpayer_id: int, base: int) -> int:
 
 def check_version(tx: Tx, target: Target, command: str, base: int) -> None:
     """For a request left pending: refuse at once if its base is already stale."""
-    if command == "ENREQ":
+    if command == CommandCode.ENREQ:
         row = tx.one("SELECT version FROM entity_version WHERE taxpayer_id = ?",
                      (target.taxpayer_id,))
         current = 0 if row is None else int(row[0])

@@ -23,9 +23,10 @@ from idrs.adjustments.models import AdjustmentPosting, NameHistory
 from idrs.clock import as_utc
 from idrs.crypto import Keyring
 from idrs.identifiers import format_tin
-from idrs.masterfile.commands import CREDIT_TCS, DEBIT_TCS, module_status, money
+from idrs.masterfile.commands import CREDIT_TCS, DEBIT_TCS, CommandFn, module_status, money
 from idrs.masterfile.models import AddressRecord, TaxModule, Taxpayer, Transaction
 from idrs.masterfile.screens import F, Sensitivity
+from idrs.vocabulary import CommandCode
 
 ID, ADDR, RET, OTHER = (Sensitivity.IDENTITY, Sensitivity.ADDRESS, Sensitivity.RETURN,
                         Sensitivity.OTHER)
@@ -147,4 +148,4 @@ def entity_as_of(session: Session, keyring: Keyring, taxpayer: Taxpayer, *,
 
 
 #: The research commands that take ``as_of`` (the lead wires ``--as-of`` to these).
-AS_OF = {"TXMOD": TXMOD_AS_OF, "ENMOD": ENMOD_AS_OF}
+AS_OF: dict[str, CommandFn] = {CommandCode.TXMOD: TXMOD_AS_OF, CommandCode.ENMOD: ENMOD_AS_OF}

@@ -27,17 +27,19 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from idrs.masterfile.schema import STATES
+from idrs.vocabulary import ADJUSTMENT_CODES, CommandCode
 
-COMMANDS = ("ENREQ", "ADJ54", "REQ77")
+if TYPE_CHECKING:
+    from idrs.config import Settings
 
 #: TCs each command may post.
 TCS: dict[str, frozenset[str]] = {
-    "ADJ54": frozenset({"290", "291"}),
-    "REQ77": frozenset({"570", "571", "971"}),
-    "ENREQ": frozenset(),
+    CommandCode.ADJ54: frozenset({"290", "291"}),
+    CommandCode.REQ77: frozenset({"570", "571", "971"}),
+    CommandCode.ENREQ: frozenset(),
 }
 
 #: The action codes accepted with TC 971 (a small documented subset of the agency's list).
@@ -74,12 +76,17 @@ class Trigger(StrEnum):
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Configurable limits (env ``IDRS_ADJ_*``, see ``service.AdjustmentSettings``)."""
+    """Configurable limits (env ``IDRS_ADJ_*``: the ``adj_*`` fields of ``config.Settings``)."""
 
     abatement_cents: int = 100_000  # an abatement of at least $1,000
     increase_cents: int = 1_000_000  # an increase of at least $10,000
     refund_window_days: int = 60  # an address change within 60 days of a pending refund
     pending_hours: int = 72  # a pending request expires after this long
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Thresholds:
+        return cls(settings.adj_abatement_cents, settings.adj_increase_cents,
+                   settings.adj_refund_window_days, settings.adj_pending_hours)
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,7 @@ class Change:
         """The non-identifying fields (safe to store in clear and to show in lists)."""
         out: dict[str, Any] = {"changes": sorted(k for k in ("address", "name")
                                                  if getattr(self, k) is not None)}
-        return out if self.command == "ENREQ" else {}
+        return out if self.command == CommandCode.ENREQ else {}
 
 
 @dataclass(frozen=True)
@@ -223,9 +230,9 @@ def validate(command: str, fields: dict[str, Any], *, today: date) -> Change:
     action_code, address, name, date, base_version. Unknown fields are an error.
     """
     cmd = (command or "").strip().upper()
-    if cmd not in COMMANDS:
+    if cmd not in ADJUSTMENT_CODES:
         raise ValueError(f"command: unknown adjustment command {command!r}; valid: "
-                         + ", ".join(COMMANDS))
+                         + ", ".join(ADJUSTMENT_CODES))
     known = {"reason", "tax_year", "tc", "amount", "action_code", "address", "name", "date",
              "base_version"}
     problems = [f"{k}: unknown field" for k in sorted(fields) if k not in known]
@@ -237,7 +244,7 @@ def validate(command: str, fields: dict[str, Any], *, today: date) -> Change:
     if base is not None and (isinstance(base, bool) or not isinstance(base, int) or base < 0):
         problems.append("base_version: must be a non-negative integer")
     kw: dict[str, Any] = {}
-    if cmd == "ENREQ":
+    if cmd == CommandCode.ENREQ:
         problems += _enreq_fields(fields, kw)
     else:
         problems += _txn_fields(cmd, fields, kw, today)
@@ -269,7 +276,7 @@ def _txn_fields(cmd: str, fields: dict[str, Any], kw: dict[str, Any], today: dat
         problems.append(f"tc: {tc or 'missing'} is not valid for {cmd} (valid: "
                         + ", ".join(sorted(TCS[cmd])) + ")")
     kw["tc"] = tc
-    if cmd == "ADJ54":
+    if cmd == CommandCode.ADJ54:
         try:
             kw["amount_cents"] = parse_amount(fields.get("amount"))
         except ValueError as exc:

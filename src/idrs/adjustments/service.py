@@ -48,8 +48,6 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import text
 from sqlalchemy.orm import Session, configure_mappers
 
@@ -70,39 +68,20 @@ from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, Val
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.people import auth
 from idrs.people.models import Employee
+from idrs.people.roles import ADJUSTMENT_APPROVERS
+from idrs.vocabulary import CommandCode
 
 _log = logging.getLogger(__name__)
-APPROVER_ROLE = "manager"
 AUDIT_UNAVAILABLE = Reason("AUDIT_UNAVAILABLE", "the audit log cannot be written; nothing was changed")
 TWO_PERSON = "TWO_PERSON_REQUIRED"
-_PREREQ_MSG = {
-    "ENREQ": "run ENMOD on this TIN in this session before ENREQ",
-    "ADJ54": "run TXMOD of this tax year in this session before ADJ54",
-    "REQ77": "run TXMOD of this tax year in this session before REQ77",
+_PREREQ_MSG: dict[str, str] = {
+    CommandCode.ENREQ: "run ENMOD on this TIN in this session before ENREQ",
+    CommandCode.ADJ54: "run TXMOD of this tax year in this session before ADJ54",
+    CommandCode.REQ77: "run TXMOD of this tax year in this session before REQ77",
 }
 
 
-class AdjustmentSettings(BaseSettings):
-    """Two-person thresholds and expiry (``IDRS_ADJ_*``; money in cents)."""
-
-    model_config = SettingsConfigDict(env_prefix="IDRS_ADJ_", extra="ignore")
-
-    abatement_cents: int = Field(default=100_000, ge=0)
-    increase_cents: int = Field(default=1_000_000, ge=0)
-    refund_window_days: int = Field(default=60, ge=0)
-    pending_hours: int = Field(default=72, ge=1)
-
-    def thresholds(self) -> rules.Thresholds:
-        return rules.Thresholds(self.abatement_cents, self.increase_cents,
-                                self.refund_window_days, self.pending_hours)
-
-
 _configured: dict[int, rules.Thresholds] = {}
-
-
-@lru_cache(maxsize=1)
-def _env_thresholds() -> rules.Thresholds:
-    return AdjustmentSettings().thresholds()
 
 
 def configure(app: App, thresholds: rules.Thresholds) -> None:
@@ -111,7 +90,7 @@ def configure(app: App, thresholds: rules.Thresholds) -> None:
 
 
 def thresholds_for(app: App) -> rules.Thresholds:
-    return _configured.get(id(app.engine)) or _env_thresholds()
+    return _configured.get(id(app.engine)) or rules.Thresholds.from_settings(app.settings)
 
 
 @dataclass(frozen=True)
@@ -307,7 +286,7 @@ class _Account:
 
 
 def _account_sql(need: str) -> Any:
-    year_cond = " AND r.tax_year = :y" if need == "TXMOD" else ""
+    year_cond = " AND r.tax_year = :y" if need == CommandCode.TXMOD else ""
     latest = ("(SELECT r.{col} FROM research_trail r WHERE r.signin_session_id = s.id"  # noqa: S608
               " AND r.tin_index = :t AND r.command = :c AND r.employee_id = :e" + year_cond
               + " ORDER BY r.id DESC LIMIT 1)")
@@ -320,7 +299,7 @@ def _account_sql(need: str) -> Any:
         " LEFT JOIN entity_version v ON v.taxpayer_id = t.id WHERE s.token_hash = :h")
 
 
-_ACCOUNT_SQL = {need: _account_sql(need) for need in ("ENMOD", "TXMOD")}
+_ACCOUNT_SQL = {need: _account_sql(need) for need in (CommandCode.ENMOD, CommandCode.TXMOD)}
 
 
 def _account(session: Session, *, token: str, employee_id: int, tin_index: bytes,
@@ -423,7 +402,7 @@ def _submit(app: App, call: _Call, employee: Employee, token: str, canonical: st
         acct = _account_facts(s, facts, account, change)
     triggers = rules.two_person_triggers(change, acct, thresholds_for(app), app.clock.now().date(),
                                          reversal=reversal is not None)
-    current = account.entity_version if change.command == "ENREQ" else account.module_version
+    current = account.entity_version if change.command == CommandCode.ENREQ else account.module_version
     seen = account.version_seen
     base = change.base_version if change.base_version is not None else (
         seen if seen is not None else current)
@@ -444,7 +423,7 @@ def _check_account(call: _Call, employee: Employee, account: _Account, change: r
         call.record(employee.seid, "not_found", [], verdict)
         raise NotFound("no taxpayer with that TIN")
     problem = None
-    if change.command != "ENREQ" and account.module_id is None:
+    if change.command != CommandCode.ENREQ and account.module_id is None:
         problem = f"tax_year: no tax module for {change.tax_year} on this account"
     elif reversal is None and change.tc == "571" and account.open_holds <= 0:
         problem = f"tc: 571 releases a refund hold and module {change.tax_year} has none"
@@ -506,7 +485,7 @@ def _apply_now(app: App, call: _Call, employee: Employee, sid: int, change: rule
     def work(tx: Tx, idx: int | None) -> tuple[tuple[int, int], dict[str, Any]]:
         row = _request_row(call, employee, sid, change, target, base, APPLIED, case, contact,
                            now, tin_index, reversal, [], None)
-        if tx.pg and change.command != "ENREQ" and reversal is None:
+        if tx.pg and change.command != CommandCode.ENREQ and reversal is None:
             # the hot path in ONE statement (version check, request, transaction, posting, trail)
             adj_id, version = post.apply_txn_pg(tx, row, target, base, now, employee.seid,
                                                 case, sid, employee.id, tin_index)
@@ -534,7 +513,7 @@ def _follow_trail(tx: Tx, sid: int, employee_id: int, tin_index: bytes, change: 
            " research_trail WHERE signin_session_id = ? AND employee_id = ? AND tin_index = ?"
            " AND command = ?")
     params: list[Any] = [version, sid, employee_id, tin_index, need]
-    if need == "TXMOD":
+    if need == CommandCode.TXMOD:
         sql += " AND tax_year = ?"
         params.append(change.tax_year)
     tx.execute(sql + ")", params)
@@ -542,7 +521,7 @@ def _follow_trail(tx: Tx, sid: int, employee_id: int, tin_index: bytes, change: 
 
 def _bump(tx: Tx, change: rules.Change, target: post.Target, base: int) -> int:
     """The optimistic-concurrency step: the new version, or VersionConflict on a stale base."""
-    if change.command == "ENREQ":
+    if change.command == CommandCode.ENREQ:
         return post.bump_entity(tx, target.taxpayer_id, base)
     return post.bump_module(tx, target.module_id, base)  # type: ignore[arg-type]
 
@@ -553,7 +532,7 @@ def _post_change(tx: Tx, adj_id: int, change: rules.Change, target: post.Target,
     """Write the postings of an applied change (after :func:`_bump`)."""
     common = dict(adjustment_id=adj_id, taxpayer_id=target.taxpayer_id, now=now, seid=seid,
                   approver=approver, case_id=case)
-    if change.command == "ENREQ":
+    if change.command == CommandCode.ENREQ:
         if change.address is not None:
             rid = post.post_address(tx, target.taxpayer_id, change.address, change.effective_date)
             post.posting(tx, kind="address", address_record_id=rid, **common)  # type: ignore[arg-type]
@@ -611,7 +590,7 @@ def approver_reasons(s: Session, app: App, approver: Employee, row: Any,
     from idrs.people.models import Employee as Emp
 
     reasons: list[Reason] = []
-    if APPROVER_ROLE not in approver.role_set:
+    if not (approver.role_set & ADJUSTMENT_APPROVERS):
         reasons.append(APPROVAL_AUTHORITY)
     if approver.id == row.requester_id:
         reasons.append(SELF_APPROVAL)
@@ -770,7 +749,7 @@ def listing(app: App, *, token: str | None, status: str = PENDING, interface: st
         raise ValidationFailed([f"status: one of pending, {', '.join(STATUSES[1:])}"])
     call = _Call(app, "list", interface, origin, detail={"status": status})
     emp = _signed_in(app, call, token)
-    if APPROVER_ROLE not in emp.role_set:
+    if not (emp.role_set & ADJUSTMENT_APPROVERS):
         raise call.deny(emp.seid, [APPROVAL_AUTHORITY])
     if status == PENDING:
         expire_due(app)
@@ -862,14 +841,14 @@ def _reversal_change(s: Session, app: App, row: Any, reason: str,
                      base_version: int | None) -> tuple[rules.Change, dict[str, Any]]:
     today = app.clock.now().date()
     reversal: dict[str, Any] = {"id": row.id, "txns": []}
-    if row.command != "ENREQ":
+    if row.command != CommandCode.ENREQ:
         reversal["txns"] = _reversal_txns(s, row.id)
         change = rules.Change(command=row.command, reason=reason, effective_date=today,
                               tax_year=row.tax_year, tc=row.tc, amount_cents=row.amount_cents,
                               action_code=row.action_code, base_version=base_version)
         return change, reversal
     address, name = _previous_identity(s, row)
-    change = rules.Change(command="ENREQ", reason=reason, effective_date=today, address=address,
+    change = rules.Change(command=CommandCode.ENREQ, reason=reason, effective_date=today, address=address,
                           name=name, base_version=base_version)
     return change, reversal
 

@@ -22,14 +22,16 @@ from idrs.context import App
 from idrs.crypto import sha256_hex
 from idrs.db import db_datetime
 from idrs.identifiers import normalize_tin
+from idrs.vocabulary import CommandCode
 
+C = CommandCode
 #: the research that must precede each adjustment command
-PREREQUISITE = {"ENREQ": "ENMOD", "ADJ54": "TXMOD", "REQ77": "TXMOD"}
+PREREQUISITE: dict[str, CommandCode] = {C.ENREQ: C.ENMOD, C.ADJ54: C.TXMOD, C.REQ77: C.TXMOD}
 
-_VERSION_SQL = {
-    "TXMOD": "(SELECT m.version FROM tax_module m JOIN taxpayer t ON t.id = m.taxpayer_id"
+_VERSION_SQL: dict[str, str] = {
+    C.TXMOD: "(SELECT m.version FROM tax_module m JOIN taxpayer t ON t.id = m.taxpayer_id"
              " WHERE t.tin_index = :t AND m.tax_year = :y)",
-    "ENMOD": "(SELECT COALESCE((SELECT v.version FROM entity_version v JOIN taxpayer t"
+    C.ENMOD: "(SELECT COALESCE((SELECT v.version FROM entity_version v JOIN taxpayer t"
              " ON t.id = v.taxpayer_id WHERE t.tin_index = :t), 0))",
 }
 
@@ -108,7 +110,7 @@ def prerequisite(session: Session, *, signin_session_id: int, employee_id: int,
     sql = ("SELECT version_seen FROM research_trail WHERE signin_session_id = :s"
            " AND tin_index = :t AND command = :c AND employee_id = :e")
     params: dict[str, Any] = {"s": signin_session_id, "t": tin_index, "c": need, "e": employee_id}
-    if need == "TXMOD":
+    if need == C.TXMOD:
         sql += " AND tax_year = :y"
         params["y"] = tax_year
     row = session.execute(text(sql + " ORDER BY id DESC LIMIT 1"), params).first()

@@ -20,22 +20,20 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.access import questions, service
-from idrs.api.deps import AppDep, EmployeeDep, client_address, require_roles
+from idrs.api.deps import AppDep, EmployeeDep, client_address, require_roles, role_rule
 from idrs.api.middleware import problem_responses
 from idrs.api.paging import Page, PageDep
 from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
+from idrs.people.roles import ACCESS_EXPLAINERS, UNIT_MANAGERS
 
 if TYPE_CHECKING:
     from idrs.people.models import Employee
 
 router = APIRouter(tags=["access"])
 
-SECURITY_STAFF = frozenset({"security_admin", "privacy_analyst", "privacy_officer"})
-MANAGERS = frozenset({"manager"})
 EXPLAIN_EVENT = EventType.ACCESS_EXPLAIN
-STAFF_RULE = "role:" + ",".join(sorted(SECURITY_STAFF))
 _CHANGE = problem_responses(400, 401, 403, 404, 409, 422)
 _QUESTION = problem_responses(400, 401, 403, 404, 422)
 
@@ -100,10 +98,10 @@ def close_contact(
     status_code=201,
     summary="Assign a case (managers, own unit)",
     responses=_CHANGE,
-    openapi_extra={"x-authorization": "role:manager"},
+    openapi_extra=role_rule(UNIT_MANAGERS),
 )
 def assign_case(body: CaseIn, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    require_roles(me, MANAGERS, "assigning a case")
+    require_roles(me, UNIT_MANAGERS, "assigning a case")
     seid = questions.may_act_for(app, me, body.seid, managers_only=True)
     return service.assign_case(
         app, seid=seid, tin=body.tin, case_id=body.case_id, actor=_actor(me, request)
@@ -114,10 +112,10 @@ def assign_case(body: CaseIn, request: Request, app: AppDep, me: EmployeeDep) ->
     "/cases/{case_id}/close",
     summary="Close a case (managers, own unit)",
     responses=_CHANGE,
-    openapi_extra={"x-authorization": "role:manager"},
+    openapi_extra=role_rule(UNIT_MANAGERS),
 )
 def close_case(case_id: str, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    require_roles(me, MANAGERS, "closing a case")
+    require_roles(me, UNIT_MANAGERS, "closing a case")
     questions.may_act_for(app, me, questions.case_owner(app, case_id), managers_only=True)
     return service.close_case(app, case_id=case_id, actor=_actor(me, request))
 
@@ -139,14 +137,14 @@ def _record(app: App, me: Employee, request: Request, question: str, obj: dict[s
 
 
 def _require_security_staff(me: Employee) -> None:
-    require_roles(me, SECURITY_STAFF, "explanations")
+    require_roles(me, ACCESS_EXPLAINERS, "explanations")
 
 
 @router.get(
     "/access/explain",
     summary="Every rule, fact and piece of evidence behind a decision",
     responses=_QUESTION,
-    openapi_extra={"x-authorization": STAFF_RULE},
+    openapi_extra=role_rule(ACCESS_EXPLAINERS),
 )
 def access_explain(
     request: Request,
@@ -194,7 +192,7 @@ def _page_two(result: dict[str, Any], page: Page, *keys: str) -> dict[str, Any]:
     "/access/who-can",
     summary="The employees who could open one account now (paged: can, refused)",
     responses=_QUESTION,
-    openapi_extra={"x-authorization": STAFF_RULE},
+    openapi_extra=role_rule(ACCESS_EXPLAINERS),
 )
 def access_who_can(
     request: Request,
@@ -214,7 +212,7 @@ def access_who_can(
     "/access/what-can",
     summary="What one employee could open now, per command code",
     responses=_QUESTION,
-    openapi_extra={"x-authorization": STAFF_RULE},
+    openapi_extra=role_rule(ACCESS_EXPLAINERS),
 )
 def access_what_can(
     request: Request, app: AppDep, me: EmployeeDep, seid: str = Query(..., max_length=16)

@@ -24,10 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.adjustments import service
 from idrs.adjustments.apply import VersionConflict
-from idrs.api.deps import AppDep, TokenDep, client_address
+from idrs.api.deps import AppDep, TokenDep, client_address, role_rule
 from idrs.api.middleware import problem
 from idrs.api.middleware import problem_responses as _problems
 from idrs.api.paging import PageDep, paged
+from idrs.people.roles import ADJUSTMENT_APPROVERS
+from idrs.vocabulary import CommandCode
 
 router = APIRouter(tags=["adjustments"])
 
@@ -59,7 +61,7 @@ class AdjustmentIn(BaseModel):
     based on (default: the one seen at the prerequisite research)."""
 
     model_config = ConfigDict(extra="forbid")
-    command: str = Field(..., examples=["ADJ54"])
+    command: str = Field(..., examples=[CommandCode.ADJ54])
     case: str | None = Field(None, max_length=40)
     contact: str | None = Field(None, max_length=40)
     reason: str | None = Field(None, max_length=500)
@@ -135,7 +137,7 @@ def _decide(adjustment_id: int, body: DecisionIn | None, request: Request, app: 
 @router.post("/adjustments/{adjustment_id}/approve", response_model=AdjustmentOut,
              response_model_exclude_none=True, responses=_ERRORS,
              summary="Approve a pending adjustment (applies it)",
-             openapi_extra={"x-authorization": "role:manager"})
+             openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
 def approve_adjustment(adjustment_id: int, request: Request, app: AppDep, token: TokenDep,
                        body: DecisionIn | None = None) -> Any:
     return _decide(adjustment_id, body, request, app, token, approve=True)
@@ -144,7 +146,7 @@ def approve_adjustment(adjustment_id: int, request: Request, app: AppDep, token:
 @router.post("/adjustments/{adjustment_id}/reject", response_model=AdjustmentOut,
              response_model_exclude_none=True, responses=_ERRORS,
              summary="Reject a pending adjustment",
-             openapi_extra={"x-authorization": "role:manager"})
+             openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
 def reject_adjustment(adjustment_id: int, request: Request, app: AppDep, token: TokenDep,
                       body: DecisionIn | None = None) -> Any:
     return _decide(adjustment_id, body, request, app, token, approve=False)
@@ -167,7 +169,7 @@ def reverse_adjustment(adjustment_id: int, body: ReverseIn, request: Request, ap
 
 @router.get("/adjustments", responses=_ERRORS,
             summary="Adjustments by status (default pending), for approvers; paged",
-            openapi_extra={"x-authorization": "role:manager"})
+            openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
 def list_adjustments(request: Request, app: AppDep, token: TokenDep, page: PageDep,
                      status: str = Query("pending", max_length=20,
                                          description="pending, applied, rejected, expired")

@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from idrs.api.deps import AppDep, EmployeeDep, client_address
+from idrs.api.deps import AppDep, EmployeeDep, client_address, role_rule
 from idrs.api.paging import PageDep, paged
 from idrs.people import admin
+from idrs.people.roles import SECURITY_ADMINS
 
 if TYPE_CHECKING:
     from idrs.people.models import Employee
 
 router = APIRouter(tags=["security administration"])
 #: Every route declares who may call it (a meta-test checks the declaration and the refusal).
-ADMIN_ONLY: dict[str, Any] = {"x-authorization": "role:security_admin"}
+ADMIN_ONLY: dict[str, Any] = role_rule(SECURITY_ADMINS)
 
 
 def _actor(emp: Employee, request: Request) -> admin.Actor:

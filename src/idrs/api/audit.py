@@ -23,12 +23,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from idrs.api.deps import client_address
+from idrs.api.deps import client_address, role_rule
 from idrs.api.deps import current_employee as _current_employee
 from idrs.api.deps import get_app as _get_app
 from idrs.api.middleware import problem_responses
 from idrs.audit import service
 from idrs.context import App
+from idrs.people.roles import AUDIT_READERS
 
 router = APIRouter(tags=["audit"])
 
@@ -112,7 +113,7 @@ def get_consistency(
     response_model=EntriesOut,
     summary="Entries start <= index < end, at most 10,000 a call (auditor only)",
     responses=problem_responses(400, 401, 403, 404, 422),
-    openapi_extra={"x-authorization": "role:auditor"},
+    openapi_extra=role_rule(AUDIT_READERS),
 )
 def get_entries(
     request: Request,

@@ -14,7 +14,8 @@ was written for the local operator).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -61,6 +62,11 @@ def current_employee(
 AppDep = Annotated[App, Depends(current_app)]
 EmployeeDep = Annotated[Employee, Depends(current_employee)]
 TokenDep = Annotated[str | None, Depends(bearer_token)]
+
+
+def role_rule(roles: Iterable[str]) -> dict[str, Any]:
+    """``openapi_extra`` declaring that a route needs one of ``roles`` (a people.roles group)."""
+    return {"x-authorization": "role:" + ",".join(sorted(roles))}
 
 
 def require_roles(employee: Employee, roles: frozenset[str], what: str) -> None:

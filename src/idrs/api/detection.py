@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address
-from idrs.api.grants import SIGNED_IN, needs, role_rule
+from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
+from idrs.api.grants import SIGNED_IN, needs
 from idrs.api.paging import PageDep, paged
 from idrs.detection import notices, service, taxpayer, triage
+from idrs.people.roles import ACCOUNTING_READERS, ALERT_REVIEWERS, DETECTION_RUNNERS, NOTICE_STAFF
 
 if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
     from idrs.people.models import Employee
@@ -32,15 +33,12 @@ else:
     Employee = object  # FastAPI needs the dependency, never the annotation's class
 
 router = APIRouter(tags=["detection"])
-ACCOUNTING_ROLES = frozenset({"privacy_analyst", "auditor", "privacy_officer"})
-ANALYSTS = frozenset({"privacy_analyst"})
-RUNNERS = frozenset({"privacy_analyst", "privacy_officer"})
 #: the service checks the analyst role itself; the declaration says what it requires
-ANALYST_RULE = role_rule(ANALYSTS)
+ANALYST_RULE = role_rule(ALERT_REVIEWERS)
 
-Accountant = Annotated[Employee, needs(ACCOUNTING_ROLES, "the accounting of accesses")]
-NoticeStaff = Annotated[Employee, needs(notices.NOTICE_ROLES, "taxpayer notices")]
-Runner = Annotated[Employee, needs(RUNNERS, "a detection run")]
+Accountant = Annotated[Employee, needs(ACCOUNTING_READERS, "the accounting of accesses")]
+NoticeStaff = Annotated[Employee, needs(NOTICE_STAFF, "taxpayer notices")]
+Runner = Annotated[Employee, needs(DETECTION_RUNNERS, "a detection run")]
 #: an upper bound the alert list is read to (the queue is ranked; paging slices it)
 ALERTS_READ = 100_000
 
@@ -98,7 +96,7 @@ class NoticesPage(BaseModel):
 # -- detection runs and the alert queue -------------------------------------------------------
 
 
-@router.post("/detection/runs", openapi_extra=role_rule(RUNNERS))
+@router.post("/detection/runs", openapi_extra=role_rule(DETECTION_RUNNERS))
 def run_detection(body: RunIn, app: AppDep, me: Runner, page: PageDep) -> dict[str, Any]:
     """Explain every access, score the rest, raise alerts (continues from the last run).
 
@@ -162,7 +160,7 @@ def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenD
 # -- the taxpayer's side ----------------------------------------------------------------------
 
 
-@router.get("/taxpayers/{tin}/accesses", openapi_extra=role_rule(ACCOUNTING_ROLES))
+@router.get("/taxpayers/{tin}/accesses", openapi_extra=role_rule(ACCOUNTING_READERS))
 def taxpayer_accesses(tin: str, app: AppDep, me: Accountant, page: PageDep) -> dict[str, Any]:
     """Who in the agency opened the account: date, unit, purpose (no employee identity).
 
@@ -174,7 +172,7 @@ def taxpayer_accesses(tin: str, app: AppDep, me: Accountant, page: PageDep) -> d
 
 
 @router.post("/alerts/{alert_id}/notice", status_code=201, response_model=NoticesIssued,
-             openapi_extra=role_rule(notices.NOTICE_ROLES))
+             openapi_extra=role_rule(NOTICE_STAFF))
 def send_notice(alert_id: str, app: AppDep, me: NoticeStaff) -> dict[str, Any]:
     """Produce the IRC §7431(e) notice(s) of a referred alert (one per inspected taxpayer).
 
@@ -186,7 +184,7 @@ def send_notice(alert_id: str, app: AppDep, me: NoticeStaff) -> dict[str, Any]:
                                      interface="api")}
 
 
-@router.get("/notices", response_model=NoticesPage, openapi_extra=role_rule(notices.NOTICE_ROLES))
+@router.get("/notices", response_model=NoticesPage, openapi_extra=role_rule(NOTICE_STAFF))
 def list_notices(app: AppDep, me: NoticeStaff, page: PageDep,
                  alert: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
     """Notices sent, newest first (taxpayer by pseudonym only)."""
@@ -194,7 +192,7 @@ def list_notices(app: AppDep, me: NoticeStaff, page: PageDep,
     return paged(notices.list_notices(app, alert_id=alert), page, key="notices")
 
 
-@router.get("/notices/{notice_id}/{fmt}", openapi_extra=role_rule(notices.NOTICE_ROLES),
+@router.get("/notices/{notice_id}/{fmt}", openapi_extra=role_rule(NOTICE_STAFF),
             response_class=Response,
             responses={200: {"content": {"application/pdf": {}, "text/html": {}}}})
 def notice_document(notice_id: int, fmt: Literal["html", "pdf"], app: AppDep,

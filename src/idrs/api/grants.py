@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address
+from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
 from idrs.api.middleware import problem
 from idrs.api.paging import PageDep, paged
+from idrs.config import get_settings
 from idrs.context import App
 from idrs.errors import AccessDenied
 from idrs.grants import exports, records, rules, service
+from idrs.people.roles import AGREEMENT_AUTHORS, GRANT_RECORD_READERS, RECORD_KEEPERS
 
 if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
     from idrs.people.models import Employee
@@ -44,10 +46,6 @@ def authz(rule: str) -> dict[str, Any]:
     return {"x-authorization": rule}
 
 
-def role_rule(roles: frozenset[str]) -> dict[str, Any]:
-    return authz("role:" + ",".join(sorted(roles)))
-
-
 SIGNED_IN = authz("signed-in")
 
 
@@ -61,14 +59,14 @@ def needs(roles: frozenset[str], what: str) -> Any:
     return Depends(dependency)
 
 
-#: The approving roles of the configured rule (the service checks them on every call).
-APPROVERS = frozenset(rules.ApprovalRule.from_settings().roles)
-GRANT_READERS = records.RECORD_READERS
+#: The approving roles of the configured rule, as this process's settings name them (the
+#: service checks the rule of ``app.settings`` on every call).
+APPROVERS = frozenset(rules.ApprovalRule.from_settings(get_settings()).roles)
 
-Staff = Annotated[Employee, needs(GRANT_READERS, "the register of grants")]
-AgreementAuthor = Annotated[Employee, needs(records.AGREEMENT_AUTHORS, "adding an agreement")]
-RecordKeeper = Annotated[Employee, needs(records.RECORD_KEEPERS, "recording for another person")]
-SignatureReader = Annotated[Employee, needs(GRANT_READERS, "the signatures of an agreement")]
+Staff = Annotated[Employee, needs(GRANT_RECORD_READERS, "the register of grants")]
+AgreementAuthor = Annotated[Employee, needs(AGREEMENT_AUTHORS, "adding an agreement")]
+RecordKeeper = Annotated[Employee, needs(RECORD_KEEPERS, "recording for another person")]
+SignatureReader = Annotated[Employee, needs(GRANT_RECORD_READERS, "the signatures of an agreement")]
 
 
 def _actor(emp: Any, request: Request) -> service.Actor:
@@ -235,7 +233,7 @@ def list_grants(app: AppDep, emp: EmployeeDep, page: PageDep,
     return paged([g for g in rows if records.may_see_grant(emp, g)], page, key="grants")
 
 
-@router.post("/grants/outstanding-alerts", openapi_extra=role_rule(GRANT_READERS))
+@router.post("/grants/outstanding-alerts", openapi_extra=role_rule(GRANT_RECORD_READERS))
 def raise_outstanding(app: AppDep, me: Staff, page: PageDep) -> dict[str, Any]:
     """Raise (once per grant, recorded) the "exports outstanding" alerts; list those raised."""
     del me
@@ -302,7 +300,7 @@ def list_agreements(app: AppDep, emp: EmployeeDep, page: PageDep,
 
 
 @router.post("/agreements", status_code=201, response_model=AgreementAdded,
-             openapi_extra=role_rule(records.AGREEMENT_AUTHORS))
+             openapi_extra=role_rule(AGREEMENT_AUTHORS))
 def add_agreement(body: AgreementIn, request: Request, app: AppDep,
                   me: AgreementAuthor) -> dict[str, Any]:
     """Store a new version of the agreement ``title``; it becomes the one current version.
@@ -319,7 +317,7 @@ def show_agreement(agreement_id: int, app: AppDep, emp: EmployeeDep) -> dict[str
     return records.show_agreement(app, agreement_id, reader=emp)
 
 
-@router.get("/agreements/{agreement_id}/signatures", openapi_extra=role_rule(GRANT_READERS))
+@router.get("/agreements/{agreement_id}/signatures", openapi_extra=role_rule(GRANT_RECORD_READERS))
 def agreement_signatures(agreement_id: int, app: AppDep, me: SignatureReader,
                          page: PageDep) -> dict[str, Any]:
     """Who signed this version, when, and the digest of the text they signed."""
@@ -346,12 +344,12 @@ def _records_of(app: App, emp: Employee, seid: str | None, request: Request) -> 
     """The SEID whose records are asked for (default: one's own); refused unless allowed."""
     target = (seid or emp.seid).strip().upper()
     if not records.may_read_records(emp, target):
-        raise records.refuse(app, emp, "another person's records", records.RECORD_READERS,
+        raise records.refuse(app, emp, "another person's records", GRANT_RECORD_READERS,
                              "api", client_address(request))
     return target
 
 
-@router.post("/clearances", status_code=201, openapi_extra=role_rule(records.RECORD_KEEPERS))
+@router.post("/clearances", status_code=201, openapi_extra=role_rule(RECORD_KEEPERS))
 def verify_clearance(body: ClearanceIn, request: Request, app: AppDep,
                      me: RecordKeeper) -> dict[str, Any]:
     """Record that ``seid``'s security clearance was verified (by ``verified_by``, default you)."""
@@ -390,7 +388,7 @@ def list_training(request: Request, app: AppDep, emp: EmployeeDep, page: PageDep
 
 
 @router.post("/training/records", status_code=201,
-             openapi_extra=role_rule(records.RECORD_KEEPERS))
+             openapi_extra=role_rule(RECORD_KEEPERS))
 def record_training(body: TrainingRecordIn, request: Request, app: AppDep,
                     me: RecordKeeper) -> dict[str, Any]:
     """Record a UNAX attestation taken elsewhere (the learning system) for ``seid``."""

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
-from idrs.api.deps import AppDep, client_address
-from idrs.api.grants import needs, role_rule
+from idrs.api.deps import AppDep, client_address, role_rule
+from idrs.api.grants import needs
 from idrs.api.paging import PageDep, paged
 from idrs.context import App
 from idrs.detection import reports, weekly
 from idrs.grants import records, service
+from idrs.people.roles import OVERSIGHT_READERS, UNIT_MANAGERS, WEEKLY_OVERSEERS, WEEKLY_READERS
 
 if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
     from idrs.people.models import Employee
@@ -35,13 +36,11 @@ else:
     Employee = object  # FastAPI needs the dependency, never the annotation's class
 
 router = APIRouter(tags=["reports"])
-MANAGERS = frozenset({"manager"})
-OVERSIGHT_ROLES = frozenset({"privacy_officer", "authorizing_official", "auditor"})
 
-Reader = Annotated[Employee, needs(weekly.READERS, "the weekly security reports")]
-Manager = Annotated[Employee, needs(MANAGERS, "certifying a weekly report")]
-Overseer = Annotated[Employee, needs(weekly.OVERSEERS, "the certification rate")]
-OversightReader = Annotated[Employee, needs(OVERSIGHT_ROLES, "the oversight report")]
+Reader = Annotated[Employee, needs(WEEKLY_READERS, "the weekly security reports")]
+Manager = Annotated[Employee, needs(UNIT_MANAGERS, "certifying a weekly report")]
+Overseer = Annotated[Employee, needs(WEEKLY_OVERSEERS, "the certification rate")]
+OversightReader = Annotated[Employee, needs(OVERSIGHT_READERS, "the oversight report")]
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8",
          "html": "text/html; charset=utf-8", "pdf": "application/pdf"}
 #: the report's HTML is a standalone document: its own inline style and data: charts only
@@ -87,11 +86,11 @@ class ReportHistory(BaseModel):
 def _may_read(app: App, me: Employee, unit: str, request: Request) -> None:
     if not weekly.may_read(app, me, unit):
         raise records.refuse(app, me, f"the weekly report of unit {unit.strip().upper()[:20]} "
-                             "(a manager reads their own unit's)", weekly.OVERSEERS, "api",
+                             "(a manager reads their own unit's)", WEEKLY_OVERSEERS, "api",
                              client_address(request))
 
 
-@router.get("/reports/weekly", openapi_extra=role_rule(weekly.READERS))
+@router.get("/reports/weekly", openapi_extra=role_rule(WEEKLY_READERS))
 def weekly_report(request: Request, app: AppDep, me: Reader,
                   unit: Annotated[str, Query(min_length=1, max_length=20)],
                   week: Annotated[date | None, Query(description="any day of the week "
@@ -105,11 +104,11 @@ def weekly_report(request: Request, app: AppDep, me: Reader,
 
 
 @router.get("/reports/weekly/history", response_model=ReportHistory,
-            openapi_extra=role_rule(weekly.READERS))
+            openapi_extra=role_rule(WEEKLY_READERS))
 def weekly_history(request: Request, app: AppDep, me: Reader, page: PageDep,
                    unit: Annotated[str | None, Query(max_length=20)] = None) -> dict[str, Any]:
     """Stored weekly reports, newest week first (a manager: their own unit's only)."""
-    if not (me.role_set & weekly.OVERSEERS):
+    if not (me.role_set & WEEKLY_OVERSEERS):
         own = weekly.unit_of(app, me.seid)
         if unit and unit.strip().upper() != own:
             _may_read(app, me, unit, request)
@@ -119,7 +118,7 @@ def weekly_history(request: Request, app: AppDep, me: Reader, page: PageDep,
     return paged(weekly.list_reports(app, unit=unit), page, key="reports")
 
 
-@router.post("/reports/weekly/{unit}/{week}/certification", openapi_extra=role_rule(MANAGERS))
+@router.post("/reports/weekly/{unit}/{week}/certification", openapi_extra=role_rule(UNIT_MANAGERS))
 def certify_report(unit: str, week: date, app: AppDep, me: Manager) -> dict[str, Any]:
     """A manager of the unit certifies having reviewed the week's report (frozen afterwards).
 
@@ -130,7 +129,7 @@ def certify_report(unit: str, week: date, app: AppDep, me: Manager) -> dict[str,
 
 
 @router.get("/reports/certification-rate", response_model=CertificationRate,
-            openapi_extra=role_rule(weekly.OVERSEERS))
+            openapi_extra=role_rule(WEEKLY_OVERSEERS))
 def certification_rate(app: AppDep, me: Overseer, page: PageDep,
                        week: Annotated[date | None, Query()] = None) -> dict[str, Any]:
     """Reports built, certified, the rate; the uncertified ones (paged) with their managers."""
@@ -140,7 +139,7 @@ def certification_rate(app: AppDep, me: Overseer, page: PageDep,
     return paged(missing, page, key="not_certified", **out)
 
 
-@router.get("/oversight/report", openapi_extra=role_rule(OVERSIGHT_ROLES),
+@router.get("/oversight/report", openapi_extra=role_rule(OVERSIGHT_READERS),
             response_class=Response,
             responses={200: {"content": {m.split(";")[0]: {} for m in MEDIA.values()}}})
 def oversight_report(

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from idrs import research
 from idrs.api.deps import AppDep, TokenDep, client_address
 from idrs.api.middleware import problem_responses
+from idrs.vocabulary import CommandCode
 
 router = APIRouter(tags=["research"])
 
@@ -57,7 +58,7 @@ async def account_research(
         None, description="ENMOD/TXMOD: the account as it stood at the end of this day"
     ),
 ) -> ResearchOut:
-    is_names = command.strip().upper() == "NAMES"  # the path's {tin} is then the name query
+    is_names = command.strip().upper() == CommandCode.NAMES  # the path's {tin} is then the name query
     # Run on the event loop, not the thread pool: the call takes about half a millisecond of
     # CPU (one indexed read snapshot, one commit), and the hand-off to a worker thread and back
     # cost more than the call itself (measured: bench/bench_http.py). The process runs one
@@ -100,7 +101,7 @@ def names_search(
     ans = research.run(
         app,
         token=token,
-        command="NAMES",
+        command=CommandCode.NAMES,
         tin=None,
         name=name,
         place=place,

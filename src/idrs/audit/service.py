@@ -21,6 +21,7 @@ from idrs.audit.log import append, configure, sign_checkpoint
 from idrs.audit.store import raw
 from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
+from idrs.vocabulary import Role
 
 #: Largest number of entries one ``entries`` call returns.
 MAX_ENTRIES = 10_000
@@ -88,12 +89,15 @@ def consistency_proof(app: App, first: int, second: int) -> dict[str, Any]:
 
 
 def require_auditor(employee: Any) -> None:
-    """Raise AccessDenied unless ``employee`` is active and holds the ``auditor`` role."""
+    """Raise AccessDenied unless ``employee`` is active and holds the ``auditor`` role.
+
+    (``people.roles.AUDIT_READERS``, named here by its one role: audit sits below people.)
+    """
     roles = getattr(employee, "role_set", None)
     if (
         employee is None
         or roles is None
-        or "auditor" not in roles
+        or Role.AUDITOR not in roles
         or not getattr(employee, "active", False)
     ):
         raise AccessDenied(

@@ -16,6 +16,7 @@ from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, open_app, print_json
 from idrs.cli.people import read_token
 from idrs.errors import ValidationFailed
+from idrs.vocabulary import ADJUSTMENT_CODES
 
 adjust_app = typer.Typer(help="Adjustments: request, approve, reject, list pending, reverse.",
                          no_args_is_help=True)
@@ -34,7 +35,9 @@ def _show(res: service.AdjustmentResult, json_out: bool) -> None:
 
 @adjust_app.command("request")
 def request_cmd(
-    command: str = typer.Argument(..., help="ENREQ, ADJ54 or REQ77"),
+    command: str = typer.Argument(
+        ..., help=", ".join(ADJUSTMENT_CODES[:-1]) + " or " + ADJUSTMENT_CODES[-1]
+    ),
     tin: str = typer.Argument(..., help="the TIN (9 digits, dashes optional)"),
     case: str | None = typer.Option(None, "--case", help="case ID: the need-to-know basis"),
     contact: str | None = typer.Option(None, "--contact", help="taxpayer contact ID"),

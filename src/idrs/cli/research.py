@@ -19,11 +19,12 @@ from idrs import research
 from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, fail, open_app, print_json
 from idrs.cli.people import read_token
+from idrs.vocabulary import RESEARCH_CODES, CommandCode
 
 
 @app.command("research")
 def research_cmd(
-    command: str = typer.Argument(..., help="ENMOD, IMFOL, TXMOD, RTVUE, INOLE, NAMES, IRPTR"),
+    command: str = typer.Argument(..., help=", ".join(RESEARCH_CODES)),
     tin: str = typer.Argument(..., help="the TIN (9 digits, dashes optional); for NAMES: LAST[,FIRST]"),
     case: str | None = typer.Option(None, "--case", help="case ID: the need-to-know basis"),
     contact: str | None = typer.Option(None, "--contact", help="taxpayer contact ID"),
@@ -41,7 +42,7 @@ def research_cmd(
         as_of_day = date.fromisoformat(as_of) if as_of else None
     except ValueError:
         fail(f"--as-of: not a date (YYYY-MM-DD): {as_of!r}")
-    is_names = command.strip().upper() == "NAMES"
+    is_names = command.strip().upper() == CommandCode.NAMES
     ans = research.run(
         a, token=read_token(a.settings.home), command=command, tin=None if is_names else tin,
         name=tin if is_names else None, place=place, year=year, case=case, contact=contact,

@@ -35,6 +35,7 @@ from idrs.crypto import Keyring
 from idrs.db import check_reachable, engine_for
 from idrs.errors import IdrsError
 from idrs.people import service
+from idrs.vocabulary import Role
 
 DEMO_FILE = "demo-credentials.json"
 #: How long a ``--workers`` process may take to answer its supervisor while starting.
@@ -324,7 +325,7 @@ def demo(
         _populate(a, taxpayers)
         people = _demo_employees(a)
         if admin is not None:
-            people.insert(0, {**admin, "roles": ["security_admin"]})
+            people.insert(0, {**admin, "roles": [Role.SECURITY_ADMIN]})
         _write_private(path, json.dumps(people, indent=2) + "\n")
         # A first signed checkpoint, so the audit page and GET /audit/checkpoint have one.
         from idrs.audit.service import checkpoint_now
@@ -354,14 +355,14 @@ def _populate(a: App, taxpayers: int) -> None:
 
 
 DEMO_PEOPLE = [
-    ("DEMOEX1", "Dana Examiner", "999-49-9001", "examiner"),
-    ("DEMOCS1", "Chris Service", "999-49-9002", "csr"),
-    ("DEMOMG1", "Morgan Manager", "999-49-9003", "manager"),
-    ("DEMOAU1", "Alex Auditor", "999-49-9004", "auditor"),
-    ("DEMOPA1", "Robin Analyst", "999-49-9005", "privacy_analyst"),
+    ("DEMOEX1", "Dana Examiner", "999-49-9001", Role.EXAMINER),
+    ("DEMOCS1", "Chris Service", "999-49-9002", Role.CSR),
+    ("DEMOMG1", "Morgan Manager", "999-49-9003", Role.MANAGER),
+    ("DEMOAU1", "Alex Auditor", "999-49-9004", Role.AUDITOR),
+    ("DEMOPA1", "Robin Analyst", "999-49-9005", Role.PRIVACY_ANALYST),
     # the unit's security representative: with SA001 (unit SEC), the second administrator a
     # restricted profile change in unit DEMO needs
-    ("DEMOSA1", "Jordan Security", "999-49-9006", "security_admin"),
+    ("DEMOSA1", "Jordan Security", "999-49-9006", Role.SECURITY_ADMIN),
 ]
 #: Everyone else is in unit DEMO. The privacy analyst works at headquarters: an analyst never
 #: reviews alerts about their own unit, so in DEMO they could work none of the demo's.

@@ -6,7 +6,7 @@ the server chooses, never one a client names. ``document`` hands one stored noti
 its number, as HTML or as a PDF rendered from the stored HTML (no path is read), and records
 the hand-out (``taxpayer:notice:read``): a notice carries the taxpayer's name and address.
 
-Who: the privacy roles (``NOTICE_ROLES``); the interfaces check before calling.
+Who: the privacy roles (``people.roles.NOTICE_STAFF``); the interfaces check before calling.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from idrs.detection import taxpayer
 from idrs.detection.models import TaxpayerNotice
 from idrs.errors import NotFound, ValidationFailed
 
-NOTICE_ROLES = frozenset({"privacy_analyst", "privacy_officer"})
 FORMATS = ("html", "pdf")
 
 

@@ -26,6 +26,7 @@ from idrs.context import App
 from idrs.masterfile.importer import import_file
 from idrs.people import passwords
 from idrs.people import service as people
+from idrs.vocabulary import Role
 
 TAX_YEAR = 2024
 STATE = "OH"
@@ -87,7 +88,7 @@ class World:
         return [s for s in self.staff if s.role == role]
 
     def manager_of(self, unit: str) -> Staff:
-        return next(s for s in self.units[unit] if s.role == "manager")
+        return next(s for s in self.units[unit] if s.role == Role.MANAGER)
 
 
 class _Gen:
@@ -142,11 +143,11 @@ def _record(p: Person, *, status: str = "S", spouse: Person | None = None,
     return rec
 
 
-def _roles_for(n: int) -> list[str]:
+def _roles_for(n: int) -> list[Role]:
     """A unit of ``n``: one manager, about 60% service representatives, the rest examiners."""
-    roles = ["manager"]
+    roles = [Role.MANAGER]
     for i in range(n - 1):
-        roles.append("csr" if i % 5 < 3 else "examiner")
+        roles.append(Role.CSR if i % 5 < 3 else Role.EXAMINER)
     return roles
 
 
@@ -209,7 +210,7 @@ def build(app: App, *, employees: int, seed: int, unit_size: int = 20,
         for seid in analysts:
             people.create_employee(
             app, unax_attested_at=app.clock.now(), seid=seid, name=f"Analyst {seid}", tin=None,
-                                   roles=["privacy_analyst"], unit="PRIV", actor=actor,
+                                   roles=[Role.PRIVACY_ANALYST], unit="PRIV", actor=actor,
                                    interface="system")
     conflicts.rebuild_all(app)
     world = World(people_all, public, celebrities, staff, units, analysts)

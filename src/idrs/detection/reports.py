@@ -26,6 +26,7 @@ from idrs.detection.models import Alert, WeeklyReport
 from idrs.detection.service import _log_size, first_index_at
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason
 from idrs.people.models import Employee, Unit
+from idrs.people.roles import UNIT_MANAGERS
 
 GROUPS = {
     "CONFLICT_SELF": "own", "CONFLICT_SPOUSE": "spouse",
@@ -129,7 +130,7 @@ def certify(app: App, *, unit: str, week: date, manager: str, interface: str = "
     with session_scope(app.engine) as s:
         _, members = _unit_members(s, code)
         seid = (manager or "").strip().upper()
-        if seid not in members or "manager" not in members[seid].split(","):
+        if seid not in members or not (UNIT_MANAGERS & set(members[seid].split(","))):
             raise AccessDenied([Reason("NOT_IN_PROFILE", f"only a manager of unit {code} certifies its report")])
         rep = s.scalar(select(WeeklyReport).where(WeeklyReport.unit == code, WeeklyReport.week_start == week))
         if rep is None:
@@ -158,7 +159,7 @@ def certification_rate(app: App, *, week: date | None = None) -> dict[str, Any]:
         managers: dict[str, list[str]] = defaultdict(list)
         for seid, roles, code in s.execute(select(Employee.seid, Employee.roles, Unit.code)
                                            .join(Unit, Unit.id == Employee.unit_id)):
-            if "manager" in roles.split(","):
+            if UNIT_MANAGERS & set(roles.split(",")):
                 managers[code].append(seid)
         total = len(reps)
         certified = sum(1 for r in reps if r.certified_at is not None)

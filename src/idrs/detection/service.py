@@ -78,6 +78,7 @@ from idrs.detection.signals import (
 from idrs.errors import IdrsError
 from idrs.masterfile.models import AddressRecord, Marker, Taxpayer
 from idrs.people.models import Employee, Unit
+from idrs.people.roles import UNIT_MANAGERS
 
 _HOUSE_NUMBER = re.compile(r"^\d+[A-Z]?\s+")
 SEQUENCE_GAP_SECONDS = 15
@@ -480,7 +481,7 @@ def _load_employees(con: Any, emps: dict[str, EmployeeFacts]) -> None:
     con.register("emp_in", {
         "seid": np.array([e.seid for e in es], dtype=object),
         "unit": np.array([e.unit for e in es], dtype=object),
-        "manager": np.array(["manager" in e.roles for e in es], dtype=bool),
+        "manager": np.array([bool(e.roles & UNIT_MANAGERS) for e in es], dtype=bool),
         "role": np.array([min(e.roles) if e.roles else "" for e in es], dtype=object)})
     con.execute("""CREATE OR REPLACE TABLE emp AS SELECT seid::VARCHAR AS seid, unit::VARCHAR AS unit,
                    manager, role::VARCHAR AS role FROM emp_in""")

@@ -48,8 +48,11 @@ from idrs.detection import population
 from idrs.detection.events import DetectionEvent
 from idrs.detection.population import Person, Staff, World
 from idrs.errors import AccessDenied, IdrsError, NotFound
+from idrs.masterfile.commands import NEEDS_YEAR
 from idrs.people.models import Employee, SignInSession
 from idrs.people.service import record
+from idrs.vocabulary import CommandCode as C
+from idrs.vocabulary import Role
 
 VIOLATION_TYPES = (
     "self", "spouse", "relative", "household", "undeclared_relative", "neighbour", "celebrity",
@@ -58,8 +61,8 @@ VIOLATION_TYPES = (
 )
 DEFAULT_START = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 _WEEKDAY_LOAD = (1.25, 1.1, 1.0, 0.95, 0.8, 0.0, 0.0)
-_CSR_COMMANDS = ("ENMOD", "IMFOL", "TXMOD", "INOLE")
-_EXAM_COMMANDS = ("TXMOD", "RTVUE", "IRPTR", "IMFOL", "ENMOD", "INOLE")
+_CSR_COMMANDS = (C.ENMOD, C.IMFOL, C.TXMOD, C.INOLE)
+_EXAM_COMMANDS = (C.TXMOD, C.RTVUE, C.IRPTR, C.IMFOL, C.ENMOD, C.INOLE)
 YEAR = population.TAX_YEAR
 #: processes sharing a simulation (fixed, not the machine's core count, so that a seed gives
 #: the same run everywhere)
@@ -158,7 +161,7 @@ class Simulator:
                  case: str | None = None, contact: str | None = None, reason: str | None = None,
                  name: str | None = None, place: str | None = None) -> int | None:
         """One research call through the real service; returns its audit index."""
-        year = YEAR if command in ("TXMOD", "RTVUE") else None
+        year = YEAR if command in NEEDS_YEAR else None
         self.stats.accesses += 1
         try:
             ans = research_run(self.app, token=self.token(staff), command=command,
@@ -240,7 +243,7 @@ class Simulator:
             action()
 
     def _initial_inventories(self) -> None:
-        for s in self._mine("examiner"):
+        for s in self._mine(Role.EXAMINER):
             mgr = self.world.manager_of(s.unit)
             inventory = []
             for _ in range(5):
@@ -252,7 +255,7 @@ class Simulator:
         load = _WEEKDAY_LOAD[day0.weekday()] * self.rng.uniform(0.85, 1.15)
         workers = list(self.staff)
         if load == 0.0:  # weekend: a few examiners catch up on a case
-            for s in self._mine("examiner"):
+            for s in self._mine(Role.EXAMINER):
                 if self.rng.random() < 0.03:
                     self._examiner_day(s, day0, 1.0, hours=(10, 12), cases=1)
                     self.stats.employee_days += 1
@@ -260,13 +263,13 @@ class Simulator:
         for s in workers:
             self.stats.employee_days += 1
             pace = math.exp(self.rng.gauss(0, 0.25)) * load
-            if s.role == "csr":
+            if s.role == Role.CSR:
                 self._csr_day(s, day0, pace)
-            elif s.role == "examiner":
+            elif s.role == Role.EXAMINER:
                 self._examiner_day(s, day0, pace)
-            elif s.role == "manager":
+            elif s.role == Role.MANAGER:
                 self._manager_day(s, day0)
-            if s.role in ("csr", "examiner"):
+            if s.role in (Role.CSR, Role.EXAMINER):
                 if self.rng.random() < 0.03:
                     self._typo(s, day0)
                 if self.rng.random() < self.rate:
@@ -291,12 +294,12 @@ class Simulator:
     def _contact(self, s: Staff, t: datetime, walk_in: bool, by_name: bool) -> None:
         p = self.public()
         if by_name:
-            self.research(s, "NAMES", None, name=p.last, place=p.zip, reason="caller has no TIN at hand")
+            self.research(s, C.NAMES, None, name=p.last, place=p.zip, reason="caller has no TIN at hand")
         cid, _ = self.open_contact(s, p, by=s.seid if walk_in else "system:acd",
                                    channel="visit" if walk_in else "phone")
-        cmds = ["ENMOD", "IMFOL"] + [c for c in _CSR_COMMANDS[2:] if self.rng.random() < 0.5]
+        cmds = [C.ENMOD, C.IMFOL] + [c for c in _CSR_COMMANDS[2:] if self.rng.random() < 0.5]
         if walk_in:
-            cmds = ["ENMOD", "IMFOL", "TXMOD", "INOLE"]
+            cmds = [C.ENMOD, C.IMFOL, C.TXMOD, C.INOLE]
         step = 120 if walk_in else 50
         when = self.clock.now()
         for c in cmds:
@@ -334,14 +337,14 @@ class Simulator:
         p = self.public()
         inv.append((self.assign_case(s, p, by=mgr.seid), p))
         if self.rng.random() < 0.15:  # a second examiner joins the case
-            others = [o for o in self.world.units[s.unit] if o.role == "examiner" and o is not s]
+            others = [o for o in self.world.units[s.unit] if o.role == Role.EXAMINER and o is not s]
             if others:
                 o = self.rng.choice(others)
                 self.cases.setdefault(o.seid, []).append(
                     (self.assign_case(o, p, by=mgr.seid), p))
 
     def _manager_day(self, m: Staff, day0: datetime) -> None:
-        team = [s for s in self.world.units[m.unit] if s.role == "examiner" and self.cases.get(s.seid)]
+        team = [s for s in self.world.units[m.unit] if s.role == Role.EXAMINER and self.cases.get(s.seid)]
         for _ in range(self.rng.choice((1, 1, 2))):
             if not team:
                 return
@@ -352,7 +355,7 @@ class Simulator:
     def _review(self, m: Staff, p: Person) -> None:
         rid = self.assign_case(m, p, by=m.seid, prefix="R")
         when = self.clock.now()
-        for c in ("ENMOD", "TXMOD", "RTVUE"):
+        for c in (C.ENMOD, C.TXMOD, C.RTVUE):
             when += timedelta(seconds=self.rng.uniform(60, 180))
             self.at(when, lambda c=c: self.research(m, c, p, case=rid))
         self.at(when + timedelta(minutes=2), lambda: self.close_case(m.seid, rid))
@@ -362,7 +365,7 @@ class Simulator:
         t = self._worktime(day0)
 
         def act() -> None:
-            idx = self.research(s, "ENMOD", self.public())
+            idx = self.research(s, C.ENMOD, self.public())
             if idx is not None and self.rng.random() < 0.7:
                 later = self.clock.now() + timedelta(minutes=self.rng.uniform(2, 120))
                 self.at(later, lambda: self._self_report(s, idx))
@@ -395,7 +398,7 @@ class Simulator:
             self.at(when, lambda c=c: self._keep(v, self.research(s, c, p)))
             when += timedelta(seconds=self.rng.uniform(20, 90))
 
-    def _pretext(self, s: Staff, v: _Violation, p: Person, *, cmds: tuple[str, ...] = ("ENMOD", "IMFOL"),
+    def _pretext(self, s: Staff, v: _Violation, p: Person, *, cmds: tuple[str, ...] = (C.ENMOD, C.IMFOL),
                  channel: str | None = None) -> None:
         """Open a contact nobody called about, then look."""
         ch = channel or ("phone" if self.rng.random() < 0.85 else "letter")
@@ -415,14 +418,14 @@ class Simulator:
     def _do_violation(self, s: Staff, v: _Violation) -> None:
         k = v.type
         if k == "self":
-            self._refused_peek(s, v, s.own, ("ENMOD", "IMFOL"))
+            self._refused_peek(s, v, s.own, (C.ENMOD, C.IMFOL))
         elif k == "spouse":
-            self._refused_peek(s, v, s.spouse or s.own, ("ENMOD", "TXMOD"))
+            self._refused_peek(s, v, s.spouse or s.own, (C.ENMOD, C.TXMOD))
         elif k == "relative":
             p = self.rng.choice([*s.children, s.parent]) if s.parent else s.children[0]
-            self._refused_peek(s, v, p, ("ENMOD",))
+            self._refused_peek(s, v, p, (C.ENMOD,))
         elif k == "household":
-            self._refused_peek(s, v, s.roommate or s.own, ("ENMOD", "IMFOL"))
+            self._refused_peek(s, v, s.roommate or s.own, (C.ENMOD, C.IMFOL))
         elif k == "undeclared_relative":
             v.target = s.cousin.tin if s.cousin else None
             self._pretext(s, v, s.cousin or self.public())
@@ -433,21 +436,21 @@ class Simulator:
         elif k == "celebrity":
             p = self.rng.choice(self.world.celebrities)
             v.target = p.tin
-            self._pretext(s, v, p, cmds=("ENMOD",))
+            self._pretext(s, v, p, cmds=(C.ENMOD,))
         elif k == "coworker":
             others = [o for o in self.world.staff if o is not s]
             p = self.rng.choice(others).own
             v.target = p.tin
-            self._pretext(s, v, p, cmds=("ENMOD",))
+            self._pretext(s, v, p, cmds=(C.ENMOD,))
         elif k == "pretext_contact":
             p = self.public()
             v.target = p.tin
-            self._pretext(s, v, p, cmds=("ENMOD", "IMFOL", "TXMOD"))
+            self._pretext(s, v, p, cmds=(C.ENMOD, C.IMFOL, C.TXMOD))
         elif k == "after_hours":
             for _ in range(self.rng.randint(2, 4)):
                 self._pretext(s, v, self.public(), channel="letter")
         elif k == "repeated_refusals":
-            self._refused_peek(s, v, self.public(), ("ENMOD", "IMFOL", "TXMOD", "ENMOD", "INOLE"))
+            self._refused_peek(s, v, self.public(), (C.ENMOD, C.IMFOL, C.TXMOD, C.ENMOD, C.INOLE))
         elif k == "sweep":
             self._sweep(s, v)
         elif k == "bulk_harvest":
@@ -455,25 +458,25 @@ class Simulator:
             for _ in range(self.rng.randint(40, 70)):
                 p = self.public()
                 when += timedelta(seconds=self.rng.uniform(2, 8))
-                self.at(when, lambda p=p: self._keep(v, self.research(s, "ENMOD", p)))
+                self.at(when, lambda p=p: self._keep(v, self.research(s, C.ENMOD, p)))
 
     def _sweep(self, s: Staff, v: _Violation) -> None:
         zip_code = s.own.zip if self.world.by_zip.get(s.own.zip) else self.public().zip
         pool = self.world.by_zip.get(zip_code) or self.world.public
         last = self.rng.choice(pool).last
-        self._keep(v, self.research(s, "NAMES", None, name=last, place=zip_code,
+        self._keep(v, self.research(s, C.NAMES, None, name=last, place=zip_code,
                                     reason="caller"))
         hits = [p for p in pool if p.last == last][:4] or [self.rng.choice(pool)]
         when = self.clock.now()
         for p in hits:
             when += timedelta(seconds=self.rng.uniform(10, 40))
-            self.at(when, lambda p=p: self._keep(v, self.research(s, "ENMOD", p)))
+            self.at(when, lambda p=p: self._keep(v, self.research(s, C.ENMOD, p)))
 
     def _news_spike(self, day0: datetime) -> None:
         """Someone is in the news: a legitimate examiner works the case, many others peek."""
         p = self.public()
         t0 = self._worktime(day0, (9.0, 13.0))
-        exams = self._mine("examiner")
+        exams = self._mine(Role.EXAMINER)
         e = self.rng.choice(exams) if exams else None
         if e is not None:
             mgr = self.world.manager_of(e.unit)
@@ -483,12 +486,12 @@ class Simulator:
                 self.cases.setdefault(e.seid, []).append((cid, p))
                 self._work_case(e, cid, p)
             self.at(t0 - timedelta(minutes=30), legit)
-        crowd = [s for s in self.staff if s.role in ("csr", "examiner") and s is not e]
+        crowd = [s for s in self.staff if s.role in (Role.CSR, Role.EXAMINER) and s is not e]
         for s in self.rng.sample(crowd, min(len(crowd), self.rng.randint(6, 12))):
             v = _Violation("news_spike", s.seid, day0.date().isoformat(), target=p.tin)
             self.truth.append(v)
             t = t0 + timedelta(minutes=self.rng.uniform(0, 180))
-            self.at(t, lambda s=s, v=v: self._pretext(s, v, p, cmds=("ENMOD", "IMFOL")))
+            self.at(t, lambda s=s, v=v: self._pretext(s, v, p, cmds=(C.ENMOD, C.IMFOL)))
 
     # ------------------------------------------------------------------ output
 

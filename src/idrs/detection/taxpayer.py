@@ -34,6 +34,7 @@ from idrs.errors import Conflict, IdrsError, NotFound, ValidationFailed
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.masterfile.models import AddressRecord, Taxpayer
 from idrs.people.models import Employee, Unit
+from idrs.vocabulary import CommandCode
 
 PURPOSES = {
     "case": "examination or account work on an assigned case",
@@ -51,7 +52,7 @@ def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any],
 
 
 def _purpose(entry: dict[str, Any]) -> str:
-    if entry.get("object", {}).get("command") == "NAMES":
+    if entry.get("object", {}).get("command") == CommandCode.NAMES:
         return PURPOSES["names"]
     basis = (entry.get("detail") or {}).get("basis") or ""
     return PURPOSES.get(basis.split(":")[0], PURPOSES["other"])

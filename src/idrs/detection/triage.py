@@ -38,6 +38,7 @@ from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Alert, AlertAction, Referral, SelfReport
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.people.models import Employee, Unit
+from idrs.people.roles import ALERT_REVIEWERS
 
 CLOSED = ("dismissed", "referred")
 SELF_REPORT_WINDOW = timedelta(days=1)
@@ -116,7 +117,7 @@ def _parse_time(text: str) -> Any:
 
 def _analyst(s: Any, seid: str) -> Employee:
     emp = s.scalar(select(Employee).where(Employee.seid == (seid or "").strip().upper()))
-    if emp is None or not emp.active or "privacy_analyst" not in emp.role_set:
+    if emp is None or not emp.active or not (emp.role_set & ALERT_REVIEWERS):
         raise AccessDenied([NOT_ANALYST])
     return emp
 

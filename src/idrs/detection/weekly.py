@@ -17,9 +17,7 @@ from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection.models import WeeklyReport
 from idrs.people.models import Employee, Unit
-
-OVERSEERS = frozenset({"privacy_officer", "privacy_analyst", "authorizing_official", "auditor"})
-READERS = OVERSEERS | {"manager"}
+from idrs.people.roles import UNIT_MANAGERS, WEEKLY_OVERSEERS
 
 
 def unit_of(app: App, seid: str) -> str | None:
@@ -36,10 +34,10 @@ def units(app: App) -> list[str]:
 
 def may_read(app: App, who: Employee, unit: str) -> bool:
     """An overseer: any unit. A manager: their own unit only. Anyone else: none."""
-    if who.role_set & OVERSEERS:
+    if who.role_set & WEEKLY_OVERSEERS:
         return True
     code = (unit or "").strip().upper()
-    return "manager" in who.role_set and bool(code) and unit_of(app, who.seid) == code
+    return bool(who.role_set & UNIT_MANAGERS) and bool(code) and unit_of(app, who.seid) == code
 
 
 def list_reports(app: App, *, unit: str | None = None) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any
 from idrs.context import App
 from idrs.grants import service
 from idrs.people import service as people
+from idrs.vocabulary import CommandCode, Role
 
 AGREEMENT_TITLE = "Confidentiality agreement for outside personnel"
 AGREEMENT_TEXT = (
@@ -28,10 +29,10 @@ AGREEMENT_TEXT = (
     "material I obtained and certify its destruction.\n"
 )
 PEOPLE = (  # SEID, name, roles, kind, home organization, synthetic TIN
-    ("PO100", "Pat Officer", "privacy_officer", "employee", None, "900-49-0100"),
-    ("AO100", "Alex Official", "authorizing_official", "employee", None, "900-49-0101"),
-    ("SA100", "Sam Admin", "security_admin", "employee", None, "900-49-0102"),
-    ("DT100", "Dana Engineer", "examiner", "detailee", "Department of Energy", "900-49-0103"),
+    ("PO100", "Pat Officer", Role.PRIVACY_OFFICER, "employee", None, "900-49-0100"),
+    ("AO100", "Alex Official", Role.AUTHORIZING_OFFICIAL, "employee", None, "900-49-0101"),
+    ("SA100", "Sam Admin", Role.SECURITY_ADMIN, "employee", None, "900-49-0102"),
+    ("DT100", "Dana Engineer", Role.EXAMINER, "detailee", "Department of Energy", "900-49-0103"),
 )
 
 
@@ -51,7 +52,7 @@ def seed_outside_detail(app: App, *, actor: str = "system") -> dict[str, Any]:
     grant = service.request_grant(
         app, principal="DT100", purpose="Modernization engineering support (120-day detail)",
         basis="5 U.S.C. 3341 (details); 26 U.S.C. 6103(h)(1) (officers and employees)",
-        commands="ENMOD,IMFOL", classes="identity,return", population="all", start=today,
+        commands=f"{CommandCode.ENMOD},{CommandCode.IMFOL}", classes="identity,return", population="all", start=today,
         end=today + timedelta(days=120), daily_limit=50, agreement=AGREEMENT_TITLE, actor=who)
     return {"people": creds, "grant_id": grant["grant_id"],
             "agreement_id": agreement["agreement_id"], "status": grant["status"]}

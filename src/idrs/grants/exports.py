@@ -48,6 +48,7 @@ from idrs.grants.service import Actor, _deny, _employee, _record, _text
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.people import auth
 from idrs.people.models import Employee
+from idrs.vocabulary import RESEARCH_CODES, CommandCode
 
 FORMATS = ("csv", "pdf")
 MAX_TINS = 1000
@@ -207,8 +208,9 @@ def create_export(app: App, *, token: str | None, command: str, tins: list[str],
     if fmt not in FORMATS:
         raise ValidationFailed([f"format: one of {', '.join(FORMATS)}"])
     code = (command or "").strip().upper()
-    if code == "NAMES" or code not in research.valid_commands():
-        raise ValidationFailed([f"command: one research code of {', '.join(c for c in research.valid_commands() if c != 'NAMES')}"])
+    exportable = [c for c in RESEARCH_CODES if c != CommandCode.NAMES]
+    if code not in exportable:
+        raise ValidationFailed([f"command: one research code of {', '.join(exportable)}"])
     canon = _tins(tins)
     rows: list[tuple[str, dict[str, Any]]] = []
     indexes: list[int] = []

@@ -157,15 +157,15 @@ def _split(csv: str | None) -> frozenset[str]:
     return frozenset(x for x in (csv or "").split(",") if x)
 
 
-def grant_facts(session: Session, app: Any, employee: Any, command: str, now: datetime,
-                *, settings: rules.GrantSettings | None = None) -> GrantFacts:
+def grant_facts(session: Session, app: Any, employee: Any, command: str,
+                now: datetime) -> GrantFacts:
     """The grant facts of ``employee`` using ``command`` at ``now`` (from ``app.clock``).
 
     Inside employees: only an active grant counts (a grant only ever widens their access);
     outside principals (kind other than ``employee``): the governing grant whatever its state,
     or state ``none``. Fail closed: anything unreadable is read as "not satisfied".
     """
-    valid_days = (settings or _SETTINGS).training_valid_days
+    valid_days = app.settings.grant_training_valid_days
     rows = _rows(session, employee.id)
     outside = (getattr(employee, "kind", "employee") or "employee") != "employee"
     first = rows[0] if rows else (None, 0, None)
@@ -195,7 +195,6 @@ def grant_facts(session: Session, app: Any, employee: Any, command: str, now: da
     )
 
 
-_SETTINGS = rules.GrantSettings()
 _RANK = {rules.ACTIVE: 0, rules.APPROVED: 1, rules.PENDING: 2, rules.REVOKED: 3,
          rules.EXPIRED: 4, rules.ENDED: 5}
 

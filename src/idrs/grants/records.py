@@ -32,15 +32,8 @@ from idrs.grants.models import (
 )
 from idrs.grants.service import Actor, _employee, _record, prerequisites
 from idrs.people.models import Employee
+from idrs.people.roles import GRANT_RECORD_READERS
 
-#: Who keeps the register of outside access (approving roles and the unit security rep).
-GRANT_STAFF = frozenset({"privacy_officer", "authorizing_official", "security_admin"})
-#: Who may read anyone's agreement, clearance and training records (no taxpayer data).
-RECORD_READERS = GRANT_STAFF | {"auditor"}
-#: Who adds agreement versions.
-AGREEMENT_AUTHORS = frozenset({"privacy_officer", "authorizing_official"})
-#: Who records a clearance verification or an attestation taken elsewhere.
-RECORD_KEEPERS = frozenset({"security_admin", "privacy_officer", "authorizing_official"})
 RENEWABLE = (rules.APPROVED, rules.ACTIVE, rules.EXPIRED)
 
 
@@ -73,7 +66,7 @@ def require(app: App, who: Employee, roles: frozenset[str], what: str, interface
 
 def may_read_records(who: Employee, seid: str) -> bool:
     """One's own records, or anyone's for the record readers."""
-    return who.seid == (seid or "").strip().upper() or bool(who.role_set & RECORD_READERS)
+    return who.seid == (seid or "").strip().upper() or bool(who.role_set & GRANT_RECORD_READERS)
 
 
 # -- grants ----------------------------------------------------------------------------------
@@ -81,7 +74,7 @@ def may_read_records(who: Employee, seid: str) -> bool:
 
 def may_see_grant(who: Employee, grant: dict[str, Any]) -> bool:
     """Record readers see every grant; anyone else those they are principal or requester of."""
-    return bool(who.role_set & RECORD_READERS) or who.seid in (grant["principal"],
+    return bool(who.role_set & GRANT_RECORD_READERS) or who.seid in (grant["principal"],
                                                                grant["requested_by"])
 
 
@@ -90,7 +83,7 @@ def visible_grant(app: App, who: Employee, grant_id: int, *, interface: str = "a
     """``service.show_grant`` for someone who may see it; refused (recorded) otherwise."""
     g = service.show_grant(app, grant_id)
     if not may_see_grant(who, g):
-        raise refuse(app, who, "another person's grant", RECORD_READERS, interface, address)
+        raise refuse(app, who, "another person's grant", GRANT_RECORD_READERS, interface, address)
     return g
 
 
@@ -187,7 +180,7 @@ def clearances(app: App, seid: str) -> list[dict[str, Any]]:
 
 def training(app: App, seid: str) -> dict[str, Any]:
     """``seid``'s UNAX attestations (newest first) and whether training is current now."""
-    valid = rules.GrantSettings().training_valid_days
+    valid = app.settings.grant_training_valid_days
     now = as_utc(app.clock.now())
     with session_scope(app.engine) as s:
         emp = _employee(s, seid)
@@ -223,7 +216,7 @@ def show_export(app: App, export_id: str, *, reader: Employee) -> dict[str, Any]
             raise NotFound(f"no export {export_id!r}")
         holder = exp.employee_id
         out = exports.export_view(s, export_id)
-    if holder != reader.id and not (reader.role_set & RECORD_READERS):
-        raise refuse(app, reader, "another person's export", RECORD_READERS)
+    if holder != reader.id and not (reader.role_set & GRANT_RECORD_READERS):
+        raise refuse(app, reader, "another person's export", GRANT_RECORD_READERS)
     return out
 

@@ -10,11 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from idrs.config import Settings
 from idrs.errors import IdrsError, ValidationFailed
 from idrs.masterfile.screens import Sensitivity
+from idrs.vocabulary import ADJUSTMENT_CODES, ALL_CODES, CommandCode
 
 POPULATIONS = ("cases", "all", "anonymized")
 #: stored lifecycle values (Grant.status)
@@ -23,30 +22,28 @@ PENDING, APPROVED, REVOKED, ENDED = "pending_approval", "approved", "revoked", "
 ACTIVE, EXPIRED, NONE = "active", "expired", "none"
 STATES = (PENDING, APPROVED, ACTIVE, EXPIRED, REVOKED, ENDED, NONE)
 
-RESEARCH = ("ENMOD", "IMFOL", "TXMOD", "RTVUE", "INOLE", "NAMES", "IRPTR")
-ADJUST = ("ENREQ", "ADJ54", "REQ77")
-ALL_COMMANDS = frozenset(RESEARCH + ADJUST)
 ALL_CLASSES = frozenset(c.value for c in Sensitivity)
 
 S = Sensitivity
+C = CommandCode
 #: The class a command is about: a grant must include it for the command to be in scope.
 COMMAND_CLASS: dict[str, Sensitivity] = {
-    "ENMOD": S.IDENTITY, "INOLE": S.IDENTITY, "NAMES": S.IDENTITY,
-    "IMFOL": S.RETURN, "TXMOD": S.RETURN, "RTVUE": S.RETURN, "IRPTR": S.RETURN,
-    "ENREQ": S.ADDRESS, "ADJ54": S.RETURN, "REQ77": S.RETURN,
+    C.ENMOD: S.IDENTITY, C.INOLE: S.IDENTITY, C.NAMES: S.IDENTITY,
+    C.IMFOL: S.RETURN, C.TXMOD: S.RETURN, C.RTVUE: S.RETURN, C.IRPTR: S.RETURN,
+    C.ENREQ: S.ADDRESS, C.ADJ54: S.RETURN, C.REQ77: S.RETURN,
 }
 #: Every class a command's output can carry (masterfile/commands.py), for registers/reports.
 COMMAND_CLASSES: dict[str, frozenset[Sensitivity]] = {
-    "ENMOD": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.OTHER}),
-    "IMFOL": frozenset({S.IDENTITY, S.RETURN}),
-    "TXMOD": frozenset({S.IDENTITY, S.RETURN, S.OTHER}),
-    "RTVUE": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.BANKING, S.ADOPTION}),
-    "INOLE": frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.ADOPTION, S.OTHER}),
-    "NAMES": frozenset({S.IDENTITY, S.ADDRESS, S.OTHER}),
-    "IRPTR": frozenset({S.IDENTITY, S.RETURN}),
-    "ENREQ": frozenset({S.IDENTITY, S.ADDRESS}),
-    "ADJ54": frozenset({S.RETURN}),
-    "REQ77": frozenset({S.RETURN}),
+    C.ENMOD: frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.OTHER}),
+    C.IMFOL: frozenset({S.IDENTITY, S.RETURN}),
+    C.TXMOD: frozenset({S.IDENTITY, S.RETURN, S.OTHER}),
+    C.RTVUE: frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.BANKING, S.ADOPTION}),
+    C.INOLE: frozenset({S.IDENTITY, S.ADDRESS, S.RETURN, S.ADOPTION, S.OTHER}),
+    C.NAMES: frozenset({S.IDENTITY, S.ADDRESS, S.OTHER}),
+    C.IRPTR: frozenset({S.IDENTITY, S.RETURN}),
+    C.ENREQ: frozenset({S.IDENTITY, S.ADDRESS}),
+    C.ADJ54: frozenset({S.RETURN}),
+    C.REQ77: frozenset({S.RETURN}),
 }
 
 #: The denial code for each grant state that does not allow access (docs/interface.md).
@@ -60,21 +57,6 @@ STATE_REASON: dict[str, str] = {
 }
 
 
-class GrantSettings(BaseSettings):
-    """Operator configuration of grants (``IDRS_GRANT_*``). Never the clock.
-
-    ``approval_roles``: the approving roles whose holders must each approve (default: the
-    privacy officer and the authorizing official: two approvals from two different roles).
-    """
-
-    model_config = SettingsConfigDict(env_prefix="IDRS_GRANT_", extra="ignore")
-
-    approval_roles: str = "privacy_officer,authorizing_official"
-    max_days: int = Field(default=120, ge=1)
-    renewal_max_days: int = Field(default=240, ge=1)
-    training_valid_days: int = Field(default=365, ge=1)
-
-
 @dataclass(frozen=True)
 class ApprovalRule:
     """Which approving roles must each approve once (one approval per role, distinct people)."""
@@ -82,16 +64,21 @@ class ApprovalRule:
     roles: tuple[str, ...]
 
     @classmethod
-    def from_settings(cls, settings: GrantSettings | None = None) -> ApprovalRule:
-        s = settings or GrantSettings()
-        roles = tuple(dict.fromkeys(r.strip() for r in s.approval_roles.split(",") if r.strip()))
+    def from_settings(cls, settings: Settings) -> ApprovalRule:
+        """The rule ``IDRS_GRANT_APPROVAL_ROLES`` names (``settings.grant_approval_roles``)."""
+        return cls.parse(settings.grant_approval_roles)
+
+    @classmethod
+    def parse(cls, text: str) -> ApprovalRule:
+        roles = tuple(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
         if not roles:
             # fail closed: an empty rule would approve everything
             raise IdrsError("grant approval rule names no approving role (IDRS_GRANT_APPROVAL_ROLES)")
         return cls(roles)
 
 
-DEFAULT_RULE = ApprovalRule(("privacy_officer", "authorizing_official"))
+#: The rule when the setting is left at its default.
+DEFAULT_RULE = ApprovalRule.parse(Settings.model_fields["grant_approval_roles"].default)
 
 
 def start_of(day: date) -> datetime:
@@ -131,9 +118,9 @@ def in_scope(command: str, commands: Iterable[str], classes: Iterable[str], popu
     neither is NAMES (a search by name answers with identities).
     """
     cmd_ok = command in set(commands)
-    if command in ADJUST and (not allow_changes or population == "anonymized"):
+    if command in ADJUSTMENT_CODES and (not allow_changes or population == "anonymized"):
         cmd_ok = False
-    if command == "NAMES" and population == "anonymized":
+    if command == CommandCode.NAMES and population == "anonymized":
         cmd_ok = False  # a name search reveals identities: never on anonymized views
     cls = COMMAND_CLASS.get(command)
     return cmd_ok, cls is not None and cls.value in set(classes)
@@ -142,12 +129,12 @@ def in_scope(command: str, commands: Iterable[str], classes: Iterable[str], popu
 def parse_commands(raw: str | Iterable[str]) -> list[str]:
     items = raw.split(",") if isinstance(raw, str) else list(raw)
     codes = sorted({c.strip().upper() for c in items if c.strip()})
-    unknown = [c for c in codes if c not in ALL_COMMANDS]
+    unknown = [c for c in codes if c not in ALL_CODES]
     if not codes:
         raise ValidationFailed(["commands: at least one command code"])
     if unknown:
         raise ValidationFailed([f"commands: unknown command code {', '.join(unknown)}; "
-                                f"valid: {', '.join(sorted(ALL_COMMANDS))}"])
+                                f"valid: {', '.join(sorted(ALL_CODES))}"])
     return codes
 
 
@@ -164,13 +151,13 @@ def parse_classes(raw: str | Iterable[str]) -> list[str]:
 
 
 def check_term(start: date, days: int | None, end: date | None, renewal: bool,
-               settings: GrantSettings) -> int:
+               settings: Settings) -> int:
     """The term in days from ``days`` or an ``end`` date (exclusive of the end day).
 
     Refuses an end before (or on) the start, and a term beyond the limit without a renewal.
     """
     if days is None and end is None:
-        days = settings.max_days
+        days = settings.grant_max_days
     if end is not None:
         if end <= start:
             raise ValidationFailed([f"end: {end.isoformat()} is not after the start {start.isoformat()}"])
@@ -180,7 +167,7 @@ def check_term(start: date, days: int | None, end: date | None, renewal: bool,
     assert days is not None
     if days <= 0:
         raise ValidationFailed(["days: the term must be at least one day (the end is before the start)"])
-    limit = settings.renewal_max_days if renewal else settings.max_days
+    limit = settings.grant_renewal_max_days if renewal else settings.grant_max_days
     if days > limit:
         if not renewal:
             raise ValidationFailed([f"days: {days} is beyond the {limit}-day limit; "

@@ -44,6 +44,7 @@ from idrs.grants.models import (
 )
 from idrs.people import totp
 from idrs.people.models import Employee
+from idrs.vocabulary import ADJUSTMENT_CODES
 
 _TEXT_MAX = 2000
 
@@ -247,7 +248,7 @@ def record_training(app: App, *, seid: str, actor: Actor) -> dict[str, Any]:
 def _attest(app: App, emp_id: int, obj: dict[str, Any], actor: Actor,
             step: int | None) -> dict[str, Any]:
     now = _now(app)
-    valid = rules.GrantSettings().training_valid_days
+    valid = app.settings.grant_training_valid_days
     idx = _record(app, GrantEvent.TRAINING_ATTEST, actor, obj, {"otp": step is not None})
     with session_scope(app.engine) as s:
         s.add(TrainingAttestation(employee_id=emp_id, course="UNAX", attested_at=now,
@@ -280,7 +281,6 @@ def request_grant(app: App, *, principal: str, purpose: str, basis: str,
                   daily_limit: int | None = None, agreement: str | None = None,
                   actor: Actor) -> dict[str, Any]:
     """Request a grant for ``principal``; it starts ``pending_approval``. Records it."""
-    settings = rules.GrantSettings()
     purpose = _text(purpose, "purpose")
     basis = _text(basis, "basis")
     cmds = rules.parse_commands(commands)
@@ -289,8 +289,8 @@ def request_grant(app: App, *, principal: str, purpose: str, basis: str,
         raise ValidationFailed([f"population: one of {', '.join(rules.POPULATIONS)}"])
     if daily_limit is not None and daily_limit < 1:
         raise ValidationFailed(["daily_limit: at least 1"])
-    term = rules.check_term(start, days, end, renewal_of is not None, settings)
-    if not allow_changes and any(c in rules.ADJUST for c in cmds):
+    term = rules.check_term(start, days, end, renewal_of is not None, app.settings)
+    if not allow_changes and any(c in ADJUSTMENT_CODES for c in cmds):
         raise ValidationFailed(["commands: adjustment codes need --allow-changes"])
     with session_scope(app.engine) as s:
         emp = _employee(s, principal, "principal")
@@ -331,8 +331,8 @@ def _grant(session: Session, grant_id: int) -> Grant:
     return g
 
 
-def _rule(rule: rules.ApprovalRule | None) -> rules.ApprovalRule:
-    return rule or rules.ApprovalRule.from_settings()
+def _rule(app: App, rule: rules.ApprovalRule | None) -> rules.ApprovalRule:
+    return rule or rules.ApprovalRule.from_settings(app.settings)
 
 
 def approve_grant(app: App, approver: Employee, *, grant_id: int, otp: str,
@@ -346,7 +346,7 @@ def approve_grant(app: App, approver: Employee, *, grant_id: int, otp: str,
     role, a grant no longer pending. When every role of the rule has approved, the grant is
     ``approved``.
     """
-    rule = _rule(rule)
+    rule = _rule(app, rule)
     actor = actor or Actor(approver.seid)
     obj = {"grant_id": int(grant_id), "seid": approver.seid}
     # the role first: a stranger learns nothing of the grant (not even whether it exists)
@@ -396,7 +396,7 @@ def approve_grant(app: App, approver: Employee, *, grant_id: int, otp: str,
 
 def _close(app: App, who: Employee, grant_id: int, reason: str, *, revoke: bool,
            actor: Actor | None, rule: rules.ApprovalRule | None) -> dict[str, Any]:
-    rule = _rule(rule)
+    rule = _rule(app, rule)
     actor = actor or Actor(who.seid)
     event = GrantEvent.GRANT_REVOKE if revoke else GrantEvent.GRANT_END
     obj = {"grant_id": int(grant_id), "seid": who.seid}

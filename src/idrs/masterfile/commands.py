@@ -37,6 +37,7 @@ from idrs.masterfile.models import (
     Transaction,
 )
 from idrs.masterfile.screens import F, Sensitivity
+from idrs.vocabulary import CommandCode
 
 ID = Sensitivity.IDENTITY
 ADDR = Sensitivity.ADDRESS
@@ -50,8 +51,8 @@ DEBIT_TCS = frozenset({"150", "290", "846"})
 #: Transaction codes that decrease it (credits, abatements, payments).
 CREDIT_TCS = frozenset({"806", "291", "610", "670", "766"})
 
-#: Codes whose ``tin`` argument is a taxpayer; NAMES takes a name query instead.
-NEEDS_YEAR = frozenset({"TXMOD", "RTVUE"})
+#: Codes that need a tax year (they show one tax module).
+NEEDS_YEAR = frozenset({CommandCode.TXMOD, CommandCode.RTVUE})
 
 
 def money(cents: int | None) -> str | None:
@@ -560,11 +561,11 @@ CommandFn = Callable[..., dict[str, Any]]
 
 #: Every research command code and its function (the order docs/commands.md uses).
 COMMANDS: dict[str, CommandFn] = {
-    "ENMOD": ENMOD,
-    "IMFOL": IMFOL,
-    "TXMOD": TXMOD,
-    "RTVUE": RTVUE,
-    "INOLE": INOLE,
-    "NAMES": NAMES,
-    "IRPTR": IRPTR,
+    CommandCode.ENMOD: ENMOD,
+    CommandCode.IMFOL: IMFOL,
+    CommandCode.TXMOD: TXMOD,
+    CommandCode.RTVUE: RTVUE,
+    CommandCode.INOLE: INOLE,
+    CommandCode.NAMES: NAMES,
+    CommandCode.IRPTR: IRPTR,
 }

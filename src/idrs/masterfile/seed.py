@@ -50,6 +50,7 @@ from idrs.errors import IdrsError
 from idrs.identifiers import aba_checksum_ok
 from idrs.masterfile.schema import TaxpayerIn
 from idrs.masterfile.store import MasterFileWriter, WriteStats, lock_for_write
+from idrs.vocabulary import ADJUSTMENT_CODES, RESEARCH_CODES, CommandCode, Role
 
 YEARS = (2022, 2023, 2024)
 TIN_SPACE = 100 * 50 * 9999  # area 900-999 × group 00-49 × serial 0001-9999
@@ -229,51 +230,51 @@ TRADES = (
     "Salon",
     "Painting",
 )
-ROLE_PATTERN: tuple[tuple[str, ...], ...] = (
-    ("csr",),
-    ("examiner",),
-    ("manager",),
-    ("security_admin",),
-    ("privacy_analyst",),
-    ("auditor",),
-    ("csr",),
-    ("examiner",),
-    ("csr",),
-    ("csr", "examiner"),
-    ("examiner",),
-    ("csr",),
-    ("manager",),
-    ("csr",),
-    ("examiner",),
-    ("csr",),
-    ("security_admin",),
-    ("examiner",),
-    ("csr",),
-    ("privacy_analyst",),
+ROLE_PATTERN: tuple[tuple[Role, ...], ...] = (
+    (Role.CSR,),
+    (Role.EXAMINER,),
+    (Role.MANAGER,),
+    (Role.SECURITY_ADMIN,),
+    (Role.PRIVACY_ANALYST,),
+    (Role.AUDITOR,),
+    (Role.CSR,),
+    (Role.EXAMINER,),
+    (Role.CSR,),
+    (Role.CSR, Role.EXAMINER),
+    (Role.EXAMINER,),
+    (Role.CSR,),
+    (Role.MANAGER,),
+    (Role.CSR,),
+    (Role.EXAMINER,),
+    (Role.CSR,),
+    (Role.SECURITY_ADMIN,),
+    (Role.EXAMINER,),
+    (Role.CSR,),
+    (Role.PRIVACY_ANALYST,),
 )
 #: units the seed creates when absent: code → (name, ceiling, roles that land there)
 UNITS: dict[str, tuple[str, str]] = {
     "WIAM": (
         "Wage & Investment Accounts Management",
-        "ENMOD,IMFOL,TXMOD,RTVUE,INOLE,NAMES,IRPTR,ENREQ,REQ77",
+        ",".join((*RESEARCH_CODES, CommandCode.ENREQ, CommandCode.REQ77)),
     ),
     "SBEX": (
         "Small Business/Self-Employed Examination",
-        "ENMOD,IMFOL,TXMOD,RTVUE,INOLE,NAMES,IRPTR,ENREQ,ADJ54,REQ77",
+        ",".join(RESEARCH_CODES + ADJUSTMENT_CODES),
     ),
-    "PGLD": ("Privacy, Governmental Liaison and Disclosure", "ENMOD"),
-    "AUDT": ("Internal Audit", "ENMOD"),
+    "PGLD": ("Privacy, Governmental Liaison and Disclosure", CommandCode.ENMOD),
+    "AUDT": ("Internal Audit", CommandCode.ENMOD),
 }
 
 
 def _unit_of(roles: tuple[str, ...], k: int) -> str:
-    if "privacy_analyst" in roles:
+    if Role.PRIVACY_ANALYST in roles:
         return "PGLD"
-    if "auditor" in roles:
+    if Role.AUDITOR in roles:
         return "AUDT"
-    if "examiner" in roles:
+    if Role.EXAMINER in roles:
         return "SBEX"
-    if "csr" in roles:
+    if Role.CSR in roles:
         return "WIAM"
     return "WIAM" if k % 2 == 0 else "SBEX"  # managers and unit security representatives
 

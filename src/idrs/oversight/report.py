@@ -52,6 +52,7 @@ from idrs.identifiers import normalize_tin
 from idrs.masterfile.models import Dependent, Marker, Taxpayer
 from idrs.masterfile.screens import Sensitivity
 from idrs.people.models import Employee, Unit
+from idrs.vocabulary import ADJUSTMENT_CODES
 
 ACCESS_TYPES = {"access:research:decide": "research", "access:adjustment:decide": "adjustment"}
 ALLOWED = frozenset({"allow", "allowed", "success"})
@@ -189,13 +190,13 @@ def potential_of(session: Session, app: App, emp: Employee, pop: dict[str, int],
         row = by_cmd.get(cmd, {})
         count = pop["taxpayers"] if free else row.get("taxpayers") or 0
         commands.append({
-            "command": cmd, "reachable": True, "kind": "adjustment" if cmd in rules.ADJUST
+            "command": cmd, "reachable": True, "kind": "adjustment" if cmd in ADJUSTMENT_CODES
             else "research", "population": ("anonymized" if anonymized else "all") if free
             else "cases", "taxpayers": count, "basis": "grant" if gf.covers else "need_to_know",
             "anonymized": anonymized, "visible_classes": sorted(c.value for c in visible),
         })
         classes |= {c.value for c in visible}
-        can_change = can_change or cmd in rules.ADJUST
+        can_change = can_change or cmd in ADJUSTMENT_CODES
         for cat in ("high_profile", "employee_account"):
             if _ask(emp, cmd, gf, cat, False):
                 sensitive[cat] = max(sensitive[cat], pop["high_profile" if cat == "high_profile"

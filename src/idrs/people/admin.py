@@ -48,17 +48,16 @@ from idrs.db import session_scope
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.people import service
 from idrs.people.models import Employee, ProfileChange, SignInSession, Unit
-from idrs.people.roles import ADJUSTMENT_CODES, Role, join, parse_codes, parse_roles
+from idrs.people.roles import RESTRICTED_ROLES, join, parse_codes, parse_roles
+from idrs.vocabulary import ADJUSTMENT_CODES, Role
 
 T = TypeVar("T")
 
 #: Adding any of these needs a second security administrator. Why these: adjustment codes
-#: change accounts (a refund redirected, a tax abated); the roles approve other people's
-#: adjustments, grants or profiles; the authorities open protected and sensitive accounts.
+#: change accounts (a refund redirected, a tax abated); the roles (people.roles
+#: RESTRICTED_ROLES) approve other people's adjustments, grants or profiles; the authorities
+#: open protected and sensitive accounts.
 RESTRICTED_CODES: frozenset[str] = frozenset(ADJUSTMENT_CODES)
-RESTRICTED_ROLES: frozenset[str] = frozenset(
-    {Role.AUTHORIZING_OFFICIAL, Role.MANAGER, Role.PRIVACY_OFFICER, Role.SECURITY_ADMIN}
-)
 #: every authority is restricted, the ``admin:UNIT`` scopes included
 RESTRICTED_AUTHORITIES: frozenset[str] = frozenset(service.AUTHORITIES)
 SCOPE_PREFIX = "admin:"

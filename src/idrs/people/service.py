@@ -23,7 +23,8 @@ from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, Val
 from idrs.identifiers import BadIdentifier, is_synthetic_tin, normalize_tin
 from idrs.people import passwords, totp
 from idrs.people.models import Employee, Unit
-from idrs.people.roles import ALL_CODES, Role, join, parse_codes, parse_roles, profile_for
+from idrs.people.roles import join, parse_codes, parse_roles, profile_for
+from idrs.vocabulary import ALL_CODES, Role
 
 _SEID = re.compile(r"^[A-Z0-9]{1,8}$")
 _UNIT = re.compile(r"^[A-Z0-9_-]{1,20}$")

@@ -18,13 +18,14 @@ from starlette.concurrency import run_in_threadpool
 
 from idrs.errors import AccessDenied, IdrsError
 from idrs.people import admin
-from idrs.people.roles import ADJUSTMENT_CODES, ALL_ROLES, RESEARCH_CODES
+from idrs.people.roles import ALL_ROLES, RESTRICTED_ROLES, SECURITY_ADMINS
 from idrs.people.service import AUTHORITIES as KNOWN_AUTHORITIES
-from idrs.web.render import WebRoute, page, posted
+from idrs.vocabulary import ADJUSTMENT_CODES, RESEARCH_CODES
+from idrs.web.render import WebRoute, page, posted, role_rule
 from idrs.web.security import WebUser, app_of, client_address, current_user
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-ADMIN_ONLY: dict[str, Any] = {"x-authorization": "role:security_admin"}
+ADMIN_ONLY: dict[str, Any] = role_rule(SECURITY_ADMINS)
 CODES: tuple[str, ...] = RESEARCH_CODES + ADJUSTMENT_CODES
 ROLES: tuple[str, ...] = tuple(sorted(ALL_ROLES))
 AUTHORITIES: tuple[str, ...] = tuple(KNOWN_AUTHORITIES)
@@ -45,7 +46,7 @@ def _offset(raw: str | None) -> int:
 def _restricted() -> dict[str, frozenset[str]]:
     return {
         "codes": admin.RESTRICTED_CODES,
-        "roles": admin.RESTRICTED_ROLES,
+        "roles": RESTRICTED_ROLES,
         "authorities": admin.RESTRICTED_AUTHORITIES,
     }
 

@@ -18,21 +18,21 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from idrs.config import get_settings
 from idrs.errors import AccessDenied, IdrsError, ValidationFailed
 from idrs.grants import records, rules
 from idrs.grants import service as grants
-from idrs.web.render import WebRoute, page, posted
+from idrs.people.roles import AGREEMENT_AUTHORS, GRANT_RECORD_READERS, RECORD_KEEPERS
+from idrs.vocabulary import ALL_CODES
+from idrs.web.render import WebRoute, page, posted, role_rule
 from idrs.web.security import WebUser, app_of, client_address, current_user
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 GRANT_FIELDS = ("principal", "purpose", "basis", "population", "start", "days", "daily_limit",
                 "agreement")
 SIGNED_IN: dict[str, Any] = {"x-authorization": "signed-in"}
-APPROVERS: dict[str, Any] = {
-    "x-authorization": "role:" + ",".join(sorted(rules.ApprovalRule.from_settings().roles))}
-AUTHORS: dict[str, Any] = {
-    "x-authorization": "role:" + ",".join(sorted(records.AGREEMENT_AUTHORS))}
-KEEPERS: dict[str, Any] = {"x-authorization": "role:" + ",".join(sorted(records.RECORD_KEEPERS))}
+#: as this process's settings name them (the service checks the rule of ``app.settings``)
+APPROVERS: dict[str, Any] = role_rule(rules.ApprovalRule.from_settings(get_settings()).roles)
 BAD_CODE = "the one-time code was not accepted (wrong, expired or already used); nothing was done"
 
 
@@ -76,7 +76,7 @@ async def grants_page(request: Request) -> HTMLResponse:
     rows = await run_in_threadpool(lambda: grants.list_grants(app, state=state))
     rows = [g for g in rows if records.may_see_grant(user.employee, g)]
     return page(request, "grants.html", user, grants=rows, state=state or "",
-                states=rules.STATES, staff=bool(user.roles & records.RECORD_READERS))
+                states=rules.STATES, staff=bool(user.roles & GRANT_RECORD_READERS))
 
 
 def _new_form(request: Request, user: WebUser, v: dict[str, Any], *, status: int = 200,
@@ -84,7 +84,7 @@ def _new_form(request: Request, user: WebUser, v: dict[str, Any], *, status: int
     app = app_of(request)
     titles = sorted({a["title"] for a in records.list_agreements(app, current_only=True)})
     return page(request, "grant_new.html", user, status=status, v=v, problems=problems or [],
-                commands=sorted(rules.ALL_COMMANDS), classes=sorted(rules.ALL_CLASSES),
+                commands=sorted(ALL_CODES), classes=sorted(rules.ALL_CLASSES),
                 populations=rules.POPULATIONS, titles=titles)
 
 
@@ -141,7 +141,7 @@ async def _grant_page(request: Request, user: WebUser, grant_id: int, *, status:
     app = app_of(request)
     g = await run_in_threadpool(lambda: records.visible_grant(
         app, user.employee, grant_id, interface="web", address=client_address(request)))
-    approvers = rules.ApprovalRule.from_settings().roles
+    approvers = rules.ApprovalRule.from_settings(app.settings).roles
     return page(request, "grant.html", user, status=status, g=g, problem=problem,
                 done=request.query_params.get("done"),
                 approver=bool(user.roles & set(approvers)),
@@ -220,15 +220,15 @@ async def agreements_page(request: Request) -> HTMLResponse:
     app = app_of(request)
     rows = await run_in_threadpool(lambda: records.list_agreements(app))
     return page(request, "agreements.html", user, agreements=rows, v={}, problems=[],
-                author=bool(user.roles & records.AGREEMENT_AUTHORS))
+                author=bool(user.roles & AGREEMENT_AUTHORS))
 
 
-@router.post("/agreements", openapi_extra=AUTHORS)
+@router.post("/agreements", openapi_extra=role_rule(AGREEMENT_AUTHORS))
 async def agreement_add(request: Request) -> Response:
     """A new version of an agreement (privacy officer or authorizing official)."""
     user, form = await posted(request)
     app = app_of(request)
-    records.require(app, user.employee, records.AGREEMENT_AUTHORS, "adding an agreement",
+    records.require(app, user.employee, AGREEMENT_AUTHORS, "adding an agreement",
                     "web", client_address(request))
     v = {"title": (form.get("title") or "").strip()[:200], "text": (form.get("text") or "")}
     try:
@@ -246,7 +246,7 @@ async def _agreement_page(request: Request, user: WebUser, agreement_id: int, *,
     app = app_of(request)
     a = await run_in_threadpool(
         lambda: records.show_agreement(app, agreement_id, reader=user.employee))
-    reader = bool(user.roles & records.RECORD_READERS)
+    reader = bool(user.roles & GRANT_RECORD_READERS)
     sigs = await run_in_threadpool(lambda: records.agreement_signatures(app, agreement_id)) \
         if reader else []
     return page(request, "agreement.html", user, status=status, a=a, signatures=sigs,
@@ -284,7 +284,7 @@ async def _training_page(request: Request, user: WebUser, *, status: int = 200,
     seid = (request.query_params.get("seid") or user.seid).strip().upper()[:16]
     if not records.may_read_records(user.employee, seid):
         raise records.refuse(app, user.employee, "another person's records",
-                             records.RECORD_READERS, "web", client_address(request))
+                             GRANT_RECORD_READERS, "web", client_address(request))
 
     def load() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return records.training(app, seid), records.clearances(app, seid)
@@ -292,7 +292,7 @@ async def _training_page(request: Request, user: WebUser, *, status: int = 200,
     training, clearances = await run_in_threadpool(load)
     return page(request, "training.html", user, status=status, t=training,
                 clearances=clearances, problem=problem, own=seid == user.seid,
-                keeper=bool(user.roles & records.RECORD_KEEPERS),
+                keeper=bool(user.roles & RECORD_KEEPERS),
                 done=request.query_params.get("done"))
 
 
@@ -317,12 +317,12 @@ async def training_attest(request: Request) -> Response:
     return RedirectResponse("/training?done=attested", status_code=303)
 
 
-@router.post("/training/record", openapi_extra=KEEPERS)
+@router.post("/training/record", openapi_extra=role_rule(RECORD_KEEPERS))
 async def training_record(request: Request) -> Response:
     """Record, for another person, a UNAX attestation taken elsewhere or a verified clearance."""
     user, form = await posted(request)
     app = app_of(request)
-    records.require(app, user.employee, records.RECORD_KEEPERS, "recording for another person",
+    records.require(app, user.employee, RECORD_KEEPERS, "recording for another person",
                     "web", client_address(request))
     seid = (form.get("seid") or "").strip().upper()[:16]
     what = form.get("what")

@@ -24,11 +24,19 @@ from idrs.audit import service as audit
 from idrs.detection import triage
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.grants import service as grants
-from idrs.web.render import WebRoute, page, posted
+from idrs.people.roles import (
+    ADJUSTMENT_APPROVERS,
+    ALERT_REVIEWERS,
+    AUDIT_READERS,
+    OVERSIGHT_READERS,
+)
+from idrs.vocabulary import CommandCode
+from idrs.web.render import WebRoute, page, posted, role_rule
 from idrs.web.security import WebUser, app_of, client_address, current_user
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-OVERSIGHT_ROLES = frozenset({"privacy_officer", "authorizing_official", "auditor"})
+#: the adjustment form's command choices, the first selected by default
+ADJUST_CHOICES = (CommandCode.ADJ54, CommandCode.REQ77, CommandCode.ENREQ)
 #: The report's own stylesheet and charts are inline (it is a standalone document); it has
 #: no script, so this page may allow inline style and data: images and nothing else.
 REPORT_CSP = (
@@ -67,10 +75,11 @@ def _audit_state(request: Request) -> dict[str, Any]:
 async def audit_page(request: Request) -> HTMLResponse:
     user = current_user(request)
     state = await run_in_threadpool(_audit_state, request)
-    return page(request, "audit.html", user, report=None, **state)
+    return page(request, "audit.html", user, report=None,
+                audit_reader=bool(user.roles & AUDIT_READERS), **state)
 
 
-@router.post("/audit/verify", openapi_extra={"x-authorization": "role:auditor"})
+@router.post("/audit/verify", openapi_extra=role_rule(AUDIT_READERS))
 async def audit_verify(request: Request) -> HTMLResponse:
     """Verify the whole log now (auditor). Records audit:log:verify."""
     user, _ = await posted(request)
@@ -79,11 +88,12 @@ async def audit_verify(request: Request) -> HTMLResponse:
     report = await run_in_threadpool(lambda: audit.verify(app, user.seid, interface="web"))
     state = await run_in_threadpool(_audit_state, request)
     return page(
-        request, "audit.html", user, status=200 if report.get("ok") else 409, report=report, **state
+        request, "audit.html", user, status=200 if report.get("ok") else 409, report=report,
+        audit_reader=bool(user.roles & AUDIT_READERS), **state
     )
 
 
-@router.post("/audit/export", openapi_extra={"x-authorization": "role:auditor"})
+@router.post("/audit/export", openapi_extra=role_rule(AUDIT_READERS))
 async def audit_export(request: Request) -> Response:
     """The export (entries.jsonl, checkpoint, key.vkey) as one zip (auditor). Recorded."""
     user, _ = await posted(request)
@@ -114,7 +124,7 @@ async def audit_export(request: Request) -> Response:
 # -- adjustments: the approver's queue -----------------------------------------------------
 
 
-@router.get("/adjustments", openapi_extra={"x-authorization": "role:manager"})
+@router.get("/adjustments", openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
 async def adjustments_page(request: Request) -> HTMLResponse:
     """Pending requests (managers). The service checks the role and records the listing."""
     user = current_user(request)
@@ -133,7 +143,7 @@ async def adjustments_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/adjustments/{adjustment_id}/{decision}", openapi_extra={"x-authorization": "role:manager"})
+@router.post("/adjustments/{adjustment_id}/{decision}", openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
 async def adjustments_decide(request: Request, adjustment_id: int, decision: str) -> Response:
     user, form = await posted(request)
     if decision not in ("approve", "reject"):
@@ -188,7 +198,8 @@ def _adjust_kwargs(form: dict[str, str]) -> dict[str, Any]:
 @router.get("/adjust", openapi_extra={"x-authorization": "signed-in"})
 def adjust_form(request: Request) -> HTMLResponse:
     user = current_user(request)
-    return page(request, "adjust.html", user, v={}, result=None, problems=[], refusal=None)
+    return page(request, "adjust.html", user, v={}, result=None, problems=[], refusal=None,
+                commands=ADJUST_CHOICES)
 
 
 @router.post("/adjust", openapi_extra={"x-authorization": "signed-in"})
@@ -226,7 +237,7 @@ async def adjust_request(request: Request) -> HTMLResponse:
         if set(exc.codes) <= {"AUTH_REQUIRED", "SESSION_EXPIRED"}:
             raise
         status, ctx["refusal"] = 403, exc
-    return page(request, "adjust.html", user, status=status, **ctx)
+    return page(request, "adjust.html", user, status=status, commands=ADJUST_CHOICES, **ctx)
 
 
 # -- the privacy analyst's alert desk -----------------------------------------------------
@@ -243,7 +254,7 @@ def _by_week(alerts: list[dict[str, Any]]) -> list[tuple[str, dict[str, int]]]:
     return sorted(weeks.items())
 
 
-@router.get("/alerts", openapi_extra={"x-authorization": "role:privacy_analyst"})
+@router.get("/alerts", openapi_extra=role_rule(ALERT_REVIEWERS))
 async def alerts_page(request: Request) -> HTMLResponse:
     user = current_user(request)
     app = app_of(request)
@@ -275,7 +286,7 @@ async def alerts_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.get("/alerts/{alert_id}", openapi_extra={"x-authorization": "role:privacy_analyst"})
+@router.get("/alerts/{alert_id}", openapi_extra=role_rule(ALERT_REVIEWERS))
 async def alert_page(request: Request, alert_id: str) -> HTMLResponse:
     user = current_user(request)
     app = app_of(request)
@@ -285,7 +296,7 @@ async def alert_page(request: Request, alert_id: str) -> HTMLResponse:
     return page(request, "alert.html", user, alert=alert)
 
 
-@router.post("/alerts/{alert_id}/{action}", openapi_extra={"x-authorization": "role:privacy_analyst"})
+@router.post("/alerts/{alert_id}/{action}", openapi_extra=role_rule(ALERT_REVIEWERS))
 async def alert_act(request: Request, alert_id: str, action: str) -> Response:
     user, form = await posted(request)
     app = app_of(request)
@@ -312,20 +323,20 @@ async def alert_act(request: Request, alert_id: str, action: str) -> Response:
 # -- the oversight report ------------------------------------------------------------------
 
 
-@router.get("/oversight", openapi_extra={"x-authorization": "role:auditor,authorizing_official,privacy_officer"})
+@router.get("/oversight", openapi_extra=role_rule(OVERSIGHT_READERS))
 def oversight_form(request: Request) -> HTMLResponse:
     user = current_user(request)
-    _require(user, OVERSIGHT_ROLES, "the oversight report")
+    _require(user, OVERSIGHT_READERS, "the oversight report")
     return page(request, "oversight.html", user)
 
 
-@router.post("/oversight", openapi_extra={"x-authorization": "role:auditor,authorizing_official,privacy_officer"})
+@router.post("/oversight", openapi_extra=role_rule(OVERSIGHT_READERS))
 async def oversight_report(request: Request) -> Response:
     """Build the report (recorded: oversight:report:generate) and show its HTML."""
     from idrs.oversight import render, report
 
     user, form = await posted(request)
-    _require(user, OVERSIGHT_ROLES, "the oversight report")
+    _require(user, OVERSIGHT_READERS, "the oversight report")
     app = app_of(request)
     grant = (form.get("grant") or "").strip()
     unit = (form.get("unit") or "").strip() or None

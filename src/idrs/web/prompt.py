@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from idrs.errors import IdrsError
+from idrs.vocabulary import CommandCode
 
 _TIN = re.compile(r"^\d{3}-?\d{2}-?\d{4}$")
 _YEAR = re.compile(r"^\d{4}$")
@@ -83,7 +84,7 @@ def parse_line(line: str) -> Command:
     code, rest = plain[0].upper(), plain[1:]
     year = _year(opts["year"]) if "year" in opts else None
     common = {k: (opts.get(k) or None) for k in ("case", "contact", "reason")}
-    if code == "NAMES":
+    if code == CommandCode.NAMES:
         if not rest:
             raise PromptError("NAMES needs a last name: NAMES LAST[,FIRST] [ST] [ZIP]")
         return Command(code, None, year, name=rest[0], place=" ".join(rest[1:]) or None, **common)

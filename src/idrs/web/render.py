@@ -9,7 +9,7 @@ refusal → 403 with its reason codes; bad input → its 4xx with the one-line m
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,17 @@ from fastapi.templating import Jinja2Templates
 
 from idrs.documents import environment
 from idrs.errors import AccessDenied, IdrsError
+from idrs.people.roles import (
+    ACCOUNTING_READERS,
+    ADJUSTMENT_APPROVERS,
+    ADJUSTMENT_REQUESTERS,
+    ALERT_REVIEWERS,
+    NOTICE_STAFF,
+    OVERSIGHT_READERS,
+    SECURITY_ADMINS,
+    WEEKLY_OVERSEERS,
+    WEEKLY_READERS,
+)
 from idrs.web.security import (
     PRE_CSRF_COOKIE,
     CsrfFailed,
@@ -38,36 +49,30 @@ templates = Jinja2Templates(env=environment(HERE / "templates"))
 _SIGNED_OUT = frozenset({"AUTH_REQUIRED", "SESSION_EXPIRED", "AUTH_FAILED"})
 MAX_FORM = 64 * 1024
 
-#: Navigation: (path, label, roles that see it; empty = every signed-in employee)
+#: Navigation: (path, label, the people.roles group that sees it; empty = every signed-in
+#: employee).
 NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/research", "Research", frozenset()),
     ("/cases", "Cases and contacts", frozenset()),
-    ("/adjust", "Request an adjustment", frozenset({"examiner", "csr", "manager"})),
-    ("/adjustments", "Approvals", frozenset({"manager"})),
-    ("/alerts", "Alert desk", frozenset({"privacy_analyst"})),
+    ("/adjust", "Request an adjustment", ADJUSTMENT_REQUESTERS),
+    ("/adjustments", "Approvals", ADJUSTMENT_APPROVERS),
+    ("/alerts", "Alert desk", ALERT_REVIEWERS),
     ("/grants", "Grants", frozenset()),
     ("/agreements", "Agreements", frozenset()),
     ("/training", "Training", frozenset()),
-    (
-        "/reports/weekly",
-        "Weekly report",
-        frozenset({"manager", "privacy_officer", "privacy_analyst", "authorizing_official", "auditor"}),
-    ),
-    (
-        "/reports/certification-rate",
-        "Certification rate",
-        frozenset({"privacy_officer", "privacy_analyst", "authorizing_official", "auditor"}),
-    ),
-    ("/taxpayers", "Taxpayer accounting", frozenset({"privacy_analyst", "privacy_officer", "auditor"})),
-    ("/notices", "Notices", frozenset({"privacy_analyst", "privacy_officer"})),
-    (
-        "/oversight",
-        "Oversight report",
-        frozenset({"privacy_officer", "authorizing_official", "auditor"}),
-    ),
-    ("/admin", "Security administration", frozenset({"security_admin"})),
+    ("/reports/weekly", "Weekly report", WEEKLY_READERS),
+    ("/reports/certification-rate", "Certification rate", WEEKLY_OVERSEERS),
+    ("/taxpayers", "Taxpayer accounting", ACCOUNTING_READERS),
+    ("/notices", "Notices", NOTICE_STAFF),
+    ("/oversight", "Oversight report", OVERSIGHT_READERS),
+    ("/admin", "Security administration", SECURITY_ADMINS),
     ("/audit", "Audit log", frozenset()),
 )
+
+
+def role_rule(roles: Iterable[str]) -> dict[str, Any]:
+    """``openapi_extra`` declaring that a page needs one of ``roles`` (a people.roles group)."""
+    return {"x-authorization": "role:" + ",".join(sorted(roles))}
 
 
 class FormError(IdrsError):

@@ -24,17 +24,17 @@ from starlette.concurrency import run_in_threadpool
 from idrs.detection import notices, reports, taxpayer, weekly
 from idrs.errors import IdrsError, ValidationFailed
 from idrs.grants import records
-from idrs.web.render import WebRoute, page, posted
+from idrs.people.roles import (
+    ACCOUNTING_READERS,
+    NOTICE_STAFF,
+    UNIT_MANAGERS,
+    WEEKLY_OVERSEERS,
+    WEEKLY_READERS,
+)
+from idrs.web.render import WebRoute, page, posted, role_rule
 from idrs.web.security import WebUser, app_of, client_address, current_user
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-ACCOUNTING_ROLES = frozenset({"privacy_analyst", "auditor", "privacy_officer"})
-READERS: dict[str, Any] = {"x-authorization": "role:" + ",".join(sorted(weekly.READERS))}
-OVERSEERS: dict[str, Any] = {"x-authorization": "role:" + ",".join(sorted(weekly.OVERSEERS))}
-MANAGERS: dict[str, Any] = {"x-authorization": "role:manager"}
-ACCOUNTANTS: dict[str, Any] = {"x-authorization": "role:" + ",".join(sorted(ACCOUNTING_ROLES))}
-NOTICE_STAFF: dict[str, Any] = {
-    "x-authorization": "role:" + ",".join(sorted(notices.NOTICE_ROLES))}
 #: a notice is a standalone letter: its own inline style, nothing else
 NOTICE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; "
               "base-uri 'none'; form-action 'none'")
@@ -58,13 +58,13 @@ def _week(value: str | None, default: date) -> date:
 # -- the weekly report -----------------------------------------------------------------------
 
 
-@router.get("/reports/weekly", openapi_extra=READERS)
+@router.get("/reports/weekly", openapi_extra=role_rule(WEEKLY_READERS))
 async def weekly_page(request: Request) -> HTMLResponse:
     """Build (until certified) and show a unit's weekly report. Recorded on every build."""
     user = current_user(request)
-    _require(request, user, weekly.READERS, "the weekly security reports")
+    _require(request, user, WEEKLY_READERS, "the weekly security reports")
     app = app_of(request)
-    overseer = bool(user.roles & weekly.OVERSEERS)
+    overseer = bool(user.roles & WEEKLY_OVERSEERS)
     own = await run_in_threadpool(lambda: weekly.unit_of(app, user.seid))
     unit = (request.query_params.get("unit") or ("" if overseer else own or "")).strip().upper()[:20]
     day = _week(request.query_params.get("week"), app.clock.now().date())
@@ -74,7 +74,7 @@ async def weekly_page(request: Request) -> HTMLResponse:
     if unit:
         if not await run_in_threadpool(lambda: weekly.may_read(app, user.employee, unit)):
             raise records.refuse(app, user.employee, f"the weekly report of unit {unit} (a "
-                                 "manager reads their own unit's)", weekly.OVERSEERS, "web",
+                                 "manager reads their own unit's)", WEEKLY_OVERSEERS, "web",
                                  client_address(request))
 
         def load() -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -82,12 +82,12 @@ async def weekly_page(request: Request) -> HTMLResponse:
             return rep, weekly.list_reports(app, unit=unit)
 
         ctx["report"], ctx["history"] = await run_in_threadpool(load)
-        ctx["may_certify"] = ("manager" in user.roles and own == unit
+        ctx["may_certify"] = (bool(user.roles & UNIT_MANAGERS) and own == unit
                               and ctx["report"]["certified_at"] is None)
     return page(request, "weekly.html", user, **ctx)
 
 
-@router.post("/reports/weekly/certify", openapi_extra=MANAGERS)
+@router.post("/reports/weekly/certify", openapi_extra=role_rule(UNIT_MANAGERS))
 async def weekly_certify(request: Request) -> Response:
     """The manager of the unit certifies the week's report (the service checks the manager)."""
     user, form = await posted(request)
@@ -102,11 +102,11 @@ async def weekly_certify(request: Request) -> Response:
                             "&done=certified", status_code=303)
 
 
-@router.get("/reports/certification-rate", openapi_extra=OVERSEERS)
+@router.get("/reports/certification-rate", openapi_extra=role_rule(WEEKLY_OVERSEERS))
 async def rate_page(request: Request) -> HTMLResponse:
     """Certified reports over reports built; the units (and managers) that have not certified."""
     user = current_user(request)
-    _require(request, user, weekly.OVERSEERS, "the certification rate")
+    _require(request, user, WEEKLY_OVERSEERS, "the certification rate")
     app = app_of(request)
     text = (request.query_params.get("week") or "").strip()
     day = _week(text, app.clock.now().date()) if text else None
@@ -117,18 +117,18 @@ async def rate_page(request: Request) -> HTMLResponse:
 # -- the taxpayer's side -----------------------------------------------------------------------
 
 
-@router.get("/taxpayers", openapi_extra=ACCOUNTANTS)
+@router.get("/taxpayers", openapi_extra=role_rule(ACCOUNTING_READERS))
 def taxpayers_page(request: Request) -> HTMLResponse:
     user = current_user(request)
-    _require(request, user, ACCOUNTING_ROLES, "the accounting of accesses")
+    _require(request, user, ACCOUNTING_READERS, "the accounting of accesses")
     return page(request, "taxpayer.html", user, result=None, problem=None)
 
 
-@router.post("/taxpayers", openapi_extra=ACCOUNTANTS)
+@router.post("/taxpayers", openapi_extra=role_rule(ACCOUNTING_READERS))
 async def taxpayer_accounting(request: Request) -> HTMLResponse:
     """The accounting of one taxpayer's account (recorded: taxpayer:accesses:read)."""
     user, form = await posted(request)
-    _require(request, user, ACCOUNTING_ROLES, "the accounting of accesses")
+    _require(request, user, ACCOUNTING_READERS, "the accounting of accesses")
     app = app_of(request)
     tin = (form.get("tin") or "").strip()[:20]
     try:
@@ -142,21 +142,21 @@ async def taxpayer_accounting(request: Request) -> HTMLResponse:
     return page(request, "taxpayer.html", user, result=out, problem=None)
 
 
-@router.get("/notices", openapi_extra=NOTICE_STAFF)
+@router.get("/notices", openapi_extra=role_rule(NOTICE_STAFF))
 async def notices_page(request: Request) -> HTMLResponse:
     user = current_user(request)
-    _require(request, user, notices.NOTICE_ROLES, "taxpayer notices")
+    _require(request, user, NOTICE_STAFF, "taxpayer notices")
     app = app_of(request)
     rows = await run_in_threadpool(lambda: notices.list_notices(app))
     return page(request, "notices.html", user, notices=rows, problem=None,
                 done=request.query_params.get("done"), alert="")
 
 
-@router.post("/notices", openapi_extra=NOTICE_STAFF)
+@router.post("/notices", openapi_extra=role_rule(NOTICE_STAFF))
 async def notices_send(request: Request) -> Response:
     """Produce the §7431(e) notice(s) of a referred alert; recorded as sent."""
     user, form = await posted(request)
-    _require(request, user, notices.NOTICE_ROLES, "taxpayer notices")
+    _require(request, user, NOTICE_STAFF, "taxpayer notices")
     app = app_of(request)
     alert = (form.get("alert") or "").strip().upper()[:40]
     try:
@@ -171,11 +171,11 @@ async def notices_send(request: Request) -> Response:
     return RedirectResponse(f"/notices?done={len(sent)}", status_code=303)
 
 
-@router.get("/notices/{notice_id}/{fmt}", openapi_extra=NOTICE_STAFF)
+@router.get("/notices/{notice_id}/{fmt}", openapi_extra=role_rule(NOTICE_STAFF))
 async def notice_download(request: Request, notice_id: int, fmt: str) -> Response:
     """One stored notice by its number (HTML or PDF); recorded as handed out."""
     user = current_user(request)
-    _require(request, user, notices.NOTICE_ROLES, "taxpayer notices")
+    _require(request, user, NOTICE_STAFF, "taxpayer notices")
     app = app_of(request)
     content, media, name = await run_in_threadpool(lambda: notices.document(
         app, notice_id=notice_id, fmt=fmt[:4], actor=user.seid, interface="web"))
