@@ -75,6 +75,16 @@ def test_small_abatement_applies_at_once_with_one_entry(world):
     assert "900123456" not in raw and "Carter" not in raw and "correcting" not in raw
 
 
+def test_the_thresholds_are_the_settings_of_the_app(world):
+    """IDRS_ADJ_ABATEMENT_CENTS reaches the service through ``app.settings``."""
+    app, tok = world
+    app.settings = app.settings.model_copy(update={"adj_abatement_cents": 20_000})
+    w.look(app, tok["EX1"], "TXMOD", year=2023)
+    res = adj(app, tok["EX1"], tax_year=2023, tc="291", amount="250.00")
+    assert res.status == "pending_approval"
+    assert res.requires == ["TWO_PERSON_REQUIRED", "ABATEMENT_THRESHOLD"]
+
+
 def test_no_prior_research_is_refused(world):
     app, tok = world
     before = w.counts(app)

@@ -104,6 +104,17 @@ def test_two_approvals_from_two_roles(w):
         service.approve_grant(w.app, w.emp("PO002"), grant_id=gid, otp=w.otp("PO002"))
 
 
+def test_the_service_follows_the_settings_of_its_app(w):
+    """Term limits and the approval rule come from ``app.settings`` (IDRS_GRANT_*)."""
+    w.app.settings = w.app.settings.model_copy(
+        update={"grant_max_days": 30, "grant_approval_roles": "authorizing_official"})
+    with pytest.raises(ValidationFailed, match="beyond the 30-day limit"):
+        w.request(days=31)
+    gid = w.request(days=30)
+    out = service.approve_grant(w.app, w.emp("AO001"), grant_id=gid, otp=w.otp("AO001"))
+    assert out["status"] == "approved" and out["approvals"] == ["authorizing_official"]
+
+
 def test_the_requester_and_non_approvers_may_not_approve(w):
     gid = w.request(actor=service.Actor("PO001"))
     with pytest.raises(AccessDenied) as exc:
