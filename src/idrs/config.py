@@ -22,8 +22,13 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///idrs.db"
     home: Path = Path(".idrs")
-    #: Consecutive failed sign-ins that lock an account until a security administrator unlocks it.
+    #: Consecutive failed sign-ins that lock an account. The lock lapses by itself after
+    #: ``lockout_seconds``, doubled for each further failure up to ``lockout_max_seconds``
+    #: (progressive delays: a stranger cannot keep an employee out for long); a security
+    #: administrator may unlock it sooner. A locked account answers like a wrong password.
     lockout_threshold: int = Field(default=5, ge=1)
+    lockout_seconds: int = Field(default=60, ge=1, le=86_400)
+    lockout_max_seconds: int = Field(default=900, ge=1, le=86_400)
     session_idle_minutes: int = Field(default=15, ge=1)
     session_absolute_hours: int = Field(default=8, ge=1)
     #: Allow more than one live session per employee (default: a new sign-in ends the old one).
@@ -41,9 +46,9 @@ class Settings(BaseSettings):
     audit_origin: str = "idrs.example/audit-log"
     #: Refuse non-synthetic TINs on import (the project never holds real data).
     synthetic_only: bool = True
-    #: HTTP rate limits (``idrs.api.throttle``), each ``COUNT/SECONDS``: a bucket of COUNT
-    #: requests refilled evenly over SECONDS; ``off`` disables it. Sign-in attempts
-    #: (``POST /api/v1/sessions``, ``POST /signin``) per client address and per SEID:
+    #: HTTP rate limits (``idrs.api.throttle``), each ``COUNT/SECONDS``: at most COUNT
+    #: requests in any SECONDS (whole seconds, rounded up); ``off`` disables it. Sign-in
+    #: attempts (``POST /api/v1/sessions``, ``POST /signin``) per client address and per SEID:
     signin_rate: str = "60/60"
     signin_seid_rate: str = "10/60"
     #: Research calls (API and web prompt) per sign-in session (per address without one).
@@ -63,8 +68,22 @@ class Settings(BaseSettings):
     grant_max_days: int = Field(default=120, ge=1)
     grant_renewal_max_days: int = Field(default=240, ge=1)
     grant_training_valid_days: int = Field(default=365, ge=1)
+    #: Research calls refused for want of a live session (no token, an unknown or expired
+    #: one), per client address; once spent, every research call from that address is
+    #: refused before its token is looked at.
+    unauthenticated_rate: str = "10/60"
+    #: Where the throttles keep their counts (a ``limits`` storage URI): ``memory://`` is
+    #: per process; several workers or hosts share ``redis://HOST:6379`` (or memcached).
+    throttle_storage: str = "memory://"
+    #: Research calls run at once per process, each in a worker thread (the rest queue):
+    #: a call waiting on the database never holds up the other routes.
+    research_threads: int = Field(default=4, ge=1, le=256)
+    #: Seconds a request waits for another process's database lock before it gives up
+    #: (research then answers 503 AUDIT_UNAVAILABLE). SQLite busy timeout; PostgreSQL
+    #: lock_timeout.
+    db_lock_timeout: float = Field(default=5.0, gt=0, le=600)
 
-    @field_validator("signin_rate", "signin_seid_rate", "research_rate")
+    @field_validator("signin_rate", "signin_seid_rate", "research_rate", "unauthenticated_rate")
     @classmethod
     def _rate_spec(cls, value: str) -> str:
         parse_rate(value)

@@ -2,8 +2,8 @@
 
 Errors: IdrsError → its status code with ``{"error": message}``; AccessDenied → 403
 ``{"decision": "deny", "reasons": [{"code", "message"}], "audit_index"}``, or 401 when every
-reason is an AUTH_* / SESSION_EXPIRED code (with ``WWW-Authenticate: Bearer``), or 423 when
-the account is locked.
+reason is an AUTH_* / SESSION_EXPIRED code (with ``WWW-Authenticate: Bearer``), 503 when the audit log
+could not be written (AUDIT_UNAVAILABLE), or 423 when the account is locked.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ _UNAUTHENTICATED = frozenset({"AUTH_REQUIRED", "AUTH_FAILED", "SESSION_EXPIRED"}
 
 def denial_status(exc: AccessDenied) -> int:
     codes = set(exc.codes)
+    if "AUDIT_UNAVAILABLE" in codes:
+        return 503  # not a decision about the caller: the log could not be written
     if "ACCOUNT_LOCKED" in codes:
         return 423
     if codes and codes <= _UNAUTHENTICATED:
@@ -41,7 +43,9 @@ def _denied(_request: Request, exc: Exception) -> JSONResponse:
 
 def _error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, IdrsError)
-    return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+    from idrs.api.middleware import public_message
+
+    return JSONResponse({"error": public_message(exc)}, status_code=exc.status_code)
 
 
 def create_app(app: App) -> FastAPI:

@@ -14,9 +14,12 @@ was written for the local operator).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated, Any
+import asyncio
+import weakref
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -40,7 +43,37 @@ get_app = current_app
 
 
 def client_address(request: Request) -> str | None:
+    """The peer's address as the server saw it: a proxy's ``X-Forwarded-For`` counts only
+    when the operator named that proxy (``idrs serve --forwarded-allow-ips``)."""
     return request.client.host if request.client else None
+
+
+T = TypeVar("T")
+
+
+def research_pool(request: Request) -> anyio.CapacityLimiter:
+    """The worker threads research calls run in: ``IDRS_RESEARCH_THREADS`` at once per
+    process (one limiter per event loop; the calls beyond it queue)."""
+    state = request.app.state
+    pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None
+    pools = getattr(state, "research_pools", None)
+    if pools is None:
+        pools = state.research_pools = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    pool = pools.get(loop)
+    if pool is None:
+        pool = pools[loop] = anyio.CapacityLimiter(state.app.settings.research_threads)
+    return pool
+
+
+async def run_research(request: Request, call: Callable[[], T]) -> T:
+    """Run a research call (``idrs.research.run`` bound to its arguments) in the research
+    pool. Its database calls block (a lock held by another process is waited for up to
+    ``IDRS_DB_LOCK_TIMEOUT`` seconds): in a worker thread they never hold up the event loop,
+    so every other route keeps answering. A fixed, small pool keeps the thread hand-off
+    cheap (measured: bench/bench_http.py); FastAPI's default pool of 40 threads spent more
+    CPU switching between them than on the research itself."""
+    return await anyio.to_thread.run_sync(call, limiter=research_pool(request))
 
 
 async def bearer_token(

@@ -15,26 +15,29 @@
 - answers an exception no handler caught with 500 ``application/problem+json`` (the request
   id in the body, nothing of the exception) and lets it propagate to the server's log.
 
-``install`` also adds ``idrs.api.throttle.ThrottleMiddleware`` (the sign-in and research rate
-limits, 429) inside it.
+``install`` also installs ``idrs.api.throttle`` (the sign-in and research rate limits, 429:
+dependencies of those routes, their answer and their lifespan).
 
 ``problem(...)`` builds an RFC 9457 ``application/problem+json`` answer;
 ``install_problem_handlers(api)`` answers IdrsError / AccessDenied / validation errors /
 HTTP errors in that format, keeping the contract's keys (``decision``, ``reasons``,
 ``audit_index`` for a denial; ``error`` for other refusals) as extension members:
 
-- a denial: 401 (AUTH_* / SESSION_EXPIRED only, with ``WWW-Authenticate: Bearer``), 423
-  (ACCOUNT_LOCKED), else 403, the daily ceiling's RATE_LIMITED included (an access decision,
+- a denial: 401 (AUTH_* / SESSION_EXPIRED only, with ``WWW-Authenticate: Bearer``), 503
+  (AUDIT_UNAVAILABLE: the log could not be written, e.g. the database lock was not had in
+  ``IDRS_DB_LOCK_TIMEOUT`` seconds), else 403, the daily ceiling's RATE_LIMITED included (an access decision,
   recorded; the HTTP throttle's 429 is another thing);
 - 404 unknown route, 405 wrong method (with ``Allow``), 413 body too large, 415 a JSON body
   sent with another content type, 422 a body or parameter that does not validate or JSON that
   does not parse, each problem named ``body.seid: Field required`` in ``problems`` and
-  ``error``; 500 anything unexpected.
+  ``error``; 503 a database that cannot be reached or locked (no driver text); 500 anything
+  unexpected. No 5xx answer echoes an exception's text: it names the request id only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -44,6 +47,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from idrs.errors import AccessDenied, IdrsError
@@ -54,6 +58,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_log = logging.getLogger(__name__)
 PROBLEM_TYPE = "application/problem+json"
 DEFAULT_MAX_BODY = 1024 * 1024
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -123,7 +128,7 @@ _WHEN = {
     413: "the request body is too large",
     415: "a JSON body sent with another content type",
     422: "a parameter or body field does not validate (each named in problems)",
-    423: "the account is locked (ACCOUNT_LOCKED)",
+    503: "the audit log cannot be written now (AUDIT_UNAVAILABLE) or the database is busy",
     429: "rate limited (RATE_LIMITED): wait Retry-After seconds",
 }
 
@@ -306,12 +311,12 @@ def install(api: FastAPI, *, max_body: int = DEFAULT_MAX_BODY) -> None:
     """Add the hardening middleware to ``api`` once (call from create_app, before serving)."""
     if getattr(api.state, "idrs_hardening", False):
         return
-    from idrs.api.throttle import ThrottleMiddleware
+    from idrs.api import throttle
 
     docs = f"{api.docs_url}" if api.docs_url else "/api/v1/docs"
-    # add_middleware puts the last one outermost: hardening wraps the throttle, so a 429
-    # carries the request id and headers, and the body limit holds before the throttle reads.
-    api.add_middleware(ThrottleMiddleware)
+    # the throttles are dependencies of the routes they limit; their 429 passes through the
+    # hardening middleware like every answer (request id, headers, body limit)
+    throttle.install(api)
     api.add_middleware(HardeningMiddleware, max_body=max_body, docs_path=docs)
     api.state.idrs_hardening = True
 
@@ -324,15 +329,10 @@ def _rid(request: Request) -> str | None:
 
 
 def _denied(request: Request, exc: Exception) -> JSONResponse:
+    from idrs.api.app import denial_status
+
     assert isinstance(exc, AccessDenied)
-    codes = set(exc.codes)
-    status = (
-        423
-        if "ACCOUNT_LOCKED" in codes
-        else (
-            401 if codes and codes <= {"AUTH_REQUIRED", "AUTH_FAILED", "SESSION_EXPIRED"} else 403
-        )
-    )
+    status = denial_status(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return problem(
         status,
@@ -345,13 +345,36 @@ def _denied(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+#: what a 5xx answer says instead of the exception's own text (which may name tables,
+#: statements, file paths or values): the request id finds the rest in the server log
+UNAVAILABLE = "the service cannot answer now; the request id identifies it in the server log"
+
+
+def public_message(exc: IdrsError, request_id: str | None = None) -> str:
+    """The message an answer may carry for ``exc``: its own for a refusal (4xx, written for
+    the caller), a fixed sentence for a server-side failure (5xx: logged, never echoed)."""
+    if exc.status_code < 500:
+        return str(exc)
+    _log.warning("request %s failed: %s: %s", request_id, type(exc).__name__, exc)
+    return UNAVAILABLE
+
+
 def _error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, IdrsError)
-    extra: dict[str, Any] = {"error": str(exc)}
+    message = public_message(exc, _rid(request))
+    extra: dict[str, Any] = {"error": message}
     problems = getattr(exc, "problems", None)
-    if problems:
+    if problems and exc.status_code < 500:
         extra["problems"] = list(problems)
-    return problem(exc.status_code, str(exc), request_id=_rid(request), **extra)
+    return problem(exc.status_code, message, request_id=_rid(request), **extra)
+
+
+def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A database that cannot be reached or whose lock was not had in time: 503, no text of
+    the driver's (it names statements and values)."""
+    _log.warning("request %s: database unavailable: %s", _rid(request), type(exc).__name__)
+    return problem(503, UNAVAILABLE, request_id=_rid(request), error=UNAVAILABLE,
+                   headers={"Retry-After": "1"})
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -421,3 +444,4 @@ def install_problem_handlers(api: FastAPI) -> None:
     api.add_exception_handler(IdrsError, _error)
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(StarletteHTTPException, _http)
+    api.add_exception_handler(OperationalError, _unavailable)

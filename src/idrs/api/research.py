@@ -4,25 +4,29 @@ Thin: the path and query go to ``idrs.research.run`` unchanged; that function au
 decides, records and masks. 200 ``{"command", "data", "masked", "audit_index"}``;
 403 ``{"decision": "deny", "reasons": [...], "audit_index"}``; 401 without a valid session;
 400 bad TIN / unknown command / missing year; 404 an allowed lookup of an unknown TIN;
-429 with ``Retry-After`` when the session calls faster than ``IDRS_RESEARCH_RATE``
-(``idrs.api.throttle``). A NAMES answer holds at most ``IDRS_NAMES_MAX_MATCHES`` matches:
+429 with ``Retry-After`` when the session calls faster than ``IDRS_RESEARCH_RATE`` or the
+address has spent its unauthenticated calls (``idrs.api.throttle``); 503 AUDIT_UNAVAILABLE
+when the entry cannot be committed (the database lock not had within
+``IDRS_DB_LOCK_TIMEOUT`` seconds included). A NAMES answer holds at most ``IDRS_NAMES_MAX_MATCHES`` matches:
 no research answer is an unbounded list, so none is paged.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from idrs import research
-from idrs.api.deps import AppDep, TokenDep, client_address
+from idrs.api.deps import AppDep, TokenDep, client_address, run_research
 from idrs.api.middleware import problem_responses
+from idrs.api.throttle import research_limits
 from idrs.vocabulary import CommandCode
 
-router = APIRouter(tags=["research"])
+router = APIRouter(tags=["research"], dependencies=[Depends(research_limits)])
 
 
 class ResearchOut(BaseModel):
@@ -33,7 +37,7 @@ class ResearchOut(BaseModel):
     audit_index: int
 
 
-_ERRORS = problem_responses(400, 401, 403, 404, 422, 429)
+_ERRORS = problem_responses(400, 401, 403, 404, 422, 429, 503)
 
 
 @router.get(
@@ -59,24 +63,24 @@ async def account_research(
     ),
 ) -> ResearchOut:
     is_names = command.strip().upper() == CommandCode.NAMES  # the path's {tin} is then the name query
-    # Run on the event loop, not the thread pool: the call takes about half a millisecond of
-    # CPU (one indexed read snapshot, one commit), and the hand-off to a worker thread and back
-    # cost more than the call itself (measured: bench/bench_http.py). The process runs one
-    # research at a time either way (the GIL); several processes scale it (--workers).
-    ans = research.run(
-        app,
-        token=token,
-        command=command,
-        tin=None if is_names else tin,
-        name=tin if is_names else None,
-        place=place,
-        year=year,
-        case=case,
-        contact=contact,
-        reason=reason,
-        interface="api",
-        address=client_address(request),
-        as_of=as_of,
+    ans = await run_research(
+        request,
+        functools.partial(
+            research.run,
+            app,
+            token=token,
+            command=command,
+            tin=None if is_names else tin,
+            name=tin if is_names else None,
+            place=place,
+            year=year,
+            case=case,
+            contact=contact,
+            reason=reason,
+            interface="api",
+            address=client_address(request),
+            as_of=as_of,
+        ),
     )
     return ResearchOut(**ans.as_dict())
 
@@ -88,7 +92,7 @@ async def account_research(
     summary="NAMES: search taxpayers by name (and state/ZIP); always reasoned",
     openapi_extra={"x-authorization": "signed-in"},
 )
-def names_search(
+async def names_search(
     request: Request,
     app: AppDep,
     token: TokenDep,
@@ -98,17 +102,21 @@ def names_search(
     case: str | None = Query(None, max_length=40),
     contact: str | None = Query(None, max_length=40),
 ) -> ResearchOut:
-    ans = research.run(
-        app,
-        token=token,
-        command=CommandCode.NAMES,
-        tin=None,
-        name=name,
-        place=place,
-        case=case,
-        contact=contact,
-        reason=reason,
-        interface="api",
-        address=client_address(request),
+    ans = await run_research(
+        request,
+        functools.partial(
+            research.run,
+            app,
+            token=token,
+            command=CommandCode.NAMES,
+            tin=None,
+            name=name,
+            place=place,
+            case=case,
+            contact=contact,
+            reason=reason,
+            interface="api",
+            address=client_address(request),
+        ),
     )
     return ResearchOut(**ans.as_dict())

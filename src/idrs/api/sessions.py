@@ -1,20 +1,22 @@
 """``POST /api/v1/sessions`` (sign in) and ``DELETE /api/v1/sessions/current`` (sign out).
 
 201 ``{"token", "expires_at", "ended_previous"}``; 401 on bad credentials (never saying
-which part was wrong); 423 Locked when the account is locked (the attempt that locks it
-included); every attempt is recorded by people.auth. 429 with ``Retry-After`` when the
-address or the SEID has tried too often (``idrs.api.throttle``; the trip is recorded).
+which part was wrong), and exactly the same 401 when the account is locked (the lock shows
+in the security administrator's view and the audit entry, never to the caller); every
+attempt is recorded by people.auth. 429 with ``Retry-After`` when the address or the SEID
+has tried too often (``idrs.api.throttle``; the burst is recorded).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from idrs.api.deps import AppDep, TokenDep, client_address
 from idrs.api.middleware import problem_responses
+from idrs.api.throttle import signin_limits
 from idrs.people import auth
 
 router = APIRouter(tags=["sessions"])
@@ -47,8 +49,9 @@ class DenialOut(BaseModel):
     status_code=201,
     response_model=SessionOut,
     summary="Sign in (password + TOTP code)",
-    responses=problem_responses(401, 413, 415, 422, 423, 429),
+    responses=problem_responses(401, 413, 415, 422, 429, 503),
     openapi_extra={"x-authorization": "public"},
+    dependencies=[Depends(signin_limits)],
 )
 def sign_in(body: SignInBody, request: Request, app: AppDep) -> SessionOut:
     token, expires, ended = auth.sign_in(

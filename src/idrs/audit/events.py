@@ -17,6 +17,7 @@ class EventType(StrEnum):
     ACCESS_EXPLAIN = "access:explain:run"
     ACCESS_INDEX_REBUILD = "system:conflict-index:rebuild"
     ACCESS_RESEARCH_DECIDE = "access:research:decide"
+    ACCESS_RESEARCH_THROTTLE = "access:research:throttle"
     ACCESS_SELF_REPORT = "access:research:self-report"
     ADMIN_CASE_ASSIGN = "admin:case:assign"
     ADMIN_CASE_CLOSE = "admin:case:close"
@@ -47,6 +48,7 @@ class EventType(StrEnum):
     SYSTEM_KEYS_ROTATE = "system:keys:rotate"
     SYSTEM_POLICY_CHANGE = "system:policy:change"
     SYSTEM_SCHEMA_INIT = "system:schema:init"
+    SYSTEM_THROTTLE_BURST = "system:throttle:burst"
 
 
 def make_event(

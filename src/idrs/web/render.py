@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from idrs.api.middleware import public_message
 from idrs.documents import environment
 from idrs.errors import AccessDenied, IdrsError
 from idrs.people.roles import (
@@ -204,14 +205,14 @@ class WebRoute(APIRoute):
                     return _signed_out(request, exc)
                 return error_page(
                     request,
-                    423 if "ACCOUNT_LOCKED" in exc.codes else 403,
+                    503 if "AUDIT_UNAVAILABLE" in exc.codes else 403,
                     "Refused",
                     "; ".join(r.message for r in exc.reasons),
                     [r.as_dict() for r in exc.reasons],
                     exc.audit_index,
                 )
             except IdrsError as exc:
-                return error_page(request, exc.status_code, "Not done", str(exc))
+                return error_page(request, exc.status_code, "Not done", public_message(exc))
 
         return handler
 

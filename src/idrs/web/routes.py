@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from idrs import research
+from idrs.api.deps import run_research
+from idrs.api.middleware import public_message
+from idrs.api.throttle import research_limits, signin_limits
 from idrs.errors import AccessDenied, IdrsError, NotFound
 from idrs.people import auth
 from idrs.web import inventory, pages, screens
@@ -94,7 +97,9 @@ def signin_form(request: Request) -> Response:
     return _signin_page(request, next_path=request.query_params.get("next") or "/research")
 
 
-@router.post("/signin", openapi_extra={"x-authorization": "public"})
+@router.post(
+    "/signin", openapi_extra={"x-authorization": "public"}, dependencies=[Depends(signin_limits)]
+)
 async def signin(request: Request) -> Response:
     form = await read_form(request)
     check_csrf(request, form.get("csrf"), None)
@@ -111,10 +116,9 @@ async def signin(request: Request) -> Response:
             client_address(request),
         )
     except AccessDenied as exc:
-        status = 423 if "ACCOUNT_LOCKED" in exc.codes else 401
         return _signin_page(
             request,
-            status=status,
+            status=503 if "AUDIT_UNAVAILABLE" in exc.codes else 401,
             error="Sign-in refused.",
             reasons=[r.as_dict() for r in exc.reasons],
             seid=seid,
@@ -155,7 +159,11 @@ def research_page(request: Request) -> HTMLResponse:
     )
 
 
-@router.post("/research", openapi_extra={"x-authorization": "signed-in"})
+@router.post(
+    "/research",
+    openapi_extra={"x-authorization": "signed-in"},
+    dependencies=[Depends(research_limits)],
+)
 async def research_run(request: Request) -> HTMLResponse:
     user, form = await posted(request)
     line = form.get("line", "").strip()
@@ -164,7 +172,8 @@ async def research_run(request: Request) -> HTMLResponse:
     index: int | None = None
     try:
         cmd = parse_line(line)
-        ans = await run_in_threadpool(
+        ans = await run_research(
+            request,
             lambda: research.run(
                 app_of(request),
                 token=user.token,
@@ -178,21 +187,22 @@ async def research_run(request: Request) -> HTMLResponse:
                 place=cmd.place,
                 interface="web",
                 address=client_address(request),
-            )
+            ),
         )
         ctx.update(answer=ans, blocks=screens.layout(ans.command, ans.data))
         outcome, index = "allowed", ans.audit_index
     except AccessDenied as exc:
         if set(exc.codes) <= {"AUTH_REQUIRED", "SESSION_EXPIRED"}:
             raise
-        status, outcome, index = 403, "refused", exc.audit_index
+        status = 503 if "AUDIT_UNAVAILABLE" in exc.codes else 403
+        outcome, index = "refused", exc.audit_index
         ctx.update(refusal=exc)
     except NotFound as exc:
         status, outcome, index = 404, "not found", None
         ctx.update(problem=str(exc))
     except (PromptError, IdrsError) as exc:
         status, outcome, index = exc.status_code, "error", None
-        ctx.update(problem=str(exc))
+        ctx.update(problem=public_message(exc))
     if line:
         history.add(user.token, HistoryItem(line[:200], outcome, index, datetime.now(UTC)))
     return page(
