@@ -199,15 +199,29 @@ def redact_access_log() -> None:
 
 
 def uvicorn_options(
-    host: str, port: int, *, tls: tuple[Path, Path] | None = None, access_log: bool = True
+    host: str,
+    port: int,
+    *,
+    tls: tuple[Path, Path] | None = None,
+    access_log: bool = True,
+    forwarded_allow_ips: str | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments ``idrs serve`` gives ``uvicorn.run`` (the load benchmark serves
-    its bare comparison app with the same ones)."""
+    its bare comparison app with the same ones).
+
+    Proxy headers (``X-Forwarded-For``, ``X-Forwarded-Proto``) are believed only from the
+    peers named in ``forwarded_allow_ips`` (comma-separated addresses or networks, as
+    uvicorn takes them); with none named, none is believed, from loopback neither: the
+    recorded origin and the per-address limits are then the peer's own address.
+    """
+    allowed = (forwarded_allow_ips or "").strip()
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": "info",
         "access_log": access_log,
+        "proxy_headers": bool(allowed),
+        "forwarded_allow_ips": allowed or "",
     }
     if tls is not None:
         options.update(ssl_certfile=str(tls[0]), ssl_keyfile=str(tls[1]))
@@ -221,6 +235,7 @@ def run_server(
     tls: tuple[Path, Path] | None = None,
     workers: int = 1,
     access_log: bool = True,
+    forwarded_allow_ips: str | None = None,
 ) -> None:
     """Serve the API and the web interface with uvicorn (HTTPS when ``tls`` is given).
 
@@ -230,7 +245,9 @@ def run_server(
     building its own application from the same settings (IDRS_* in the environment).
     """
     api = served_app()
-    options = uvicorn_options(host, port, tls=tls, access_log=access_log)
+    options = uvicorn_options(
+        host, port, tls=tls, access_log=access_log, forwarded_allow_ips=forwarded_allow_ips
+    )
     run_uvicorn(api if workers == 1 else "idrs.cli.setup:served_app", options, workers=workers)
 
 
@@ -293,14 +310,22 @@ def serve(
     access_log: bool = typer.Option(
         True, "--access-log/--no-access-log", help="log one line per request on stdout"
     ),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        "--forwarded-allow-ips",
+        help="the reverse proxies (comma-separated addresses or networks) whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; default: none, not even loopback",
+    ),
 ) -> None:
     """Run the HTTP API (/api/v1, OpenAPI at /api/v1/docs) and the web interface.
 
     With --tls-cert and --tls-key it serves HTTPS: session cookies are then Secure and every
-    answer carries Strict-Transport-Security.
+    answer carries Strict-Transport-Security. Behind a reverse proxy, name it with
+    --forwarded-allow-ips so that the recorded origin is the client's address.
     """
     tls = check_tls(tls_cert, tls_key)  # before anything opens or starts
-    run_server(host, port, tls=tls, workers=workers, access_log=access_log)
+    run_server(host, port, tls=tls, workers=workers, access_log=access_log,
+               forwarded_allow_ips=forwarded_allow_ips)
 
 
 @app.command("demo")
