@@ -29,6 +29,13 @@ C keep-alive connections, time-bounded with a request cap; without wrk, ``oha`` 
 tried, and a Python asyncio + httpx generator in a separate process is used instead (the
 figures say which). Both servers run with the access log off (``--no-access-log``).
 
+One slow request must not stall the others: with ``--workers 1`` (one event loop), another
+process takes the database's write lock (``BEGIN EXCLUSIVE``, held), one research request is
+sent, and while it waits for the lock the public ``GET /api/v1/audit/checkpoint`` is timed
+(several in a row; the research request is checked to be still waiting after the last). The
+research request's own answer (503 AUDIT_UNAVAILABLE after ``IDRS_DB_LOCK_TIMEOUT``, 5 s by
+default) and its time are reported beside.
+
 The research page's first contentful paint against the same 1M-taxpayer server (idle) is
 measured with bench_web's own measuring function when Playwright and Chromium are present
 (bench_web measures it against the small browser-test world).
@@ -74,6 +81,17 @@ PLAN: dict[str, dict[str, Any]] = {
 }
 RATE_TARGET = 1000.0
 P99_TARGET_MS = 50.0
+#: the public checkpoint's answer time while a research request waits on a locked database
+LOCKED_TARGET_MS = 100.0
+#: checkpoint GETs timed while the research request waits
+LOCKED_PROBES = 20
+_LOCKER = (
+    "import sqlite3, sys\n"
+    "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    "c.execute('BEGIN EXCLUSIVE')\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.read()\n"
+)
 MILLION_WAIT_S = 3600
 
 
@@ -444,6 +462,78 @@ def _measured(pid: int, *args: Any, warmup: float, **kwargs: Any) -> tuple[Load,
     return warm, load
 
 
+# ------------------------------------------------------------------ a locked database
+
+
+@dataclass
+class Locked:
+    """The checkpoint's answer times (ms) while one research request waited on a lock."""
+
+    checkpoint_ms: list[float]
+    statuses: list[int]
+    still_waiting: bool
+    research_status: int
+    research_reasons: list[str]
+    research_seconds: float
+
+
+def _locked(base: str, db_path: str, research_url: str, token: str) -> Locked:
+    """Hold the write lock from another process, send one research request, and time the
+    public checkpoint while it waits (see the module docstring)."""
+    import threading
+
+    import httpx
+
+    locker = subprocess.Popen(
+        [sys.executable, "-c", _LOCKER, db_path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    got: dict[str, Any] = {}
+
+    def research() -> None:
+        t0 = time.perf_counter()
+        r = httpx.get(research_url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+        got.update(status=r.status_code, seconds=time.perf_counter() - t0,
+                   reasons=[x["code"] for x in r.json().get("reasons") or []])
+
+    try:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        worker = threading.Thread(target=research)
+        worker.start()
+        time.sleep(0.5)  # let the request reach the lock (the server shows no sign of it)
+        times, statuses = [], []
+        with httpx.Client(base_url=base, timeout=120) as client:
+            for _ in range(LOCKED_PROBES):
+                t0 = time.perf_counter()
+                statuses.append(client.get("/api/v1/audit/checkpoint").status_code)
+                times.append((time.perf_counter() - t0) * 1000)
+        still = worker.is_alive()
+        worker.join(120)  # the lock is held until the research request gives up
+    finally:
+        assert locker.stdin is not None
+        locker.stdin.close()
+        locker.wait()
+    worker.join()
+    return Locked(times, statuses, still, got.get("status", 0), got.get("reasons", []),
+                  got.get("seconds", 0.0))
+
+
+def _measure_locked(url: str, env: dict[str, str], log: Path, research_path: str,
+                    token: str) -> Locked | str:
+    """:func:`_locked` against a fresh one-worker server (SQLite only)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return "not measured (SQLite only)"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "idrs", "serve", "--port", str(port), "--no-access-log",
+           "--workers", "1"]
+    with _serving(cmd, env, base + "/signin", log):
+        return _locked(base, parsed.database, base + research_path, token)
+
+
 # ------------------------------------------------------------------ first paint
 
 
@@ -596,7 +686,39 @@ def run(scale: str) -> list[dict[str, Any]]:
                     **kw,
                 )
             results[workers] = (idrs, bare)
-    return _figures(results, size, world_note, svc_cpu_ms, audit_growth, answered_ok, paints, plan)
+        locked = _measure_locked(url, env, log, path.format(tin=tins[0], case=cases[0]), token)
+    figs = _figures(results, size, world_note, svc_cpu_ms, audit_growth, answered_ok, paints, plan)
+    return figs + _locked_figures(locked)
+
+
+def _locked_figures(locked: Locked | str) -> list[dict[str, Any]]:
+    what = "public checkpoint while a research request waits on a locked database"
+    if isinstance(locked, str):
+        return [_fig(what, 0, "ms", f"< {LOCKED_TARGET_MS:.0f} ms", None, locked)]
+    worst = max(locked.checkpoint_ms)
+    ok = locked.still_waiting and set(locked.statuses) == {200}
+    return [
+        _fig(
+            f"{what}: answer time, median",
+            round(_pct(locked.checkpoint_ms, 0.5), 2),
+            "ms",
+            note=f"{len(locked.checkpoint_ms)} GET /api/v1/audit/checkpoint in a row, statuses "
+            f"{sorted(set(locked.statuses))}; idrs serve --workers 1; another process holds "
+            "BEGIN EXCLUSIVE; the research request still waiting after the last: "
+            f"{'yes' if locked.still_waiting else 'NO'}",
+        ),
+        _fig(f"{what}: answer time, max", round(worst, 2), "ms",
+             f"< {LOCKED_TARGET_MS:.0f} ms", worst < LOCKED_TARGET_MS and ok),
+        _fig(
+            "research on the locked database: answer time",
+            round(locked.research_seconds, 2),
+            "s",
+            "503 AUDIT_UNAVAILABLE after IDRS_DB_LOCK_TIMEOUT",
+            locked.research_status == 503 and locked.research_reasons == ["AUDIT_UNAVAILABLE"],
+            f"status {locked.research_status}, reasons {locked.research_reasons}; "
+            "IDRS_DB_LOCK_TIMEOUT at its default (5 s)",
+        ),
+    ]
 
 
 def _figures(

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     throttle_storage: str = "memory://"
     #: Research calls run at once per process, each in a worker thread (the rest queue):
     #: a call waiting on the database never holds up the other routes.
-    research_threads: int = Field(default=4, ge=1, le=256)
+    research_threads: int = Field(default=2, ge=1, le=256)
     #: Seconds a request waits for another process's database lock before it gives up
     #: (research then answers 503 AUDIT_UNAVAILABLE). SQLite busy timeout; PostgreSQL
     #: lock_timeout.

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -52,19 +52,35 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    # NORMAL in WAL mode: a committed transaction survives a process crash (kill -9);
-    # docs/security.md explains why power loss is out of scope on this deployment.
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=60000")
-    cur.execute("PRAGMA cache_size=-65536")
-    cur.execute("PRAGMA temp_store=MEMORY")
-    cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-    cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
-    cur.close()
+def _lock_timeout(seconds: float | None) -> float:
+    """The configured wait for another process's lock (``IDRS_DB_LOCK_TIMEOUT``)."""
+    if seconds is not None:
+        return seconds
+    from idrs.config import get_settings
+
+    return float(get_settings().db_lock_timeout)
+
+
+def _sqlite_pragmas(lock_ms: int) -> Callable[[Any, Any], None]:
+    """The connect hook that sets every SQLite connection's pragmas."""
+
+    def apply(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        # NORMAL in WAL mode: a committed transaction survives a process crash (kill -9);
+        # docs/security.md explains why power loss is out of scope on this deployment.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        # a lock held by another process is waited for this long, then the statement fails
+        # (research answers AUDIT_UNAVAILABLE): a short wait, not a stalled request
+        cur.execute(f"PRAGMA busy_timeout={lock_ms}")
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+        cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+        cur.close()
+
+    return apply
 
 
 class _Checkpointer:
@@ -162,16 +178,21 @@ def _begin(conn) -> None:  # type: ignore[no-untyped-def]
     conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url``; SQLite gets its pragmas on every connection."""
+def make_engine(url: str, *, lock_timeout: float | None = None) -> Engine:
+    """A new engine for ``url``; SQLite gets its pragmas on every connection.
+
+    ``lock_timeout``: seconds a statement waits for a lock another process holds (SQLite's
+    busy timeout, PostgreSQL's ``lock_timeout``), default ``IDRS_DB_LOCK_TIMEOUT``.
+    """
+    wait = _lock_timeout(lock_timeout)
     if url.startswith("sqlite"):
         # LIFO: the connection returned last is handed out next, so a thread keeps reusing the
         # connection whose SQLite page cache is warm (a FIFO pool rotates through every idle
         # connection, and each then reloads the pages another connection's commit invalidated).
         engine = create_engine(
-            url, connect_args={"timeout": 60, "check_same_thread": False}, pool_use_lifo=True
+            url, connect_args={"timeout": wait, "check_same_thread": False}, pool_use_lifo=True
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(max(1, round(wait * 1000))))
         ref = weakref.ref(engine)
 
         @event.listens_for(engine, "connect")
@@ -190,7 +211,10 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    options = f"-c lock_timeout={max(1, round(wait * 1000))}"
+    return create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args={"options": options}
+    )
 
 
 @lru_cache(maxsize=8)
