@@ -53,26 +53,49 @@ def test_sign_in_and_authenticate(app, ann):
     assert "auth:signin:success" in _types(app)
 
 
-def test_ten_wrong_passwords_lock_the_account(app, ann):
-    refusals = []
-    for i in range(10):
-        app.clock.advance(seconds=31)  # a fresh, valid code each time: only the password is wrong
-        with pytest.raises(AccessDenied) as exc:
-            auth.sign_in(app, "EX100", f"wrong-{i}", _code(app, ann), "test")
-        refusals.append(exc.value.codes)
-    threshold = app.settings.lockout_threshold
-    assert refusals[0] == ["AUTH_FAILED"]
-    assert refusals[threshold - 1] == ["AUTH_FAILED", "ACCOUNT_LOCKED"]
-    assert all(r == ["ACCOUNT_LOCKED"] for r in refusals[threshold:])
-    # Locked means locked: the right password and code are refused too.
-    app.clock.advance(seconds=31)
+def _refused(app, seid: str, password: str, code: str) -> list[str]:
     with pytest.raises(AccessDenied) as exc:
-        auth.sign_in(app, "EX100", ann["password"], _code(app, ann), "test")
-    assert exc.value.codes == ["ACCOUNT_LOCKED"]
-    types = _types(app)
-    assert types.count("auth:signin:lockout") == 1
-    assert types.count("auth:signin:failure") == 11
-    # A security administrator unlocks it; then the right credentials work.
+        auth.sign_in(app, seid, password, code, "test")
+    return exc.value.codes
+
+
+def test_repeated_failures_lock_for_a_growing_time_never_for_good(app, ann):
+    threshold = app.settings.lockout_threshold
+    base = app.settings.lockout_seconds
+    for i in range(threshold):
+        app.clock.advance(seconds=1)
+        assert _refused(app, "EX100", f"wrong-{i}", _code(app, ann)) == ["AUTH_FAILED"]
+    lockouts = [e for e in _events(app) if e["type"] == "auth:signin:lockout"]
+    assert len(lockouts) == 1 and lockouts[0]["reasons"] == ["ACCOUNT_LOCKED"]
+    assert lockouts[0]["detail"]["locked_seconds"] == base
+    # While locked the right password and code are refused, exactly like a wrong password;
+    # only the audit entry says why.
+    app.clock.advance(seconds=base // 2)
+    assert _refused(app, "EX100", ann["password"], _code(app, ann)) == ["AUTH_FAILED"]
+    assert _events(app)[-1]["reasons"] == ["ACCOUNT_LOCKED"]
+    # Once it lapses, one more failure locks it again for twice as long ...
+    app.clock.advance(seconds=base)
+    assert _refused(app, "EX100", "wrong-again", _code(app, ann)) == ["AUTH_FAILED"]
+    assert _events(app)[-1]["detail"]["locked_seconds"] == 2 * base
+    app.clock.advance(seconds=base + 1)
+    assert _refused(app, "EX100", ann["password"], _code(app, ann)) == ["AUTH_FAILED"]
+    # ... and no longer: the employee gets in without anyone's help.
+    app.clock.advance(seconds=base)
+    token, _, _ = auth.sign_in(app, "EX100", ann["password"], _code(app, ann), "test")
+    assert auth.authenticate(app, token).seid == "EX100"
+    with app.engine.connect() as conn:
+        row = conn.execute(select(Employee.failed_logins, Employee.locked_at)).first()
+    assert tuple(row) == (0, None)
+
+
+def test_the_lock_grows_to_its_ceiling_only(app, ann):
+    for failures, expected in [(4, 0), (5, 60), (6, 120), (9, 900), (60, 900)]:
+        assert auth.lock_seconds(app, failures) == expected
+
+
+def test_a_security_administrator_can_unlock_sooner(app, ann):
+    for i in range(app.settings.lockout_threshold):
+        _refused(app, "EX100", f"wrong-{i}", _code(app, ann))
     admin = service.ensure_first_admin(app)
     assert admin is not None
     with pytest.raises(AccessDenied):

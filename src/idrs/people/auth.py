@@ -3,8 +3,16 @@
 Sessions are random tokens; only their SHA-256 is stored. A session ends after
 ``session_idle_minutes`` without use or ``session_absolute_hours`` after sign-in, whichever
 comes first. One live session per employee unless ``concurrent_sessions`` is set: a new
-sign-in ends the older one and says so. After ``lockout_threshold`` consecutive failures the
-account is locked until a security administrator unlocks it.
+sign-in ends the older one and says so.
+
+Progressive delays, not a hard lock: after ``lockout_threshold`` consecutive failures the
+account is locked for ``lockout_seconds``; each further failure (possible only once a lock
+has lapsed) locks it again for twice as long, up to ``lockout_max_seconds``. A stranger who
+types wrong passwords can so keep an employee out for minutes, not until an administrator
+acts; a success or a security administrator's unlock clears the count. While locked, an
+attempt is answered exactly like a wrong password (the same AUTH_FAILED, after the same
+password-hashing work), so the answer never tells whether a SEID exists or is locked; the
+audit entry says ACCOUNT_LOCKED and the lock shows in the security administrator's view.
 
 Every success, failure, lockout, sign-out and expiry is an ``auth:*`` audit event. Callers:
 the CLI (``idrs login``/``logout``), the HTTP API (``POST /api/v1/sessions``), research.run.
@@ -142,9 +150,12 @@ def sign_in(
         passwords.burn_time(password or "")
         _audit_failure(app, who, interface, address, "unknown_or_inactive")
         raise AccessDenied([AUTH_FAILED])
-    if emp.locked_at is not None:
-        _audit_failure(app, who, interface, address, "locked", codes=["ACCOUNT_LOCKED"])
-        raise AccessDenied([ACCOUNT_LOCKED])
+    until = lock_until(app, emp)
+    if until is not None and now < until:
+        passwords.burn_time(password or "")  # the work of a wrong password: no timing tell
+        _audit_failure(app, who, interface, address, "locked", codes=["ACCOUNT_LOCKED"],
+                       detail={"locked_until": until.isoformat()})
+        raise AccessDenied([AUTH_FAILED])
     step = _check_factors(app, emp, password, otp, now)
     if step is None:
         raise _fail(app, emp, interface, address)
@@ -172,9 +183,24 @@ def _check_factors(app: App, emp: Employee, password: str, otp: str, now: dateti
     return step if ok else None
 
 
+def lock_seconds(app: App, failures: int) -> int:
+    """How long ``failures`` consecutive failures lock an account (0: not locked)."""
+    over = failures - app.settings.lockout_threshold
+    if over < 0:
+        return 0
+    return min(app.settings.lockout_max_seconds, app.settings.lockout_seconds << min(over, 20))
+
+
+def lock_until(app: App, emp: Employee) -> datetime | None:
+    """When the account's current lock lapses (None: never locked or cleared)."""
+    if emp.locked_at is None:
+        return None
+    return as_utc(emp.locked_at) + timedelta(seconds=lock_seconds(app, emp.failed_logins or 0))
+
+
 def _fail(app: App, emp: Employee, interface: str, address: str | None) -> AccessDenied:
-    """Count one failure (atomically); lock at the threshold. Returns the refusal to raise."""
-    threshold = app.settings.lockout_threshold
+    """Count one failure (atomically); at the threshold and beyond, (re)lock for a growing
+    time. Returns the refusal to raise: AUTH_FAILED, the same whether or not it locks."""
     now = app.clock.now()
     with session_scope(app.engine) as s:
         s.execute(
@@ -183,28 +209,25 @@ def _fail(app: App, emp: Employee, interface: str, address: str | None) -> Acces
             .values(failed_logins=Employee.failed_logins + 1)
         )
         count = s.scalar(select(Employee.failed_logins).where(Employee.id == emp.id)) or 0
-        locks = count >= threshold
-        if locks:
-            s.execute(
-                update(Employee)
-                .where(Employee.id == emp.id, Employee.locked_at.is_(None))
-                .values(locked_at=now)
-            )
+        seconds = lock_seconds(app, count)
+        if seconds:
+            s.execute(update(Employee).where(Employee.id == emp.id).values(locked_at=now))
     _audit_failure(
         app, emp.seid, interface, address, "bad_credentials", detail={"consecutive_failures": count}
     )
-    if locks:
-        record(
-            app,
-            EventType.AUTH_SIGNIN_LOCKOUT,
-            actor=emp.seid,
-            interface=interface,
-            address=address,
-            outcome="locked",
-            obj={"seid": emp.seid},
-            detail={"consecutive_failures": count},
-        )
-        return AccessDenied([AUTH_FAILED, ACCOUNT_LOCKED])
+    if seconds:
+        with contextlib.suppress(AuditUnavailable):  # the refusal stands either way
+            record(
+                app,
+                EventType.AUTH_SIGNIN_LOCKOUT,
+                actor=emp.seid,
+                interface=interface,
+                address=address,
+                outcome="locked",
+                obj={"seid": emp.seid},
+                reasons=[ACCOUNT_LOCKED.code],
+                detail={"consecutive_failures": count, "locked_seconds": seconds},
+            )
     return AccessDenied([AUTH_FAILED])
 
 
@@ -238,14 +261,16 @@ def _start_session(
     token = random_token(32)
     expires = now + timedelta(hours=app.settings.session_absolute_hours)
     with session_scope(app.engine) as s:
-        # Atomic replay guard: the step must still be newer than the last one used, and the
-        # account still unlocked, at the moment of writing.
+        # Atomic replay guard: the step must still be newer than the last one used, and no
+        # failure counted (no lock set) since the account was read, at the moment of writing.
         res = s.execute(
             update(Employee)
             .where(
-                Employee.id == emp.id, Employee.totp_last_step < step, Employee.locked_at.is_(None)
+                Employee.id == emp.id,
+                Employee.totp_last_step < step,
+                Employee.failed_logins == (emp.failed_logins or 0),
             )
-            .values(totp_last_step=step, failed_logins=0)
+            .values(totp_last_step=step, failed_logins=0, locked_at=None)
         )
         if res.rowcount != 1:  # type: ignore[attr-defined]
             raise _Raced
@@ -348,7 +373,8 @@ def authenticate_session(
         if sess.s_end_reason in ("idle", "absolute"):
             raise AccessDenied([SESSION_EXPIRED])
         raise AccessDenied([SUPERSEDED if sess.s_end_reason == "superseded" else AUTH_REQUIRED])
-    if not emp.active or emp.locked_at is not None:
+    until = lock_until(app, emp)
+    if not emp.active or (until is not None and now < until):
         _end(app, sess.s_id, now, "account_disabled")
         raise AccessDenied([AUTH_REQUIRED])
     idle = timedelta(minutes=app.settings.session_idle_minutes)
