@@ -268,14 +268,18 @@ def test_access_log_shows_no_tin_name_or_case(world, tmp_path, workers):
             tin_call = c.get("/api/v1/accounts/999-49-1234/ENMOD", params={"case": "CASE-SECRET-7"})
             name_call = c.get("/api/v1/accounts/ZEBULON QUIMBY/NAMES", params={"place": "OH"})
             page = c.get("/signin", params={"next": "/research"})
+            # a TIN where a page or resource name would be (a mistyped URL) is kept out too
+            stray = [c.get("/999-49-1235"), c.get("/api/v1/999491236"), c.get("/x999491237")]
         assert tin_call.status_code == 401 and name_call.status_code == 401
-        assert page.status_code == 200
+        assert page.status_code == 200 and {r.status_code for r in stray} == {404}
     finally:
         _stop(server)
     text = log.read_text()
     assert '"GET /api/v1/accounts/*?* HTTP/1.1" 401' in text  # the requests were logged
     assert '"GET /signin?* HTTP/1.1" 200' in text
-    for secret in ("999-49-1234", "999491234", "CASE-SECRET", "ZEBULON", "QUIMBY", "place="):
+    assert '"GET /:tin HTTP/1.1" 404' in text and '"GET /api/v1/:tin HTTP/1.1" 404' in text
+    for secret in ("999-49-1234", "999491234", "CASE-SECRET", "ZEBULON", "QUIMBY", "place=",
+                   "999-49-1235", "999491236", "999491237"):
         assert secret not in text
 
 

@@ -94,3 +94,31 @@ def test_the_checkpoint_answers_while_research_waits_on_a_locked_database(db_url
         assert answer.headers["content-type"].startswith("application/problem+json")
     finally:
         app.engine.dispose()
+
+
+def test_a_locked_database_answers_503_naming_only_the_request(db_url, home, clock):
+    """Sign-out on a database another process keeps locked: the answer is 503 with the
+    request id, never the driver's text (statements, lock names) nor a 500."""
+    from fastapi.testclient import TestClient
+
+    from idrs.api.middleware import UNAVAILABLE
+    from idrs.people import auth
+
+    app = _app(db_url, home, clock)
+    try:
+        ensure_signing_key(app.settings.home, name=app.settings.audit_origin)
+        creds = service.create_employee(app, unax_attested_at=app.clock.now(), seid="EX902",
+                                        name="EX902", tin="900-48-0902", roles="examiner")
+        token = auth.sign_in(app, "EX902", creds["password"],
+                             totp.code_at(creds["totp_secret"], app.clock.now()), "test").token
+        with TestClient(create_app(app)) as c, _held_lock(
+            str(app.engine.url.render_as_string(hide_password=False))
+        ):
+            r = c.delete("/api/v1/sessions/current", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 503, r.text
+        body = r.json()
+        assert body["detail"] == body["error"] == UNAVAILABLE and body["request_id"]
+        for leak in ("Error", "locked", "lock", "UPDATE", "SELECT", "INSERT", "sqlite", "psycopg"):
+            assert leak not in r.text.replace(UNAVAILABLE, "")
+    finally:
+        app.engine.dispose()

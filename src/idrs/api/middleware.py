@@ -40,9 +40,11 @@ import json
 import logging
 import re
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -444,4 +446,7 @@ def install_problem_handlers(api: FastAPI) -> None:
     api.add_exception_handler(IdrsError, _error)
     api.add_exception_handler(RequestValidationError, _invalid)
     api.add_exception_handler(StarletteHTTPException, _http)
-    api.add_exception_handler(OperationalError, _unavailable)
+    # the database's own errors, wrapped by SQLAlchemy or straight from the driver (the hot
+    # paths talk to it directly)
+    for unavailable in (OperationalError, sqlite3.OperationalError, psycopg.OperationalError):
+        api.add_exception_handler(unavailable, _unavailable)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,17 +164,23 @@ def served_app() -> Any:
     return create_app(open_app())
 
 
+#: a path segment that may hold a TIN: 9 digits with or without dashes, or any run of 9 or
+#: more digits (any script: a TIN typed in other digits is hidden too)
+_MAY_BE_TIN = re.compile(r"\d{3}-?\d{2}-?\d{4}|\d{9,}")
+
+
 def redact_path(full_path: str) -> str:
     """A request path as the access log may show it: no identifier, no query.
 
     API paths keep ``/api/v1/RESOURCE`` (``/api/v1/accounts/*`` for any TIN or name and
     command), pages keep their first segment (``/research``, ``/static/*``); a query becomes
-    ``?*``. Paths carry TINs, names and case numbers, which never go into a log.
+    ``?*``; a kept segment that may be a TIN becomes ``:tin``. Paths carry TINs, names and
+    case numbers, which never go into a log.
     """
     path, query = full_path.partition("?")[::2]
     parts = [p for p in path.split("/") if p]
     keep = 3 if parts[:2] == ["api", "v1"] else 1
-    shown = "/" + "/".join(parts[:keep])
+    shown = "/" + "/".join(":tin" if _MAY_BE_TIN.search(p) else p for p in parts[:keep])
     if len(parts) > keep:
         shown += "/*"
     return shown + ("?*" if query else "")
