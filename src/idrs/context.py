@@ -11,7 +11,9 @@ from sqlalchemy.orm import configure_mappers
 from idrs.clock import Clock, SystemClock
 from idrs.config import Settings, get_settings
 from idrs.crypto import Keyring
-from idrs.db import engine_for
+from idrs.db import engine_for, unavailable_errors
+
+__all__ = ["App", "unavailable_errors"]
 
 
 @dataclass

@@ -48,6 +48,15 @@ NAMING = {
 }
 
 
+def unavailable_errors() -> tuple[type[Exception], ...]:
+    """The errors of a database that cannot be reached or whose lock was not had in time, as
+    SQLAlchemy wraps them and as the drivers raise them on the hot paths that talk to them
+    directly (the HTTP layer answers them 503). psycopg is imported here, not at start-up."""
+    import psycopg
+
+    return (OperationalError, sqlite3.OperationalError, psycopg.OperationalError)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 

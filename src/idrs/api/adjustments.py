@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.adjustments import service
 from idrs.adjustments.apply import VersionConflict
+from idrs.api.bounds import DbCount, RowId
 from idrs.api.deps import AppDep, TokenDep, client_address, role_rule
 from idrs.api.middleware import problem
 from idrs.api.middleware import problem_responses as _problems
@@ -65,12 +66,12 @@ class AdjustmentIn(BaseModel):
     case: str | None = Field(None, max_length=40)
     contact: str | None = Field(None, max_length=40)
     reason: str | None = Field(None, max_length=500)
-    tax_year: int | None = None
+    tax_year: int | None = Field(None, ge=1900, le=2999)
     tc: str | None = None
     amount: Any = Field(None, description="dollars, positive, at most two decimals")
     action_code: str | None = None
     date: str | None = Field(None, description="YYYY-MM-DD, not in the future (default today)")
-    base_version: int | None = None
+    base_version: DbCount | None = None
     address: AddressBody | None = None
     name: NameBody | None = None
 
@@ -93,7 +94,7 @@ class ReverseIn(BaseModel):
     case: str | None = Field(None, max_length=40)
     contact: str | None = Field(None, max_length=40)
     reason: str | None = Field(None, max_length=500)
-    base_version: int | None = None
+    base_version: DbCount | None = None
 
 
 def _conflict(exc: VersionConflict, request: Request) -> JSONResponse:
@@ -138,7 +139,7 @@ def _decide(adjustment_id: int, body: DecisionIn | None, request: Request, app: 
              response_model_exclude_none=True, responses=_ERRORS,
              summary="Approve a pending adjustment (applies it)",
              openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
-def approve_adjustment(adjustment_id: int, request: Request, app: AppDep, token: TokenDep,
+def approve_adjustment(adjustment_id: RowId, request: Request, app: AppDep, token: TokenDep,
                        body: DecisionIn | None = None) -> Any:
     return _decide(adjustment_id, body, request, app, token, approve=True)
 
@@ -147,7 +148,7 @@ def approve_adjustment(adjustment_id: int, request: Request, app: AppDep, token:
              response_model_exclude_none=True, responses=_ERRORS,
              summary="Reject a pending adjustment",
              openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
-def reject_adjustment(adjustment_id: int, request: Request, app: AppDep, token: TokenDep,
+def reject_adjustment(adjustment_id: RowId, request: Request, app: AppDep, token: TokenDep,
                       body: DecisionIn | None = None) -> Any:
     return _decide(adjustment_id, body, request, app, token, approve=False)
 
@@ -156,7 +157,7 @@ def reject_adjustment(adjustment_id: int, request: Request, app: AppDep, token: 
              response_model=AdjustmentOut, response_model_exclude_none=True, responses=_ERRORS,
              summary="Undo an applied adjustment by a reversing posting",
              openapi_extra={"x-authorization": "signed-in"})
-def reverse_adjustment(adjustment_id: int, body: ReverseIn, request: Request, app: AppDep,
+def reverse_adjustment(adjustment_id: RowId, body: ReverseIn, request: Request, app: AppDep,
                        token: TokenDep) -> Any:
     try:
         res = service.reverse(app, token=token, adjustment_id=adjustment_id, case=body.case,

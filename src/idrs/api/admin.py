@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from idrs.api.bounds import RowId
 from idrs.api.deps import AppDep, EmployeeDep, client_address, role_rule
 from idrs.api.paging import PageDep, paged
 from idrs.people import admin
@@ -226,7 +227,7 @@ def changes(
     "/profile-changes/{change_id}/confirm", response_model=ChangeOut, openapi_extra=ADMIN_ONLY
 )
 def confirm(
-    change_id: int, app: AppDep, emp: EmployeeDep, request: Request, body: DecisionIn | None = None
+    change_id: RowId, app: AppDep, emp: EmployeeDep, request: Request, body: DecisionIn | None = None
 ) -> dict[str, Any]:
     """Confirm a pending change (not your own request, not about you); it applies now."""
     return admin.confirm_change(app, _actor(emp, request), change_id, body.note if body else None)
@@ -236,7 +237,7 @@ def confirm(
     "/profile-changes/{change_id}/reject", response_model=ChangeOut, openapi_extra=ADMIN_ONLY
 )
 def reject(
-    change_id: int, app: AppDep, emp: EmployeeDep, request: Request, body: DecisionIn | None = None
+    change_id: RowId, app: AppDep, emp: EmployeeDep, request: Request, body: DecisionIn | None = None
 ) -> dict[str, Any]:
     """Reject (or withdraw your own) pending change; nothing is applied."""
     return admin.reject_change(app, _actor(emp, request), change_id, body.note if body else None)

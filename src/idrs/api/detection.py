@@ -15,12 +15,12 @@ Every route declares ``x-authorization`` (see api/grants.py).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from idrs.api.bounds import BoundedDatetime, DbCount, RowId
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
 from idrs.api.grants import SIGNED_IN, needs
 from idrs.api.paging import PageDep, paged
@@ -55,13 +55,13 @@ class ReasonIn(BaseModel):
 
 class SelfReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    audit_index: int = Field(..., ge=0)
+    audit_index: DbCount
     reason: str = Field(..., min_length=1, max_length=500)
 
 
 class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    since: datetime | None = Field(None, description="analyse entries from this time "
+    since: BoundedDatetime | None = Field(None, description="analyse entries from this time "
                                                      "(default: continue from the last run)")
 
 
@@ -195,7 +195,7 @@ def list_notices(app: AppDep, me: NoticeStaff, page: PageDep,
 @router.get("/notices/{notice_id}/{fmt}", openapi_extra=role_rule(NOTICE_STAFF),
             response_class=Response,
             responses={200: {"content": {"application/pdf": {}, "text/html": {}}}})
-def notice_document(notice_id: int, fmt: Literal["html", "pdf"], app: AppDep,
+def notice_document(notice_id: RowId, fmt: Literal["html", "pdf"], app: AppDep,
                     me: NoticeStaff) -> Response:
     """One stored notice as a download (served by its number; recorded as handed out)."""
     content, media, name = notices.document(app, notice_id=notice_id, fmt=fmt, actor=me.seid,

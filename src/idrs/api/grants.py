@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from idrs.api.bounds import BoundedDate, DbCount, RowId
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
 from idrs.api.middleware import problem
 from idrs.api.paging import PageDep, paged
@@ -105,19 +106,19 @@ class GrantIn(BaseModel):
     classes: list[str] = Field(min_length=1, max_length=10)
     population: Literal["cases", "all", "anonymized"]
     allow_changes: bool = False
-    start: date
+    start: BoundedDate
     days: int | None = Field(None, ge=1, le=3650)
-    end: date | None = None
-    renewal_of: int | None = None
-    daily_limit: int | None = Field(None, ge=1)
+    end: BoundedDate | None = None
+    renewal_of: DbCount | None = None
+    daily_limit: int | None = Field(None, ge=1, le=1_000_000)
     agreement: str | None = Field(None, max_length=200)
 
 
 class RenewalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start: date | None = Field(None, description="default: the day the renewed grant ends")
+    start: BoundedDate | None = Field(None, description="default: the day the renewed grant ends")
     days: int | None = Field(None, ge=1, le=3650)
-    end: date | None = None
+    end: BoundedDate | None = None
 
 
 class RevokeIn(BaseModel):
@@ -241,7 +242,7 @@ def raise_outstanding(app: AppDep, me: Staff, page: PageDep) -> dict[str, Any]:
 
 
 @router.get("/grants/{grant_id}", openapi_extra=SIGNED_IN)
-def show_grant(grant_id: int, request: Request, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
+def show_grant(grant_id: RowId, request: Request, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
     """One grant: state (from the clock), scope, term, approvals, prerequisites, exports.
 
     Staff, the principal and the requester may read it.
@@ -251,7 +252,7 @@ def show_grant(grant_id: int, request: Request, app: AppDep, emp: EmployeeDep) -
 
 @router.post("/grants/{grant_id}/approvals", response_model=dict[str, Any],
              openapi_extra=role_rule(APPROVERS))
-def approve_grant(grant_id: int, body: OtpIn, request: Request, app: AppDep,
+def approve_grant(grant_id: RowId, body: OtpIn, request: Request, app: AppDep,
                   emp: EmployeeDep) -> Any:
     """One approval by an approving role, with a re-entered one-time code → {"status", …}.
 
@@ -262,7 +263,7 @@ def approve_grant(grant_id: int, body: OtpIn, request: Request, app: AppDep,
 
 
 @router.post("/grants/{grant_id}/revocation", openapi_extra=role_rule(APPROVERS))
-def revoke_grant(grant_id: int, body: RevokeIn, request: Request, app: AppDep,
+def revoke_grant(grant_id: RowId, body: RevokeIn, request: Request, app: AppDep,
                  emp: EmployeeDep) -> dict[str, Any]:
     """Revoke (either approving role); effective on the principal's next request."""
     return service.revoke_grant(app, emp, grant_id=grant_id, reason=body.reason,
@@ -270,7 +271,7 @@ def revoke_grant(grant_id: int, body: RevokeIn, request: Request, app: AppDep,
 
 
 @router.post("/grants/{grant_id}/end", openapi_extra=role_rule(APPROVERS))
-def end_grant(grant_id: int, body: RevokeIn, request: Request, app: AppDep,
+def end_grant(grant_id: RowId, body: RevokeIn, request: Request, app: AppDep,
               emp: EmployeeDep) -> dict[str, Any]:
     """End a grant early (the detail is over) — either approving role."""
     return service.end_grant(app, emp, grant_id=grant_id, reason=body.reason,
@@ -279,7 +280,7 @@ def end_grant(grant_id: int, body: RevokeIn, request: Request, app: AppDep,
 
 @router.post("/grants/{grant_id}/renewals", status_code=201, response_model=GrantRequested,
              openapi_extra=SIGNED_IN)
-def renew_grant(grant_id: int, body: RenewalIn, request: Request, app: AppDep,
+def renew_grant(grant_id: RowId, body: RenewalIn, request: Request, app: AppDep,
                 emp: EmployeeDep) -> dict[str, Any]:
     """Request the renewal of a grant (pending approval like any grant; renewable once)."""
     return records.request_renewal(app, emp, grant_id=grant_id, start=body.start,
@@ -312,13 +313,13 @@ def add_agreement(body: AgreementIn, request: Request, app: AppDep,
 
 
 @router.get("/agreements/{agreement_id}", response_model=AgreementText, openapi_extra=SIGNED_IN)
-def show_agreement(agreement_id: int, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
+def show_agreement(agreement_id: RowId, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
     """One version with its full text and SHA-256, and whether you signed it."""
     return records.show_agreement(app, agreement_id, reader=emp)
 
 
 @router.get("/agreements/{agreement_id}/signatures", openapi_extra=role_rule(GRANT_RECORD_READERS))
-def agreement_signatures(agreement_id: int, app: AppDep, me: SignatureReader,
+def agreement_signatures(agreement_id: RowId, app: AppDep, me: SignatureReader,
                          page: PageDep) -> dict[str, Any]:
     """Who signed this version, when, and the digest of the text they signed."""
     del me
@@ -327,7 +328,7 @@ def agreement_signatures(agreement_id: int, app: AppDep, me: SignatureReader,
 
 @router.post("/agreements/{agreement_id}/signatures", status_code=201,
              response_model=dict[str, Any], openapi_extra=SIGNED_IN)
-def sign_agreement(agreement_id: int, body: OtpIn, request: Request, app: AppDep,
+def sign_agreement(agreement_id: RowId, body: OtpIn, request: Request, app: AppDep,
                    emp: EmployeeDep) -> Any:
     """The signed-in employee signs the current version of an agreement (fresh code).
 

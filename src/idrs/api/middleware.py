@@ -40,16 +40,13 @@ import json
 import logging
 import re
 import secrets
-import sqlite3
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from idrs.errors import AccessDenied, IdrsError
@@ -371,6 +368,16 @@ def _error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, message, request_id=_rid(request), **extra)
 
 
+def _out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """The net under the input bounds (``idrs.api.bounds``): a number or date that slipped
+    past them and overflowed further in is the caller's bad input, 422, never a 500."""
+    _log.warning("request %s: a value out of range got past validation", _rid(request),
+                 exc_info=exc)
+    msg = "a number or date in the request is out of range"
+    return problem(422, "the request does not validate", request_id=_rid(request), error=msg,
+                   problems=[f"request: {msg}"])
+
+
 def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     """A database that cannot be reached or whose lock was not had in time: 503, no text of
     the driver's (it names statements and values)."""
@@ -448,5 +455,8 @@ def install_problem_handlers(api: FastAPI) -> None:
     api.add_exception_handler(StarletteHTTPException, _http)
     # the database's own errors, wrapped by SQLAlchemy or straight from the driver (the hot
     # paths talk to it directly)
-    for unavailable in (OperationalError, sqlite3.OperationalError, psycopg.OperationalError):
+    from idrs.context import unavailable_errors
+
+    for unavailable in unavailable_errors():
         api.add_exception_handler(unavailable, _unavailable)
+    api.add_exception_handler(OverflowError, _out_of_range)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
+from idrs.api.bounds import MAX_DB_INT, BoundedDate
 from idrs.api.deps import AppDep, client_address, role_rule
 from idrs.api.grants import needs
 from idrs.api.paging import PageDep, paged
@@ -119,7 +120,7 @@ def weekly_history(request: Request, app: AppDep, me: Reader, page: PageDep,
 
 
 @router.post("/reports/weekly/{unit}/{week}/certification", openapi_extra=role_rule(UNIT_MANAGERS))
-def certify_report(unit: str, week: date, app: AppDep, me: Manager) -> dict[str, Any]:
+def certify_report(unit: str, week: BoundedDate, app: AppDep, me: Manager) -> dict[str, Any]:
     """A manager of the unit certifies having reviewed the week's report (frozen afterwards).
 
     403 for anyone but a manager of that unit; 404 before the report is built; 409 when it
@@ -147,11 +148,11 @@ def oversight_report(
     app: AppDep,
     me: OversightReader,
     format: Literal["json", "csv", "html", "pdf"] = "json",  # noqa: A002 - the query name
-    grant: int | None = None,
+    grant: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
     seids: Annotated[str | None, Query(max_length=2000, description="S1,S2,…")] = None,
     unit: Annotated[str | None, Query(max_length=20)] = None,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    start: Annotated[BoundedDate | None, Query(alias="from")] = None,
+    end: Annotated[BoundedDate | None, Query(alias="to")] = None,
 ) -> Response:
     """Potential and actual access of a grant's principal, some SEIDs or a unit (recorded)."""
     from idrs.oversight import render, report

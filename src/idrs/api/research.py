@@ -14,13 +14,13 @@ no research answer is an unbounded list, so none is paged.
 from __future__ import annotations
 
 import functools
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from idrs import research
+from idrs.api.bounds import BoundedDate
 from idrs.api.deps import AppDep, TokenDep, client_address, run_research
 from idrs.api.middleware import problem_responses
 from idrs.api.throttle import research_limits
@@ -58,7 +58,7 @@ async def account_research(
     reason: str | None = Query(None, max_length=500, description="stated reason"),
     year: int | None = Query(None, ge=1900, le=2999, description="tax year (TXMOD, RTVUE)"),
     place: str | None = Query(None, max_length=20, description="NAMES only: ST, ZIP or 'ST ZIP'"),
-    as_of: date | None = Query(
+    as_of: BoundedDate | None = Query(
         None, description="ENMOD/TXMOD: the account as it stood at the end of this day"
     ),
 ) -> ResearchOut:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from idrs.api.bounds import RowId
 from idrs.errors import AccessDenied, IdrsError
 from idrs.people import admin
 from idrs.people.roles import ALL_ROLES, RESTRICTED_ROLES, SECURITY_ADMINS
@@ -277,12 +278,12 @@ async def _decide(request: Request, change_id: int, confirm: bool) -> Response:
 
 
 @router.post("/admin/changes/{change_id}/confirm", openapi_extra=ADMIN_ONLY)
-async def change_confirm(request: Request, change_id: int) -> Response:
+async def change_confirm(request: Request, change_id: RowId) -> Response:
     """Confirm a change (a second administrator: not the requester, not the subject)."""
     return await _decide(request, change_id, True)
 
 
 @router.post("/admin/changes/{change_id}/reject", openapi_extra=ADMIN_ONLY)
-async def change_reject(request: Request, change_id: int) -> Response:
+async def change_reject(request: Request, change_id: RowId) -> Response:
     """Reject (or, as its requester, withdraw) a pending change."""
     return await _decide(request, change_id, False)

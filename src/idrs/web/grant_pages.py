@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from idrs.api.bounds import MAX_DATE, MAX_DB_INT, MIN_DATE, RowId
 from idrs.config import get_settings
 from idrs.errors import AccessDenied, IdrsError, ValidationFailed
 from idrs.grants import records, rules
@@ -45,16 +46,22 @@ def _int(value: str | None, what: str) -> int | None:
     if not text:
         return None
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
         raise ValidationFailed([f"{what}: a whole number"]) from None
+    if abs(number) > MAX_DB_INT:
+        raise ValidationFailed([f"{what}: out of range"])
+    return number
 
 
 def _day(value: str | None, what: str) -> date:
     try:
-        return date.fromisoformat((value or "").strip())
+        day = date.fromisoformat((value or "").strip())
     except ValueError:
         raise ValidationFailed([f"{what}: a date (YYYY-MM-DD)"]) from None
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise ValidationFailed([f"{what}: out of range ({MIN_DATE} to {MAX_DATE})"])
+    return day
 
 
 def _code_refused(exc: AccessDenied) -> bool:
@@ -150,13 +157,13 @@ async def _grant_page(request: Request, user: WebUser, grant_id: int, *, status:
 
 
 @router.get("/grants/{grant_id}", openapi_extra=SIGNED_IN)
-async def grant_page(request: Request, grant_id: int) -> HTMLResponse:
+async def grant_page(request: Request, grant_id: RowId) -> HTMLResponse:
     user = current_user(request)
     return await _grant_page(request, user, grant_id)
 
 
 @router.post("/grants/{grant_id}/approve", openapi_extra=APPROVERS)
-async def grant_approve(request: Request, grant_id: int) -> Response:
+async def grant_approve(request: Request, grant_id: RowId) -> Response:
     """One approval with a re-entered one-time code (the service checks role and person)."""
     user, form = await posted(request)
     app = app_of(request)
@@ -183,19 +190,19 @@ async def _close(request: Request, grant_id: int, *, revoke: bool) -> Response:
 
 
 @router.post("/grants/{grant_id}/revoke", openapi_extra=APPROVERS)
-async def grant_revoke(request: Request, grant_id: int) -> Response:
+async def grant_revoke(request: Request, grant_id: RowId) -> Response:
     """Revoke with a reason (an approving role; the service checks it)."""
     return await _close(request, grant_id, revoke=True)
 
 
 @router.post("/grants/{grant_id}/end", openapi_extra=APPROVERS)
-async def grant_end(request: Request, grant_id: int) -> Response:
+async def grant_end(request: Request, grant_id: RowId) -> Response:
     """End early with a reason (an approving role; the service checks it)."""
     return await _close(request, grant_id, revoke=False)
 
 
 @router.post("/grants/{grant_id}/renew", openapi_extra=SIGNED_IN)
-async def grant_renew(request: Request, grant_id: int) -> Response:
+async def grant_renew(request: Request, grant_id: RowId) -> Response:
     """Request the one renewal (same scope, a new term); pending approval like any grant."""
     user, form = await posted(request)
     app = app_of(request)
@@ -254,13 +261,13 @@ async def _agreement_page(request: Request, user: WebUser, agreement_id: int, *,
 
 
 @router.get("/agreements/{agreement_id}", openapi_extra=SIGNED_IN)
-async def agreement_page(request: Request, agreement_id: int) -> HTMLResponse:
+async def agreement_page(request: Request, agreement_id: RowId) -> HTMLResponse:
     user = current_user(request)
     return await _agreement_page(request, user, agreement_id)
 
 
 @router.post("/agreements/{agreement_id}/sign", openapi_extra=SIGNED_IN)
-async def agreement_sign(request: Request, agreement_id: int) -> Response:
+async def agreement_sign(request: Request, agreement_id: RowId) -> Response:
     """Sign the current version with a freshly entered one-time code (recorded)."""
     user, form = await posted(request)
     app = app_of(request)

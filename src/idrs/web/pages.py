@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from idrs.adjustments import service as adjustments
+from idrs.api.bounds import MAX_DB_INT, RowId
 from idrs.audit import service as audit
 from idrs.detection import triage
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFailed
@@ -54,9 +55,12 @@ def _require(user: WebUser, roles: frozenset[str], what: str) -> None:
 
 def _int(value: str | None, what: str) -> int:
     try:
-        return int(value or "")
+        number = int(value or "")
     except ValueError:
         raise IdrsError(f"{what} must be a whole number") from None
+    if abs(number) > MAX_DB_INT:
+        raise IdrsError(f"{what} is out of range")
+    return number
 
 
 # -- audit ---------------------------------------------------------------------------------
@@ -144,7 +148,7 @@ async def adjustments_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/adjustments/{adjustment_id}/{decision}", openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
-async def adjustments_decide(request: Request, adjustment_id: int, decision: str) -> Response:
+async def adjustments_decide(request: Request, adjustment_id: RowId, decision: str) -> Response:
     user, form = await posted(request)
     if decision not in ("approve", "reject"):
         raise NotFound("no such decision")

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from idrs.api.bounds import MAX_DATE, MIN_DATE
 from idrs.detection import notices, reports, taxpayer, weekly
 from idrs.errors import IdrsError, ValidationFailed
 from idrs.grants import records
@@ -50,9 +51,12 @@ def _week(value: str | None, default: date) -> date:
     if not text:
         return default
     try:
-        return date.fromisoformat(text)
+        week = date.fromisoformat(text)
     except ValueError:
         raise ValidationFailed(["week: a date (YYYY-MM-DD)"]) from None
+    if not MIN_DATE <= week <= MAX_DATE:
+        raise ValidationFailed([f"week: out of range ({MIN_DATE} to {MAX_DATE})"])
+    return week
 
 
 # -- the weekly report -----------------------------------------------------------------------
