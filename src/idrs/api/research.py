@@ -24,6 +24,7 @@ from idrs.api.bounds import BoundedDate
 from idrs.api.deps import AppDep, TokenDep, client_address, run_research
 from idrs.api.middleware import problem_responses
 from idrs.api.throttle import research_limits
+from idrs.context import App
 from idrs.vocabulary import CommandCode
 
 router = APIRouter(tags=["research"], dependencies=[Depends(research_limits)])
@@ -38,6 +39,20 @@ class ResearchOut(BaseModel):
 
 
 _ERRORS = problem_responses(400, 401, 403, 404, 422, 429, 503)
+
+
+async def _research(
+    request: Request, app: App, token: str | None, **call: Any
+) -> ResearchOut:
+    """``idrs.research.run`` for this request, in the research pool (``run_research``)."""
+    ans = await run_research(
+        request,
+        functools.partial(
+            research.run, app, token=token, interface="api", address=client_address(request),
+            **call,
+        ),
+    )
+    return ResearchOut(**ans.as_dict())
 
 
 @router.get(
@@ -62,27 +77,12 @@ async def account_research(
         None, description="ENMOD/TXMOD: the account as it stood at the end of this day"
     ),
 ) -> ResearchOut:
-    is_names = command.strip().upper() == CommandCode.NAMES  # the path's {tin} is then the name query
-    ans = await run_research(
-        request,
-        functools.partial(
-            research.run,
-            app,
-            token=token,
-            command=command,
-            tin=None if is_names else tin,
-            name=tin if is_names else None,
-            place=place,
-            year=year,
-            case=case,
-            contact=contact,
-            reason=reason,
-            interface="api",
-            address=client_address(request),
-            as_of=as_of,
-        ),
+    is_names = command.strip().upper() == CommandCode.NAMES  # {tin} is then the name query
+    return await _research(
+        request, app, token, command=command, tin=None if is_names else tin,
+        name=tin if is_names else None, place=place, year=year, case=case, contact=contact,
+        reason=reason, as_of=as_of,
     )
-    return ResearchOut(**ans.as_dict())
 
 
 @router.get(
@@ -102,21 +102,7 @@ async def names_search(
     case: str | None = Query(None, max_length=40),
     contact: str | None = Query(None, max_length=40),
 ) -> ResearchOut:
-    ans = await run_research(
-        request,
-        functools.partial(
-            research.run,
-            app,
-            token=token,
-            command=CommandCode.NAMES,
-            tin=None,
-            name=name,
-            place=place,
-            case=case,
-            contact=contact,
-            reason=reason,
-            interface="api",
-            address=client_address(request),
-        ),
+    return await _research(
+        request, app, token, command=CommandCode.NAMES, tin=None, name=name, place=place,
+        case=case, contact=contact, reason=reason,
     )
-    return ResearchOut(**ans.as_dict())
