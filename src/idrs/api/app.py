@@ -62,6 +62,7 @@ def create_app(app: App) -> FastAPI:
         reports,
         research,
         sessions,
+        throttle,
     )
     from idrs.web import app as web
 
@@ -89,4 +90,5 @@ def create_app(app: App) -> FastAPI:
     # keep the contract's keys (decision, reasons, audit_index, error).
     middleware.install(api)
     middleware.install_problem_handlers(api)
+    throttle.install(api)  # the sign-in and research limits (dependencies of those routes)
     return api

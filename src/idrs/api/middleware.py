@@ -15,8 +15,8 @@
 - answers an exception no handler caught with 500 ``application/problem+json`` (the request
   id in the body, nothing of the exception) and lets it propagate to the server's log.
 
-``install`` also installs ``idrs.api.throttle`` (the sign-in and research rate limits, 429:
-dependencies of those routes, their answer and their lifespan).
+The sign-in and research rate limits (429) are ``idrs.api.throttle``: dependencies of those
+routes, installed by create_app; their answers pass through this middleware like any other.
 
 ``problem(...)`` builds an RFC 9457 ``application/problem+json`` answer;
 ``install_problem_handlers(api)`` answers IdrsError / AccessDenied / validation errors /
@@ -310,12 +310,7 @@ def install(api: FastAPI, *, max_body: int = DEFAULT_MAX_BODY) -> None:
     """Add the hardening middleware to ``api`` once (call from create_app, before serving)."""
     if getattr(api.state, "idrs_hardening", False):
         return
-    from idrs.api import throttle
-
     docs = f"{api.docs_url}" if api.docs_url else "/api/v1/docs"
-    # the throttles are dependencies of the routes they limit; their 429 passes through the
-    # hardening middleware like every answer (request id, headers, body limit)
-    throttle.install(api)
     api.add_middleware(HardeningMiddleware, max_body=max_body, docs_path=docs)
     api.state.idrs_hardening = True
 
