@@ -9,7 +9,6 @@ limit did.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -21,6 +20,7 @@ from idrs.api.app import create_app
 from idrs.audit import service as audit_service
 from idrs.audit.models import AuditEntry
 from idrs.cli.setup import uvicorn_options
+from tests import aio
 from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fixture
 
 SPOOFED = "203.0.113.77"
@@ -45,7 +45,7 @@ def _sign_in_as(asgi: Any, peer: str, forwarded: str | None) -> int:
             r = await c.post("/api/v1/sessions", json=BAD_SIGNIN, headers=headers)
             return r.status_code
 
-    return asyncio.run(go())
+    return aio.run(go)
 
 
 def _last_origin(app: Any) -> str | None:

@@ -24,6 +24,7 @@ from idrs.context import App
 from idrs.crypto import Keyring
 from idrs.db import make_engine
 from idrs.people import service, totp
+from tests import aio
 from tests.integration import factories as f
 from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fixture
 
@@ -86,7 +87,7 @@ def test_the_checkpoint_answers_while_research_waits_on_a_locked_database(db_url
         f.carter_household(app)
         ensure_signing_key(app.settings.home, name=app.settings.audit_origin)
         audit_service.checkpoint_now(app)
-        status, pending, answer = asyncio.run(_scenario(app))
+        status, pending, answer = aio.run(lambda: _scenario(app))
         assert status == 200
         assert pending  # answered while the research call was still waiting for the lock
         assert answer.status_code == 503, answer.text

@@ -53,6 +53,7 @@ from idrs.people import service as people
 from idrs.web import admin_pages, grant_pages, pages, report_pages, routes
 from idrs.web.render import MAX_FORM, WebRoute
 from idrs.web.security import PRE_CSRF_COOKIE, SESSION_COOKIE, session_csrf
+from tests import aio
 from tests.integration import factories as f
 from tests.integration.audit_helpers import all_leaves
 from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fixture
@@ -611,7 +612,7 @@ def _raw_get(api: FastAPI, target: str, headers: dict[str, str] | None = None) -
 
         await api(scope, receive, send)
 
-    anyio.run(call)
+    aio.run(call)
     return int(out["status"]), out["body"].decode("utf-8", errors="replace")
 
 
