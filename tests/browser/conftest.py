@@ -13,16 +13,21 @@ import os
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests import ready
 from tests.browser import world as world_mod
 
 CHROMIUM = os.environ.get("IDRS_CHROMIUM", "/usr/bin/chromium")
+#: how long Playwright waits for a condition (an element, a navigation, an assertion). A cap
+#: against a hang, not a margin: every wait returns as soon as its condition holds, and a
+#: loaded machine may need many seconds for what takes milliseconds on a quiet one.
+TIMEOUT_MS = 90_000
+
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,20 +47,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(url: str, proc: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310 - loopback
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the server did not start in time")
-
-
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> world_mod.World:
     return world_mod.build(tmp_path_factory.mktemp("browser"))
@@ -70,7 +61,7 @@ def base_url(world: world_mod.World) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(url + "/signin", proc)
+        ready.until(lambda: ready.answering(url + "/signin"), proc, "the test server")
         yield url
     finally:
         proc.terminate()
@@ -82,8 +73,9 @@ def base_url(world: world_mod.World) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield b
@@ -98,22 +90,31 @@ class Desk:
         self.pages: dict[str, object] = {}
 
     def sign_in(self, seid: str) -> object:
-        if seid in self.pages:
-            return self.pages[seid]
-        ctx = self.browser.new_context(
-            base_url=self.base_url,  # type: ignore[attr-defined]
-            viewport={"width": 1280, "height": 900},
-        )
-        ctx.set_default_timeout(10_000)
-        page = ctx.new_page()
-        page.goto("/signin")
+        """``seid``'s page on the research prompt, signed in (again, if the session lapsed).
+
+        The server keeps real time, so on a slow run a session shared by several tests may
+        pass its idle limit between them; it is then signed in afresh rather than failing.
+        """
+        page = self.pages.get(seid)
+        if page is None:
+            ctx = self.browser.new_context(  # type: ignore[attr-defined]
+                base_url=self.base_url,
+                viewport={"width": 1280, "height": 900},
+            )
+            ctx.set_default_timeout(TIMEOUT_MS)
+            page = ctx.new_page()
+            self.pages[seid] = page
+        page.goto("/research")  # type: ignore[attr-defined]
+        if "/signin" in page.url:  # type: ignore[attr-defined]
+            self._enter(page, seid)
+        return page
+
+    def _enter(self, page: Any, seid: str) -> None:
         page.get_by_label("SEID").fill(seid)
         page.get_by_label("Password").fill(self.world.creds[seid]["password"])
         page.get_by_label("One-time code").fill(self.world.code(seid))
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url("**/research")
-        self.pages[seid] = page
-        return page
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from idrs.people import totp
-from tests.browser.conftest import _free_port, _wait
+from tests import ready
+from tests.browser.conftest import _free_port
 
 IDRS = str(Path(sys.executable).parent / "idrs")  # the venv's console script, as make runs it
 TAXPAYERS = 200
@@ -53,7 +54,7 @@ class Demo:
         when = datetime.fromtimestamp(step * totp.STEP_SECONDS + 1, UTC)
         return totp.code_at(self.people[seid]["totp_secret"], when)
 
-    def idrs(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    def idrs(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return subprocess.run(  # noqa: S603 - our own console script
             [IDRS, *args], cwd=self.root, env=self.env, capture_output=True, text=True,
             timeout=timeout, check=False,
@@ -86,7 +87,7 @@ def serve(demo: Demo) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(url + "/signin", proc, seconds=120)
+        ready.until(lambda: ready.answering(url + "/signin"), proc, "idrs serve")
         yield url
     finally:
         proc.terminate()

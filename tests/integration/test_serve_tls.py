@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests import ready
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -85,7 +87,7 @@ def _env(db: Path, home: Path) -> dict[str, str]:
     return {**os.environ, "IDRS_DATABASE_URL": f"sqlite:///{db}", "IDRS_HOME": str(home)}
 
 
-def _idrs(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _idrs(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "idrs", *args],
         cwd=ROOT,
@@ -95,12 +97,6 @@ def _idrs(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.Co
         timeout=timeout,
         check=False,
     )
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -122,15 +118,7 @@ def _start(env: dict[str, str], *extra: str, stdout: Path | None = None) -> Serv
     )
     if stdout is not None:
         out.close()  # the child has its own descriptor
-    deadline = time.monotonic() + 60
-    while not _listening(port):
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"idrs serve exited with {proc.returncode}: {err[-800:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("idrs serve did not start in time")
-        time.sleep(0.1)
+    ready.serving(proc, port)
     scheme = "https" if "--tls-cert" in extra else "http"
     return Server(f"{scheme}://127.0.0.1:{port}", proc)
 
@@ -293,12 +281,16 @@ def test_several_workers_answer_without_the_delayed_ack_stall(world):
         with httpx.Client(base_url=server.url, timeout=10) as c:
             c.get("/signin")  # warm both the connection and the worker
             times = []
-            for _ in range(21):
+            for _ in range(41):
                 t0 = time.perf_counter()
                 assert c.get("/api/v1/accounts/999-49-1234/ENMOD").status_code == 401
                 times.append(time.perf_counter() - t0)
-        median = sorted(times)[len(times) // 2]
-        assert median < 0.035, f"median {median * 1000:.1f} ms per keep-alive request"
+        # With the stall every answer waits for the client's delayed-ACK timer (a kernel
+        # floor near 40 ms), however idle the machine; without it most answers take a few
+        # milliseconds. The fastest of 41 therefore tells the two apart even on a loaded
+        # machine, where a median would measure the load instead.
+        fastest = min(times)
+        assert fastest < 0.030, f"fastest keep-alive request took {fastest * 1000:.1f} ms"
     finally:
         _stop(server)
 
@@ -311,10 +303,10 @@ def _refused(world: World, *args: str) -> str:
     db = world.tmp / f"never-{time.monotonic_ns()}.db"
     port = _free_port()
     env = _env(db, world.tmp / "home")
-    r = _idrs(env, "serve", "--port", str(port), *args, timeout=30)
+    r = _idrs(env, "serve", "--port", str(port), *args)
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     assert not db.exists()
-    assert not _listening(port)
+    assert not ready.listening(port)
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     return lines[0]
@@ -383,6 +375,6 @@ def test_demo_refuses_bad_tls_before_writing(world):
     home = world.tmp / "demo-home"
     db = world.tmp / "demo.db"
     env = _env(db, home)
-    r = _idrs(env, "demo", "--no-serve", "--tls-cert", str(world.cert), timeout=30)
+    r = _idrs(env, "demo", "--no-serve", "--tls-cert", str(world.cert))
     assert r.returncode == 1 and "--tls-key" in r.stderr
     assert not db.exists() and not home.exists()
