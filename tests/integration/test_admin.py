@@ -610,15 +610,21 @@ def test_research_codes_for_auditors_privacy_staff_and_admins_wait_for_a_second_
     role away, adding the codes and giving the role back is caught the same way."""
     for seid, roles in (("AU1", "auditor"), ("PA1", "privacy_analyst")):
         w.creds[seid] = people.create_employee(
-            w.app, seid=seid, name=f"Person {seid}", tin=None, roles=roles, unit="WIAM",
+            w.app,
+            seid=seid,
+            name=f"Person {seid}",
+            tin=None,
+            roles=roles,
+            unit="WIAM",
             unax_attested_at=w.app.clock.now(),
         )
     assert w.emp("AU1").profile == "" and w.emp("PA1").profile == ""
     client = TestClient(create_app(w.app))
     sa2 = _h(w.token("SA2"))
     # the API: an auditor given ENMOD and INOLE
-    r = client.post("/api/v1/employees/AU1/profile-changes", json={"codes": ["ENMOD", "INOLE"]},
-                    headers=sa2)
+    r = client.post(
+        "/api/v1/employees/AU1/profile-changes", json={"codes": ["ENMOD", "INOLE"]}, headers=sa2
+    )
     assert r.status_code in (200, 201, 202), r.text
     body = r.json()
     assert body["status"] == "pending" and body["restricted"] == ["code:ENMOD", "code:INOLE"]
@@ -630,9 +636,11 @@ def test_research_codes_for_auditors_privacy_staff_and_admins_wait_for_a_second_
     # the page: a privacy analyst given NAMES
     sa2_web = _browser(w, "SA2")
     detail = sa2_web.get("/admin/employees/PA1")
-    r = sa2_web.post("/admin/employees/PA1/profile",
-                     data={"role_privacy_analyst": "1", "code_NAMES": "1",
-                           "csrf": _csrf(detail.text)}, follow_redirects=False)
+    r = sa2_web.post(
+        "/admin/employees/PA1/profile",
+        data={"role_privacy_analyst": "1", "code_NAMES": "1", "csrf": _csrf(detail.text)},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and "done=pending:" in r.headers["location"]
     assert w.emp("PA1").profile == ""
     # the service: another security administrator given ENMOD

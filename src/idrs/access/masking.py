@@ -115,8 +115,14 @@ def withhold(tree: Any, hidden: set[str], path: str = "") -> tuple[Any, list[str
 
     def walk(node: Any, at: str) -> Any:
         if isinstance(node, dict):
-            gone = [k for k, v in node.items() if isinstance(v, F) and v.mask == "tin"
-                    and v.value is not None and _digits(v.value) in hidden]
+            gone = [
+                k
+                for k, v in node.items()
+                if isinstance(v, F)
+                and v.mask == "tin"
+                and v.value is not None
+                and _digits(v.value) in hidden
+            ]
             out: dict[str, Any] = {}
             for key, sub in node.items():
                 here = f"{at}.{key}" if at else key
