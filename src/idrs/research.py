@@ -8,7 +8,8 @@ Every research call from the CLI, the HTTP API and the web pages goes through :f
 4. audit.log.append(entry)                committed before any data leaves; if it fails the
                                           answer is a denial with AUDIT_UNAVAILABLE
 5. a denial raises AccessDenied(reasons, audit_index)
-6. data    = masterfile.commands.<CODE>(...)
+6. data    = masterfile.commands.<CODE>(...); related people's TINs the employee's own
+   decision would refuse are withheld (``_withhold_related``)
 7. masking.apply(data, verdict.obligations) → ResearchAnswer
 
 An unknown TIN is decided and recorded like any other before NotFound is raised, so that
