@@ -8,7 +8,8 @@ Every research call from the CLI, the HTTP API and the web pages goes through :f
 4. audit.log.append(entry)                committed before any data leaves; if it fails the
                                           answer is a denial with AUDIT_UNAVAILABLE
 5. a denial raises AccessDenied(reasons, audit_index)
-6. data    = masterfile.commands.<CODE>(...)
+6. data    = masterfile.commands.<CODE>(...); related people's TINs the employee's own
+   decision would refuse are withheld (``_withhold_related``)
 7. masking.apply(data, verdict.obligations) → ResearchAnswer
 
 An unknown TIN is decided and recorded like any other before NotFound is raised, so that
@@ -49,18 +50,21 @@ _PLACE = re.compile(r"^\s*(?:([A-Za-z]{2})\b)?[\s,]*(\d{5}(?:-\d{4})?)?\s*$")
 
 @dataclass(frozen=True)
 class ResearchAnswer:
-    """What an allowed research call returns: masked data, what was masked, the audit index."""
+    """What an allowed research call returns: masked data, what was masked, the audit index,
+    and the related people's TINs withheld (``withheld``: their paths, no reason given)."""
 
     command: str
     data: Any
     masked: list[str]
     audit_index: int
+    withheld: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "command": self.command,
             "data": self.data,
             "masked": self.masked,
+            "withheld": self.withheld,
             "audit_index": self.audit_index,
         }
 
@@ -297,10 +301,25 @@ def run(
                 )
             else:
                 tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
+            tree, withheld = _withhold_related(s, app, employee, req.tin, tree)
     if verdict.obligations.anonymize:  # an anonymized grant: identity removed before masking
         tree = anonymize(tree, app.keyring.pseudonym)
     data, masked = masking.apply(tree, verdict.obligations)
-    return ResearchAnswer(req.command, data, masked, idx)
+    return ResearchAnswer(req.command, data, masked, idx, withheld)
+
+
+def _withhold_related(
+    s: Session, app: App, employee: Employee, own: str | None, tree: Any
+) -> tuple[Any, list[str]]:
+    """Withhold each related person's TIN (spouse, dependent, claimant) that the employee's
+    own decision would refuse for who that person is (issue 13.10; the screen NAMES uses):
+    an answer about an allowed taxpayer must not hand out a conflicted relative's TIN."""
+    related = masking.related_tins(tree, own or "")
+    if not related:
+        return tree, []
+    by_index = {app.keyring.tin_index(t): t for t in related}
+    blocked = pip.screen_matches(s, app, employee, list(by_index))
+    return masking.withhold(tree, {by_index[i] for i in blocked if i in by_index})
 
 
 def _read_phase(

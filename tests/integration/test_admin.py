@@ -598,3 +598,66 @@ def test_admin_pages(w):
         "/admin/employees/CS1/deactivate", data={"csrf": _csrf(hub.text)}, follow_redirects=False
     )
     assert r.status_code == 303 and not w.emp("CS1").active
+
+
+# -- issue 13.10: research codes for the people who watch the system -------------------------
+
+
+def test_research_codes_for_auditors_privacy_staff_and_admins_wait_for_a_second_admin(w):
+    """A security administrator gives an auditor, a privacy analyst or another administrator
+    research codes (API, page, service): each waits for a second administrator, the
+    requester cannot confirm it, and nothing applies until one does. Taking the watching
+    role away, adding the codes and giving the role back is caught the same way."""
+    for seid, roles in (("AU1", "auditor"), ("PA1", "privacy_analyst")):
+        w.creds[seid] = people.create_employee(
+            w.app,
+            seid=seid,
+            name=f"Person {seid}",
+            tin=None,
+            roles=roles,
+            unit="WIAM",
+            unax_attested_at=w.app.clock.now(),
+        )
+    assert w.emp("AU1").profile == "" and w.emp("PA1").profile == ""
+    client = TestClient(create_app(w.app))
+    sa2 = _h(w.token("SA2"))
+    # the API: an auditor given ENMOD and INOLE
+    r = client.post(
+        "/api/v1/employees/AU1/profile-changes", json={"codes": ["ENMOD", "INOLE"]}, headers=sa2
+    )
+    assert r.status_code in (200, 201, 202), r.text
+    body = r.json()
+    assert body["status"] == "pending" and body["restricted"] == ["code:ENMOD", "code:INOLE"]
+    assert w.emp("AU1").profile == ""
+    cid = body["change_id"]
+    r = client.post(f"/api/v1/profile-changes/{cid}/confirm", json={}, headers=sa2)
+    assert r.status_code == 403 and r.json()["reasons"][0]["code"] == "SELF_APPROVAL"
+    assert w.emp("AU1").profile == ""
+    # the page: a privacy analyst given NAMES
+    sa2_web = _browser(w, "SA2")
+    detail = sa2_web.get("/admin/employees/PA1")
+    r = sa2_web.post(
+        "/admin/employees/PA1/profile",
+        data={"role_privacy_analyst": "1", "code_NAMES": "1", "csrf": _csrf(detail.text)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and "done=pending:" in r.headers["location"]
+    assert w.emp("PA1").profile == ""
+    # the service: another security administrator given ENMOD
+    out = admin.request_change(w.app, w.actor("SA2"), seid="SA3", codes="ENMOD")
+    assert out["status"] == "pending" and out["requires"] == ["code:ENMOD"]
+    with pytest.raises(AccessDenied) as exc:
+        admin.confirm_change(w.app, w.actor("SA2"), out["change_id"])
+    assert _denied(exc) == ["SELF_APPROVAL"]
+    assert w.emp("SA3").profile == ""
+    # a second administrator confirms: applied now
+    done = admin.confirm_change(w.app, w.actor("SA3"), cid, note="audit sampling")
+    assert done["status"] == "confirmed" and w.emp("AU1").profile == "ENMOD,INOLE"
+    # the role added to someone holding research codes is restricted too
+    out = admin.request_change(w.app, w.actor("SA3"), seid="CS1", roles="csr,auditor")
+    assert out["status"] == "pending" and out["requires"] == ["role:auditor"]
+    assert w.emp("CS1").roles == "csr"
+    # other research codes for a CSR still apply at once (nothing watches there)
+    admin.reject_change(w.app, w.actor("SA2"), out["change_id"])
+    out = admin.request_change(w.app, w.actor("SA3"), seid="CS1", codes="ENMOD,IMFOL")
+    assert out["status"] == "applied"

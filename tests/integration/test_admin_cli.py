@@ -135,3 +135,24 @@ def test_administration_through_the_cli(a, capsys):
     code, out, _ = _run(capsys, "employee", "reactivate", "--seid", "CS1", "--json")
     assert code == 0 and json.loads(out)["active"] is True
     token_path(a.settings.home).unlink()
+
+
+def test_research_codes_for_an_auditor_wait_for_a_second_admin_in_the_cli(a, capsys):
+    """Issue 13.10 through `idrs employee set-profile`: an auditor given research codes
+    waits for a second administrator; the requester's own confirmation is refused."""
+    people.create_employee(a, seid="AU1", name="Person AU1", tin=None, roles="auditor", unit="WIAM")
+    _sign_in(a, "SA2")
+    code, out, err = _run(
+        capsys, "employee", "set-profile", "--seid", "AU1", "--codes", "ENMOD,NAMES", "--json"
+    )
+    assert code == 0, err
+    change = json.loads(out)
+    assert change["status"] == "pending" and change["restricted"] == ["code:ENMOD", "code:NAMES"]
+    cid = str(change["change_id"])
+    code, _, err = _run(capsys, "employee", "confirm-change", cid)
+    assert code == 1 and "SELF_APPROVAL" in err
+    assert _profile(a, "AU1") == ("auditor", "")
+    _sign_in(a, "SA3")
+    code, _, err = _run(capsys, "employee", "confirm-change", cid)
+    assert code == 0, err
+    assert _profile(a, "AU1") == ("auditor", "ENMOD,NAMES")

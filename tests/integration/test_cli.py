@@ -95,7 +95,7 @@ def test_init_employee_login_research(db_url, tmp_path):
     r = idrs(home, db_url, "research", "ENMOD", f.CARTER, "--case", "C-300", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert set(doc) == {"command", "data", "masked", "audit_index"}
+    assert set(doc) == {"command", "data", "masked", "withheld", "audit_index"}
     assert (
         doc["command"] == "ENMOD"
         and doc["data"]["filing_status_history"][0]["filing_status"] == "MFJ"

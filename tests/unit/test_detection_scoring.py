@@ -66,14 +66,15 @@ def test_refused_relationship_alone_raises_an_alert() -> None:
     assert sc.score >= scoring.THRESHOLD and sc.category == "spouse"
 
 
-def test_a_typo_alone_stays_below_the_threshold_and_lower_when_self_reported() -> None:
+def test_a_typo_alone_stays_below_the_threshold_and_a_self_report_lowers_nothing() -> None:
     sigs = access_signals(acc(outcome="deny", reasons=["NO_BUSINESS_NEED"], basis_kind=None),
                           EMP, tp(), {}, 1000)
     assert scoring.score_day("E00001", "d", sigs, [7]).score < scoring.THRESHOLD
     rep = access_signals(acc(outcome="deny", reasons=["NO_BUSINESS_NEED"], basis_kind=None,
                              self_reported=True), EMP, tp(), {}, 1000)
-    assert "self_reported" in names(rep)
-    assert sum(s.weight for s in rep) < sum(s.weight for s in sigs)
+    assert "self_reported" in names(rep)  # a marker of weight 0 for the analyst (issue 13.2)
+    assert sum(s.weight for s in rep) == sum(s.weight for s in sigs)
+    assert scoring.score_day("E00001", "d", rep, [7]).self_reported
 
 
 def test_pretext_contact_on_a_neighbour() -> None:

@@ -39,6 +39,8 @@ GROUPS: dict[str, set[str]] = {
     "ADJUSTMENT_REQUESTERS": {"examiner", "csr", "manager"},
     "SECURITY_ADMINS": {"security_admin"},
     "RESTRICTED_ROLES": {"authorizing_official", "manager", "privacy_officer", "security_admin"},
+    "WATCH_ROLES": {"auditor", "privacy_analyst", "privacy_officer", "security_admin",
+                    "authorizing_official"},
     "ACCESS_EXPLAINERS": {"security_admin", "privacy_analyst", "privacy_officer"},
     "AUDIT_READERS": {"auditor"},
     "ALERT_REVIEWERS": {"privacy_analyst"},

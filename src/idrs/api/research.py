@@ -1,7 +1,7 @@
 """``GET /api/v1/accounts/{tin}/{command}`` and ``GET /api/v1/names``: research command codes.
 
 Thin: the path and query go to ``idrs.research.run`` unchanged; that function authenticates,
-decides, records and masks. 200 ``{"command", "data", "masked", "audit_index"}``;
+decides, records and masks. 200 ``{"command", "data", "masked", "withheld", "audit_index"}``;
 403 ``{"decision": "deny", "reasons": [...], "audit_index"}``; 401 without a valid session;
 400 bad TIN / unknown command / missing year; 404 an allowed lookup of an unknown TIN;
 429 with ``Retry-After`` when the session calls faster than ``IDRS_RESEARCH_RATE`` or the
@@ -35,6 +35,9 @@ class ResearchOut(BaseModel):
     data: Any
     #: paths of the fields the answer masked (``entity.tin``, ``dependents[0].tin``)
     masked: list[str]
+    #: paths of related people's TINs withheld (a spouse, dependent or claimant the employee
+    #: may not see: their own conflict, an employee's or a high-profile account); no reason
+    withheld: list[str] = []
     audit_index: int
 
 

@@ -3,7 +3,7 @@
 For ``NAMES`` the TIN position takes the name query ``LAST`` or ``LAST,FIRST``, and
 ``--place`` narrows it by state and/or ZIP (``OH``, ``45402``, ``"OH 45402"``); a stated
 ``--reason`` is expected. Output: Rich tables, or with ``--json`` one JSON document
-``{"command", "data", "masked", "audit_index"}``. A denial prints the reason codes on stderr
+``{"command", "data", "masked", "withheld", "audit_index"}``. A denial prints the reason codes on stderr
 and exits 1.
 """
 
@@ -54,6 +54,9 @@ def research_cmd(
     show(ans.command, ans.data)
     if ans.masked:
         console.print(f"[dim]masked: {', '.join(ans.masked)}[/dim]")
+    if ans.withheld:
+        console.print(f"withheld (a related person you may not see): {', '.join(ans.withheld)}",
+                      markup=False, highlight=False)
     console.print(f"[dim]audit index {ans.audit_index}[/dim]")
 
 

@@ -354,7 +354,7 @@ def _earliest_dependent_day(app: App, con: Any, start: int, day0: date, read_fro
     days: list[date] = []
     targets = [int(r[0]) for r in con.execute(
         "SELECT DISTINCT obj_index FROM ev WHERE type = 'access:research:self-report' AND idx >= ? "
-        "AND obj_index IS NOT NULL", [start]).fetchall()]
+        "AND outcome = 'success' AND obj_index IS NOT NULL", [start]).fetchall()]
     inside = dict(con.execute("SELECT idx, CAST(t AS DATE) FROM ev WHERE idx IN (SELECT unnest(?))",
                               [targets]).fetchall()) if targets else {}
     outside = [i for i in targets if i not in inside and 0 <= i < read_from]
@@ -644,7 +644,7 @@ def _score(app: App, con: Any, day0: date, tps: dict[str, TaxpayerFacts],
                        ch, oidx, rep)
             sigs = access_signals(a, emps.get(seid), tps.get(tp) if tp else None, counts, population)
             if outcome == "allow" and quick:
-                sigs.append(Signal("no_followup", no_followup * (0.2 if rep else 1),
+                sigs.append(Signal("no_followup", no_followup,
                                    {"audit_index": idx, "basis": f"{bkind}:{bid}"}, tp))
             if sigs:
                 key = (seid, d.isoformat())
@@ -745,10 +745,10 @@ def _bounds(con: Any, day0: date, tps: dict[str, TaxpayerFacts],
 
 
 def _repeated(con: Any, day0: date, level: dict[tuple[str, str], list[Signal]]) -> None:
-    """Three or more refusals on one taxpayer in a day (self-reported ones aside)."""
+    """Three or more refusals on one taxpayer in a day (self-reported ones count too)."""
     for seid, d, tp, idxs in con.execute("""
             SELECT seid, day, taxpayer, list(idx ORDER BY t, idx) FROM cand
-            WHERE outcome = 'deny' AND taxpayer IS NOT NULL AND taxpayer <> '' AND NOT self_reported
+            WHERE outcome = 'deny' AND taxpayer IS NOT NULL AND taxpayer <> ''
               AND day >= ?
             GROUP BY 1, 2, 3 HAVING count(*) >= 3 ORDER BY min(t), list(idx ORDER BY t, idx)[1]""",
                                          [day0]).fetchall():
@@ -762,8 +762,8 @@ def _many_employees(con: Any, day0: date, by_day: dict[tuple[str, str], list[Sig
     employee-day and taxpayer, at the first such access (linear time per taxpayer)."""
     rows = con.execute("""
         SELECT taxpayer, seid, epoch_us(t), idx, day FROM cand
-        WHERE taxpayer IS NOT NULL AND NOT self_reported AND taxpayer IN (
-          SELECT taxpayer FROM cand WHERE taxpayer IS NOT NULL AND NOT self_reported
+        WHERE taxpayer IS NOT NULL AND taxpayer IN (
+          SELECT taxpayer FROM cand WHERE taxpayer IS NOT NULL
           GROUP BY 1 HAVING count(DISTINCT seid) >= ?)
         ORDER BY taxpayer, t, idx""", [MANY_MIN]).fetchall()
     window = MANY_WINDOW // timedelta(microseconds=1)
@@ -887,7 +887,9 @@ def _content(sc: scoring.Scored) -> dict[str, Any]:
 
 
 def _signal_keys(signals_json: str) -> set[tuple[str, Any]]:
-    return {(d["name"], d.get("taxpayer")) for d in json.loads(signals_json)}
+    """The evidence an alert holds; the ``self_reported`` marker (weight 0) is no evidence."""
+    return {(d["name"], d.get("taxpayer")) for d in json.loads(signals_json)
+            if d["name"] != "self_reported"}
 
 
 def _reconcile(s: Any, now: datetime, scored: list[scoring.Scored], day0: date,

@@ -33,7 +33,8 @@ and the peer group), ``sequence`` 3.0 (ten or more accounts, seconds apart),
 ``name_search_no_followup`` 1.5 (NAMES whose matches led to no case or contact),
 ``sweep`` 2.0 (NAMES then looks at its matches without a basis), ``many_employees`` 3.0
 (three or more employees on one account within six hours, unexplained).
-A self-reported access contributes a fifth of its weight.
+A self-reported access keeps its full weight (issue 13.2: a self-report never lowers a
+score); it only gains a ``self_reported`` marker of weight 0 the analyst sees beside it.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ WEIGHTS: dict[str, float] = {
     "high_profile": 2.0, "target_employee": 3.0, "after_hours": 1.5, "volume": 2.0,
     "sequence": 3.0, "name_search_no_followup": 1.5, "sweep": 2.0, "many_employees": 3.0,
 }
-SELF_REPORT_FACTOR = 0.2
 WORK_HOURS = (7, 19)
 #: ``volume`` never fires at or below this many distinct taxpayers in a day (whatever the
 #: history), so only the employee-days above it need a baseline
@@ -177,9 +177,7 @@ def access_signals(a: Access, emp: EmployeeFacts | None, tp: TaxpayerFacts | Non
     if after_hours(a.t):
         out.append(Signal("after_hours", WEIGHTS["after_hours"],
                           {**ev, "time": a.t.isoformat(timespec="minutes")}, a.taxpayer))
-    if a.self_reported:
-        for s in out:
-            s.weight *= SELF_REPORT_FACTOR
+    if a.self_reported:  # shown to the analyst; never a discount
         out.append(Signal("self_reported", 0.0, ev, a.taxpayer))
     return out
 

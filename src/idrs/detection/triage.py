@@ -10,7 +10,8 @@ Rules (each check raises; nothing is changed by a refused step):
   RFC 9162 inclusion proof against a signed checkpoint covering it (one is signed if the
   latest does not cover the entries yet);
 - an employee may self-report an accidental access of their own within a day of it; the
-  report lowers any alert citing that entry and is shown to the analyst.
+  report is recorded and shown to the analyst beside any alert citing that entry. It never
+  lowers a score, dismisses or withdraws an alert: only an analyst closes one, with a reason.
 
 Every step is recorded in the audit log first (``detect:alert:*``,
 ``access:research:self-report``), then written to the tables.
@@ -45,6 +46,7 @@ SELF_REPORT_WINDOW = timedelta(days=1)
 NOT_ANALYST = Reason("NOT_IN_PROFILE", "only a privacy analyst works the alert queue")
 OWN_ALERT = Reason("SELF_APPROVAL", "an analyst never reviews an alert about themselves")
 OWN_UNIT = Reason("CONFLICT_COWORKER", "an analyst never reviews an alert about their own unit")
+NOT_OWN_ENTRY = Reason("NO_BUSINESS_NEED", "you can self-report only your own research entries")
 
 
 def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any], *,
@@ -72,7 +74,11 @@ def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
                 interface: str = "cli", address: str | None = None) -> dict[str, Any]:
     """The signed-in employee reports an accidental access (their own entry, within a day).
 
-    Records ``access:research:self-report``; lowers every alert citing the entry.
+    Records ``access:research:self-report``. The report is context for the analyst, never a
+    discount (issue 13.2): no alert's score, state or evidence changes; the alerts citing the
+    entry are only flagged ``self_reported`` and show the report beside them. A report of
+    someone else's entry (or of anything but a research decision) is refused and recorded
+    with outcome ``deny``.
     """
     from idrs.people import auth
 
@@ -81,28 +87,27 @@ def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
         raise ValidationFailed(["reason: say what happened (for example 'mistyped TIN')"])
     entry, _ = read_entry(app, audit_index)
     if entry.get("type") != "access:research:decide" or entry.get("actor") != emp.seid:
-        raise AccessDenied([Reason("NO_BUSINESS_NEED", "you can self-report only your own research entries")])
+        idx = audit_log.append(app.engine, make_event(
+            DetectionEvent.DETECT_SELF_REPORT, time=app.clock.now(), actor=emp.seid,  # type: ignore[arg-type]
+            outcome="deny", interface=interface, address=address,
+            obj={"audit_index": audit_index}, reasons=[NOT_OWN_ENTRY.code]))
+        raise AccessDenied([NOT_OWN_ENTRY], audit_index=idx)
     when = as_utc(_parse_time(entry["time"]))
     if app.clock.now() - when > SELF_REPORT_WINDOW:
         raise IdrsError("a self-report must be made within a day of the access")
+    text = reason.strip()[:500]
     with session_scope(app.engine) as s:
         if s.scalar(select(SelfReport.id).where(SelfReport.audit_index == audit_index)):
             raise Conflict(f"entry {audit_index} is already self-reported")
     idx = _record(app, DetectionEvent.DETECT_SELF_REPORT, emp.seid,
                   {"audit_index": audit_index, "taxpayer": entry.get("object", {}).get("taxpayer")},
-                  interface=interface, detail={"reason": reason.strip()[:500]})
+                  interface=interface, detail={"reason": text})
     with session_scope(app.engine) as s:
-        s.add(SelfReport(seid=emp.seid, audit_index=audit_index, reason=reason.strip()[:500],
+        s.add(SelfReport(seid=emp.seid, audit_index=audit_index, reason=text,
                          reported_at=app.clock.now()))
-        for alert in s.scalars(select(Alert).where(Alert.seid == emp.seid)):
-            if audit_index in json.loads(alert.audit_indexes) and not alert.self_reported:
-                alert.self_reported = True
-                alert.score = round(alert.score * 0.5, 2)
-                sig = json.loads(alert.signals)
-                sig.append({"name": "self_reported", "weight": 0.0,
-                            "evidence": {"audit_index": audit_index, "reason": reason.strip()[:200]}})
-                alert.signals = json.dumps(sig)
-                alert.updated_at = app.clock.now()
+        for alert in s.scalars(select(Alert).where(Alert.seid == emp.seid, Alert.self_reported.is_(False))):
+            if audit_index in json.loads(alert.audit_indexes):
+                alert.self_reported = True  # a flag for the queue; score and state stay
     return {"seid": emp.seid, "audit_index": audit_index, "recorded_as": idx}
 
 
@@ -306,9 +311,11 @@ def show(app: App, alert_id: str, *, analyst: str | None = None, interface: str 
                             "at": a.at.isoformat(), "audit_index": a.audit_index}
                            for a in s.scalars(select(AlertAction).where(
                                AlertAction.alert_id == alert.alert_id).order_by(AlertAction.id))]
-        data["self_reports"] = [{"audit_index": r.audit_index, "reason": r.reason}
+        data["self_reports"] = [{"audit_index": r.audit_index, "seid": r.seid, "reason": r.reason,
+                                 "reported_at": r.reported_at.isoformat()}
                                 for r in s.scalars(select(SelfReport).where(
-                                    SelfReport.audit_index.in_(data["audit_indexes"])))]
+                                    SelfReport.audit_index.in_(data["audit_indexes"]),
+                                    SelfReport.seid == alert.seid).order_by(SelfReport.id))]
     _record(app, DetectionEvent.DETECT_ALERT_SHOW, analyst or "system", {"alert_id": data["alert_id"]},
             interface=interface)
     return data

@@ -14,7 +14,8 @@ bool). The rules, and the reason code each refusal carries:
   administrator may unlock any account but their own (it restores no privilege);
 - nobody administers **their own record** (``SELF_ADMINISTRATION``);
 - a profile must lie inside the **unit's ceiling** (``CEILING_EXCEEDED``, naming the codes);
-- a change that **adds** a restricted command code, role or authority (``RESTRICTED_*``)
+- a change that **adds** a restricted command code, role or authority (``RESTRICTED_*``;
+  research codes too for an auditor, privacy staff or a security administrator, issue 13.10)
   is stored ``pending`` and applies only when a *different* security administrator of the
   subject's unit confirms it — never the requester (``SELF_APPROVAL``), never the subject
   (``SELF_ADMINISTRATION``) — within ``PENDING_TTL`` (72 hours); it may be rejected, and it
@@ -48,8 +49,8 @@ from idrs.db import session_scope
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.people import service
 from idrs.people.models import Employee, ProfileChange, SignInSession, Unit
-from idrs.people.roles import RESTRICTED_ROLES, join, parse_codes, parse_roles
-from idrs.vocabulary import ADJUSTMENT_CODES, Role
+from idrs.people.roles import RESTRICTED_ROLES, WATCH_ROLES, join, parse_codes, parse_roles
+from idrs.vocabulary import ADJUSTMENT_CODES, RESEARCH_CODES, Role
 
 T = TypeVar("T")
 
@@ -58,6 +59,8 @@ T = TypeVar("T")
 #: RESTRICTED_ROLES) approve other people's adjustments, grants or profiles; the authorities
 #: open protected and sensitive accounts.
 RESTRICTED_CODES: frozenset[str] = frozenset(ADJUSTMENT_CODES)
+#: restricted too when the employee holds one of ``WATCH_ROLES`` (see restricted_additions)
+RESEARCH: frozenset[str] = frozenset(RESEARCH_CODES)
 #: every authority is restricted, the ``admin:UNIT`` scopes included
 RESTRICTED_AUTHORITIES: frozenset[str] = frozenset(service.AUTHORITIES)
 SCOPE_PREFIX = "admin:"
@@ -96,9 +99,23 @@ class Sets:
 
 
 def restricted_additions(before: Sets, after: Sets) -> list[str]:
-    """The restricted items ``after`` adds to ``before`` (``code:X``, ``role:X``, ``authority:X``)."""
-    out = [f"code:{c}" for c in sorted((after.codes - before.codes) & RESTRICTED_CODES)]
-    out += [f"role:{r}" for r in sorted((after.roles - before.roles) & RESTRICTED_ROLES)]
+    """The restricted items ``after`` adds to ``before`` (``code:X``, ``role:X``, ``authority:X``).
+
+    Research codes are restricted for someone who watches the system (``WATCH_ROLES``:
+    auditor, privacy staff, security administrator, authorizing official): a research code
+    added while they hold such a role, or such a role added while they hold research codes
+    (so removing the role, adding the codes and adding the role back is caught too).
+    """
+    added_codes = after.codes - before.codes
+    codes = added_codes & RESTRICTED_CODES
+    roles = (after.roles - before.roles) & RESTRICTED_ROLES
+    watching = after.roles & WATCH_ROLES
+    if watching:
+        codes |= added_codes & RESEARCH
+        if after.codes & RESEARCH:
+            roles |= watching - before.roles
+    out = [f"code:{c}" for c in sorted(codes)]
+    out += [f"role:{r}" for r in sorted(roles)]
     out += [
         f"authority:{a}"
         for a in sorted(after.authorities - before.authorities)

@@ -59,6 +59,13 @@ SECURITY_ADMINS: frozenset[Role] = frozenset({Role.SECURITY_ADMIN})
 RESTRICTED_ROLES: frozenset[Role] = frozenset(
     {Role.AUTHORIZING_OFFICIAL, Role.MANAGER, Role.PRIVACY_OFFICER, Role.SECURITY_ADMIN}
 )
+#: The roles that watch the system (their roles grant no taxpayer command code): auditors,
+#: privacy staff, security administrators, authorizing officials. Giving one of them a
+#: research code (or one of these roles to someone holding research codes) is a restricted
+#: addition that a second security administrator confirms (issue 13.10; people/admin.py):
+#: the people who read the audit log, work the alerts or administer profiles must not quietly
+#: become able to open accounts themselves.
+WATCH_ROLES: frozenset[Role] = frozenset(r for r, codes in ROLE_CODES.items() if not codes)
 #: Who may ask why an access was allowed or refused of anyone (explain, who-can, what-can).
 ACCESS_EXPLAINERS: frozenset[Role] = frozenset(
     {Role.SECURITY_ADMIN, Role.PRIVACY_ANALYST, Role.PRIVACY_OFFICER}
