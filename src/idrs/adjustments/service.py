@@ -413,13 +413,12 @@ class _CrossedMeanwhile(Exception):
 
 
 def _recheck(tx: Tx, app: App, change: rules.Change, acct: rules.AccountFacts,
-             reversal: bool) -> list[dict[str, Any]] | None:
+             target: post.Target, reversal: bool) -> list[dict[str, Any]] | None:
     """The amount-threshold reasons read again under the lock (None: not an amount change)."""
     tc = rules.effective_tc(change, reversal)
-    if tc not in rules.AMOUNT_TRIGGERS or acct.module_id is None:
+    if tc not in rules.AMOUNT_TRIGGERS or target.module_id is None:
         return None
-    taxpayer = tx.one("SELECT taxpayer_id FROM tax_module WHERE id = ?", (acct.module_id,))
-    earlier = _earlier_locked(tx, app, int(taxpayer[0]), tc)
+    earlier = _earlier_locked(tx, app, target.taxpayer_id, tc)
     return rules.threshold_reasons(change, replace(acct, earlier=earlier), thresholds_for(app),
                                    reversal=reversal)
 
@@ -551,7 +550,7 @@ def _leave_pending(app: App, call: _Call, employee: Employee, sid: int, change: 
         post.check_version(tx, target, change.command, base)
         # read again under the taxpayer's lock: the reasons name every earlier change, and a
         # concurrent change of the same kind sees this one once it commits
-        reasons = _recheck(tx, app, change, acct, reversal is not None) or pre
+        reasons = _recheck(tx, app, change, acct, target, reversal is not None) or pre
         others = [str(t) for t in triggers if str(t) not in _AMOUNT_CODES]
         requires = [TWO_PERSON, *[r["code"] for r in reasons], *others]
         row = _request_row(call, employee, sid, change, target, base, PENDING, case, contact,
@@ -581,7 +580,7 @@ def _apply_now(app: App, call: _Call, employee: Employee, sid: int, change: rule
     acct = acct or rules.AccountFacts(module_id=target.module_id)
 
     def work(tx: Tx, idx: int | None) -> tuple[tuple[int, int], dict[str, Any]]:
-        crossed = _recheck(tx, app, change, acct, reversal is not None)
+        crossed = _recheck(tx, app, change, acct, target, reversal is not None)
         if crossed:  # before any write: the transaction rolls back empty
             raise _CrossedMeanwhile(crossed)
         row = _request_row(call, employee, sid, change, target, base, APPLIED, case, contact,
