@@ -140,3 +140,24 @@ def test_an_address_change_alone_is_not_alerted_as_a_diversion(world):
     addr = {"street": "1 Mailbox Ln", "city": "Akron", "state": "OH", "zip": "44301"}
     adj(app, tok["EX2"], case="C-5", command="ENREQ", address=addr)
     assert alerts_of(app, "EX2") == []
+
+
+def test_an_abatement_then_a_refund_to_a_new_bank_account_is_alerted(world):
+    from idrs.masterfile.models import Taxpayer
+
+    app, tok = world
+    w.look(app, tok["EX2"], "TXMOD", year=2023, case="C-5")
+    ab = adj(app, tok["EX2"], case="C-5", tax_year=2023, tc="291", amount="500")
+    app.clock.advance(days=2)
+    with session_scope(app.engine) as s:
+        ann = (
+            s.query(Taxpayer).filter(Taxpayer.tin_index == app.keyring.tin_index("900123456")).one()
+        )
+        ret = f.tax_return(app, s, ann, 2025, refund=90_000, routing="800000006", account="55501")
+        ret.received_at = app.clock.now()
+    (alert,) = alerts_of(app, "EX2")
+    ev = signal(alert, "adjust_then_bank")["evidence"]
+    assert ev["adjustment"] == ab.adjustment_id and ev["return_year"] == 2025
+    assert "bank account none of the taxpayer's earlier returns used" in ev["why"]
+    assert "55501" not in json.dumps(alert)
+    assert alert["category"] == "refund_diversion"

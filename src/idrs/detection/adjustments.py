@@ -19,6 +19,12 @@ adjust_then_address     3.0    an abatement or a refund-hold release followed, w
                                ``ADDRESS_NEAR_REFUND``, a refund TC 846 was issued since the
                                first change, or the module is in credit): a refund being
                                redirected; raised for the employee who made each change
+adjust_then_bank        3.0    an abatement or a refund-hold release followed, within the
+                               same window, by a return claiming a refund to a bank account
+                               none of the taxpayer's earlier returns used (bank accounts
+                               change only with a return: no command changes one); raised
+                               for the employee who made the change, on the day the return
+                               was received. Only the blind index of the account is read
 =====================  ======  =============================================================
 
 Each signal's evidence names the adjustments and says ``why`` in words; the alert cites the
@@ -42,12 +48,13 @@ from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection.models import DetectionTaxpayerKey
 from idrs.detection.signals import EmployeeFacts, Signal, TaxpayerFacts, surname_weight
-from idrs.masterfile.models import TaxModule, Transaction
+from idrs.masterfile.models import TaxModule, TaxReturn, Transaction
 
 JUST_UNDER_SHARE = 0.9  # an amount at least 90% of the threshold and below it
 JUST_UNDER_MIN = 3  # this many such changes within the window
 WEIGHTS: dict[str, float] = {"adjust_just_under": 3.0, "adjust_weak_tie": 3.0,
-                             "adjust_then_address": 3.0, "adjust_weak_tie_zip": 1.0}
+                             "adjust_then_address": 3.0, "adjust_then_bank": 3.0,
+                             "adjust_weak_tie_zip": 1.0}
 Key = tuple[str, str]
 
 
@@ -213,6 +220,42 @@ def _then_address(app: App, reqs: list[_Req], th: Thresholds, day0: date,
                                              ev, pseud.get(addr.taxpayer_id)), [first, addr])
 
 
+def _then_bank(app: App, reqs: list[_Req], th: Thresholds, day0: date,
+               pseud: dict[int, str], out: dict[Key, list[Signal]],
+               idx: dict[Key, list[int]]) -> None:
+    window = timedelta(days=th.refund_window_days)
+    money = [r for r in reqs if (r.command == "ADJ54" and r.tc == "291")
+             or (r.command == "REQ77" and r.tc == "571")]
+    if not money:
+        return
+    r_ = TaxReturn
+    with session_scope(app.engine) as s:
+        rows = s.execute(select(r_.taxpayer_id, r_.tax_year, r_.received_at, r_.bank_index,
+                                r_.refund_cents)
+                         .where(r_.taxpayer_id.in_(sorted({m.taxpayer_id for m in money})))
+                         .order_by(r_.received_at, r_.id)).all()
+    returns: dict[int, list[tuple[int, datetime, bytes | None, int]]] = defaultdict(list)
+    for tp, year, received, bank, refund in rows:
+        returns[int(tp)].append((int(year), as_utc(received), None if bank is None else bytes(bank),
+                                 int(refund or 0)))
+    done: set[tuple[int, int]] = set()
+    for m in money:
+        mine = returns.get(m.taxpayer_id, [])
+        known = {bank for _, received, bank, _ in mine if received < m.at and bank is not None}
+        for year, received, bank, refund in mine:
+            day = received.date()
+            if (bank is None or bank in known or refund <= 0 or not m.at <= received <= m.at + window
+                    or day < day0 or (m.id, year) in done):
+                continue
+            done.add((m.id, year))
+            what = "an abatement" if m.tc == "291" else "a refund-hold release"
+            _add(out, idx, m.seid, day, Signal("adjust_then_bank", WEIGHTS["adjust_then_bank"], {
+                "adjustment": m.id, "by": m.seid, "return_year": year,
+                "why": f"{what} followed within {(received - m.at).days} days by a {year} return "
+                       "claiming a refund to a bank account none of the taxpayer's earlier "
+                       "returns used"}, pseud.get(m.taxpayer_id)), [m])
+
+
 def add_signals(app: App, day0: date, size: int | None, tps: dict[str, TaxpayerFacts],
                 emps: dict[str, EmployeeFacts], counts: dict[str, int], population: int,
                 out: dict[Key, list[Signal]], idx: dict[Key, list[int]]) -> None:
@@ -237,3 +280,4 @@ def add_signals(app: App, day0: date, size: int | None, tps: dict[str, TaxpayerF
     _just_under(reqs, th, day0, out, idx)
     _weak_tie(reqs, day0, pseud, tps, emps, counts, population, out, idx)
     _then_address(app, reqs, th, day0, pseud, out, idx)
+    _then_bank(app, reqs, th, day0, pseud, out, idx)

@@ -19,6 +19,7 @@ THRESHOLD = 3.0
 CATEGORY_ORDER: tuple[tuple[str, str], ...] = (
     ("refused_conflict", ""),  # resolved by the codes
     ("adjust_then_address", "refund_diversion"),
+    ("adjust_then_bank", "refund_diversion"),
     ("adjust_just_under", "split_adjustment"),
     ("adjust_weak_tie", "adjustment_tie"),
     ("coworker_account", "coworker"),
