@@ -49,6 +49,7 @@ from idrs.db import session_scope
 from idrs.detection.models import DetectionTaxpayerKey
 from idrs.detection.signals import EmployeeFacts, Signal, TaxpayerFacts, surname_weight
 from idrs.masterfile.models import TaxModule, TaxReturn, Transaction
+from idrs.vocabulary import CommandCode
 
 JUST_UNDER_SHARE = 0.9  # an amount at least 90% of the threshold and below it
 JUST_UNDER_MIN = 3  # this many such changes within the window
@@ -118,7 +119,7 @@ def _just_under(reqs: list[_Req], th: Thresholds, day0: date, out: dict[Key, lis
               "290": (th.increase_cents, "additional assessments")}
     near: dict[tuple[str, str], list[_Req]] = defaultdict(list)
     for r in reqs:
-        if r.command == "ADJ54" and r.tc in limits and r.amount is not None:
+        if r.command == CommandCode.ADJ54 and r.tc in limits and r.amount is not None:
             limit = limits[r.tc][0]
             if limit > 0 and JUST_UNDER_SHARE * limit <= r.amount < limit:
                 near[(r.seid, r.tc)].append(r)
@@ -196,11 +197,11 @@ def _then_address(app: App, reqs: list[_Req], th: Thresholds, day0: date,
                   pseud: dict[int, str], out: dict[Key, list[Signal]],
                   idx: dict[Key, list[int]]) -> None:
     window = timedelta(days=th.refund_window_days)
-    money = [r for r in reqs if (r.command == "ADJ54" and r.tc == "291")
-             or (r.command == "REQ77" and r.tc == "571")]
+    money = [r for r in reqs if (r.command == CommandCode.ADJ54 and r.tc == "291")
+             or (r.command == CommandCode.REQ77 and r.tc == "571")]
     for addr in reqs:
         day = addr.at.date()
-        if addr.command != "ENREQ" or not addr.address or day < day0:
+        if addr.command != CommandCode.ENREQ or not addr.address or day < day0:
             continue
         before = [m for m in money if m.taxpayer_id == addr.taxpayer_id
                   and timedelta(0) <= addr.at - m.at <= window and m.id < addr.id]
@@ -224,8 +225,8 @@ def _then_bank(app: App, reqs: list[_Req], th: Thresholds, day0: date,
                pseud: dict[int, str], out: dict[Key, list[Signal]],
                idx: dict[Key, list[int]]) -> None:
     window = timedelta(days=th.refund_window_days)
-    money = [r for r in reqs if (r.command == "ADJ54" and r.tc == "291")
-             or (r.command == "REQ77" and r.tc == "571")]
+    money = [r for r in reqs if (r.command == CommandCode.ADJ54 and r.tc == "291")
+             or (r.command == CommandCode.REQ77 and r.tc == "571")]
     if not money:
         return
     r_ = TaxReturn
