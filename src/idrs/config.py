@@ -55,11 +55,14 @@ class Settings(BaseSettings):
     #: The load benchmark sets ``IDRS_RESEARCH_RATE=off`` (or e.g. ``100000/1``).
     research_rate: str = "600/60"
     #: Adjustments: two-person thresholds (money in cents) and how long a request waits
-    #: for its second person (``IDRS_ADJ_*``; ``adjustments.rules.Thresholds``).
+    #: for its second person (``IDRS_ADJ_*``; ``adjustments.rules.Thresholds``). The amount
+    #: thresholds apply to the sum of the changes of a kind over ``adj_window_days`` (0: each
+    #: change alone).
     adj_abatement_cents: int = Field(default=100_000, ge=0)
     adj_increase_cents: int = Field(default=1_000_000, ge=0)
     adj_refund_window_days: int = Field(default=60, ge=0)
     adj_pending_hours: int = Field(default=72, ge=1)
+    adj_window_days: int = Field(default=30, ge=0)
     #: Grants of access to outside people (``IDRS_GRANT_*``). ``grant_approval_roles``: the
     #: approving roles whose holders must each approve (default: the privacy officer and the
     #: authorizing official: two approvals from two different roles; an empty list is refused

@@ -211,3 +211,37 @@ def test_adjustment_requested_in_the_form_and_approved_by_a_manager(client, app,
     )
     assert r.status_code == 303 and r.headers["location"].endswith(f"{adj_id}:applied")
     assert "Nothing is waiting" in client.get("/adjustments").text
+
+
+def test_split_abatements_in_the_form_wait_and_say_why(client, app, examiner):
+    """Issue 13.1 on the pages: the second $600 abatement reaches $1,000 in sum and waits,
+    naming the first."""
+    from idrs.adjustments import trail
+    from idrs.people import auth
+
+    _sign_in(client, app, examiner)
+    token = _csrf(client.get("/research").text)
+    r = client.post("/research", data={"csrf": token, "line": f"TXMOD {f.CARTER} 2023 case=C-31"})
+    assert r.status_code == 200
+    session_token = client.cookies.get("idrs_session")
+    emp = auth.authenticate(app, session_token, interface="web")
+    trail.note(
+        app, token=session_token, employee_id=emp.id, tin=f.CARTER, command="TXMOD", year=2023
+    )
+    form = {
+        "csrf": token,
+        "tin": f.CARTER,
+        "command": "ADJ54",
+        "case": "C-31",
+        "reason": "penalty abated",
+        "tax_year": "2023",
+        "tc": "291",
+        "amount": "600.00",
+    }
+    first = client.post("/adjust", data=form)
+    assert first.status_code == 201 and "applied" in first.text, first.text
+    first_id = re.search(r"[Aa]djustment (\d+)", first.text).group(1)
+    second = client.post("/adjust", data=form)
+    assert second.status_code == 201 and "pending approval" in second.text, second.text
+    assert "ABATEMENT_THRESHOLD" in second.text
+    assert f"with this one and adjustment {first_id}" in second.text

@@ -18,6 +18,16 @@ Validation (a bad request is refused before anything is stored, with every probl
 
 Two-person integrity (:func:`two_person_triggers`): the change waits for a second authorized
 employee when any trigger applies. The thresholds are configurable (:class:`Thresholds`).
+
+The amount thresholds cannot be split. ``ABATEMENT_THRESHOLD`` / ``INCREASE_THRESHOLD`` apply
+to the SUM of the changes of the same kind (by effect: an abatement, or the reversal of an
+increase, is an abatement) on the same module, and on the same taxpayer across modules,
+requested within the last ``window_days`` (default 30), by every employee, the pending ones
+included, this change counted: the change whose sum reaches the threshold waits, and its
+reasons (:func:`threshold_reasons`) name the earlier changes. Sums are gross (a reversal
+does not net out the change it reverses: it is a change of the other kind). Rejected and
+expired requests do not count (they never changed the account; a second person has seen a
+rejected one), so a refused split cannot be retried piecemeal: the applied ones still count.
 """
 
 from __future__ import annotations
@@ -82,11 +92,31 @@ class Thresholds:
     increase_cents: int = 1_000_000  # an increase of at least $10,000
     refund_window_days: int = 60  # an address change within 60 days of a pending refund
     pending_hours: int = 72  # a pending request expires after this long
+    window_days: int = 30  # the amount thresholds apply to the sum over this many days
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
         return cls(settings.adj_abatement_cents, settings.adj_increase_cents,
-                   settings.adj_refund_window_days, settings.adj_pending_hours)
+                   settings.adj_refund_window_days, settings.adj_pending_hours,
+                   settings.adj_window_days)
+
+
+#: the amount trigger of each effective TC (the kinds of change whose sums are limited)
+AMOUNT_TRIGGERS: dict[str, tuple[Trigger, str]] = {
+    "291": (Trigger.ABATEMENT_THRESHOLD, "abatements"),
+    "290": (Trigger.INCREASE_THRESHOLD, "additional assessments"),
+}
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier change of the same kind on the same taxpayer within the window (applied or
+    pending, by anyone), as the service found it."""
+
+    adjustment_id: int
+    module_id: int | None
+    amount_cents: int
+    status: str
 
 
 @dataclass(frozen=True)
@@ -121,6 +151,10 @@ class AccountFacts:
     #: refunds issued (TC 846 dates); see :func:`refund_pending_near`
     unissued_refund: bool = False
     refund_issue_dates: tuple[date, ...] = field(default_factory=tuple)
+    #: the module the change applies to, and the earlier changes of the same kind on this
+    #: taxpayer within the window (see :func:`threshold_reasons`)
+    module_id: int | None = None
+    earlier: tuple[Earlier, ...] = field(default_factory=tuple)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -320,13 +354,9 @@ def effective_tc(change: Change, reversal: bool) -> str | None:
 def two_person_triggers(change: Change, account: AccountFacts, thresholds: Thresholds,
                         today: date, *, reversal: bool = False) -> list[Trigger]:
     """Every reason this change needs a second authorized employee (empty: apply at once)."""
-    out: list[Trigger] = []
+    out: list[Trigger] = [Trigger(r["code"]) for r in threshold_reasons(
+        change, account, thresholds, reversal=reversal)]
     tc = effective_tc(change, reversal)
-    amount = change.amount_cents or 0
-    if tc == "291" and amount >= thresholds.abatement_cents:
-        out.append(Trigger.ABATEMENT_THRESHOLD)
-    if tc == "290" and amount >= thresholds.increase_cents:
-        out.append(Trigger.INCREASE_THRESHOLD)
     if tc == "571":
         out.append(Trigger.HOLD_RELEASE)
     if account.high_profile:
@@ -337,3 +367,51 @@ def two_person_triggers(change: Change, account: AccountFacts, thresholds: Thres
                                                           thresholds.refund_window_days):
         out.append(Trigger.ADDRESS_NEAR_REFUND)
     return out
+
+
+def _limit(tc: str, thresholds: Thresholds) -> int:
+    return thresholds.abatement_cents if tc == "291" else thresholds.increase_cents
+
+
+def _dollars(cents: int) -> str:
+    return f"${cents // 100:,}.{cents % 100:02d}"
+
+
+def threshold_reasons(change: Change, account: AccountFacts, thresholds: Thresholds, *,
+                      reversal: bool = False) -> list[dict[str, Any]]:
+    """The amount trigger this change meets, with its explanation (empty list: none).
+
+    The sum of this change and ``account.earlier`` (the same kind, this taxpayer, the window)
+    against the threshold; on the module alone first, then across the taxpayer's modules.
+    Each reason: ``code``, ``scope`` (module | taxpayer), ``total_cents``, ``threshold_cents``,
+    ``window_days``, ``with`` (the earlier adjustment ids that count, oldest first) and a
+    ``message`` in words.
+    """
+    tc = effective_tc(change, reversal)
+    if tc not in AMOUNT_TRIGGERS or change.amount_cents is None:
+        return []
+    trigger, words = AMOUNT_TRIGGERS[tc]
+    limit = _limit(tc, thresholds)
+    amount = change.amount_cents
+    mine = [e for e in account.earlier
+            if account.module_id is not None and e.module_id == account.module_id]
+    for scope, counted in (("module", mine), ("taxpayer", list(account.earlier))):
+        total = amount + sum(e.amount_cents for e in counted)
+        if total < limit:
+            continue
+        ids = sorted(e.adjustment_id for e in counted)
+        if ids:
+            where = "on this module" if scope == "module" else "on this taxpayer's modules"
+            pending = sum(1 for e in counted if e.status != "applied")
+            more = f" ({pending} of them pending)" if pending else ""
+            message = (f"{words} {where} within {thresholds.window_days} days total "
+                       f"{_dollars(total)} with this one and adjustment"
+                       f"{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}{more}; "
+                       f"{_dollars(limit)} or more needs a second person")
+        else:
+            message = (f"{_dollars(amount)} of {words} in one change; {_dollars(limit)} or more"
+                       " needs a second person")
+        return [{"code": str(trigger), "scope": scope, "total_cents": total,
+                 "threshold_cents": limit, "window_days": thresholds.window_days,
+                 "with": ids, "message": message}]
+    return []

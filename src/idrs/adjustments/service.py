@@ -14,7 +14,14 @@ Every change to an account from every interface goes through these functions:
 4. the two-person triggers (``rules.two_person_triggers``) decide between applying at once
    and leaving the request ``pending_approval``. ``TWO_PERSON_REQUIRED`` is NOT a denial:
    the answer is 201 with status ``pending_approval`` and ``requires`` =
-   ``["TWO_PERSON_REQUIRED", <triggers>]``;
+   ``["TWO_PERSON_REQUIRED", <triggers>]``. The amount thresholds apply to the sum of the
+   changes of the same kind on the module and on the taxpayer within ``window_days``
+   (``rules.threshold_reasons``; pending ones and every employee's count): the answer's
+   ``reasons`` then name the earlier adjustments. The sum is read again inside the write
+   transaction, under a per-taxpayer lock (PostgreSQL: the transaction-scoped advisory lock
+   (:data:`ADJ_LOCK_CLASS`, taxpayer id); SQLite: the write lock held since BEGIN
+   IMMEDIATE), so two changes racing on one taxpayer cannot both apply below the threshold:
+   the second sees the first and waits;
 5. the change (version check, postings, request row) and its audit entry commit in ONE
    transaction (``tx.append_audit``): both or neither. A stale version is a
    :class:`~idrs.adjustments.apply.VersionConflict` (409), recorded in its own entry.
@@ -72,6 +79,10 @@ from idrs.people.roles import ADJUSTMENT_APPROVERS
 from idrs.vocabulary import CommandCode
 
 _log = logging.getLogger(__name__)
+#: PostgreSQL advisory lock class (first int4 key; the second is the taxpayer id) that
+#: serializes the amount-threshold sums of one taxpayer ("ADJT"; the two-int4 key space is
+#: distinct from the audit log's bigint key)
+ADJ_LOCK_CLASS = 0x41444A54
 AUDIT_UNAVAILABLE = Reason("AUDIT_UNAVAILABLE", "the audit log cannot be written; nothing was changed")
 TWO_PERSON = "TWO_PERSON_REQUIRED"
 _PREREQ_MSG: dict[str, str] = {
@@ -102,12 +113,17 @@ class AdjustmentResult:
     audit_index: int
     requires: list[str] = field(default_factory=list)
     version: int | None = None
+    #: why an amount threshold applies: code, scope, totals, the earlier adjustment ids
+    #: (``with``) and a message (``rules.threshold_reasons``)
+    reasons: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"adjustment_id": self.adjustment_id, "status": self.status,
                                "audit_index": self.audit_index}
         if self.requires:
             out["requires"] = self.requires
+        if self.reasons:
+            out["reasons"] = self.reasons
         if self.version is not None:
             out["version"] = self.version
         return out
@@ -337,16 +353,74 @@ def _refunds(session: Session, taxpayer_id: int) -> tuple[bool, tuple[date, ...]
     return unissued, days
 
 
-def _account_facts(session: Session, facts: pip.Facts, account: _Account,
-                   change: rules.Change) -> rules.AccountFacts:
+_EARLIER_SQL = (
+    "SELECT id, module_id, amount_cents, status FROM adjustment_request"
+    " WHERE taxpayer_id = :tp AND command = 'ADJ54' AND amount_cents IS NOT NULL"
+    " AND status IN ('applied', 'pending_approval') AND requested_at >= :since"
+    " AND (CASE WHEN kind = 'reversal' THEN (CASE tc WHEN '290' THEN '291' WHEN '291' THEN '290'"
+    " END) ELSE tc END) = :tc ORDER BY id")
+_EARLIER_TX = _EARLIER_SQL.replace(":tp", "?").replace(":since", "?").replace(":tc", "?")
+_AMOUNT_CODES = frozenset(str(trigger) for trigger, _ in rules.AMOUNT_TRIGGERS.values())
+
+
+def _window_start(app: App) -> datetime:
+    return app.clock.now() - timedelta(days=thresholds_for(app).window_days)
+
+
+def _earlier_rows(rows: Any) -> tuple[rules.Earlier, ...]:
+    return tuple(rules.Earlier(int(r[0]), None if r[1] is None else int(r[1]), int(r[2]),
+                               str(r[3])) for r in rows)
+
+
+def _earlier(session: Session, app: App, taxpayer_id: int, tc: str) -> tuple[rules.Earlier, ...]:
+    """The applied and pending changes of effective ``tc`` on the taxpayer in the window."""
+    return _earlier_rows(session.execute(text(_EARLIER_SQL), {
+        "tp": taxpayer_id, "since": _param_dt(app, _window_start(app)), "tc": tc}).all())
+
+
+def _earlier_locked(tx: Tx, app: App, taxpayer_id: int, tc: str) -> tuple[rules.Earlier, ...]:
+    """The same inside the write transaction, after taking the taxpayer's lock (PostgreSQL;
+    SQLite holds its write lock already): a concurrent change is either committed and seen
+    here, or waits for this transaction and then sees this change."""
+    if tx.pg:
+        tx.one("SELECT pg_advisory_xact_lock(?, ?)", (ADJ_LOCK_CLASS, taxpayer_id))
+    return _earlier_rows(tx.all(_EARLIER_TX, (taxpayer_id, tx.p(_window_start(app)), tc)))
+
+
+def _account_facts(session: Session, app: App, facts: pip.Facts, account: _Account,
+                   change: rules.Change, reversal: bool) -> rules.AccountFacts:
     unissued, issued = (False, ())
     if change.address is not None and account.taxpayer_id is not None:
         unissued, issued = _refunds(session, account.taxpayer_id)
+    tc = rules.effective_tc(change, reversal)
+    earlier: tuple[rules.Earlier, ...] = ()
+    if tc in rules.AMOUNT_TRIGGERS and account.taxpayer_id is not None:
+        earlier = _earlier(session, app, account.taxpayer_id, tc)
     return rules.AccountFacts(
         high_profile=facts.high_profile,
         employee_account=facts.target_is_employee or "employee" in facts.markers,
         unissued_refund=unissued, refund_issue_dates=issued,
+        module_id=account.module_id, earlier=earlier,
     )
+
+
+class _CrossedMeanwhile(Exception):
+    """Inside the write transaction the sum reached a threshold (a concurrent change)."""
+
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        super().__init__("threshold reached meanwhile")
+        self.reasons = reasons
+
+
+def _recheck(tx: Tx, app: App, change: rules.Change, acct: rules.AccountFacts,
+             target: post.Target, reversal: bool) -> list[dict[str, Any]] | None:
+    """The amount-threshold reasons read again under the lock (None: not an amount change)."""
+    tc = rules.effective_tc(change, reversal)
+    if tc not in rules.AMOUNT_TRIGGERS or target.module_id is None:
+        return None
+    earlier = _earlier_locked(tx, app, target.taxpayer_id, tc)
+    return rules.threshold_reasons(change, replace(acct, earlier=earlier), thresholds_for(app),
+                                   reversal=reversal)
 
 
 # ----------------------------------------------------------------------------- request
@@ -399,7 +473,7 @@ def _submit(app: App, call: _Call, employee: Employee, token: str, canonical: st
         if reasons:
             raise call.deny(employee.seid, reasons, verdict)
         _check_account(call, employee, account, change, verdict, reversal)
-        acct = _account_facts(s, facts, account, change)
+        acct = _account_facts(s, app, facts, account, change, reversal is not None)
     triggers = rules.two_person_triggers(change, acct, thresholds_for(app), app.clock.now().date(),
                                          reversal=reversal is not None)
     current = account.entity_version if change.command == CommandCode.ENREQ else account.module_version
@@ -411,9 +485,15 @@ def _submit(app: App, call: _Call, employee: Employee, token: str, canonical: st
     call.detail.update(basis=verdict.basis, base_version=base)
     if triggers:
         return _leave_pending(app, call, employee, sid, change, target, base, triggers,
-                              case, contact, verdict, reversal)
-    return _apply_now(app, call, employee, sid, change, target, base, case, contact, verdict,
-                      reversal)
+                              case, contact, verdict, reversal, acct)
+    try:
+        return _apply_now(app, call, employee, sid, change, target, base, case, contact,
+                          verdict, reversal, acct)
+    except _CrossedMeanwhile as exc:  # rolled back: nothing written; it waits instead
+        call.adjustment_id = None
+        return _leave_pending(app, call, employee, sid, change, target, base,
+                              [rules.Trigger(r["code"]) for r in exc.reasons], case, contact,
+                              verdict, reversal, acct)
 
 
 def _check_account(call: _Call, employee: Employee, account: _Account, change: rules.Change,
@@ -456,33 +536,53 @@ def _request_row(call: _Call, employee: Employee, sid: int, change: rules.Change
 def _leave_pending(app: App, call: _Call, employee: Employee, sid: int, change: rules.Change,
                    target: post.Target, base: int, triggers: list[rules.Trigger],
                    case: str | None, contact: str | None, verdict: Verdict,
-                   reversal: dict[str, Any] | None) -> AdjustmentResult:
+                   reversal: dict[str, Any] | None,
+                   acct: rules.AccountFacts | None = None) -> AdjustmentResult:
     now = app.clock.now()
     expires = now + timedelta(hours=thresholds_for(app).pending_hours)
-    requires = [TWO_PERSON, *[str(t) for t in triggers]]
     tin_index = pip.tin_index_of(app, call.tin or "")
+    acct = acct or rules.AccountFacts(module_id=target.module_id)
+    # what the read before the transaction found (kept if the sum fell meanwhile)
+    pre = rules.threshold_reasons(change, acct, thresholds_for(app), reversal=reversal is not None)
 
-    def work(tx: Tx, idx: int | None) -> tuple[int, dict[str, Any]]:
+    def work(tx: Tx, idx: int | None) -> tuple[tuple[int, list[str], list[dict[str, Any]]],
+                                                   dict[str, Any]]:
         post.check_version(tx, target, change.command, base)
+        # read again under the taxpayer's lock: the reasons name every earlier change, and a
+        # concurrent change of the same kind sees this one once it commits
+        reasons = _recheck(tx, app, change, acct, target, reversal is not None) or pre
+        others = [str(t) for t in triggers if str(t) not in _AMOUNT_CODES]
+        requires = [TWO_PERSON, *[r["code"] for r in reasons], *others]
         row = _request_row(call, employee, sid, change, target, base, PENDING, case, contact,
                            now, tin_index, reversal, requires, expires)
+        if reasons:
+            row["payload"] = json.dumps({**change.public_payload(), "thresholds": reasons},
+                                        sort_keys=True)
         row["request_audit_index"] = idx
         adj_id = tx.insert("adjustment_request", row)
         call.adjustment_id = adj_id
-        return adj_id, call.entry(employee.seid, PENDING, [], verdict, requires=requires,
-                                  expires_at=expires.isoformat())
+        counted = {r["code"]: {"scope": r["scope"], "total_cents": r["total_cents"],
+                               "with": r["with"]} for r in reasons}
+        return (adj_id, requires, reasons), call.entry(
+            employee.seid, PENDING, [], verdict, requires=requires,
+            expires_at=expires.isoformat(), thresholds=counted or None)
 
-    adj_id, idx = _committed(app, call, work, employee.seid)
-    return AdjustmentResult(adj_id, PENDING, idx, requires)
+    (adj_id, requires, reasons), idx = _committed(app, call, work, employee.seid)
+    return AdjustmentResult(adj_id, PENDING, idx, requires, reasons=reasons)
 
 
 def _apply_now(app: App, call: _Call, employee: Employee, sid: int, change: rules.Change,
                target: post.Target, base: int, case: str | None, contact: str | None,
-               verdict: Verdict, reversal: dict[str, Any] | None) -> AdjustmentResult:
+               verdict: Verdict, reversal: dict[str, Any] | None,
+               acct: rules.AccountFacts | None = None) -> AdjustmentResult:
     now = app.clock.now()
     tin_index = pip.tin_index_of(app, call.tin or "")
+    acct = acct or rules.AccountFacts(module_id=target.module_id)
 
     def work(tx: Tx, idx: int | None) -> tuple[tuple[int, int], dict[str, Any]]:
+        crossed = _recheck(tx, app, change, acct, target, reversal is not None)
+        if crossed:  # before any write: the transaction rolls back empty
+            raise _CrossedMeanwhile(crossed)
         row = _request_row(call, employee, sid, change, target, base, APPLIED, case, contact,
                            now, tin_index, reversal, [], None)
         if tx.pg and change.command != CommandCode.ENREQ and reversal is None:
@@ -790,6 +890,7 @@ def _item(app: App, r: Any, me: str) -> dict[str, Any]:
         "requires": [x for x in (r[10] or "").split(",") if x],
         "requested_at": _iso(r[11]), "expires_at": _iso(r[12]),
         "changes": json.loads(r[13] or "{}").get("changes", []),
+        "reasons": json.loads(r[13] or "{}").get("thresholds", []),
         "reverses": r[15], "own": r[8] == me,
     }
 

@@ -2,7 +2,8 @@
 
 * ``POST /accounts/{tin}/adjustments`` body ``{"command", "case", "reason", ...}`` → 201
   ``{"adjustment_id", "status": "applied" | "pending_approval", "audit_index"}`` (+ ``requires``
-  when pending, ``version`` when applied); 403 with reason codes; 409 a version conflict
+  when pending, ``reasons`` naming the earlier adjustments summed with it when an amount
+  threshold applies, ``version`` when applied); 403 with reason codes; 409 a version conflict
   (``{"error", "audit_index"}``); 422 bad input (nothing stored).
 * ``POST /adjustments/{id}/approve`` and ``/reject`` (an approver) → 200 ``{"status", ...}``.
 * ``POST /adjustments/{id}/reverse`` body ``{"case", "reason"}`` → 201 (a reversing posting).
@@ -82,6 +83,9 @@ class AdjustmentOut(BaseModel):
     audit_index: int
     requires: list[str] | None = None
     version: int | None = None
+    #: why an amount threshold applies: {code, scope, total_cents, threshold_cents,
+    #: window_days, with: [earlier adjustment ids], message}
+    reasons: list[dict[str, Any]] | None = None
 
 
 class DecisionIn(BaseModel):

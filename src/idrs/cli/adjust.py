@@ -31,6 +31,8 @@ def _show(res: service.AdjustmentResult, json_out: bool) -> None:
     version = f", version {res.version}" if res.version is not None else ""
     console.print(f"adjustment {res.adjustment_id}: {res.status}{extra}{version}"
                   f" [dim](audit index {res.audit_index})[/dim]")
+    for reason in res.reasons:
+        console.print(f"  {reason['code']}: {reason['message']}", markup=False)
 
 
 @adjust_app.command("request")

@@ -18,6 +18,10 @@ THRESHOLD = 3.0
 #: the most specific signal present names the alert's category (a violation type)
 CATEGORY_ORDER: tuple[tuple[str, str], ...] = (
     ("refused_conflict", ""),  # resolved by the codes
+    ("adjust_then_address", "refund_diversion"),
+    ("adjust_then_bank", "refund_diversion"),
+    ("adjust_just_under", "split_adjustment"),
+    ("adjust_weak_tie", "adjustment_tie"),
     ("coworker_account", "coworker"),
     ("target_employee", "coworker"),
     ("many_employees", "news_spike"),

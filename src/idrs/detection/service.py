@@ -54,7 +54,7 @@ from idrs.audit.store import raw
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.detection import logscan, scoring
+from idrs.detection import adjustments, logscan, scoring
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import (
     Alert,
@@ -322,7 +322,7 @@ def _analyse(app: App, con: Any, start: int, size: int, cursor: int) -> tuple[di
     _load_employees(con, emps)
     explained = _explain(con, start)
     volumes = _volumes(app, con, day0)
-    scored = _score(app, con, day0, tps, emps, counts, population, reported)
+    scored = _score(app, con, day0, tps, emps, counts, population, reported, size)
 
     def writes(s: Any, now: datetime) -> tuple[list[dict[str, Any]], list[str]]:
         _write_bases(s, new_bases)
@@ -588,7 +588,7 @@ PREFILTER = True
 
 def _score(app: App, con: Any, day0: date, tps: dict[str, TaxpayerFacts],
            emps: dict[str, EmployeeFacts], counts: dict[str, int], population: int,
-           reported: set[int]) -> list[scoring.Scored]:
+           reported: set[int], size: int | None = None) -> list[scoring.Scored]:
     """Score every employee-day from ``day0`` on; return those at or above the threshold.
 
     The day-level signals are computed for every day (in DuckDB, a little Python). The
@@ -613,6 +613,7 @@ def _score(app: App, con: Any, day0: date, tps: dict[str, TaxpayerFacts],
     _volume(con, level)
     _sequences(con, day0, level)
     _names(con, day0, level, level_idx)
+    adjustments.add_signals(app, day0, size, tps, emps, counts, population, level, level_idx)
     if PREFILTER:
         bound = _bounds(con, day0, tps, emps)
         days = {k for k in set(bound) | set(level) if bound.get(k, 0.0) + (
