@@ -2,20 +2,117 @@
 
 Exit status: 0 success, 1 refused or bad input (one line on stderr), 2 usage error.
 ``--db URL`` is accepted anywhere on the line and wins over IDRS_DATABASE_URL.
+
+Start-up is kept short: a subcommand's module (and with it SQLAlchemy, the services, the
+settings) is imported only when that subcommand runs. ``COMMANDS`` names every top-level
+command, the module that registers it and its one-line help, so ``idrs --help`` lists them
+all without importing any of them; tests/unit/test_cli_lazy.py keeps the table true.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from difflib import get_close_matches
 
 import typer
-from sqlalchemy.exc import DBAPIError, OperationalError
+from typer.core import TyperCommand, TyperGroup
+
+try:  # Typer vendors Click since 0.2x; before that it used the installed one
+    from typer import _click
+except ImportError:  # pragma: no cover - older Typer
+    import click as _click  # type: ignore[no-redef]
 
 from idrs.errors import AccessDenied, IdrsError
 
+#: top-level command -> (module under idrs.cli that registers it, its one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("setup", "Create or upgrade the schema, create keys if absent, create the first security admin."),
+    "demo": ("setup", "One command for a newcomer: init, seed a demo population, print how to sign in, serve."),
+    "serve": ("setup", "Run the HTTP API (/api/v1, OpenAPI at /api/v1/docs) and the web interface."),
+    "login": ("people", "Sign in as an employee; the session token is kept in IDRS_HOME/session.token (0600)."),
+    "logout": ("people", "End the session kept under IDRS_HOME and delete its token file."),
+    "employee": ("people", "Employees: create, list, change profiles (two-person), deactivate, unlock."),
+    "unit": ("people", "Units and their ceiling profiles."),
+    "research": ("research", "Run a research command code as the employee signed in with 'idrs login'."),
+    "case": ("access", "Open and close case assignments (the need-to-know basis)."),
+    "contact": ("access", "Open and close taxpayer contacts (calls, letters, visits)."),
+    "relationship": ("access", "Relationships employees declared (blocks access)."),
+    "access": ("access", "Explain decisions; who can open an account; what an employee can open."),
+    "adjust": ("adjust", "Adjustments: request, approve, reject, list pending, reverse."),
+    "import": ("masterfile", "Load taxpayers from JSON Lines: all or nothing; re-importing a taxpayer and year replaces it."),
+    "seed": ("masterfile", "Add a deterministic synthetic population (households, businesses, employees)."),
+    "keys": ("masterfile", "Data-encryption keys."),
+    "audit": ("audit", "The tamper-evident audit log: verify, export, checkpoints."),
+    "detect": ("detect", "Unauthorized-access detection over the audit log."),
+    "alerts": ("detect", "The privacy analysts' alert queue."),
+    "reports": ("detect", "Weekly security reports and their certification."),
+    "taxpayer": ("detect", "The taxpayer's side: accounting of accesses, §7431(e) notices."),
+    "simulate": ("detect", "Simulate the agency's work (and labeled browsing) through the real service path."),
+    "self-report": ("detect", "Report your own accidental access (a mistyped TIN) within a day of it."),
+    "clearance": ("grants", "Security clearance verifications."),
+    "agreement": ("grants", "Confidentiality agreements and signatures."),
+    "training": ("grants", "UNAX training attestations."),
+    "grant": ("grants", "Time-limited access grants and their approvals."),
+    "export": ("grants", "Registered exports and their destruction."),
+    "oversight": ("grants", "Reports for oversight bodies."),
+}  # fmt: skip
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists ``COMMANDS`` and imports a command's module when it is used.
+
+    While it writes its own help it answers with light stand-ins carrying the table's help
+    line, so listing the commands imports none of them.
+    """
+
+    _listing = False
+
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        return list(dict.fromkeys([*COMMANDS, *self.commands]))
+
+    def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name not in COMMANDS:
+            return None
+        module, help_line = COMMANDS[cmd_name]
+        if self._listing:
+            return TyperCommand(
+                name=cmd_name, help=help_line, rich_markup_mode=self.rich_markup_mode
+            )
+        importlib.import_module(f"idrs.cli.{module}")  # registers its commands on ``app``
+        cmd = typer.main.get_command(app).commands.get(cmd_name)  # type: ignore[attr-defined]
+        if cmd is None:
+            raise RuntimeError(f"idrs.cli.{module} does not register {cmd_name!r} (see COMMANDS)")
+        self.commands[cmd_name] = cmd
+        return cmd
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def resolve_command(
+        self, ctx: _click.Context, args: list[str]
+    ) -> tuple[str | None, _click.Command | None, list[str]]:
+        try:
+            return self._click_resolve_command(ctx, args)
+        except _click.exceptions.UsageError as e:
+            matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches:
+                e.message = (
+                    f"{e.message.rstrip('.')}. Did you mean {', '.join(map(repr, matches))}?"
+                )
+            raise
+
+
 app = typer.Typer(
     name="idrs",
+    cls=LazyGroup,
     help="idrs — taxpayer accounts behind need-to-know access and a verifiable audit log.\n\n"
     "Every command accepts --db URL (wins over IDRS_DATABASE_URL).",
     no_args_is_help=True,
@@ -24,19 +121,10 @@ app = typer.Typer(
 )
 
 
-def _register() -> None:
-    # Each domain owns its CLI module; importing it registers its commands on ``app``.
-    from idrs.cli import (  # noqa: F401
-        access,
-        adjust,
-        audit,
-        detect,
-        grants,
-        masterfile,
-        people,
-        research,
-        setup,
-    )
+@app.callback()
+def _root() -> None:
+    # A callback keeps the root a group whatever (little) has been registered so far.
+    pass
 
 
 def _fold_db_option(argv: list[str]) -> list[str]:
@@ -64,10 +152,9 @@ def _fold_db_option(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: turns every IdrsError into one line on stderr and exit 1."""
     args = _fold_db_option(list(sys.argv[1:] if argv is None else argv))
-    from idrs.config import get_settings
-
-    get_settings.cache_clear()
-    _register()
+    config = sys.modules.get("idrs.config")  # not imported yet: nothing cached to forget
+    if config is not None:
+        config.get_settings.cache_clear()
     try:
         # With standalone_mode=False a command's typer.Exit(n) comes back as a return value.
         rc = app(args=args, prog_name="idrs", standalone_mode=False)
@@ -86,32 +173,35 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
-    except DBAPIError as exc:  # OperationalError and friends: no traceback, one line
+    except Exception as exc:  # database errors, click usage errors and the like
+        _exit_for(exc)
+        raise
+
+
+def _exit_for(exc: Exception) -> None:
+    """Exit with one line for a database or usage error; return for anything else."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # not imported: no database error can occur
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):  # no traceback, one line
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         if "no such table" in reason or "does not exist" in reason and "relation" in reason:
             sys.stderr.write(f"error: database not initialized ({reason}); run 'idrs init'\n")
-        elif isinstance(exc, OperationalError):
+        elif isinstance(exc, sa_exc.OperationalError):
             sys.stderr.write(f"error: database unreachable: {reason}\n")
         else:
             sys.stderr.write(f"error: database error: {reason}\n")
         raise SystemExit(1) from None
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        usage_errors: tuple[type[BaseException], ...] = (click.exceptions.UsageError,)
-        try:  # newer Typer vendors its own click; its UsageError is a different class
-            from typer._click import exceptions as typer_click_exceptions  # type: ignore
-
-            usage_errors += (typer_click_exceptions.UsageError,)
-        except ImportError:
-            pass
-        if isinstance(exc, usage_errors):
+    # Typer's own (vendored) Click, and the installed Click where something raised its errors.
+    kinds = [_click.exceptions]
+    click = sys.modules.get("click")
+    if click is not None and click.exceptions is not _click.exceptions:
+        kinds.append(click.exceptions)
+    for k in kinds:
+        if isinstance(exc, k.UsageError):
             exc.show()
             raise SystemExit(2) from None
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, k.Abort):
             sys.stderr.write("aborted\n")
             raise SystemExit(1) from None
-        if isinstance(exc, click.exceptions.ClickException):
+        if isinstance(exc, k.ClickException):
             exc.show()
             raise SystemExit(exc.exit_code) from None
-        raise

@@ -7,18 +7,23 @@ what-can|rebuild`` (for security staff and oversight; each question is recorded 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from idrs.access import conflicts, explain, policy, service
-from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.cli import app
-from idrs.cli.common import JsonOpt, console, open_app, operator_actor, print_json
-from idrs.context import App
-from idrs.db import session_scope
+from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
+
+if TYPE_CHECKING:
+    from idrs.access import conflicts, explain, policy, service
+    from idrs.audit import log
+    from idrs.context import App
+else:  # imported when a command runs (see common.lazy)
+    conflicts, explain = lazy("idrs.access.conflicts"), lazy("idrs.access.explain")
+    policy, service = lazy("idrs.access.policy"), lazy("idrs.access.service")
+    log = lazy("idrs.audit.log")
 
 case_app = typer.Typer(
     help="Open and close case assignments (the need-to-know basis).", no_args_is_help=True
@@ -145,6 +150,8 @@ def access_explain(
 ) -> None:
     """Every rule, fact and piece of evidence behind one decision (security staff)."""
     a = _app()
+    from idrs.db import session_scope
+
     with session_scope(a.engine) as s:
         result = explain.explain(
             s, a, seid=seid, tin=tin, command=command, case=case, contact=contact, reason=reason
@@ -187,6 +194,8 @@ def access_who_can(
 ) -> None:
     """The employees who could open this account now, and why."""
     a = _app()
+    from idrs.db import session_scope
+
     with session_scope(a.engine) as s:
         result = explain.who_can(s, a, tin=tin, command=command)
     _record_question(a, "who-can", {"taxpayer": result["taxpayer"], "command": command})
@@ -210,6 +219,8 @@ def access_who_can(
 def access_what_can(seid: str = typer.Option(..., "--seid"), as_json: bool = JsonOpt) -> None:
     """Per command code and sensitivity class, how many taxpayers SEID could open now."""
     a = _app()
+    from idrs.db import session_scope
+
     with session_scope(a.engine) as s:
         result = explain.what_can(s, a, seid=seid)
     _record_question(a, "what-can", {"seid": result["seid"]})

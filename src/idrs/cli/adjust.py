@@ -8,15 +8,20 @@ bad input prints one line and exits 1. ``--json`` prints the answer as one JSON 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
-from idrs.adjustments import service
 from idrs.cli import app
-from idrs.cli.common import JsonOpt, console, open_app, print_json
+from idrs.cli.common import JsonOpt, console, lazy, open_app, print_json
 from idrs.cli.people import read_token
 from idrs.errors import ValidationFailed
 from idrs.vocabulary import ADJUSTMENT_CODES
+
+if TYPE_CHECKING:
+    from idrs.adjustments import service
+else:  # imported when a command runs (see common.lazy)
+    service = lazy("idrs.adjustments.service")
 
 adjust_app = typer.Typer(help="Adjustments: request, approve, reject, list pending, reverse.",
                          no_args_is_help=True)

@@ -3,21 +3,50 @@
 from __future__ import annotations
 
 import getpass
+import importlib.util
 import json
 import sys
-from typing import Any, NoReturn
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from idrs.context import App
+if TYPE_CHECKING:
+    from idrs.context import App
 
 console = Console()
 err_console = Console(stderr=True)
 
 
+def lazy(name: str) -> ModuleType:
+    """Module ``name``, executed on first attribute access (importlib's LazyLoader recipe).
+
+    The CLI modules name their services this way so that importing one (for its ``--help``,
+    or to parse a command line) does not import SQLAlchemy, the models and the services: a
+    command pays for them when it runs, just before it touches the database.
+    """
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    loader = importlib.util.LazyLoader(spec.loader)
+    spec.loader = loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
+
+
 def open_app() -> App:
     """The App for this invocation (``--db`` was folded into IDRS_DATABASE_URL by main)."""
+    from idrs.context import App
+
     return App.open()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -23,8 +23,10 @@ from rich.table import Table
 from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, open_app, operator_actor, print_json
 from idrs.cli.people import read_token
-from idrs.context import App
 from idrs.errors import IdrsError
+
+if TYPE_CHECKING:
+    from idrs.context import App
 
 detect_app = typer.Typer(help="Unauthorized-access detection over the audit log.", no_args_is_help=True)
 alerts_app = typer.Typer(help="The privacy analysts' alert queue.", no_args_is_help=True)

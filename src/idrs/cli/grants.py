@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from idrs.cli import app
-from idrs.cli.common import JsonOpt, console, open_app, operator_actor, print_json
-from idrs.context import App
+from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
 from idrs.errors import IdrsError, ValidationFailed
-from idrs.grants import exports, service
-from idrs.people import auth
-from idrs.people.models import Employee
+
+if TYPE_CHECKING:
+    from idrs.context import App
+    from idrs.grants import exports, service
+    from idrs.people import auth
+    from idrs.people.models import Employee
+else:  # imported when a command runs (see common.lazy)
+    exports, service = lazy("idrs.grants.exports"), lazy("idrs.grants.service")
+    auth = lazy("idrs.people.auth")
 
 clearance_app = typer.Typer(help="Security clearance verifications.", no_args_is_help=True)
 agreement_app = typer.Typer(help="Confidentiality agreements and signatures.", no_args_is_help=True)

@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from idrs.cli import app
-from idrs.cli.common import JsonOpt, console, open_app, operator_actor, print_json
-from idrs.context import App
-from idrs.people import admin, auth, service
+from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
+
+if TYPE_CHECKING:
+    from idrs.context import App
+    from idrs.people import admin, auth, service
+else:  # imported when a command runs (see common.lazy)
+    admin, auth = lazy("idrs.people.admin"), lazy("idrs.people.auth")
+    service = lazy("idrs.people.service")
 
 employee_app = typer.Typer(
     help="Employees: create, list, change profiles (two-person), deactivate, unlock.",

@@ -10,16 +10,20 @@ and exits 1.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
-from idrs import research
 from idrs.cli import app
-from idrs.cli.common import JsonOpt, console, fail, open_app, print_json
+from idrs.cli.common import JsonOpt, console, fail, lazy, open_app, print_json
 from idrs.cli.people import read_token
 from idrs.vocabulary import RESEARCH_CODES, CommandCode
+
+if TYPE_CHECKING:
+    from idrs import research
+else:  # imported when the command runs (see common.lazy)
+    research = lazy("idrs.research")
 
 
 @app.command("research")

@@ -18,25 +18,25 @@ import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlalchemy import select
 
-from idrs import migrate
-from idrs.access import policy
-from idrs.audit import log
-from idrs.audit.checkpoint import ensure_signing_key
 from idrs.audit.events import EventType, make_event
 from idrs.cli import app
-from idrs.cli.common import console, open_app, operator_actor, print_json
-from idrs.config import get_settings
-from idrs.context import App
-from idrs.crypto import Keyring
-from idrs.db import check_reachable, engine_for
+from idrs.cli.common import console, lazy, open_app, operator_actor, print_json
 from idrs.errors import IdrsError
-from idrs.people import service
 from idrs.vocabulary import Role
+
+if TYPE_CHECKING:
+    from idrs import migrate
+    from idrs.access import policy
+    from idrs.audit import log
+    from idrs.context import App
+    from idrs.people import service
+else:  # imported when a command runs (see common.lazy)
+    migrate, policy = lazy("idrs.migrate"), lazy("idrs.access.policy")
+    log, service = lazy("idrs.audit.log"), lazy("idrs.people.service")
 
 DEMO_FILE = "demo-credentials.json"
 #: How long a ``--workers`` process may take to answer its supervisor while starting.
@@ -46,6 +46,12 @@ DEMO_TAXPAYERS = 2000
 
 def initialize() -> tuple[App, dict[str, str] | None]:
     """Migrate, create keys, the signing key and the first administrator (idempotent)."""
+    from idrs.audit.checkpoint import ensure_signing_key
+    from idrs.config import get_settings
+    from idrs.context import App
+    from idrs.crypto import Keyring
+    from idrs.db import check_reachable, engine_for
+
     settings = get_settings()
     engine = engine_for(settings.database_url)
     check_reachable(engine)
@@ -376,6 +382,8 @@ def _write_private(path: Path, text: str) -> None:
 
 def _populate(a: App, taxpayers: int) -> None:
     """Seed the demo population (deterministic, seed 1) unless the database has taxpayers."""
+    from sqlalchemy import select
+
     from idrs.masterfile.models import Taxpayer
     from idrs.masterfile.seed import seed
 
@@ -435,6 +443,8 @@ def _demo_employees(a: App) -> list[dict[str, Any]]:
 
 
 def _ensure_unit(a: App) -> bool:
+    from sqlalchemy import select
+
     from idrs.people.models import Unit
 
     with a.engine.connect() as conn:
@@ -445,6 +455,8 @@ def _ensure_unit(a: App) -> bool:
 
 def _pick_case_tin(a: App) -> str | None:
     """The first taxpayer without markers who is not an employee (no conflict, no marker)."""
+    from sqlalchemy import select
+
     from idrs.identifiers import format_tin
     from idrs.masterfile.models import Marker, Taxpayer
     from idrs.people.models import Employee

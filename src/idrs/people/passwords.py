@@ -14,7 +14,16 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory profile defaults
 # Verified against when the SEID is unknown, so that the answer takes as long as for a real one.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+# Made on first use, not at import: hashing costs as much as a sign-in, and every CLI command
+# imports this module (its start-up must stay short).
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
 
 
 class BadPassword(Exception):
@@ -27,8 +36,9 @@ def hash_password(password: str) -> str:
 
 def check_password(stored_hash: str | None, password: str) -> None:
     """Raise BadPassword unless ``password`` matches ``stored_hash`` (None never matches)."""
+    dummy = _dummy_hash()  # made (once) whether or not the SEID exists: no first-call tell
     try:
-        _HASHER.verify(stored_hash or _DUMMY_HASH, password)
+        _HASHER.verify(stored_hash or dummy, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         raise BadPassword from None
     if stored_hash is None:
@@ -38,7 +48,7 @@ def check_password(stored_hash: str | None, password: str) -> None:
 def burn_time(password: str) -> None:
     """Spend the time of one verification (unknown SEID); always 'fails' silently."""
     with contextlib.suppress(VerifyMismatchError, VerificationError, InvalidHashError):
-        _HASHER.verify(_DUMMY_HASH, password)
+        _HASHER.verify(_dummy_hash(), password)
 
 
 def generate_password() -> str:
@@ -54,7 +64,7 @@ def use_weak_hashing_for_tests_only() -> None:
     """
     global _HASHER, _DUMMY_HASH
     _HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+    _DUMMY_HASH = None  # made again, with these parameters, on first use
 
 
 @contextlib.contextmanager
@@ -65,6 +75,7 @@ def weak_hashing_for_simulated_staff_only() -> Iterator[None]:
     password (their sessions are opened by the simulator). Never around real employees.
     """
     global _HASHER
+    _dummy_hash()  # with the real parameters: unknown SEIDs still cost a real verification
     saved = _HASHER
     _HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
     try:
