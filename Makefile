@@ -14,7 +14,8 @@ $(CURDIR)/.tools/bin/uv:
 	.tools/bin/pip install --quiet uv
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --all-groups
+	$(UV) sync --frozen --all-groups --compile-bytecode
+	$(VENV)/bin/python -m compileall -q src  # the editable project too: idrs starts at once
 	@touch $(STAMP)
 
 demo: $(STAMP)

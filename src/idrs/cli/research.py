@@ -41,11 +41,11 @@ def research_cmd(
     json_out: bool = JsonOpt,
 ) -> None:
     """Run a research command code as the employee signed in with 'idrs login'."""
-    a = open_app()
-    try:
+    try:  # bad input is refused before anything opens
         as_of_day = date.fromisoformat(as_of) if as_of else None
     except ValueError:
         fail(f"--as-of: not a date (YYYY-MM-DD): {as_of!r}")
+    a = open_app()
     is_names = command.strip().upper() == CommandCode.NAMES
     ans = research.run(
         a, token=read_token(a.settings.home), command=command, tin=None if is_names else tin,
