@@ -1,4 +1,9 @@
-"""The command line end to end: ``python -m idrs`` in a subprocess with --db and IDRS_HOME."""
+"""The command line end to end with --db and IDRS_HOME.
+
+In-process through ``idrs.cli.main`` (the console script's own entry point: same argument
+folding, same one-line errors and exit codes) wherever a process of its own adds nothing;
+``python -m idrs`` runs in a subprocess once, for what only a real process shows.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,41 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyotp
+import pytest
 
 from idrs.access.service import Actor, assign_case
-from idrs.config import Settings
+from idrs.config import Settings, get_settings
 from idrs.context import App
 from idrs.crypto import Keyring
 from idrs.db import make_engine
 from tests.integration import factories as f
+from tests.integration.cli_helpers import run_cli
+from tests.integration.factories import cheap_argon2  # noqa: F401 - argon2 made cheap here
+
+Idrs = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def idrs(
-    home: Path, db: str, *args: str, input: str | None = None
-) -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def idrs(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Idrs]:
+    """``idrs --db DB ARGS`` with IDRS_HOME=home, in this process."""
+
+    def run(home: Path, db: str, *args: str) -> subprocess.CompletedProcess[str]:
+        monkeypatch.setenv("IDRS_HOME", str(home))
+        monkeypatch.setenv("IDRS_DATABASE_URL", "sqlite:///must-be-overridden-by-db")
+        monkeypatch.setenv("COLUMNS", "200")
+        code, out, err = run_cli(capsys, "--db", db, *args)
+        return subprocess.CompletedProcess(["idrs", *args], code, out, err)
+
+    yield run
+    get_settings.cache_clear()
+
+
+def idrs_process(home: Path, db: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m idrs --db DB ARGS`` in a process of its own."""
     env = {**os.environ, "IDRS_HOME": str(home), "COLUMNS": "200"}
     env.pop("IDRS_DATABASE_URL", None)
     return subprocess.run(
@@ -29,7 +54,6 @@ def idrs(
         env=env,
         text=True,
         capture_output=True,
-        input=input,
         timeout=120,
     )
 
@@ -42,7 +66,7 @@ def _one_line_error(r: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_init_employee_login_research(db_url, tmp_path):
+def test_init_employee_login_research(db_url, tmp_path, idrs):
     home = tmp_path / "clihome"
     r = idrs(home, db_url, "init")
     assert r.returncode == 0, r.stderr
@@ -113,30 +137,28 @@ def test_init_employee_login_research(db_url, tmp_path):
     assert "AUTH_REQUIRED" in line
 
 
-def test_unreachable_database_is_one_line(tmp_path):
+def test_unreachable_database_is_one_line(tmp_path, idrs):
     home = tmp_path / "h"
     Keyring.create(home)
     dead = "postgresql+psycopg://postgres@127.0.0.1:9/nowhere"
-    for args in (
-        ("init",),
-        (
-            "employee",
-            "add",
-            "--seid",
-            "X1",
-            "--name",
-            "X",
-            "--tin",
-            "900-43-0002",
-            "--roles",
-            "csr",
-        ),
-    ):
-        line = _one_line_error(idrs(home, dead, *args))
-        assert "database unreachable" in line
+    line = _one_line_error(
+        idrs(home, dead, "employee", "add", "--seid", "X1", "--name", "X", "--tin",
+             "900-43-0002", "--roles", "csr")
+    )  # fmt: skip
+    assert "database unreachable" in line
 
 
-def test_failed_login_and_missing_key_file_are_one_line(tmp_path):
+def test_the_console_entry_point_in_a_process_of_its_own(tmp_path):
+    """What only a real process shows: the module entry point, its exit status, a clean stderr."""
+    home = tmp_path / "h"
+    Keyring.create(home)
+    r = idrs_process(home, "postgresql+psycopg://postgres@127.0.0.1:9/nowhere", "init")
+    assert "database unreachable" in _one_line_error(r)
+    r = idrs_process(home, "sqlite:///unused.db", "no-such-command")
+    assert r.returncode == 2 and "No such command" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_failed_login_and_missing_key_file_are_one_line(tmp_path, idrs):
     home = tmp_path / "h"
     db = f"sqlite:///{tmp_path / 'k.db'}"
     assert idrs(home, db, "init").returncode == 0
@@ -175,7 +197,7 @@ def test_research_table_output_and_names_usage(tmp_path):
     assert "filing_status_history" in text and "MFJ" in text and "(none)" in text
 
 
-def test_demo_sets_up_a_world_whose_printed_sign_in_works(tmp_path):
+def test_demo_sets_up_a_world_whose_printed_sign_in_works(tmp_path, idrs):
     """`idrs demo` (as `make demo` runs it, without serving): credentials 0600, a case for
     the examiner, a signed checkpoint, and the printed research command answers."""
     home = tmp_path / "demohome"
