@@ -83,7 +83,9 @@ class LazyGroup(TyperGroup):
                 name=cmd_name, help=help_line, rich_markup_mode=self.rich_markup_mode
             )
         importlib.import_module(f"idrs.cli.{module}")  # registers its commands on ``app``
-        cmd = typer.main.get_command(app).commands.get(cmd_name)  # type: ignore[attr-defined]
+        root = typer.main.get_command(app)  # a group of what is registered so far
+        assert isinstance(root, TyperGroup)
+        cmd: _click.Command | None = root.commands.get(cmd_name)
         if cmd is None:
             raise RuntimeError(f"idrs.cli.{module} does not register {cmd_name!r} (see COMMANDS)")
         self.commands[cmd_name] = cmd
