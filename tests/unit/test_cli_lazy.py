@@ -187,3 +187,21 @@ def test_simulated_staff_do_not_leave_a_cheap_dummy_hash_behind(monkeypatch: Any
         passwords.burn_time("x")
     # made with the parameters in force outside the block (m=64), not the simulated staff's (m=8)
     assert passwords._DUMMY_HASH is not None and "m=64," in passwords._DUMMY_HASH
+
+
+def test_a_command_missing_from_the_table_still_runs(monkeypatch: Any) -> None:
+    """A merge that adds a top-level command but not its table line breaks nothing for users
+    (the table test above fails instead)."""
+    _registered()
+    extra = typer.Typer()
+
+    @extra.command("phantom-report")
+    def phantom() -> None:
+        """Nothing but a test."""
+        typer.echo("phantom ran")
+
+    monkeypatch.setattr(
+        cli.app, "registered_commands", [*cli.app.registered_commands, *extra.registered_commands]
+    )
+    res = CliRunner().invoke(cli.app, ["phantom-report"])
+    assert res.exit_code == 0 and "phantom ran" in res.output

@@ -60,6 +60,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 
+def _modules() -> list[str]:
+    return sorted({module for module, _ in COMMANDS.values()})
+
+
 class LazyGroup(TyperGroup):
     """The root group: lists ``COMMANDS`` and imports a command's module when it is used.
 
@@ -76,19 +80,27 @@ class LazyGroup(TyperGroup):
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         if cmd_name not in COMMANDS:
-            return None
+            # Not in the table: a typo, or a command whose line was forgotten (the unit test
+            # fails then); the command modules are light, so look in all of them.
+            return None if self._listing else self._load(cmd_name, _modules())
         module, help_line = COMMANDS[cmd_name]
         if self._listing:
             return TyperCommand(
                 name=cmd_name, help=help_line, rich_markup_mode=self.rich_markup_mode
             )
-        importlib.import_module(f"idrs.cli.{module}")  # registers its commands on ``app``
+        cmd = self._load(cmd_name, [module])
+        if cmd is None:
+            raise RuntimeError(f"idrs.cli.{module} does not register {cmd_name!r} (see COMMANDS)")
+        return cmd
+
+    def _load(self, cmd_name: str, modules: list[str]) -> _click.Command | None:
+        for module in modules:
+            importlib.import_module(f"idrs.cli.{module}")  # registers its commands on ``app``
         root = typer.main.get_command(app)  # a group of what is registered so far
         assert isinstance(root, TyperGroup)
         cmd: _click.Command | None = root.commands.get(cmd_name)
-        if cmd is None:
-            raise RuntimeError(f"idrs.cli.{module} does not register {cmd_name!r} (see COMMANDS)")
-        self.commands[cmd_name] = cmd
+        if cmd is not None:
+            self.commands[cmd_name] = cmd
         return cmd
 
     def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
