@@ -69,7 +69,7 @@ def _measure(env: dict[str, str], n: int) -> dict[str, tuple[list[float], list[f
 def run(scale: str) -> list[dict[str, Any]]:
     from idrs.crypto import Keyring
 
-    n = 20 if scale == "full" else 5
+    n = 15 if scale == "full" else 5
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src")], check=True,
                    capture_output=True)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="idrs-bench-cli-") as tmp:
