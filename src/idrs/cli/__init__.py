@@ -17,12 +17,8 @@ import sys
 from difflib import get_close_matches
 
 import typer
+from typer import _click  # the Click that Typer vendors (and its commands are made of)
 from typer.core import TyperCommand, TyperGroup
-
-try:  # Typer vendors Click since 0.2x; before that it used the installed one
-    from typer import _click
-except ImportError:  # pragma: no cover - older Typer
-    import click as _click  # type: ignore[no-redef]
 
 from idrs.errors import AccessDenied, IdrsError
 
