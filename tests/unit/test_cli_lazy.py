@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import inspect
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -205,3 +206,29 @@ def test_a_command_missing_from_the_table_still_runs(monkeypatch: Any) -> None:
     )
     res = CliRunner().invoke(cli.app, ["phantom-report"])
     assert res.exit_code == 0 and "phantom ran" in res.output
+
+
+def test_a_command_loads_every_lazily_named_module_before_it_can_start_a_thread(
+    tmp_path: Any,
+) -> None:
+    """3.11's LazyLoader takes no lock: the modules must not first run inside a server thread."""
+    code = """
+import sys, os
+import idrs.cli.access, idrs.cli.setup
+from idrs.cli import common
+lazy = lambda: sorted(n for n in ("idrs.access.service", "idrs.access.policy", "idrs.audit.log",
+                                  "idrs.people.service", "idrs.migrate")
+                      if type(sys.modules[n]).__name__ == "_LazyModule")
+print(lazy())
+try:
+    common.open_app()
+except Exception as exc:
+    print(type(exc).__name__)
+print(lazy())
+"""
+    env = {**os.environ, "IDRS_HOME": str(tmp_path / "no-keys")}
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    before, error, after = r.stdout.strip().splitlines()
+    assert before != "[]" and error == "ConfigurationError" and after == "[]"

@@ -19,6 +19,10 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+#: modules named through ``lazy`` (executed by ``load_lazy_modules`` at the latest)
+_LAZY: list[ModuleType] = []
+
+
 def lazy(name: str) -> ModuleType:
     """Module ``name``, executed on first attribute access (importlib's LazyLoader recipe).
 
@@ -40,11 +44,24 @@ def lazy(name: str) -> ModuleType:
     parent, _, child = name.rpartition(".")
     if parent:
         setattr(sys.modules[parent], child, module)
+    _LAZY.append(module)
     return module
+
+
+def load_lazy_modules() -> None:
+    """Execute every module named through ``lazy`` now, in this thread.
+
+    A command calls it (through ``open_app``) before it starts any thread: Python 3.11's
+    LazyLoader takes no lock, so a first use from two threads at once could see a module
+    half executed. Touching any attribute runs the module.
+    """
+    for module in _LAZY:
+        module.__name__  # noqa: B018
 
 
 def open_app() -> App:
     """The App for this invocation (``--db`` was folded into IDRS_DATABASE_URL by main)."""
+    load_lazy_modules()  # the command is about to touch the database: import what it needs
     from idrs.context import App
 
     return App.open()

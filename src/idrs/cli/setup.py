@@ -24,7 +24,14 @@ import typer
 
 from idrs.audit.events import EventType, make_event
 from idrs.cli import app
-from idrs.cli.common import console, lazy, open_app, operator_actor, print_json
+from idrs.cli.common import (
+    console,
+    lazy,
+    load_lazy_modules,
+    open_app,
+    operator_actor,
+    print_json,
+)
 from idrs.errors import IdrsError
 from idrs.vocabulary import Role
 
@@ -52,6 +59,7 @@ def initialize() -> tuple[App, dict[str, str] | None]:
     from idrs.crypto import Keyring
     from idrs.db import check_reachable, engine_for
 
+    load_lazy_modules()  # before anything may start a thread (see common.load_lazy_modules)
     settings = get_settings()
     engine = engine_for(settings.database_url)
     check_reachable(engine)
