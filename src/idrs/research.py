@@ -256,9 +256,10 @@ def run(
         verdict, employee = got.verdict, got.employee
         if got.denied is not None or employee is None or verdict is None:
             exc = got.denied or AccessDenied([auth.AUTH_REQUIRED])
+            # an expired or ended session's token still names its employee: theirs, the call
             idx = _record(
-                app, call, actor="anonymous", outcome="deny", verdict=None, codes=exc.codes,
-                via=via,
+                app, call, actor=exc.seid or "anonymous", outcome="deny", verdict=None,
+                codes=exc.codes, via=via,
             )
             raise AccessDenied(exc.reasons, idx) from None
         if not verdict.allowed:

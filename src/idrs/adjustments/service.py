@@ -202,7 +202,7 @@ def _signed_in(app: App, call: _Call, token: str | None) -> Employee:
     try:
         return auth.authenticate(app, token, interface=call.interface, address=call.origin)
     except AccessDenied as exc:
-        raise call.deny("anonymous", exc.reasons) from None
+        raise call.deny(exc.seid or "anonymous", exc.reasons) from None
 
 
 @lru_cache(maxsize=1)
