@@ -92,8 +92,14 @@ def w(app) -> World:
     world = World(app)
     for seid, (roles, unit, tin) in STAFF.items():
         world.creds[seid] = people.create_employee(
-            app, unax_attested_at=app.clock.now(), seid=seid, name=f"Person {seid}", tin=tin,
-            roles=roles, unit=unit, actor=OP,
+            app,
+            unax_attested_at=app.clock.now(),
+            seid=seid,
+            name=f"Person {seid}",
+            tin=tin,
+            roles=roles,
+            unit=unit,
+            actor=OP,
         )
     f.open_case(app, "EX1", f.CARTER, "C-9")
     return world
@@ -112,10 +118,22 @@ def _alert(w: World, idx: int) -> str:
     now = w.app.clock.now()
     pseud = w.app.keyring.pseudonym(normalize_tin(f.CARTER))
     with session_scope(w.app.engine) as s:
-        s.add(Alert(alert_id="A700001", seid="EX1", unit="U1", day=now.date(), score=9.0,
-                    category="curiosity", signals="[]", audit_indexes=json.dumps([idx]),
-                    taxpayers=json.dumps([pseud]), state="open", created_at=now,
-                    updated_at=now))
+        s.add(
+            Alert(
+                alert_id="A700001",
+                seid="EX1",
+                unit="U1",
+                day=now.date(),
+                score=9.0,
+                category="curiosity",
+                signals="[]",
+                audit_indexes=json.dumps([idx]),
+                taxpayers=json.dumps([pseud]),
+                state="open",
+                created_at=now,
+                updated_at=now,
+            )
+        )
     return "A700001"
 
 
@@ -156,8 +174,9 @@ def test_the_screen_and_the_id_format():
 
 
 def test_identifiers_typed_as_free_text_are_refused_over_the_api(w, client):
-    idx = research.run(w.app, token=w.token("EX1"), command="ENMOD", tin=f.CARTER, case="C-9",
-                       interface="api").audit_index
+    idx = research.run(
+        w.app, token=w.token("EX1"), command="ENMOD", tin=f.CARTER, case="C-9", interface="api"
+    ).audit_index
     aid = _alert(w, idx)
     assert client.post(f"/api/v1/alerts/{aid}/assign", headers=w.h("PA1")).status_code == 200
     w.h("MG1")
@@ -166,34 +185,88 @@ def test_identifiers_typed_as_free_text_are_refused_over_the_api(w, client):
     for attack in ATTACKS:
         _refused(client.get(account, params={"case": attack}, headers=w.h("EX1")), "case")
         _refused(client.get(account, params={"contact": attack}, headers=w.h("EX1")), "contact")
-        _refused(client.get(account, params={"case": "C-9", "reason": f"for {attack}"},
-                            headers=w.h("EX1")), "reason")
-        _refused(client.get("/api/v1/names", params={"name": "CARTER", "reason": attack},
-                            headers=w.h("EX1")), "reason")
-        _refused(client.post("/api/v1/cases", json={"seid": "EX1", "tin": f.CARTER,
-                                                    "case_id": attack}, headers=w.h("MG1")),
-                 "case_id")
-        _refused(client.post("/api/v1/contacts", json={"tin": f.CARTER, "contact_id": attack},
-                             headers=w.h("EX1")), "contact_id")
-        _refused(client.post(f"/api/v1/cases/{attack.replace(' ', '')}/close",
-                             headers=w.h("MG1")), "case_id")
-        _refused(client.post(f"/api/v1/accounts/{f.CARTER}/adjustments",
-                             json={"command": "ADJ54", "case": attack, "reason": "x",
-                                   "tax_year": 2023, "tc": "291", "amount": 1},
-                             headers=w.h("EX1")), "case")
-        _refused(client.post(f"/api/v1/accounts/{f.CARTER}/adjustments",
-                             json={"command": "ADJ54", "case": "C-9", "reason": attack,
-                                   "tax_year": 2023, "tc": "291", "amount": 1},
-                             headers=w.h("EX1")), "reason")
-        _refused(client.post("/api/v1/self-reports", json={"audit_index": idx,
-                                                           "reason": f"typed {attack}"},
-                             headers=w.h("EX1")), "reason")
-        _refused(client.post(f"/api/v1/alerts/{aid}/review", json={"note": attack},
-                             headers=w.h("PA1")), "note")
-        _refused(client.post(f"/api/v1/alerts/{aid}/dismiss", json={"reason": attack},
-                             headers=w.h("PA1")), "reason")
-        _refused(client.post(f"/api/v1/alerts/{aid}/refer", json={"note": attack},
-                             headers=w.h("PA1")), "note")
+        _refused(
+            client.get(
+                account, params={"case": "C-9", "reason": f"for {attack}"}, headers=w.h("EX1")
+            ),
+            "reason",
+        )
+        _refused(
+            client.get(
+                "/api/v1/names", params={"name": "CARTER", "reason": attack}, headers=w.h("EX1")
+            ),
+            "reason",
+        )
+        _refused(
+            client.post(
+                "/api/v1/cases",
+                json={"seid": "EX1", "tin": f.CARTER, "case_id": attack},
+                headers=w.h("MG1"),
+            ),
+            "case_id",
+        )
+        _refused(
+            client.post(
+                "/api/v1/contacts", json={"tin": f.CARTER, "contact_id": attack}, headers=w.h("EX1")
+            ),
+            "contact_id",
+        )
+        _refused(
+            client.post(f"/api/v1/cases/{attack.replace(' ', '')}/close", headers=w.h("MG1")),
+            "case_id",
+        )
+        _refused(
+            client.post(
+                f"/api/v1/accounts/{f.CARTER}/adjustments",
+                json={
+                    "command": "ADJ54",
+                    "case": attack,
+                    "reason": "x",
+                    "tax_year": 2023,
+                    "tc": "291",
+                    "amount": 1,
+                },
+                headers=w.h("EX1"),
+            ),
+            "case",
+        )
+        _refused(
+            client.post(
+                f"/api/v1/accounts/{f.CARTER}/adjustments",
+                json={
+                    "command": "ADJ54",
+                    "case": "C-9",
+                    "reason": attack,
+                    "tax_year": 2023,
+                    "tc": "291",
+                    "amount": 1,
+                },
+                headers=w.h("EX1"),
+            ),
+            "reason",
+        )
+        _refused(
+            client.post(
+                "/api/v1/self-reports",
+                json={"audit_index": idx, "reason": f"typed {attack}"},
+                headers=w.h("EX1"),
+            ),
+            "reason",
+        )
+        _refused(
+            client.post(f"/api/v1/alerts/{aid}/review", json={"note": attack}, headers=w.h("PA1")),
+            "note",
+        )
+        _refused(
+            client.post(
+                f"/api/v1/alerts/{aid}/dismiss", json={"reason": attack}, headers=w.h("PA1")
+            ),
+            "reason",
+        )
+        _refused(
+            client.post(f"/api/v1/alerts/{aid}/refer", json={"note": attack}, headers=w.h("PA1")),
+            "note",
+        )
     _nothing_written(w, size)
     # the same calls with clean text go through (the screen is not a blanket refusal)
     r = client.get(account, params={"case": "c-9", "reason": "caller asked"}, headers=w.h("EX1"))
@@ -206,9 +279,17 @@ def test_grant_texts_are_screened(w):
         for field in ("purpose", "basis"):
             texts = {"purpose": "support", "basis": "detail agreement", field: f"re {attack}"}
             with pytest.raises(ValidationFailed) as exc:
-                grants.request_grant(w.app, principal="AU1", commands="ENMOD", classes="entity",
-                                     population="all", start=date(2026, 3, 2), days=30,
-                                     actor=grants.Actor(OP), **texts)
+                grants.request_grant(
+                    w.app,
+                    principal="AU1",
+                    commands="ENMOD",
+                    classes="entity",
+                    population="all",
+                    start=date(2026, 3, 2),
+                    days=30,
+                    actor=grants.Actor(OP),
+                    **texts,
+                )
             assert exc.value.problems[0].startswith(f"{field}:")
         with pytest.raises(ValidationFailed) as exc:
             grants.add_agreement(w.app, title=f"NDA {attack}", text="t", actor=grants.Actor(OP))
@@ -218,10 +299,17 @@ def test_grant_texts_are_screened(w):
 
 def _web(client, w: World, seid: str) -> str:
     page = client.get("/signin")
-    r = client.post("/signin", data={
-        "csrf": CSRF.search(page.text).group(1), "seid": seid,
-        "password": w.creds[seid]["password"], "otp": w.code(seid), "next": "/research",
-    }, follow_redirects=False)
+    r = client.post(
+        "/signin",
+        data={
+            "csrf": CSRF.search(page.text).group(1),
+            "seid": seid,
+            "password": w.creds[seid]["password"],
+            "otp": w.code(seid),
+            "next": "/research",
+        },
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     return CSRF.search(client.get("/research").text).group(1)
 
@@ -230,18 +318,18 @@ def test_identifiers_typed_as_free_text_are_refused_on_the_pages(w, client):
     csrf = _web(client, w, "EX1")
     size = w.size()
     for attack in ATTACKS:
-        for line in (f"ENMOD {f.CARTER} case={attack.replace(' ', '')}",
-                     f"ENMOD {f.CARTER} contact={attack.replace(' ', '')}",
-                     f'ENMOD {f.CARTER} case=C-9 reason="account {attack}"'):
+        for line in (
+            f"ENMOD {f.CARTER} case={attack.replace(' ', '')}",
+            f"ENMOD {f.CARTER} contact={attack.replace(' ', '')}",
+            f'ENMOD {f.CARTER} case=C-9 reason="account {attack}"',
+        ):
             r = client.post("/research", data={"csrf": csrf, "line": line})
             assert r.status_code == 422, (line, r.status_code)
             assert "looks like a TIN" in r.text
     _nothing_written(w, size)
 
 
-def test_identifiers_typed_as_free_text_are_refused_on_the_command_line(
-    w, capsys, monkeypatch
-):
+def test_identifiers_typed_as_free_text_are_refused_on_the_command_line(w, capsys, monkeypatch):
     monkeypatch.setenv("IDRS_HOME", str(w.app.settings.home))
     monkeypatch.setenv("IDRS_DATABASE_URL", w.app.settings.database_url)
     sign_in_for_cli(w.app, "EX1")
@@ -252,8 +340,9 @@ def test_identifiers_typed_as_free_text_are_refused_on_the_command_line(
             code, out, err = run_cli(capsys, "research", "ENMOD", f.CARTER, opt, attack)
             assert code == 1 and err.startswith("error: ") and opt[2:] in err, (opt, err)
             assert attack not in err and attack not in out
-        code, _, err = run_cli(capsys, "case", "assign", "--seid", "EX1", "--tin", f.CARTER,
-                               "--case-id", attack)
+        code, _, err = run_cli(
+            capsys, "case", "assign", "--seid", "EX1", "--tin", f.CARTER, "--case-id", attack
+        )
         assert code == 1 and "case_id" in err, err
     _nothing_written(w, size)
 
@@ -273,8 +362,15 @@ def test_a_tin_in_other_digits_is_refused_on_import_and_in_research(w, client, t
         "name": {"first": "Dana", "middle": "", "last": "Mills", "suffix": ""},
         "date_of_birth": "1981-01-01",
         "address": {"street": "1 Elm St", "city": "Dayton", "state": "OH", "zip": "45402"},
-        "returns": [{"tax_year": 2023, "filing_status": "MFJ", "spouse_tin": spouse,
-                     "agi": 50000, "total_tax": 5000}],
+        "returns": [
+            {
+                "tax_year": 2023,
+                "filing_status": "MFJ",
+                "spouse_tin": spouse,
+                "agi": 50000,
+                "total_tax": 5000,
+            }
+        ],
     }
     path = tmp_path / "in.jsonl"
     path.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -282,7 +378,8 @@ def test_a_tin_in_other_digits_is_refused_on_import_and_in_research(w, client, t
     with pytest.raises(ValidationFailed) as exc:
         import_file(w.app, path, actor=OP)
     assert any(p.startswith("line 1: returns[0].spouse_tin") for p in exc.value.problems), (
-        exc.value.problems)
+        exc.value.problems
+    )
     assert w.size() == size + 1  # only the refused run itself (data:import:run failure)
     other = f.CARTER.translate(ARABIC)
     w.h("EX1")
@@ -290,8 +387,9 @@ def test_a_tin_in_other_digits_is_refused_on_import_and_in_research(w, client, t
     r = client.get(f"/api/v1/accounts/{other}/ENMOD", params={"case": "C-9"}, headers=w.h("EX1"))
     assert 400 <= r.status_code < 500 and r.status_code != 404, r.text
     with pytest.raises(IdrsError):
-        research.run(w.app, token=w.token("EX1"), command="ENMOD", tin=other, case="C-9",
-                     interface="api")
+        research.run(
+            w.app, token=w.token("EX1"), command="ENMOD", tin=other, case="C-9", interface="api"
+        )
     assert w.size() == size  # refused as bad input: nothing decided, nothing recorded
 
 
@@ -301,34 +399,57 @@ def test_a_tin_in_other_digits_is_refused_on_import_and_in_research(w, client, t
 def test_every_entry_names_an_actor_and_an_origin_address(w, client, capsys, monkeypatch):
     # research allowed and refused, a case through the API, the taxpayer's accounting, an
     # alert worked and referred, a self-report, a detection run, a CLI command, an expiry
-    idx = research.run(w.app, token=w.token("EX1"), command="ENMOD", tin=f.CARTER, case="C-9",
-                       interface="api", address="192.0.2.9").audit_index
+    idx = research.run(
+        w.app,
+        token=w.token("EX1"),
+        command="ENMOD",
+        tin=f.CARTER,
+        case="C-9",
+        interface="api",
+        address="192.0.2.9",
+    ).audit_index
     with pytest.raises(AccessDenied):
-        research.run(w.app, token=w.token("EX1"), command="ENMOD", tin="900-40-0302",
-                     interface="api", address="192.0.2.9")
-    assert client.post("/api/v1/cases", json={"seid": "EX1", "tin": f.CARTER, "case_id": "C-10"},
-                       headers=w.h("MG1")).status_code == 201
+        research.run(
+            w.app,
+            token=w.token("EX1"),
+            command="ENMOD",
+            tin="900-40-0302",
+            interface="api",
+            address="192.0.2.9",
+        )
+    assert (
+        client.post(
+            "/api/v1/cases",
+            json={"seid": "EX1", "tin": f.CARTER, "case_id": "C-10"},
+            headers=w.h("MG1"),
+        ).status_code
+        == 201
+    )
     r = client.get(f"/api/v1/taxpayers/{f.CARTER}/accesses", headers=w.h("AU1"))
     assert r.status_code == 200, r.text
     aid = _alert(w, idx)
     for step in ("assign", "refer"):
-        r = client.post(f"/api/v1/alerts/{aid}/{step}", json={"note": "to TIGTA"} if
-                        step == "refer" else None, headers=w.h("PA1"))
+        r = client.post(
+            f"/api/v1/alerts/{aid}/{step}",
+            json={"note": "to TIGTA"} if step == "refer" else None,
+            headers=w.h("PA1"),
+        )
         assert r.status_code == 200, r.text
-    r = client.post("/api/v1/self-reports", json={"audit_index": idx, "reason": "mistyped"},
-                    headers=w.h("EX1"))
+    r = client.post(
+        "/api/v1/self-reports", json={"audit_index": idx, "reason": "mistyped"}, headers=w.h("EX1")
+    )
     assert r.status_code == 201, r.text
     assert client.post("/api/v1/detection/runs", json={}, headers=w.h("PA1")).status_code == 200
     monkeypatch.setenv("IDRS_HOME", str(w.app.settings.home))
     monkeypatch.setenv("IDRS_DATABASE_URL", w.app.settings.database_url)
-    code, _, err = run_cli(capsys, "case", "assign", "--seid", "EX1", "--tin", f.CARTER,
-                           "--case-id", "C-11")
+    code, _, err = run_cli(
+        capsys, "case", "assign", "--seid", "EX1", "--tin", f.CARTER, "--case-id", "C-11"
+    )
     assert code == 0, err
     assign_case(w.app, seid="EX1", tin=f.CARTER, case_id="C-12", actor=Actor(OP))
     # idle expiry: the refused research is the session's employee's, not "anonymous"
     w.app.clock.advance(minutes=w.app.settings.session_idle_minutes + 1)
-    r = client.get(f"/api/v1/accounts/{f.CARTER}/ENMOD", params={"case": "C-9"},
-                   headers=w.h("EX1"))
+    r = client.get(f"/api/v1/accounts/{f.CARTER}/ENMOD", params={"case": "C-9"}, headers=w.h("EX1"))
     assert r.status_code == 401 and r.json()["reasons"][0]["code"] == "SESSION_EXPIRED"
 
     entries = [json.loads(leaf) for leaf in w.leaves()]
@@ -338,8 +459,13 @@ def test_every_entry_names_an_actor_and_an_origin_address(w, client, capsys, mon
     by_type: dict[str, list[dict]] = {}
     for e in entries:
         by_type.setdefault(e["type"], []).append(e)
-    for t in ("taxpayer:accesses:read", "detect:alert:assign", "detect:alert:refer",
-              "detect:run:complete", "admin:case:assign"):
+    for t in (
+        "taxpayer:accesses:read",
+        "detect:alert:assign",
+        "detect:alert:refer",
+        "detect:run:complete",
+        "admin:case:assign",
+    ):
         assert t in by_type, sorted(by_type)
         assert by_type[t][0]["origin"]["interface"] == "api"
     assert by_type["taxpayer:accesses:read"][0]["origin"]["address"] == "testclient"
@@ -356,8 +482,13 @@ def test_an_entry_without_an_actor_is_never_written(w):
     size = w.size()
     for nobody in ("", "  ", None):
         with pytest.raises(ValueError, match="actor"):
-            make_event(EventType.AUDIT_LOG_VERIFY, time=w.app.clock.now(), actor=nobody,
-                       outcome="success", interface="cli")
+            make_event(
+                EventType.AUDIT_LOG_VERIFY,
+                time=w.app.clock.now(),
+                actor=nobody,
+                outcome="success",
+                interface="cli",
+            )
     assert w.size() == size
 
 
@@ -365,17 +496,14 @@ def test_research_after_idle_expiry_is_recorded_under_the_employee(w):
     token = w.token("EX1")
     w.app.clock.advance(minutes=w.app.settings.session_idle_minutes + 1)
     with pytest.raises(AccessDenied) as exc:
-        research.run(w.app, token=token, command="ENMOD", tin=f.CARTER, case="C-9",
-                     interface="cli")
+        research.run(w.app, token=token, command="ENMOD", tin=f.CARTER, case="C-9", interface="cli")
     assert exc.value.codes == ["SESSION_EXPIRED"]
     entry = json.loads(w.leaves()[exc.value.audit_index])
     assert entry["actor"] == "EX1" and entry["origin"]["address"] == LOCAL_ORIGIN
     # the session is ended now: a second try is recorded under the employee too
     with pytest.raises(AccessDenied) as exc:
-        research.run(w.app, token=token, command="ENMOD", tin=f.CARTER, case="C-9",
-                     interface="cli")
+        research.run(w.app, token=token, command="ENMOD", tin=f.CARTER, case="C-9", interface="cli")
     assert json.loads(w.leaves()[exc.value.audit_index])["actor"] == "EX1"
     with pytest.raises(AccessDenied) as exc:  # a token that names nobody stays anonymous
-        research.run(w.app, token="not-a-token", command="ENMOD", tin=f.CARTER,
-                     interface="cli")
+        research.run(w.app, token="not-a-token", command="ENMOD", tin=f.CARTER, interface="cli")
     assert json.loads(w.leaves()[exc.value.audit_index])["actor"] == "anonymous"

@@ -203,6 +203,7 @@ def dismiss(app: App, *, alert_id: str, analyst: str, reason: str, interface: st
 
 def refer(app: App, *, alert_id: str, analyst: str, note: str = "", interface: str = "cli") -> dict[str, Any]:
     """Refer an assigned alert to the inspector general with its package (proofs included)."""
+    screen_text(note, "note")  # before the package's checkpoint is written
     with session_scope(app.engine) as s:
         _analyst(s, analyst)
         alert = _alert(s, alert_id)
