@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from idrs import research
+from idrs.access import policy
 from idrs.access.service import Actor, assign_case
 from idrs.api import middleware
 from idrs.api.app import create_app
@@ -333,7 +334,7 @@ def test_identifiers_typed_as_free_text_are_refused_on_the_command_line(w, capsy
     monkeypatch.setenv("IDRS_HOME", str(w.app.settings.home))
     monkeypatch.setenv("IDRS_DATABASE_URL", w.app.settings.database_url)
     sign_in_for_cli(w.app, "EX1")
-    assert run_cli(capsys, "audit", "verify")[0] == 0  # a first command records the policy
+    policy.record_version(w.app)  # the operator commands record a policy version first seen
     size = w.size()
     for attack in ATTACKS:
         for opt in ("--case", "--contact", "--reason"):
