@@ -26,6 +26,7 @@ from idrs.audit.checkpoint import ensure_signing_key
 from idrs.audit.events import LOCAL_ORIGIN, EventType, make_event
 from idrs.audit.store import raw
 from idrs.db import session_scope
+from idrs.detection import triage
 from idrs.detection.models import Alert
 from idrs.errors import AccessDenied, IdrsError, ValidationFailed
 from idrs.grants import service as grants
@@ -316,8 +317,25 @@ def _web(client, w: World, seid: str) -> str:
 
 
 def test_identifiers_typed_as_free_text_are_refused_on_the_pages(w, client):
+    idx = research.run(
+        w.app, token=w.token("EX1"), command="ENMOD", tin=f.CARTER, case="C-9", interface="api"
+    ).audit_index
+    aid = _alert(w, idx)
+    triage.assign(w.app, alert_id=aid, analyst="PA1")
+    api = client.app
+    with TestClient(api) as analyst:
+        _web(analyst, w, "PA1")
+        alert_csrf = CSRF.search(analyst.get(f"/alerts/{aid}").text).group(1)
     csrf = _web(client, w, "EX1")
     size = w.size()
+    with TestClient(api, cookies=analyst.cookies) as analyst:
+        for attack in ATTACKS:
+            for action in ("review", "dismiss", "refer"):
+                r = analyst.post(
+                    f"/alerts/{aid}/{action}", data={"csrf": alert_csrf, "note": f"re {attack}"}
+                )
+                assert r.status_code == 422, (action, r.status_code, r.text[:300])
+                assert "looks like a TIN" in r.text
     for attack in ATTACKS:
         for line in (
             f"ENMOD {f.CARTER} case={attack.replace(' ', '')}",
