@@ -1,6 +1,6 @@
 """TINs, EINs and routing numbers: parsing, canonical forms, synthetic ranges; the formats of
 case and contact ids; the screen every free text passes before it reaches an audit entry
-(docs/interface.md, "Identifiers and free text").
+(docs/interface.md, "Case and contact ids, and free text").
 
 Identifiers take ASCII digits only: ``\\d`` (and ``str.isdigit``, ``int``) also accept
 Arabic-Indic and other digits, so a TIN typed in them would parse to a string whose blind
@@ -110,8 +110,8 @@ def _safe(raw: object) -> str:
 # -- case and contact ids ---------------------------------------------------------------------
 
 #: a case or contact id: a series of 1 to 4 letters, an optional dash, 1 to 8 digits (``C-1``,
-#: ``K-20417``, ``DEMO-1``, ``CS1``). No name fits in it and no TIN, EIN, routing or account
-#: number either (at most 8 digits); it is recorded verbatim in audit entries.
+#: ``K-20417``, ``DEMO-1``, ``CS1``). No TIN, EIN, routing or account number fits (at most 8
+#: digits) and no name beyond four letters; it is recorded verbatim in audit entries.
 _CASE_ID = re.compile(r"[A-Z]{1,4}-?[0-9]{1,8}")
 ID_FORMAT = "1 to 4 letters, an optional '-', then 1 to 8 digits (e.g. C-1042)"
 
