@@ -165,7 +165,7 @@ def _prepare(url: str, home: Path) -> tuple[Any, str, list[tuple[str, str]]]:
                          .limit(DISTINCT)).all()
         pairs = []
         for n, (tid, idx, enc) in enumerate(rows):
-            case = f"BA-{seid}-{n}"
+            case = f"BA-{emp.id:05d}{n:03d}"  # the documented id format: at most 8 digits
             s.add(CaseAssignment(case_id=case, employee_id=emp.id, tin_index=idx, opened_at=now))
             if s.scalar(select(TaxModule.id).where(TaxModule.taxpayer_id == tid,
                                                    TaxModule.tax_year == 2023)) is None:

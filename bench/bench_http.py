@@ -599,8 +599,8 @@ def run(scale: str) -> list[dict[str, Any]]:
     # build does not): without it every append retries signing and logs a traceback.
     ensure_signing_key(home)
     app, token, tins = br._prepare(url, home)
-    seid = br.app_seid(app, token)
-    cases = [f"BENCH-{seid}-{i}" for i in range(len(tins))]  # as bench_research._prepare names them
+    emp_id = br.app_employee_id(app, token)
+    cases = [br.bench_case(emp_id, i) for i in range(len(tins))]  # as br._prepare names them
     with app.engine.connect() as conn:
         size = int(conn.execute(select(func.count(Taxpayer.id))).scalar_one())
     # The service function alone, in this process, on the same database and session.

@@ -215,7 +215,7 @@ def _prepare(url: str, home: Path) -> tuple[Any, str, list[str]]:
         for n, (_, idx, enc) in enumerate(rows):
             s.add(
                 CaseAssignment(
-                    case_id=f"BENCH-{seid}-{n}",
+                    case_id=bench_case(emp_id, n),
                     employee_id=emp_id,
                     tin_index=idx,
                     opened_at=app.clock.now(),
@@ -242,7 +242,8 @@ def _measure(
     (every thread: the background WAL checkpointer's share included)."""
     from idrs import research
 
-    cases = {t: f"BENCH-{app_seid(app, token)}-{i}" for i, t in enumerate(tins)}
+    emp_id = app_employee_id(app, token)
+    cases = {t: bench_case(emp_id, i) for i, t in enumerate(tins)}
     samples: list[float] = []
     cpu: list[float] = []
     proc0 = 0.0
@@ -262,6 +263,18 @@ def _measure(
             samples.append(dt * 1000)
             cpu.append(dc * 1000)
     return samples, cpu, (time.process_time() - proc0) * 1000 / calls
+
+
+def bench_case(emp_id: int, n: int) -> str:
+    """The n-th bench case of an employee, in the documented id format (at most 8 digits)."""
+    assert emp_id < 100_000 and n < 1000, (emp_id, n)
+    return f"B-{emp_id:05d}{n:03d}"
+
+
+def app_employee_id(app: Any, token: str) -> int:
+    from idrs.people import auth
+
+    return int(auth.authenticate(app, token).id)
 
 
 def app_seid(app: Any, token: str) -> str:

@@ -42,6 +42,9 @@ class AccessDenied(IdrsError):
 
     reasons: list[Reason] = field(default_factory=list)
     audit_index: int | None = None
+    #: a session refusal (expired, ended) whose token still names the employee: their SEID,
+    #: so the refused call is recorded under them, not as "anonymous"
+    seid: str | None = None
 
     status_code = 403
 

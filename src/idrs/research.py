@@ -36,7 +36,7 @@ from idrs.audit.events import EventType, make_event
 from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
 from idrs.grants.anonymize import anonymize
-from idrs.identifiers import BadIdentifier, normalize_tin
+from idrs.identifiers import BadIdentifier, normalize_tin, optional_case_id, screen_text
 from idrs.masterfile.commands import COMMANDS, NEEDS_YEAR
 from idrs.people import auth
 from idrs.people.models import Employee
@@ -45,7 +45,7 @@ from idrs.vocabulary import CommandCode
 AUDIT_UNAVAILABLE = Reason(
     "AUDIT_UNAVAILABLE", "the access log cannot be written; nothing was shown"
 )
-_PLACE = re.compile(r"^\s*(?:([A-Za-z]{2})\b)?[\s,]*(\d{5}(?:-\d{4})?)?\s*$")
+_PLACE = re.compile(r"^\s*(?:([A-Za-z]{2})\b)?[\s,]*([0-9]{5}(?:-[0-9]{4})?)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,11 @@ def run(
     Raises IdrsError (bad input), AccessDenied (refused), NotFound (allowed, no such TIN).
     """
     req = _parse(command, tin, year, name, place, app.settings.names_max_matches)
+    # the basis goes into the entry verbatim: the id format and the screen keep a TIN, an
+    # account number or a name out of the append-only log (refused before anything is written)
+    case = optional_case_id(case, "case")
+    contact = optional_case_id(contact, "contact")
+    reason = screen_text(reason, "reason")
     if as_of is not None and req.command not in history.AS_OF:
         raise IdrsError(f"--as-of works with {', '.join(sorted(history.AS_OF))} only")
     pseudonym = app.keyring.pseudonym(req.tin) if req.tin else None
@@ -251,9 +256,10 @@ def run(
         verdict, employee = got.verdict, got.employee
         if got.denied is not None or employee is None or verdict is None:
             exc = got.denied or AccessDenied([auth.AUTH_REQUIRED])
+            # an expired or ended session's token still names its employee: theirs, the call
             idx = _record(
-                app, call, actor="anonymous", outcome="deny", verdict=None, codes=exc.codes,
-                via=via,
+                app, call, actor=exc.seid or "anonymous", outcome="deny", verdict=None,
+                codes=exc.codes, via=via,
             )
             raise AccessDenied(exc.reasons, idx) from None
         if not verdict.allowed:

@@ -90,14 +90,14 @@ def test_authorities_open_protected_and_sensitive_accounts_but_not_own_unit(worl
 
 
 def test_named_basis_must_be_open_theirs_and_on_this_tin(world):
-    case(world, "EMP", "UNRELATED", "MINE")
-    case(world, "CSR", "UNRELATED", "THEIRS")
-    case(world, "EMP", "SURNAME", "OTHER-TIN")
-    assert decide(world, "EMP", "UNRELATED", case="MINE")[1].allowed
-    assert decide(world, "EMP", "UNRELATED", case="THEIRS")[1].codes == ["NO_BUSINESS_NEED"]
-    assert decide(world, "EMP", "UNRELATED", case="OTHER-TIN")[1].codes == ["NO_BUSINESS_NEED"]
-    service.close_case(world, case_id="MINE", actor=OP)
-    assert decide(world, "EMP", "UNRELATED", case="MINE")[1].codes == ["NO_BUSINESS_NEED"]
+    case(world, "EMP", "UNRELATED", "MY-1")
+    case(world, "CSR", "UNRELATED", "TH-2")
+    case(world, "EMP", "SURNAME", "OT-3")
+    assert decide(world, "EMP", "UNRELATED", case="MY-1")[1].allowed
+    assert decide(world, "EMP", "UNRELATED", case="TH-2")[1].codes == ["NO_BUSINESS_NEED"]
+    assert decide(world, "EMP", "UNRELATED", case="OT-3")[1].codes == ["NO_BUSINESS_NEED"]
+    service.close_case(world, case_id="MY-1", actor=OP)
+    assert decide(world, "EMP", "UNRELATED", case="MY-1")[1].codes == ["NO_BUSINESS_NEED"]
     assert decide(world, "EMP", "UNRELATED")[1].codes == ["NO_BUSINESS_NEED"]
 
 
@@ -238,7 +238,7 @@ def test_bad_input_is_refused_and_nothing_changes(world):
             world, seid="EMP", tin=af.T["UNRELATED"], kind="enemy", actor=OP
         )
     with pytest.raises(NotFound):
-        service.close_case(world, case_id="NOPE", actor=OP)
+        service.close_case(world, case_id="NOPE-1", actor=OP)
     assert counts() == before
     service.assign_case(world, seid="EMP", tin=af.T["UNRELATED"], case_id="X1", actor=OP)
     with pytest.raises(Conflict):

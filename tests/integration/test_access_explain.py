@@ -118,7 +118,7 @@ def test_cli_case_contact_relationship_and_questions(world, monkeypatch):
         "--tin",
         af.T["SURNAME"],
         "--contact-id",
-        "CLI-K",
+        "CLIK-1",
         "--channel",
         "visit",
         "--json",
@@ -233,7 +233,7 @@ def test_api_contacts_and_explain(world):
     )
     boss = _client(world, "BOSSU4")
     r = boss.post(
-        "/api/v1/cases", json={"tin": af.T["NEIGHBOR"], "case_id": "API-C", "seid": "HOLDER"}
+        "/api/v1/cases", json={"tin": af.T["NEIGHBOR"], "case_id": "APIC-1", "seid": "HOLDER"}
     )
     assert r.status_code == 201, r.text
     sec = _client(world, "SECADM")

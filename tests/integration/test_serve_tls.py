@@ -253,7 +253,7 @@ def test_access_log_shows_no_tin_name_or_case(world, tmp_path, workers):
     server = _start(world.env, "--workers", workers, stdout=log)
     try:
         with httpx.Client(base_url=server.url, timeout=10) as c:
-            tin_call = c.get("/api/v1/accounts/999-49-1234/ENMOD", params={"case": "CASE-SECRET-7"})
+            tin_call = c.get("/api/v1/accounts/999-49-1234/ENMOD", params={"case": "CASE-7477"})
             name_call = c.get("/api/v1/accounts/ZEBULON QUIMBY/NAMES", params={"place": "OH"})
             page = c.get("/signin", params={"next": "/research"})
             # a TIN where a page or resource name would be (a mistyped URL) is kept out too
@@ -266,7 +266,7 @@ def test_access_log_shows_no_tin_name_or_case(world, tmp_path, workers):
     assert '"GET /api/v1/accounts/*?* HTTP/1.1" 401' in text  # the requests were logged
     assert '"GET /signin?* HTTP/1.1" 200' in text
     assert '"GET /:tin HTTP/1.1" 404' in text and '"GET /api/v1/:tin HTTP/1.1" 404' in text
-    for secret in ("999-49-1234", "999491234", "CASE-SECRET", "ZEBULON", "QUIMBY", "place=",
+    for secret in ("999-49-1234", "999491234", "CASE-7477", "ZEBULON", "QUIMBY", "place=",
                    "999-49-1235", "999491236", "999491237"):
         assert secret not in text
 

@@ -31,7 +31,7 @@ from idrs.access.service import employee_by_seid
 from idrs.context import App
 from idrs.grants.facts import grant_facts
 from idrs.grants.models import Grant
-from idrs.identifiers import normalize_tin
+from idrs.identifiers import normalize_tin, optional_case_id
 from idrs.masterfile.screens import ALL_CLASSES
 from idrs.people.models import Employee, Unit
 from idrs.vocabulary import ADJUSTMENT_CODES, ALL_CODES, CommandCode
@@ -78,6 +78,7 @@ def explain(
     """Everything behind one decision, for security staff (never shown to the employee)."""
     emp = employee_by_seid(session, seid)
     command = command.strip().upper()
+    case, contact = optional_case_id(case, "case"), optional_case_id(contact, "contact")
     f = facts.gather(
         session,
         app,

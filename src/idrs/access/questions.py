@@ -18,6 +18,7 @@ from idrs.access.service import employee_by_seid
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, NotFound, Reason
+from idrs.identifiers import check_case_id
 from idrs.people.models import Employee
 from idrs.people.roles import UNIT_MANAGERS
 
@@ -42,6 +43,7 @@ def may_act_for(app: App, me: Employee, seid: str | None, *, managers_only: bool
 
 def contact_owner(app: App, contact_id: str) -> str:
     """The SEID of the employee who handles ``contact_id``; NotFound otherwise."""
+    contact_id = check_case_id(contact_id, "contact_id")
     with session_scope(app.engine) as s:
         owner = s.scalar(
             select(Employee.seid)
@@ -55,6 +57,7 @@ def contact_owner(app: App, contact_id: str) -> str:
 
 def case_owner(app: App, case_id: str) -> str:
     """The SEID of the employee assigned ``case_id``; NotFound otherwise."""
+    case_id = check_case_id(case_id, "case_id")
     with session_scope(app.engine) as s:
         owner = s.scalar(
             select(Employee.seid)

@@ -70,7 +70,7 @@ MAX_CENTS = 100_000_000_000  # $1,000,000,000.00
 MAX_REASON = 500
 _NAME_FIELDS = {"first": 40, "middle": 40, "last": 60, "suffix": 10}
 _ADDRESS_FIELDS = ("street", "city", "state", "zip")
-_ZIP = re.compile(r"^\d{5}(-\d{4})?$")
+_ZIP = re.compile(r"^[0-9]{5}(-[0-9]{4})?$")
 
 
 class Trigger(StrEnum):

@@ -72,7 +72,7 @@ from idrs.context import App
 from idrs.crypto import sha256_hex
 from idrs.db import db_datetime
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
-from idrs.identifiers import BadIdentifier, normalize_tin
+from idrs.identifiers import BadIdentifier, normalize_tin, optional_case_id, screen_text
 from idrs.people import auth
 from idrs.people.models import Employee
 from idrs.people.roles import ADJUSTMENT_APPROVERS
@@ -188,13 +188,21 @@ def _canonical_tin(tin: str) -> str:
         raise ValidationFailed([f"tin: {exc}"]) from None
 
 
+def _screened(case: str | None, contact: str | None,
+              reason: str | None) -> tuple[str | None, str | None, str | None]:
+    """The basis in its documented id format and a reason free of identifiers (ValidationFailed
+    before anything is recorded): case and contact go into the entry verbatim."""
+    return (optional_case_id(case, "case"), optional_case_id(contact, "contact"),
+            screen_text(reason, "reason"))
+
+
 def _signed_in(app: App, call: _Call, token: str | None) -> Employee:
     """The employee behind ``token`` or a recorded AccessDenied."""
     _mappers_ready()
     try:
         return auth.authenticate(app, token, interface=call.interface, address=call.origin)
     except AccessDenied as exc:
-        raise call.deny("anonymous", exc.reasons) from None
+        raise call.deny(exc.seid or "anonymous", exc.reasons) from None
 
 
 @lru_cache(maxsize=1)
@@ -438,6 +446,7 @@ def request(app: App, *, token: str | None, tin: str, command: str, case: str | 
     api/adjustments.py. Raises ValidationFailed (bad input, nothing stored or recorded),
     AccessDenied (recorded), NotFound, VersionConflict (recorded, 409).
     """
+    case, contact, reason = _screened(case, contact, reason)
     canonical = _canonical_tin(tin)
     today = app.clock.now().date()
     body = {**fields, "reason": reason}
@@ -751,6 +760,7 @@ def _decide(app: App, token: str | None, adjustment_id: int, note: str | None, i
             origin: str | None, *, approve_it: bool) -> AdjustmentResult:
     if note is not None and len(note) > rules.MAX_REASON:
         raise ValidationFailed([f"note: at most {rules.MAX_REASON} characters"])
+    screen_text(note, "note")
     call = _Call(app, "approve" if approve_it else "reject", interface, origin,
                  adjustment_id=adjustment_id)
     approver = _signed_in(app, call, token)
@@ -909,6 +919,7 @@ def reverse(app: App, *, token: str | None, adjustment_id: int, case: str | None
     pending refund waits for approval). Conflict if the original is not applied or already
     reversed (or a reversal of it is pending).
     """
+    case, contact, reason = _screened(case, contact, reason)
     text_reason, problems = rules._text(reason, "reason", rules.MAX_REASON, True)
     if problems:
         raise ValidationFailed(problems)

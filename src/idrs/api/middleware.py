@@ -2,6 +2,8 @@
 
 ``install(api)`` adds one pure-ASGI middleware (it never buffers responses) that
 
+- sets the request's origin address for the audit entries made while answering it
+  (``idrs.audit.events.request_address``: the peer, or the client a named proxy forwarded);
 - gives every answer an ``X-Request-ID`` (the client's, when it is a short safe token, else
   a new random one), also available to handlers as ``request.state.request_id``;
 - refuses a request body larger than ``max_body`` bytes with 413 (by Content-Length before
@@ -49,6 +51,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from idrs.audit.events import request_address
 from idrs.errors import AccessDenied, IdrsError
 
 Scope = MutableMapping[str, Any]
@@ -251,8 +254,11 @@ class HardeningMiddleware:
                     raise _TooLarge
             return message
 
+        client = scope.get("client")
         try:
-            await self.app(scope, limited_receive, send_with_headers)
+            # every audit entry made while answering carries the client's address
+            with request_address(client[0] if client else None):
+                await self.app(scope, limited_receive, send_with_headers)
         except _TooLarge:
             if not started:
                 await self._too_large(rid, send_with_headers)

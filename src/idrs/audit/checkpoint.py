@@ -164,7 +164,8 @@ class Checkpoint:
         if len(lines) < 4 or lines[-1] != "":
             raise CheckpointError("checkpoint body is not origin, size, root hash")
         origin, size_s, root_s = lines[0], lines[1], lines[2]
-        if not origin or not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")):
+        decimal = size_s.isascii() and size_s.isdigit()  # ASCII digits only
+        if not origin or not decimal or (size_s != "0" and size_s.startswith("0")):
             raise CheckpointError("checkpoint size is not a decimal number")
         try:
             root = base64.b64decode(root_s, validate=True)

@@ -2,11 +2,20 @@
 
 An entry never holds a plaintext TIN, name, address or bank number: taxpayers appear as
 the keyed pseudonym from ``Keyring.pseudonym``.
+
+Every entry names a real actor and its origin address. An HTTP request's address is set
+once per request by the hardening middleware (:func:`request_address`), so an entry made
+anywhere while answering it carries the client's address even where a service was not
+handed it; outside a request (the command line, the seed, the system's own work) the
+origin is :data:`LOCAL_ORIGIN`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -51,6 +60,29 @@ class EventType(StrEnum):
     SYSTEM_THROTTLE_BURST = "system:throttle:burst"
 
 
+#: the origin address of entries made outside any HTTP request: this host
+LOCAL_ORIGIN = "local"
+#: the origin address of an HTTP request whose peer the server did not see (a Unix socket)
+UNKNOWN_PEER = "unknown"
+
+_request_address: ContextVar[str | None] = ContextVar("idrs_request_address", default=None)
+
+
+@contextlib.contextmanager
+def request_address(address: str | None) -> Iterator[None]:
+    """While answering one HTTP request: entries without an explicit address get this one."""
+    token = _request_address.set(address or UNKNOWN_PEER)
+    try:
+        yield
+    finally:
+        _request_address.reset(token)
+
+
+def origin_address(address: str | None = None) -> str:
+    """The address an entry records: the one given, else the request's, else this host."""
+    return address or _request_address.get() or LOCAL_ORIGIN
+
+
 def make_event(
     event_type: EventType,
     *,
@@ -64,14 +96,19 @@ def make_event(
     policy: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One audit entry: time, actor, event type, outcome, origin, object (+ reasons, policy)."""
+    """One audit entry: time, actor, event type, outcome, origin, object (+ reasons, policy).
+
+    An entry without an actor is a programming error and is never written (ValueError).
+    """
+    if not isinstance(actor, str) or not actor.strip():
+        raise ValueError(f"an audit entry needs an actor ({event_type})")
     entry: dict[str, Any] = {
         "v": 1,
         "time": time.isoformat(timespec="microseconds"),
         "type": str(event_type),
         "actor": actor,
         "outcome": outcome,
-        "origin": {"interface": interface, "address": address},
+        "origin": {"interface": interface, "address": origin_address(address)},
         "object": obj or {},
     }
     if reasons is not None:

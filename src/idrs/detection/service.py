@@ -80,7 +80,7 @@ from idrs.masterfile.models import AddressRecord, Marker, Taxpayer
 from idrs.people.models import Employee, Unit
 from idrs.people.roles import UNIT_MANAGERS
 
-_HOUSE_NUMBER = re.compile(r"^\d+[A-Z]?\s+")
+_HOUSE_NUMBER = re.compile(r"^[0-9]+[A-Z]?\s+")
 SEQUENCE_GAP_SECONDS = 15
 SEQUENCE_MIN = 10
 MANY_WINDOW = timedelta(hours=6)

@@ -136,7 +136,8 @@ class Simulator:
 
     def _next(self, prefix: str) -> str:
         self._n += 1
-        return f"{prefix}{self.worker}{self._n:07d}"
+        # the documented id format (letters, '-', at most 8 digits): the worker as a letter
+        return f"{prefix}{chr(ord('A') + self.worker)}-{self._n}"
 
     def at(self, when: datetime, action: Action) -> None:
         """Run ``action`` at simulated time ``when`` (actions may schedule follow-ups)."""

@@ -38,6 +38,7 @@ from idrs.db import session_scope
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Alert, AlertAction, Referral, SelfReport
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
+from idrs.identifiers import screen_text
 from idrs.people.models import Employee, Unit
 from idrs.people.roles import ALERT_REVIEWERS
 
@@ -85,6 +86,7 @@ def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
     emp = auth.authenticate(app, token, interface=interface, address=address)
     if not (reason or "").strip():
         raise ValidationFailed(["reason: say what happened (for example 'mistyped TIN')"])
+    screen_text(reason, "reason")  # recorded verbatim: no taxpayer identifier in it
     entry, _ = read_entry(app, audit_index)
     if entry.get("type") != "access:research:decide" or entry.get("actor") != emp.seid:
         idx = audit_log.append(app.engine, make_event(
@@ -149,6 +151,7 @@ def _step(app: App, alert_id: str, analyst_seid: str, action: str, *, need_state
           new_state: str | None, note: str = "", interface: str = "cli",
           event: DetectionEvent, extra: dict[str, Any] | None = None,
           must_be_assignee: bool = True) -> dict[str, Any]:
+    screen_text(note, "reason" if action == "dismiss" else "note")  # recorded verbatim
     with session_scope(app.engine) as s:
         analyst = _analyst(s, analyst_seid)
         alert = _alert(s, alert_id)
@@ -200,6 +203,7 @@ def dismiss(app: App, *, alert_id: str, analyst: str, reason: str, interface: st
 
 def refer(app: App, *, alert_id: str, analyst: str, note: str = "", interface: str = "cli") -> dict[str, Any]:
     """Refer an assigned alert to the inspector general with its package (proofs included)."""
+    screen_text(note, "note")  # before the package's checkpoint is written
     with session_scope(app.engine) as s:
         _analyst(s, analyst)
         alert = _alert(s, alert_id)

@@ -42,6 +42,7 @@ from idrs.grants.models import (
     GrantApproval,
     TrainingAttestation,
 )
+from idrs.identifiers import screen_text
 from idrs.people import totp
 from idrs.people.models import Employee
 from idrs.vocabulary import ADJUSTMENT_CODES
@@ -91,7 +92,7 @@ def _text(value: str | None, what: str) -> str:
         raise ValidationFailed([f"{what}: required"])
     if len(v) > _TEXT_MAX:
         raise ValidationFailed([f"{what}: at most {_TEXT_MAX} characters"])
-    return v
+    return screen_text(v, what) or v  # recorded verbatim: no taxpayer identifier in it
 
 
 def _now(app: App) -> datetime:

@@ -133,7 +133,7 @@ UNIT_DESIGNATORS = frozenset(
 _PUNCT = re.compile(r"[.,;:'\"()]")
 _SPACES = re.compile(r"\s+")
 _HASH = re.compile(r"#\s*")
-_ZIP = re.compile(r"^(\d{5})(?:-?\d{4})?$")
+_ZIP = re.compile(r"^([0-9]{5})(?:-?[0-9]{4})?$")
 
 
 @dataclass(frozen=True, slots=True)

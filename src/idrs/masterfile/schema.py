@@ -137,9 +137,9 @@ STATES = frozenset(
 MIN_YEAR, MAX_YEAR = 1990, 2100
 MAX_CENTS = 10**15  # ten trillion dollars: anything larger is a typo
 
-_ZIP = re.compile(r"^\d{5}(-?\d{4})?$")
-_PHONE = re.compile(r"^\(?\d{3}\)?[-. ]?\d{3}[-. ]?\d{4}$")
-_PTIN = re.compile(r"^P\d{8}$")
+_ZIP = re.compile(r"^[0-9]{5}(-?[0-9]{4})?$")
+_PHONE = re.compile(r"^\(?[0-9]{3}\)?[-. ]?[0-9]{3}[-. ]?[0-9]{4}$")
+_PTIN = re.compile(r"^P[0-9]{8}$")
 
 
 def _synthetic_only(info: ValidationInfo) -> bool:
@@ -363,7 +363,7 @@ class TransactionIn(_Strict):
                 f"tc: unknown transaction code (one of {', '.join(sorted(TRANSACTION_CODES))})",
             )
         if self.action_code is not None and (
-            self.tc != "971" or not re.fullmatch(r"\d{3}", self.action_code)
+            self.tc != "971" or not re.fullmatch(r"[0-9]{3}", self.action_code)
         ):
             raise PydanticCustomError("tc", "action_code: only on TC 971, three digits")
         return self

@@ -47,6 +47,7 @@ from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
+from idrs.identifiers import screen_text
 from idrs.people import service
 from idrs.people.models import Employee, ProfileChange, SignInSession, Unit
 from idrs.people.roles import RESTRICTED_ROLES, WATCH_ROLES, join, parse_codes, parse_roles
@@ -190,6 +191,7 @@ def _note(note: str | None) -> str | None:
     note = (note or "").strip()
     if len(note) > MAX_NOTE:
         raise ValidationFailed([f"note: at most {MAX_NOTE} characters"])
+    screen_text(note, "note")  # kept with the change record: no taxpayer identifier in it
     return note or None
 
 

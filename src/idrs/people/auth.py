@@ -369,14 +369,16 @@ def authenticate_session(
     if found is None:
         raise AccessDenied([AUTH_REQUIRED])
     sess, emp = found
+    # from here on the token names its employee: a refusal is theirs (recorded under them)
     if sess.s_ended_at is not None:
         if sess.s_end_reason in ("idle", "absolute"):
-            raise AccessDenied([SESSION_EXPIRED])
-        raise AccessDenied([SUPERSEDED if sess.s_end_reason == "superseded" else AUTH_REQUIRED])
+            raise AccessDenied([SESSION_EXPIRED], seid=emp.seid)
+        ended = SUPERSEDED if sess.s_end_reason == "superseded" else AUTH_REQUIRED
+        raise AccessDenied([ended], seid=emp.seid)
     until = lock_until(app, emp)
     if not emp.active or (until is not None and now < until):
         _end(app, sess.s_id, now, "account_disabled")
-        raise AccessDenied([AUTH_REQUIRED])
+        raise AccessDenied([AUTH_REQUIRED], seid=emp.seid)
     idle = timedelta(minutes=app.settings.session_idle_minutes)
     why = None
     if now >= as_utc(sess.s_expires_at):
@@ -396,7 +398,7 @@ def authenticate_session(
                 obj={"seid": emp.seid, "session": sess.s_id},
                 detail={"why": why},
             )
-        raise AccessDenied([SESSION_EXPIRED])
+        raise AccessDenied([SESSION_EXPIRED], seid=emp.seid)
     if now - as_utc(sess.s_last_seen_at) >= TOUCH_EVERY:
         if touches is not None:
             touches.append(_touch_write(app.engine.dialect.name, int(sess.s_id), now))

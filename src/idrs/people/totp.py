@@ -36,7 +36,7 @@ def code_at(secret: str, when: datetime) -> str:
 def check_code(secret: str, code: str, now: datetime, last_step: int) -> int:
     """Return the time step ``code`` belongs to; BadCode if wrong or not newer than last_step."""
     code = (code or "").strip()
-    if not (code.isdigit() and len(code) == 6):
+    if not (code.isascii() and code.isdigit() and len(code) == 6):
         raise BadCode
     totp = pyotp.TOTP(secret, interval=STEP_SECONDS)
     current = step_of(now)

@@ -21,8 +21,8 @@ from datetime import datetime
 from idrs.errors import IdrsError
 from idrs.vocabulary import CommandCode
 
-_TIN = re.compile(r"^\d{3}-?\d{2}-?\d{4}$")
-_YEAR = re.compile(r"^\d{4}$")
+_TIN = re.compile(r"^[0-9]{3}-?[0-9]{2}-?[0-9]{4}$")
+_YEAR = re.compile(r"^[0-9]{4}$")
 _KEYS = ("case", "contact", "reason", "year")
 MAX_LINE = 600
 
