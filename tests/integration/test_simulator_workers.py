@@ -8,6 +8,7 @@ a worker that fails stops the run with a clear error.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -67,6 +68,27 @@ def test_a_failing_worker_stops_the_run(app: App, tmp_path: Path,
 
     monkeypatch.setattr(simulator.Simulator, "_plan_day", plan)
     with pytest.raises(IdrsError, match="worker 1: RuntimeError: worker 1 lost its database"):
+        simulator.simulate(app, days=1, employees=40, seed=3, violation_rate=0.0,
+                           truth_out=tmp_path / "t.json", start=START, workers=2)
+
+
+def test_a_worker_stuck_after_another_failed_is_stopped(app: App, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that neither finishes nor notices the aborted barrier (as one holding a lock
+    inherited through the fork would) is stopped once the grace after a failure has passed;
+    the run reports both instead of waiting for ever."""
+    real = simulator.Simulator._plan_day
+
+    def plan(self: simulator.Simulator, day0: datetime) -> None:
+        if self.worker == 1:
+            raise RuntimeError("worker 1 lost its database")
+        if self.worker == 0:
+            time.sleep(3600)
+        real(self, day0)
+
+    monkeypatch.setattr(simulator.Simulator, "_plan_day", plan)
+    monkeypatch.setattr(simulator, "_STOP_GRACE", 1.0)
+    with pytest.raises(IdrsError, match=r"worker 0: stopped.*worker 1: RuntimeError"):
         simulator.simulate(app, days=1, employees=40, seed=3, violation_rate=0.0,
                            truth_out=tmp_path / "t.json", start=START, workers=2)
 

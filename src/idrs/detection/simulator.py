@@ -68,6 +68,9 @@ YEAR = population.TAX_YEAR
 #: the same run everywhere)
 DEFAULT_WORKERS = 2
 _BARRIER_TIMEOUT = 600.0
+#: how long, once a worker has failed, the others get to notice the aborted barrier and
+#: report before they are stopped
+_STOP_GRACE = 60.0
 
 
 @dataclass
@@ -653,10 +656,19 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
     errors: dict[int, str] = {}
     days_of: dict[int, tuple[int, Stats, list[dict[str, Any]]]] = {}
     reported = 0
+    failed_at: float | None = None  # when the first worker reported a failure
     while len(done) + len(errors) < workers:
         try:
             kind, w, payload = results.get(timeout=2.0)
         except queue.Empty:
+            if failed_at is not None and time.monotonic() - failed_at > _STOP_GRACE:
+                # the barrier was aborted, yet a worker neither finished nor failed: it is
+                # stuck (a lock inherited through the fork, say); stop it rather than wait
+                for i, proc in enumerate(procs):
+                    if i not in done and i not in errors:
+                        proc.kill()
+                        errors[i] = "stopped: no answer after another worker failed"
+                continue
             dead = [i for i, proc in enumerate(procs)
                     if i not in done and i not in errors and proc.exitcode not in (None, 0)]
             if dead:  # killed without a word (OOM, kill -9): stop the others and report
@@ -668,6 +680,7 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
             continue
         if kind == "error":
             errors[w] = payload
+            failed_at = failed_at if failed_at is not None else time.monotonic()
         elif kind == "done":
             done[w] = payload
         else:
@@ -678,7 +691,10 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
                 reported = common
                 on_day(common, *merge([(days_of[i][1], days_of[i][2]) for i in range(workers)]))
     for proc in procs:
-        proc.join()
+        proc.join(timeout=_STOP_GRACE if errors else None)
+        if proc.is_alive():  # reported its failure but hangs on the way out
+            proc.kill()
+            proc.join()
     if errors:
         raise IdrsError("simulation failed: " + "; ".join(f"worker {w}: {e}" for w, e in sorted(errors.items())))
     for _, when, _ in done.values():
