@@ -35,6 +35,7 @@ CODE_WORDS = frozenset(c.value for c in CommandCode)
 #: Each group and the members the frozenset of strings it replaced had (issue 12).
 GROUPS: dict[str, set[str]] = {
     "UNIT_MANAGERS": {"manager"},
+    "WALK_IN_ROLES": {"csr"},
     "ADJUSTMENT_APPROVERS": {"manager"},
     "ADJUSTMENT_REQUESTERS": {"examiner", "csr", "manager"},
     "SECURITY_ADMINS": {"security_admin"},

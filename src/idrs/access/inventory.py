@@ -27,6 +27,8 @@ class Item:
     masked_tin: str
     opened_at: datetime
     channel: str | None = None
+    #: a contact's origin: ``inbound`` (the intake feed recorded it) or ``declared``
+    origin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def open_work(app: App, employee_id: int, limit: int = 500) -> Inventory:
                 Taxpayer.tin_enc,
                 TaxpayerContact.opened_at,
                 TaxpayerContact.channel,
+                TaxpayerContact.origin,
             )
             .outerjoin(Taxpayer, Taxpayer.tin_index == TaxpayerContact.tin_index)
             .where(TaxpayerContact.employee_id == employee_id, TaxpayerContact.closed_at.is_(None))
@@ -58,7 +61,7 @@ def open_work(app: App, employee_id: int, limit: int = 500) -> Inventory:
             .limit(limit)
         ).all()
     cases = [Item(r[0], _masked(app, r[1]), as_utc(r[2])) for r in case_rows]
-    contacts = [Item(r[0], _masked(app, r[1]), as_utc(r[2]), r[3]) for r in contact_rows]
+    contacts = [Item(r[0], _masked(app, r[1]), as_utc(r[2]), r[3], r[4]) for r in contact_rows]
     return Inventory(cases, contacts)
 
 

@@ -35,6 +35,11 @@ class TaxpayerContact(Base):
     channel: Mapped[str] = mapped_column(String(8), default="phone")  # phone|letter|visit
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: where the need to know comes from: ``inbound`` (a call, letter or visit the telephony
+    #: or correspondence feed recorded, ``recorded_by`` names that system) or ``declared``
+    #: (an employee of a walk-in role said a taxpayer came in; detection counts its use)
+    origin: Mapped[str] = mapped_column(String(8), default="declared", server_default="declared")
+    recorded_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
     __table_args__ = (
         Index("ix_taxpayer_contact_emp_tin", "employee_id", "tin_index"),
         Index("ix_taxpayer_contact_tin", "tin_index"),

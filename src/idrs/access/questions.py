@@ -34,8 +34,10 @@ def may_act_for(app: App, me: Employee, seid: str | None, *, managers_only: bool
     if not (me.role_set & UNIT_MANAGERS):
         raise AccessDenied([NOT_MANAGER])
     with session_scope(app.engine) as s:
-        other = employee_by_seid(s, target)
-        same_unit = other.unit_id == me.unit_id
+        try:
+            same_unit = employee_by_seid(s, target).unit_id == me.unit_id
+        except NotFound:  # the same answer as another unit's employee: no SEID probe
+            same_unit = False
     if same_unit:
         return target
     raise AccessDenied([NOT_MANAGER])

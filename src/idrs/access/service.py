@@ -1,14 +1,29 @@
 """The need-to-know bases and declarations: cases, taxpayer contacts, declared relationships.
 
-Callers: the CLI (operator commands act as ``os:<user>``) and the API (a signed-in manager
-or the employee themselves). Each change is validated first (unknown SEID or TIN, a case on
-a TIN that is not in the master file, a contact without a TIN: clear errors, nothing
+Callers: the CLI (operator commands act as ``os:<user>``), the API (a signed-in manager or
+the employee themselves) and the contact feed (a machine principal, ``system:<name>``). Each
+change is validated first (unknown SEID, a contact without a TIN: clear errors, nothing
 changed), then recorded in the audit log (``admin:*``; taxpayers as pseudonyms), then
 written. Recording before writing means no change ever exists without its entry.
+
+Need to know comes from the agency's records, not from the employee:
+
+- a contact rests on an inbound record: a call, letter or visit the telephony or
+  correspondence feed recorded and routed to the employee (``record_inbound``, origin
+  ``inbound``). A contact without one (``open_contact``) is *declared*: only an employee of
+  a walk-in role (``WALK_IN_ROLES``) may hold one, it is marked ``declared`` (the audit entry
+  says so, and detection treats it as opened by the handler, whoever typed it);
+- nobody assigns a case to themselves (``SELF_ASSIGNMENT``).
+
+Every attempt leaves a trace: a refusal (``access:basis:deny``, with its reasons) and an
+attempt on a TIN the master file does not hold (the same event, outcome ``not_found``) are
+recorded like a success. Who may not act at all is refused before the TIN is looked up, so
+the answer is the same whether or not the taxpayer exists.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,12 +36,23 @@ from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.errors import Conflict, NotFound, ValidationFailed
+from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.identifiers import BadIdentifier, check_case_id, normalize_tin
 from idrs.masterfile.models import Taxpayer
 from idrs.people.models import Employee
+from idrs.people.roles import WALK_IN_ROLES
 
 CHANNELS = ("phone", "letter", "visit")
+#: the feed's word for a telephone contact
+CHANNEL_ALIASES = {"call": "phone"}
+INBOUND, DECLARED = "inbound", "declared"
+NO_INBOUND_RECORD = Reason(
+    "NO_INBOUND_RECORD",
+    "a contact comes from the intake record of a call, letter or visit routed to you; "
+    "only walk-in roles may declare one without it",
+)
+SELF_ASSIGNMENT = Reason("SELF_ASSIGNMENT", "a case is assigned by someone else, never to oneself")
+NO_TAXPAYER = "no taxpayer with this TIN in the master file"
 KINDS = ("friend", "relative", "neighbor", "business", "former_spouse", "other")
 
 
@@ -60,11 +86,86 @@ def employee_by_seid(session: Session, seid: str) -> Employee:
     return emp
 
 
-def _require_taxpayer(session: Session, app: App, tin: str) -> bytes:
+def _taxpayer_index(session: Session, app: App, tin: str) -> bytes | None:
     idx = app.keyring.tin_index(tin)
     if session.scalar(select(Taxpayer.id).where(Taxpayer.tin_index == idx)) is None:
-        raise NotFound("no taxpayer with this TIN in the master file")
+        return None
     return idx
+
+
+def _pseudonym(app: App, tin: str | None) -> str | None:
+    try:
+        return app.keyring.pseudonym(normalize_tin(str(tin or "")))
+    except BadIdentifier:
+        return None
+
+
+def _attempt(
+    app: App,
+    actor: Actor,
+    operation: str,
+    *,
+    seid: str | None,
+    tin: str | None,
+    outcome: str,
+    reasons: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    obj: dict[str, Any] = {"operation": operation, **(extra or {})}
+    if seid:
+        obj["seid"] = seid.strip().upper()[:16]
+    pseud = _pseudonym(app, tin)
+    if pseud:
+        obj["taxpayer"] = pseud
+    return log.append(
+        app.engine,
+        make_event(
+            EventType.ACCESS_BASIS_DENY,
+            time=app.clock.now(),
+            actor=actor.name,
+            outcome=outcome,
+            interface=actor.interface,
+            address=actor.address,
+            obj=obj,
+            reasons=reasons,
+        ),
+    )
+
+
+def refuse(
+    app: App,
+    actor: Actor,
+    operation: str,
+    reasons: list[Reason],
+    *,
+    seid: str | None = None,
+    tin: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> AccessDenied:
+    """Record a refused attempt on a need-to-know basis; return the AccessDenied to raise.
+
+    ``operation``: ``case:assign``, ``contact:open``, ``contact:inbound``... The refusal
+    stands even if the audit log cannot take the entry (fail closed).
+    """
+    idx = None
+    with contextlib.suppress(IdrsError):
+        idx = _attempt(
+            app,
+            actor,
+            operation,
+            seid=seid,
+            tin=tin,
+            outcome="deny",
+            reasons=[r.code for r in reasons],
+            extra=extra,
+        )
+    return AccessDenied(list(reasons), idx)
+
+
+def _not_found(app: App, actor: Actor, operation: str, *, seid: str, tin: str) -> NotFound:
+    """Record an attempt on a TIN the master file does not hold; return the 404 to raise."""
+    _attempt(app, actor, operation, seid=seid, tin=tin, outcome="not_found")
+    return NotFound(NO_TAXPAYER)
 
 
 def _record(
@@ -90,15 +191,34 @@ def _record(
 
 
 def assign_case(app: App, *, seid: str, tin: str, case_id: str, actor: Actor) -> dict[str, Any]:
-    """Open a case on ``tin`` assigned to ``seid`` (the need-to-know basis). Records it."""
+    """Open a case on ``tin`` assigned to ``seid`` (the need-to-know basis). Records it.
+
+    Refused (recorded) when the actor assigns it to themselves (SELF_ASSIGNMENT), before the
+    TIN is looked up; a TIN the master file does not hold is recorded and answered 404.
+    """
     case_id = _check_id(case_id, "case_id")
     canonical = _canonical_tin(tin)
+    if actor.name.strip().upper() == (seid or "").strip().upper():
+        raise refuse(
+            app,
+            actor,
+            "case:assign",
+            [SELF_ASSIGNMENT],
+            seid=seid,
+            tin=canonical,
+            extra={"case_id": case_id},
+        )
     with session_scope(app.engine) as s:
         emp = employee_by_seid(s, seid)
-        idx = _require_taxpayer(s, app, canonical)
-        if s.scalar(select(CaseAssignment.id).where(CaseAssignment.case_id == case_id)):
-            raise Conflict(f"case {case_id} already exists")
         emp_id, emp_seid = emp.id, emp.seid
+        idx = _taxpayer_index(s, app, canonical)
+        taken = idx is not None and s.scalar(
+            select(CaseAssignment.id).where(CaseAssignment.case_id == case_id)
+        )
+    if idx is None:
+        raise _not_found(app, actor, "case:assign", seid=emp_seid, tin=canonical)
+    if taken:
+        raise Conflict(f"case {case_id} already exists")
     index = _record(
         app,
         EventType.ADMIN_CASE_ASSIGN,
@@ -131,31 +251,86 @@ def close_case(app: App, *, case_id: str, actor: Actor) -> dict[str, Any]:
     return {"case_id": case_id, "seid": seid, "status": "closed", "audit_index": index}
 
 
+def record_inbound(
+    app: App, *, seid: str, tin: str | None, contact_id: str, channel: str = "phone", actor: Actor
+) -> dict[str, Any]:
+    """The feed's record of a call, letter or visit routed to ``seid``: opens their contact.
+
+    ``actor`` is the feed (``system:<name>``; the API lets only a ``contact_feed`` principal
+    call this). A TIN the master file does not hold is recorded and answered 404.
+    """
+    return _open(
+        app, seid=seid, tin=tin, contact_id=contact_id, channel=channel, actor=actor, origin=INBOUND
+    )
+
+
 def open_contact(
     app: App, *, seid: str, tin: str | None, contact_id: str, channel: str = "phone", actor: Actor
 ) -> dict[str, Any]:
-    """Open a taxpayer contact (call, letter, visit) handled by ``seid``. Records it."""
+    """A contact the employee ``seid`` declares without an intake record (a walk-in).
+
+    Only an employee of a walk-in role may hold one: anyone else is refused
+    (NO_INBOUND_RECORD, recorded) before the TIN is looked up. Marked ``declared``.
+    """
+    return _open(
+        app,
+        seid=seid,
+        tin=tin,
+        contact_id=contact_id,
+        channel=channel,
+        actor=actor,
+        origin=DECLARED,
+    )
+
+
+def _open(
+    app: App,
+    *,
+    seid: str,
+    tin: str | None,
+    contact_id: str,
+    channel: str,
+    actor: Actor,
+    origin: str,
+) -> dict[str, Any]:
     contact_id = _check_id(contact_id, "contact_id")
+    channel = CHANNEL_ALIASES.get(channel, channel)
     if channel not in CHANNELS:
         raise ValidationFailed([f"channel: one of {', '.join(CHANNELS)}"])
     canonical = _canonical_tin(tin)
+    operation = "contact:inbound" if origin == INBOUND else "contact:open"
     with session_scope(app.engine) as s:
         emp = employee_by_seid(s, seid)
-        idx = _require_taxpayer(s, app, canonical)
-        if s.scalar(select(TaxpayerContact.id).where(TaxpayerContact.contact_id == contact_id)):
-            raise Conflict(f"contact {contact_id} already exists")
-        emp_id, emp_seid = emp.id, emp.seid
-    index = _record(
-        app,
-        EventType.ADMIN_CONTACT_OPEN,
-        actor,
-        {
-            "contact_id": contact_id,
-            "seid": emp_seid,
-            "channel": channel,
-            "taxpayer": app.keyring.pseudonym(canonical),
-        },
-    )
+        emp_id, emp_seid, walk_in = emp.id, emp.seid, bool(emp.role_set & WALK_IN_ROLES)
+    if origin == DECLARED and not walk_in:
+        raise refuse(
+            app,
+            actor,
+            operation,
+            [NO_INBOUND_RECORD],
+            seid=emp_seid,
+            tin=canonical,
+            extra={"contact_id": contact_id, "channel": channel},
+        )
+    with session_scope(app.engine) as s:
+        idx = _taxpayer_index(s, app, canonical)
+        taken = idx is not None and s.scalar(
+            select(TaxpayerContact.id).where(TaxpayerContact.contact_id == contact_id)
+        )
+    if idx is None:
+        raise _not_found(app, actor, operation, seid=emp_seid, tin=canonical)
+    if taken:
+        raise Conflict(f"contact {contact_id} already exists")
+    obj: dict[str, Any] = {
+        "contact_id": contact_id,
+        "seid": emp_seid,
+        "channel": channel,
+        "taxpayer": app.keyring.pseudonym(canonical),
+        "origin": origin,
+    }
+    if origin == DECLARED:
+        obj["declared"] = True
+    index = _record(app, EventType.ADMIN_CONTACT_OPEN, actor, obj)
     with session_scope(app.engine) as s:
         s.add(
             TaxpayerContact(
@@ -164,12 +339,15 @@ def open_contact(
                 tin_index=idx,
                 channel=channel,
                 opened_at=app.clock.now(),
+                origin=origin,
+                recorded_by=actor.name[:60] if origin == INBOUND else None,
             )
         )
     return {
         "contact_id": contact_id,
         "seid": emp_seid,
         "channel": channel,
+        "origin": origin,
         "status": "open",
         "audit_index": index,
     }

@@ -2,8 +2,13 @@
 security staff, ``explain`` / ``who-can`` / ``what-can``. Paths without the ``/api/v1`` prefix.
 
 Who may do what (each change and each question is recorded in the audit log):
-- contacts: an employee opens and closes their own; a manager also for employees of their unit;
-- cases: a manager assigns and closes them for employees of their unit;
+- contacts: the contact feed (a machine principal of kind ``contact_feed``, never an
+  employee) records the calls, letters and visits routed to an employee
+  (``POST /contacts/inbound``); an employee of a walk-in role declares a contact without one
+  (``POST /contacts``, marked ``declared``; anyone else: 403 NO_INBOUND_RECORD); a manager
+  also for employees of their unit; either closes it;
+- cases: a manager assigns and closes them for employees of their unit, never to themselves
+  (403 SELF_ASSIGNMENT);
 - explain / who-can / what-can: security staff (security_admin, privacy_analyst,
   privacy_officer) only: the answers reveal who is linked to whom.
 The employee who is refused sees only codes and plain messages (the 403 body of research).
@@ -14,22 +19,35 @@ The employee who is refused sees only codes and plain messages (the 403 body of 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.access import questions, service
-from idrs.api.deps import AppDep, EmployeeDep, client_address, require_roles, role_rule
+from idrs.api.deps import (
+    AppDep,
+    EmployeeDep,
+    client_address,
+    require_roles,
+    role_rule,
+    system_principal,
+    system_rule,
+)
 from idrs.api.middleware import problem_responses
 from idrs.api.paging import Page, PageDep
 from idrs.audit import log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
+from idrs.errors import AccessDenied
 from idrs.people.roles import ACCESS_EXPLAINERS, UNIT_MANAGERS
+from idrs.people.systems import CONTACT_FEED, Principal
 
 if TYPE_CHECKING:
     from idrs.people.models import Employee
+
+FEEDS = frozenset({CONTACT_FEED})
+FeedDep = Annotated[Principal, system_principal(FEEDS, "recording an inbound contact")]
 
 router = APIRouter(tags=["access"])
 
@@ -57,8 +75,53 @@ class CaseIn(BaseModel):
     seid: str = Field(..., max_length=16)
 
 
+class InboundIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["call", "phone", "letter", "visit"]
+    tin: str = Field(..., max_length=20, description="9 digits, dashes optional")
+    seid: str = Field(..., max_length=16, description="the employee the contact is routed to")
+    contact_id: str = Field(..., max_length=40, description="the feed's own record id")
+
+
 def _actor(emp: Employee, request: Request) -> service.Actor:
     return service.Actor(name=emp.seid, interface="api", address=client_address(request))
+
+
+def _checked(
+    app: App,
+    actor: service.Actor,
+    operation: str,
+    seid: str | None,
+    tin: str,
+    check: Any,
+) -> Any:
+    """Run an authorization check; its refusal is recorded (``access:basis:deny``) before it
+    is raised, so every attempt leaves a trace, whether or not the TIN exists."""
+    try:
+        return check()
+    except AccessDenied as exc:
+        raise service.refuse(app, actor, operation, exc.reasons, seid=seid, tin=tin) from None
+
+
+@router.post(
+    "/contacts/inbound",
+    status_code=201,
+    summary="Record a call, letter or visit routed to an employee (the contact feed only)",
+    responses=_CHANGE,
+    openapi_extra=system_rule(FEEDS),
+)
+def inbound_contact(
+    body: InboundIn, request: Request, app: AppDep, feed: FeedDep
+) -> dict[str, Any]:
+    return service.record_inbound(
+        app,
+        seid=body.seid,
+        tin=body.tin,
+        contact_id=body.contact_id,
+        channel=body.channel,
+        actor=service.Actor(name=feed.actor, interface="api", address=client_address(request)),
+    )
 
 
 @router.post(
@@ -69,14 +132,23 @@ def _actor(emp: Employee, request: Request) -> service.Actor:
     openapi_extra={"x-authorization": "signed-in"},
 )
 def open_contact(body: ContactIn, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    seid = questions.may_act_for(app, me, body.seid)
+    """A declared contact (no intake record): walk-in roles only, marked ``declared``."""
+    actor = _actor(me, request)
+    seid = _checked(
+        app,
+        actor,
+        "contact:open",
+        body.seid or me.seid,
+        body.tin,
+        lambda: questions.may_act_for(app, me, body.seid),
+    )
     return service.open_contact(
         app,
         seid=seid,
         tin=body.tin,
         contact_id=body.contact_id,
         channel=body.channel,
-        actor=_actor(me, request),
+        actor=actor,
     )
 
 
@@ -101,11 +173,14 @@ def close_contact(
     openapi_extra=role_rule(UNIT_MANAGERS),
 )
 def assign_case(body: CaseIn, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
-    require_roles(me, UNIT_MANAGERS, "assigning a case")
-    seid = questions.may_act_for(app, me, body.seid, managers_only=True)
-    return service.assign_case(
-        app, seid=seid, tin=body.tin, case_id=body.case_id, actor=_actor(me, request)
-    )
+    actor = _actor(me, request)
+
+    def check() -> str:
+        require_roles(me, UNIT_MANAGERS, "assigning a case")
+        return questions.may_act_for(app, me, body.seid, managers_only=True)
+
+    seid = _checked(app, actor, "case:assign", body.seid, body.tin, check)
+    return service.assign_case(app, seid=seid, tin=body.tin, case_id=body.case_id, actor=actor)
 
 
 @router.post(

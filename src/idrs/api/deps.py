@@ -92,6 +92,29 @@ def current_employee(
     return auth.authenticate(app, token, interface="api", address=client_address(request))
 
 
+def system_principal(kinds: frozenset[str], what: str) -> Any:
+    """A dependency: the machine principal behind the bearer token, of one of ``kinds``
+    (``people.systems.authenticate``: 401 for a token it does not know, 403 WRONG_PRINCIPAL,
+    recorded, for an employee's session or a machine of another kind)."""
+    from idrs.people import systems
+
+    def dependency(
+        request: Request,
+        app: Annotated[App, Depends(current_app)],
+        token: Annotated[str | None, Depends(bearer_token)],
+    ) -> systems.Principal:
+        return systems.authenticate(
+            app, token, kinds=kinds, what=what, interface="api", address=client_address(request)
+        )
+
+    return Depends(dependency)
+
+
+def system_rule(kinds: Iterable[str]) -> dict[str, Any]:
+    """``openapi_extra`` declaring that a route is for machine principals of ``kinds``."""
+    return {"x-authorization": "system:" + ",".join(sorted(kinds))}
+
+
 AppDep = Annotated[App, Depends(current_app)]
 EmployeeDep = Annotated[Employee, Depends(current_employee)]
 TokenDep = Annotated[str | None, Depends(bearer_token)]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from idrs.api.deps import AppDep, TokenDep, client_address
 from idrs.api.middleware import problem_responses
 from idrs.api.throttle import signin_limits
-from idrs.people import auth
+from idrs.people import auth, systems
 
 router = APIRouter(tags=["sessions"])
 
@@ -58,6 +58,36 @@ def sign_in(body: SignInBody, request: Request, app: AppDep) -> SessionOut:
         app, body.seid, body.password, body.otp, "api", client_address(request)
     )
     return SessionOut(token=token, expires_at=expires, ended_previous=ended)
+
+
+class SystemSignInBody(BaseModel):
+    system: str = Field(min_length=1, max_length=40)
+    secret: str = Field(min_length=1, max_length=200)
+
+
+class SystemSessionOut(BaseModel):
+    token: str
+    expires_at: datetime
+    system: str
+    kind: str
+
+
+@router.post(
+    "/system-sessions",
+    status_code=201,
+    response_model=SystemSessionOut,
+    summary="A machine principal signs in (its name and secret; no TOTP)",
+    responses=problem_responses(401, 413, 415, 422, 429, 503),
+    openapi_extra={"x-authorization": "public"},
+    dependencies=[Depends(signin_limits)],
+)
+def system_sign_in(body: SystemSignInBody, request: Request, app: AppDep) -> SystemSessionOut:
+    """401 AUTH_FAILED, never saying which part was wrong; every attempt is recorded
+    (``auth:system:success|failure``). The token is unknown to every employee route."""
+    out = systems.start_session(
+        app, name=body.system, secret=body.secret, interface="api", address=client_address(request)
+    )
+    return SystemSessionOut(**out)
 
 
 @router.delete(

@@ -23,6 +23,7 @@ from typing import Any
 
 class EventType(StrEnum):
     ACCESS_ADJUSTMENT_DECIDE = "access:adjustment:decide"
+    ACCESS_BASIS_DENY = "access:basis:deny"
     ACCESS_EXPLAIN = "access:explain:run"
     ACCESS_INDEX_REBUILD = "system:conflict-index:rebuild"
     ACCESS_RESEARCH_DECIDE = "access:research:decide"
@@ -42,6 +43,8 @@ class EventType(StrEnum):
     ADMIN_PROFILE_CHANGE_REJECT = "admin:profile-change:reject"
     ADMIN_PROFILE_CHANGE_REQUEST = "admin:profile-change:request"
     ADMIN_RELATIONSHIP_DECLARE = "admin:relationship:declare"
+    ADMIN_SYSTEM_CREATE = "admin:system:create"
+    ADMIN_SYSTEM_ROTATE = "admin:system:rotate"
     ADMIN_UNIT_CEILING = "admin:unit:ceiling"
     ADMIN_UNIT_CREATE = "admin:unit:create"
     AUDIT_ENTRIES_READ = "audit:entries:read"
@@ -52,6 +55,9 @@ class EventType(StrEnum):
     AUTH_SIGNIN_FAILURE = "auth:signin:failure"
     AUTH_SIGNIN_LOCKOUT = "auth:signin:lockout"
     AUTH_SIGNIN_SUCCESS = "auth:signin:success"
+    AUTH_SYSTEM_DENY = "auth:system:deny"
+    AUTH_SYSTEM_FAILURE = "auth:system:failure"
+    AUTH_SYSTEM_SUCCESS = "auth:system:success"
     DATA_IMPORT_RUN = "data:import:run"
     DATA_SEED_RUN = "data:seed:run"
     SYSTEM_KEYS_ROTATE = "system:keys:rotate"

@@ -90,7 +90,11 @@ def contact_open(
     channel: str = typer.Option("phone", "--channel", help="phone|letter|visit"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Open a taxpayer contact handled by SEID for TIN."""
+    """Declare a walk-in contact handled by SEID for TIN (no intake record: marked declared).
+
+    Only an employee of a walk-in role may hold one (NO_INBOUND_RECORD otherwise, recorded);
+    calls, letters and visits the intake systems recorded come from the contact feed
+    (POST /api/v1/contacts/inbound)."""
     _show(
         service.open_contact(
             _app(), seid=seid, tin=tin, contact_id=contact_id, channel=channel, actor=_actor()

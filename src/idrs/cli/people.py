@@ -329,3 +329,49 @@ def unit_set_ceiling(
     console.print(f"unit {out['code']} ceiling: {_codes_text(out['ceiling'])}")
     for seid, removed in sorted(out["trimmed"].items()):
         console.print(f"  {seid}: removed {', '.join(removed)}")
+
+
+# -- machine principals ----------------------------------------------------------------------
+
+system_app = typer.Typer(
+    help="Machine principals (the contact feed, other agencies' systems): create, rotate, list.",
+    no_args_is_help=True,
+)
+app.add_typer(system_app, name="system")
+
+
+@system_app.command("add")
+def system_add(
+    name: str = typer.Option(..., "--name", help="lowercase letters, digits and '-'"),
+    kind: str = typer.Option("contact_feed", "--kind", help="contact_feed or agency_system"),
+    agency: str | None = typer.Option(None, "--agency", help="its agency (agency_system)"),
+) -> None:
+    """Create a machine principal; prints JSON {"system", "kind", "agency", "secret"} (shown once)."""
+    from idrs.people import systems
+
+    print_json(systems.add_system(open_app(), name=name, kind=kind, agency=agency,
+                                  actor=operator_actor()))
+
+
+@system_app.command("rotate")
+def system_rotate(name: str = typer.Option(..., "--name")) -> None:
+    """A new secret for a machine principal (shown once); the old one and its tokens stop at once."""
+    from idrs.people import systems
+
+    print_json(systems.rotate_secret(open_app(), name=name, actor=operator_actor()))
+
+
+@system_app.command("list")
+def system_list(json_out: bool = JsonOpt) -> None:
+    """Machine principals (never a secret)."""
+    from idrs.people import systems
+
+    rows = systems.list_systems(open_app())
+    if json_out:
+        print_json(rows)
+        return
+    table = Table("system", "kind", "agency", "active", "created", "rotated")
+    for r in rows:
+        table.add_row(r["system"], r["kind"], r["agency"] or "", str(r["active"]),
+                      r["created_at"][:19], (r["rotated_at"] or "")[:19])
+    console.print(table)

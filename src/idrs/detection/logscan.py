@@ -33,7 +33,8 @@ TYPES = ("access:research:decide", "admin:case:assign", "admin:contact:open",
 _COLUMNS = ("{'index': 'BIGINT', 'type': 'VARCHAR', 'actor': 'VARCHAR', 'outcome': 'VARCHAR', "
             "'time': 'VARCHAR', 'object': 'JSON', 'reasons': 'JSON', 'detail': 'JSON'}")
 _OBJECT = ('{"command":"VARCHAR","taxpayer":"VARCHAR","matches":["VARCHAR"],"seid":"VARCHAR",'
-           '"case_id":"VARCHAR","contact_id":"VARCHAR","channel":"VARCHAR","audit_index":"BIGINT"}')
+           '"case_id":"VARCHAR","contact_id":"VARCHAR","channel":"VARCHAR","audit_index":"BIGINT",'
+           '"declared":"BOOLEAN"}')
 #: ``day`` is the UTC date of ``t``; ``bkind`` and ``bid`` split ``basis`` ("case:C01")
 _SCHEMA = """(idx BIGINT, type VARCHAR, actor VARCHAR, outcome VARCHAR, t TIMESTAMPTZ,
               command VARCHAR, taxpayer VARCHAR, matches VARCHAR[], reasons VARCHAR[],
@@ -42,7 +43,11 @@ _SCHEMA = """(idx BIGINT, type VARCHAR, actor VARCHAR, outcome VARCHAR, t TIMEST
 _SELECT = """
 SELECT *, CAST(t AS DATE), split_part(basis, ':', 1),
        CASE WHEN basis IS NULL THEN NULL ELSE substr(basis, strpos(basis, ':') + 1) END
-FROM (SELECT idx, type, actor, outcome, CAST(time AS TIMESTAMPTZ) AS t, o.command, o.taxpayer,
+FROM (SELECT idx, type,
+             -- a declared contact (no intake record) counts as opened by its handler, whoever
+             -- typed it: research under it is judged like a self-opened contact's
+             CASE WHEN type = 'admin:contact:open' AND o.declared THEN o.seid ELSE actor END,
+             outcome, CAST(time AS TIMESTAMPTZ) AS t, o.command, o.taxpayer,
              o.matches, from_json(reasons, '["VARCHAR"]'),
              from_json(detail, '{"basis":"VARCHAR"}').basis AS basis, o.seid, o.case_id,
              o.contact_id, o.channel, o.audit_index

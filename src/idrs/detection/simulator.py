@@ -12,9 +12,10 @@ instead of ``people.auth.sign_in``. The token then goes through ``research.run``
 other; nothing else is bypassed.
 
 Work modelled: service representatives answer calls routed by the phone system
-(``system:acd`` opens the contact), sometimes find the caller by NAMES first, take walk-ins
-(a visit they open themselves); examiners work case inventories their manager assigns,
-sometimes two on one case, sometimes late; managers review their unit's cases. Volume
+(the ``system:acd`` feed records the call, ``access.record_inbound``), sometimes find the
+caller by NAMES first, take walk-ins (a visit they declare themselves); examiners work case
+inventories their manager assigns, sometimes two on one case, sometimes late; managers review
+their unit's cases (routed to them by ``system:review-queue``: nobody assigns themselves). Volume
 follows the week (Monday peak, Friday lull) and each person's own pace. Honest mistakes
 (a mistyped TIN) happen and are mostly self-reported.
 
@@ -180,12 +181,22 @@ class Simulator:
         self.stats.allowed += 1
         return ans.audit_index
 
-    def open_contact(self, staff: Staff, person: Person, *, by: str, channel: str = "phone") -> tuple[str, int]:
+    def open_contact(self, staff: Staff, person: Person, *, by: str,
+                     channel: str = "phone") -> tuple[str, int | None]:
+        """A contact routed by the intake feed (``by`` = ``system:<feed>``), or one the employee
+        declares (``by`` = their SEID: walk-in roles only; anyone else is refused, recorded,
+        and the index returned is the refusal's)."""
         cid = self._next("K")
-        interface = "system" if by.startswith("system:") else "api"
-        res = access.open_contact(self.app, seid=staff.seid, tin=person.tin, contact_id=cid,
-                                  channel=channel, actor=access.Actor(by, interface))
         self.stats.admin += 1
+        if by.startswith("system:"):
+            res = access.record_inbound(self.app, seid=staff.seid, tin=person.tin, contact_id=cid,
+                                        channel=channel, actor=access.Actor(by, "api"))
+            return cid, int(res["audit_index"])
+        try:
+            res = access.open_contact(self.app, seid=staff.seid, tin=person.tin, contact_id=cid,
+                                      channel=channel, actor=access.Actor(by, "api"))
+        except AccessDenied as exc:
+            return cid, exc.audit_index
         return cid, int(res["audit_index"])
 
     def close_contact(self, staff: Staff, cid: str) -> None:
@@ -357,7 +368,8 @@ class Simulator:
             self.at(self._worktime(day0), lambda p=p: self._review(m, p))
 
     def _review(self, m: Staff, p: Person) -> None:
-        rid = self.assign_case(m, p, by=m.seid, prefix="R")
+        # the case system routes the review to the manager (nobody assigns a case to themselves)
+        rid = self.assign_case(m, p, by="system:review-queue", prefix="R")
         when = self.clock.now()
         for c in (C.ENMOD, C.TXMOD, C.RTVUE):
             when += timedelta(seconds=self.rng.uniform(60, 180))
@@ -407,7 +419,8 @@ class Simulator:
         """Open a contact nobody called about, then look."""
         ch = channel or ("phone" if self.rng.random() < 0.85 else "letter")
         cid, idx = self.open_contact(s, p, by=s.seid, channel=ch)
-        v.indexes.append(idx)
+        if idx is not None:
+            v.indexes.append(idx)
         when = self.clock.now()
         for c in cmds:
             when += timedelta(seconds=self.rng.uniform(10, 45))

@@ -67,9 +67,14 @@ def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[
     pseud = app.keyring.pseudonym(canonical)
     units: dict[str, str] = {}
     with session_scope(app.engine) as s:
-        if s.scalar(select(Taxpayer.id).where(Taxpayer.tin_index == app.keyring.tin_index(canonical))) is None:
-            raise NotFound("no taxpayer with this TIN in the master file")
+        known = s.scalar(select(Taxpayer.id).where(
+            Taxpayer.tin_index == app.keyring.tin_index(canonical))) is not None
         units = dict(s.execute(select(Employee.seid, Unit.code).join(Unit, Unit.id == Employee.unit_id)).all())
+    if not known:  # the attempt is recorded like any other: no free existence probe
+        audit_log.append(app.engine, make_event(
+            DetectionEvent.TAXPAYER_ACCESSES_READ, time=app.clock.now(), actor=actor,
+            outcome="not_found", interface=interface, obj={"taxpayer": pseud}))
+        raise NotFound("no taxpayer with this TIN in the master file")
     opened: list[dict[str, Any]] = []
     refused = 0
     with raw(app.engine) as db:

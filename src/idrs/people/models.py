@@ -73,6 +73,40 @@ class SignInSession(Base):
     interface: Mapped[str] = mapped_column(String(8), default="cli")
 
 
+class SystemPrincipal(Base):
+    """A machine principal: another system with its own credentials (people/systems.py).
+
+    ``kind`` says what it may do (``contact_feed``: record inbound calls, letters and visits;
+    ``agency_system``: another agency's system). Only an argon2id hash of its secret is
+    stored; the secret is shown once, at creation or rotation. It never signs in as an
+    employee and no employee signs in as it (separate tables, separate routes).
+    """
+
+    __tablename__ = "system_principal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    agency: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    secret_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SystemSession(Base):
+    """A machine principal's bearer session. Only the SHA-256 of the token is stored."""
+
+    __tablename__ = "system_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    principal_id: Mapped[int] = mapped_column(ForeignKey("system_principal.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class ProfileChange(Base):
     """One change of an employee's roles, command-code profile or authorities.
 

@@ -46,6 +46,10 @@ ALL_ROLES: frozenset[Role] = frozenset(Role)
 #: Who manages the employees of their own unit: assigns and closes its cases, acts for its
 #: employees, reads and certifies the unit's weekly security report.
 UNIT_MANAGERS: frozenset[Role] = frozenset({Role.MANAGER})
+#: Who takes walk-ins: the roles that may declare a taxpayer contact no intake system recorded
+#: (a taxpayer at the counter). Everyone else's contacts come from the telephony or
+#: correspondence feed; a declared contact is marked ``declared`` and detection counts its use.
+WALK_IN_ROLES: frozenset[Role] = frozenset({Role.CSR})
 #: Who approves another employee's adjustment (the second person of two-person integrity).
 ADJUSTMENT_APPROVERS: frozenset[Role] = frozenset({Role.MANAGER})
 #: Who may request an adjustment: the roles that grant an adjustment code.
