@@ -1,7 +1,8 @@
 """Every route declares who may call it, and refuses everyone else (both databases).
 
 The convention: each route, API and web page, passes ``openapi_extra={"x-authorization":
-RULE}`` with RULE ``public`` | ``signed-in`` | ``role:r1,r2`` (any of those roles). Here:
+RULE}`` with RULE ``public`` | ``signed-in`` | ``role:r1,r2`` (any of those roles) |
+``system:k1,k2`` (a machine principal of one of those kinds, never an employee). Here:
 
 1. every route of ``create_app`` carries a valid label (FastAPI's own documentation routes
    and the static files are the only unlabelled, public routes);
@@ -38,7 +39,7 @@ from idrs.web.security import SESSION_COOKIE, session_csrf
 from tests.integration import factories as f
 from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fixture
 
-RULE = re.compile(r"^(public|signed-in|role:[a-z_]+(,[a-z_]+)*)$")
+RULE = re.compile(r"^(public|signed-in|(role|system):[a-z_]+(,[a-z_]+)*)$")
 #: FastAPI's own documentation routes and the static files: public, and not ours to label.
 FRAMEWORK_PUBLIC = {"/api/v1/openapi.json", "/api/v1/docs", "/docs/oauth2-redirect", "/static"}
 SRC = Path(__file__).resolve().parents[2] / "src" / "idrs"
@@ -400,6 +401,21 @@ def test_every_role_route_refuses_a_signed_in_employee_without_the_role(world):
     assert checked > 10
     assert not problems, "a role route did not answer 403:\n" + "\n".join(problems)
     assert not known_fixed, "\n".join(known_fixed)
+
+
+def test_every_system_route_refuses_a_signed_in_employee(world):
+    """A ``system:`` route is for machine principals: an employee's live session is refused
+    (403 WRONG_PRINCIPAL, recorded), whatever the employee's roles."""
+    app, api, client = world
+    doc = api.openapi()
+    token = _sign_in(app, client, "SYS900", "manager,csr", 930)
+    routes = [r for r in _routes(api) if (r.rule or "").startswith("system:")]
+    assert routes, "no system route"
+    for r in routes:
+        resp = _call(client, r, doc, token=token)
+        assert resp.status_code == 403, (r.path, resp.text)
+        assert resp.json()["reasons"][0]["code"] == "WRONG_PRINCIPAL"
+        assert resp.json()["audit_index"] is not None
 
 
 # -- 4. the service path --------------------------------------------------------------------
