@@ -277,8 +277,8 @@ def make_machine(app, tmp: Path):
         def open_contact(self, seid, who) -> None:
             self.seq = getattr(self, "seq", 0) + 1
             cid = f"K{self.seq}"
-            service.open_contact(
-                app, seid=seid, tin=TINS[who], contact_id=cid, actor=service.Actor("t")
+            service.record_inbound(  # routed by the intake feed (any role may hold one)
+                app, seid=seid, tin=TINS[who], contact_id=cid, actor=service.Actor("system:t")
             )
             self.contacts[cid] = (seid, who)
 
