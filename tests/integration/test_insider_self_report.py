@@ -62,7 +62,8 @@ def world(app: App) -> App:
     for unit in ("U1", "PRIV"):
         people.create_unit(app, unit, actor=OP)
     for seid, roles, unit in (
-        ("EX1", "examiner", "U1"),
+        # a walk-in role: only they may declare a contact without an intake record (13.5)
+        ("EX1", "csr", "U1"),
         ("EX2", "examiner", "U1"),
         ("PA1", "privacy_analyst", "PRIV"),
     ):
