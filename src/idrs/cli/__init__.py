@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "logout": ("people", "End the session kept under IDRS_HOME and delete its token file."),
     "employee": ("people", "Employees: create, list, change profiles (two-person), deactivate, unlock."),
     "unit": ("people", "Units and their ceiling profiles."),
+    "system": ("people", "Machine principals (the contact feed, other agencies' systems): create, rotate, list."),
     "research": ("research", "Run a research command code as the employee signed in with 'idrs login'."),
     "case": ("access", "Open and close case assignments (the need-to-know basis)."),
     "contact": ("access", "Open and close taxpayer contacts (calls, letters, visits)."),
