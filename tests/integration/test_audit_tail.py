@@ -101,6 +101,58 @@ def test_the_server_signs_its_tail_when_it_stops(app: App) -> None:
     assert _latest_size(app) > idx  # signed on the way out
 
 
+@pytest.mark.slow
+def test_an_idle_idrs_serve_signs_within_the_bound(app: App) -> None:
+    """The real server (``idrs serve``, its own process): one recorded request, then nothing."""
+    import socket
+
+    import httpx
+
+    prepare(app)
+    service.checkpoint_now(app)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {
+        **os.environ,
+        "IDRS_DATABASE_URL": app.engine.url.render_as_string(hide_password=False),
+        "IDRS_HOME": str(app.settings.home),
+    }
+    env.pop("IDRS_CHECKPOINT_MAX_UNSIGNED_SECONDS", None)  # the default bound
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "idrs", "serve", "--port", str(port), "--no-access-log"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            assert proc.poll() is None, "idrs serve exited"
+            try:
+                return httpx.get(f"{base}/api/v1/audit/checkpoint", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait_for(up, "idrs serve listening")
+        _wait_for(lambda: _latest_size(app) == service.tree_size(app), "start-up entries signed")
+        before = service.tree_size(app)
+        r = httpx.post(
+            f"{base}/api/v1/sessions",
+            json={"seid": "ZZ999", "password": "not-the-password", "otp": "000000"},
+            timeout=30,
+        )
+        assert r.status_code == 401, r.text
+        _wait_for(lambda: service.tree_size(app) > before, "the refusal recorded")
+        size = service.tree_size(app)
+        # the server stays idle: a checkpoint still comes to cover the refusal
+        _wait_for(lambda: _latest_size(app) >= size, f"a checkpoint covering {size} entries")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_a_one_shot_command_signs_its_own_entry_before_it_exits(app: App) -> None:
     prepare(app)
     service.checkpoint_now(app)
