@@ -307,3 +307,25 @@ def test_with_copies_altered_to_match_verify_says_so(app: App) -> None:
     assert "leaf hashes kept with the checkpoints" in reasons, result
     # the range is still named: the change lies after checkpoint #1 (size 8)
     assert result["first_bad_index"] == 8, result
+
+
+def test_several_processes_leave_no_unsigned_tail_and_no_conflicting_checkpoint(
+    app: App,
+) -> None:
+    # three processes, each with its own tail signer, append at once and exit: their
+    # checkpoints form one increasing sequence, and the last covers every entry
+    from .test_audit_processes import _child
+
+    prepare(app)
+    procs = [_child(app, 20, 2) for _ in range(3)]
+    for p in procs:
+        _out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    with app.engine.connect() as conn:
+        ckpts = conn.execute(text("SELECT id, tree_size FROM audit_checkpoint ORDER BY id")).all()
+    assert [c[0] for c in ckpts] == list(range(1, len(ckpts) + 1))
+    sizes = [c[1] for c in ckpts]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert sizes[-1] == 120  # nothing left unsigned when the last process exited
+    result = service.verify(app, "os:test")
+    assert result["ok"] and result["entries_past_checkpoint"] == 0, result
