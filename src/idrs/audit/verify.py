@@ -172,13 +172,9 @@ def verify_log(
     chunk_level = chunk.bit_length() - 1
     with raw(engine) as db:
         db.begin_read()
-        cur = db.execute(
-            "SELECT id, tree_size, root_hash, note, leaf_hashes FROM audit_checkpoint ORDER BY id"
-        )
-        fetched = cur.fetchall()
+        cur = db.execute("SELECT id, tree_size, root_hash, note FROM audit_checkpoint ORDER BY id")
+        rows = [(int(a), int(b), bytes(c), str(d)) for a, b, c, d in cur.fetchall()]
         cur.close()
-        rows = [(int(a), int(b), bytes(c), str(d)) for a, b, c, d, _ in fetched]
-        copies = _copies(fetched)
         report.checkpoints = len(rows)
         targets = _check_checkpoints(rows, verifier, report)
         latest = max((t.size for t in targets), default=None)
@@ -321,6 +317,7 @@ def verify_log(
         if high_nodes:
             _check_high(db, high_nodes, report)
         if failed is not None:
+            copies = _copies(db, rows, failed[1], failed[0].size)
             _pinpoint(db, failed[0], failed[1], failed[2], copies, report)
         report.size = base
         report.past_checkpoint = max(0, db.size() - (latest or 0))
@@ -383,17 +380,32 @@ def _check_claims(rows: list[Any], base: int, report: Report) -> None:
 # ---------------------------------------------------------------- naming a recomputed entry
 
 
-def _copies(rows: list[Any]) -> list[tuple[int, int, bytes]]:
-    """``(start, end, leaf hashes)`` kept with each checkpoint row: the entries it newly
-    covered, from the previous row's size (only well-formed copies; authenticated later)."""
-    out: list[tuple[int, int, bytes]] = []
+def _copies(
+    db: Any, rows: list[tuple[int, int, bytes, str]], start: int, end: int
+) -> list[tuple[int, int, bytes]]:
+    """``(first, end, leaf hashes)`` kept with the checkpoint rows whose new entries (from the
+    previous row's size to their own) meet ``start..end-1``; only well-formed copies (they are
+    authenticated by the caller). Only those rows' copies are read: memory stays small."""
+    spans: dict[int, tuple[int, int]] = {}
     prev = 0
-    for _cid, size, _root, _note, blob in rows:
-        size = int(size)
-        if blob is not None and size > prev and len(bytes(blob)) == 32 * (size - prev):
-            out.append((prev, size, bytes(blob)))
+    for cid, size, _root, _note in rows:
+        if size > prev and size > start and prev < end:
+            spans[cid] = (prev, size)
         prev = size
-    return out
+    if not spans:
+        return []
+    marks = ",".join("?" * len(spans))
+    cur = db.execute(
+        f"SELECT id, leaf_hashes FROM audit_checkpoint WHERE id IN ({marks})",  # noqa: S608
+        sorted(spans),
+    )
+    out: list[tuple[int, int, bytes]] = []
+    for cid, blob in cur.fetchall():
+        first, last = spans[int(cid)]
+        if blob is not None and len(bytes(blob)) == 32 * (last - first):
+            out.append((first, last, bytes(blob)))
+    cur.close()
+    return sorted(out)
 
 
 def _copied_hashes(
