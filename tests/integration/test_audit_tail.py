@@ -29,11 +29,12 @@ from idrs.audit import log, merkle, service
 from idrs.audit.models import node_key
 from idrs.context import App
 from idrs.errors import AccessDenied
+from tests import ready
 
 from .audit_helpers import drop_triggers, entry, prepare
 
 #: generous cap on waiting for the signer (the bound is 1 s; a loaded machine is slow)
-WAIT_CAP = 60.0
+WAIT_CAP = 120.0
 
 
 def _latest_size(app: App) -> int:
@@ -128,14 +129,7 @@ def test_an_idle_idrs_serve_signs_within_the_bound(app: App) -> None:
     try:
         base = f"http://127.0.0.1:{port}"
 
-        def up() -> bool:
-            assert proc.poll() is None, "idrs serve exited"
-            try:
-                return httpx.get(f"{base}/api/v1/audit/checkpoint", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        _wait_for(up, "idrs serve listening")
+        ready.until(lambda: ready.answering(f"{base}/api/v1/audit/checkpoint"), proc)
         _wait_for(lambda: _latest_size(app) == service.tree_size(app), "start-up entries signed")
         before = service.tree_size(app)
         r = httpx.post(

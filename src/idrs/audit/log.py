@@ -456,9 +456,11 @@ class GroupAppender:
         Returns False if signing failed (the caller may retry); True when signed or nothing
         was left to sign (another thread or process signed it meanwhile).
         """
+        from idrs.audit.checkpoint import has_signing_key
+
         policy = _policy(self.engine)
-        if policy is None:
-            return True
+        if policy is None or not has_signing_key(policy.home):
+            return True  # nothing to sign with before `idrs init` creates the key
         with self._signing:
             try:
                 note = sign_checkpoint(self.engine, policy.home, policy.origin, min_new=1)
