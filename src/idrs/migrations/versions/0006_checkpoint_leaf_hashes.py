@@ -7,7 +7,7 @@ whose content changed even when an attacker recomputed its stored leaf hash and 
 node above it. NULL for checkpoints signed before this revision.
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
