@@ -96,4 +96,7 @@ def app(db_url: str, home: Path, clock: FakeClock) -> Iterator[App]:
     settings = Settings(database_url=db_url, home=home)
     engine = make_engine(db_url)
     yield App(settings=settings, engine=engine, keyring=Keyring.load(home), clock=clock)
+    from idrs.audit import log
+
+    log.forget(engine)  # no tail signature pending on a database about to be dropped
     engine.dispose()

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     #: A checkpoint is signed at least every N entries or T seconds.
     checkpoint_every_entries: int = Field(default=1000, ge=1)
     checkpoint_every_seconds: int = Field(default=60, ge=1)
+    #: No unsigned tail: a checkpoint covering a committed entry is signed within this many
+    #: seconds of its commit, whether or not anything is appended after it (background
+    #: signer in each process; a one-shot command signs before it exits).
+    checkpoint_max_unsigned_seconds: float = Field(default=1.0, gt=0, le=3600)
     #: Origin line of audit checkpoints (C2SP tlog-checkpoint).
     audit_origin: str = "idrs.example/audit-log"
     #: Refuse non-synthetic TINs on import (the project never holds real data).

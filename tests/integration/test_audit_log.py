@@ -112,7 +112,11 @@ def test_concurrent_threads_share_one_gap_free_order(app: App) -> None:
 
 def test_automatic_checkpoints_every_n_entries(app: App) -> None:
     settings = app.settings.model_copy(
-        update={"checkpoint_every_entries": 10, "checkpoint_every_seconds": 3600}
+        update={
+            "checkpoint_every_entries": 10,
+            "checkpoint_every_seconds": 3600,
+            "checkpoint_max_unsigned_seconds": 3600,
+        }
     )
     app = App(settings=settings, engine=app.engine, keyring=app.keyring, clock=app.clock)
     prepare(app)
@@ -128,7 +132,11 @@ def test_automatic_checkpoints_every_n_entries(app: App) -> None:
 
 def test_automatic_checkpoint_after_t_seconds(app: App) -> None:
     settings = app.settings.model_copy(
-        update={"checkpoint_every_entries": 1000, "checkpoint_every_seconds": 1}
+        update={
+            "checkpoint_every_entries": 1000,
+            "checkpoint_every_seconds": 1,
+            "checkpoint_max_unsigned_seconds": 3600,
+        }
     )
     app = App(settings=settings, engine=app.engine, keyring=app.keyring, clock=app.clock)
     prepare(app)

@@ -91,4 +91,31 @@ def create_app(app: App) -> FastAPI:
     middleware.install(api)
     middleware.install_problem_handlers(api)
     throttle.install(api)  # the sign-in and research limits (dependencies of those routes)
+    _sign_tail_at_shutdown(api)
     return api
+
+
+def _sign_tail_at_shutdown(api: FastAPI) -> None:
+    """Outermost lifespan: when the server stops (after the throttle's last summaries are
+    recorded), sign a checkpoint over whatever this process appended that none covers yet.
+    While it runs, the audit log's tail signer keeps every entry's wait for a checkpoint
+    within IDRS_CHECKPOINT_MAX_UNSIGNED_SECONDS (``idrs.audit.log``)."""
+    import contextlib
+    from collections.abc import AsyncIterator, Callable
+    from typing import Any
+
+    import anyio
+
+    from idrs.audit import log
+
+    previous: Callable[[Any], Any] = api.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(asgi: Any) -> AsyncIterator[Any]:
+        try:
+            async with previous(asgi) as state:
+                yield state
+        finally:
+            await anyio.to_thread.run_sync(log.flush_unsigned)
+
+    api.router.lifespan_context = lifespan

@@ -22,13 +22,21 @@ still committed on its own (a decision is never left unrecorded) and the caller 
 
 Checkpoints: after a commit, if ``checkpoint_every_entries`` entries or
 ``checkpoint_every_seconds`` seconds have passed since the last checkpoint, a new one is
-signed (see :func:`sign_checkpoint`). Auto-signing needs to know IDRS_HOME: it uses the
-settings registered with :func:`configure`, or the process settings when the engine is the
-process's configured database and the signing key exists.
+signed (see :func:`sign_checkpoint`). Otherwise, if the commit left entries past the newest
+checkpoint, the process's tail signer (one daemon thread, :class:`_TailSigner`) signs one
+within ``checkpoint_max_unsigned_seconds`` of that commit, whether or not anything is
+appended after it: no entry stays unsigned (deletable unnoticed) for longer. What is still
+pending is signed when the process exits (``atexit``, and the server's lifespan end).
+Several processes never produce conflicting checkpoints: each signature is made under the
+log's write lock, numbered after the newest stored one, and skipped when nothing is new.
+Auto-signing needs to know IDRS_HOME: it uses the settings registered with
+:func:`configure`, or the process settings when the engine is the process's configured
+database and the signing key exists.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -79,6 +87,7 @@ class CheckpointPolicy:
     origin: str
     every_entries: int
     every_seconds: float
+    max_unsigned_seconds: float = 1.0
 
 
 _policies: dict[int, tuple[Engine, CheckpointPolicy | None]] = {}
@@ -93,6 +102,7 @@ def configure(engine: Engine, settings: Any) -> None:
             origin=settings.audit_origin,
             every_entries=settings.checkpoint_every_entries,
             every_seconds=settings.checkpoint_every_seconds,
+            max_unsigned_seconds=settings.checkpoint_max_unsigned_seconds,
         ),
     )
 
@@ -112,7 +122,11 @@ def _policy(engine: Engine) -> CheckpointPolicy | None:
             engine,
             (
                 CheckpointPolicy(
-                    s.home, s.audit_origin, s.checkpoint_every_entries, s.checkpoint_every_seconds
+                    s.home,
+                    s.audit_origin,
+                    s.checkpoint_every_entries,
+                    s.checkpoint_every_seconds,
+                    s.checkpoint_max_unsigned_seconds,
                 )
                 if same and has_signing_key(s.home)
                 else None
@@ -390,7 +404,9 @@ class GroupAppender:
     def append_many(self, entries: list[dict[str, Any]]) -> int:
         slots = [_Slot(e) for e in entries]
         with self._commit_lock:
-            self._run(slots)
+            size_after = self._run(slots)
+        if size_after is not None:
+            self._maybe_checkpoint(size_after)
         for s in slots:
             if isinstance(s.result, BaseException):
                 raise AuditUnavailable(
@@ -405,27 +421,140 @@ class GroupAppender:
         if policy is None:
             return
         now = time.monotonic()
-        if self._last_ckpt_size is None:
-            with raw(self.engine) as db:
-                last = db.latest_checkpoint()
-            self._last_ckpt_size = last[1] if last else 0
-            self._last_ckpt_time = now
+        try:
+            if self._last_ckpt_size is None:
+                with raw(self.engine) as db:
+                    last = db.latest_checkpoint()
+                self._last_ckpt_size = last[1] if last else 0
+                self._last_ckpt_time = now
+        except Exception:  # noqa: BLE001 - the entry is committed; the tail signer retries
+            log.exception("audit checkpoint state unreadable")
+            _tail.schedule(self, now + policy.max_unsigned_seconds)
+            return
         due = size - self._last_ckpt_size >= policy.every_entries or (
             size > self._last_ckpt_size and now - self._last_ckpt_time >= policy.every_seconds
         )
-        if not due or not self._signing.acquire(blocking=False):
-            return
-        try:
-            note = sign_checkpoint(self.engine, policy.home, policy.origin, min_new=1)
-            self._last_ckpt_time = now
+        if due and self._signing.acquire(blocking=False):
+            try:
+                note = sign_checkpoint(self.engine, policy.home, policy.origin, min_new=1)
+                self._last_ckpt_time = now
+                if note is not None:
+                    self._last_ckpt_size = Checkpoint.parse(note.split("\n\n")[0] + "\n").size
+                else:
+                    self._last_ckpt_size = size
+            except Exception:  # noqa: BLE001 - the entry is committed; the tail signer retries
+                log.exception("audit checkpoint signing failed")
+            finally:
+                self._signing.release()
+        if size > self._last_ckpt_size:
+            # entries this commit left unsigned: a checkpoint covers them within the bound
+            _tail.schedule(self, now + policy.max_unsigned_seconds)
+
+    def sign_tail(self) -> bool:
+        """Sign a checkpoint if entries lie past the newest one (the tail signer's call).
+
+        Returns False if signing failed (the caller may retry); True when signed or nothing
+        was left to sign (another thread or process signed it meanwhile).
+        """
+        from idrs.audit.checkpoint import has_signing_key
+
+        policy = _policy(self.engine)
+        if policy is None or not has_signing_key(policy.home):
+            return True  # nothing to sign with before `idrs init` creates the key
+        with self._signing:
+            try:
+                note = sign_checkpoint(self.engine, policy.home, policy.origin, min_new=1)
+            except AuditIntegrityError:
+                # fails closed: nothing is signed over a log that no longer extends its last
+                # checkpoint (`idrs audit verify` names the damage); retrying cannot help
+                log.exception("audit tail checkpoint refused")
+                return True
+            except Exception as exc:  # noqa: BLE001 - reported; retried by the tail signer
+                log.warning(
+                    "audit tail checkpoint signing failed: %s: %s",
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:200] if str(exc) else "",
+                )
+                return False
             if note is not None:
                 self._last_ckpt_size = Checkpoint.parse(note.split("\n\n")[0] + "\n").size
-            else:
-                self._last_ckpt_size = size
-        except Exception:  # noqa: BLE001 - the entry is committed; signing is retried next time
-            log.exception("audit checkpoint signing failed")
-        finally:
-            self._signing.release()
+                self._last_ckpt_time = time.monotonic()
+        return True
+
+
+class _TailSigner:
+    """Signs each appender's unsigned tail by its deadline: one daemon thread per process.
+
+    ``schedule(appender, deadline)`` keeps the earliest deadline per appender; the thread
+    sleeps until the nearest one and calls :meth:`GroupAppender.sign_tail`. A failed
+    signature is retried (every bound, ``RETRIES`` times); a later commit schedules anew.
+    """
+
+    RETRIES = 5
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[int, tuple[float, GroupAppender, int]] = {}
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, ap: GroupAppender, deadline: float, tries: int = 0) -> None:
+        with self._cond:
+            known = self._due.get(id(ap))
+            if known is not None and known[1] is ap and known[0] <= deadline:
+                return
+            self._due[id(ap)] = (deadline, ap, tries)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="idrs-audit-tail-signer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _next(self) -> tuple[GroupAppender, int]:
+        with self._cond:
+            while True:
+                if not self._due:
+                    self._cond.wait()
+                    continue
+                key, (deadline, ap, tries) = min(self._due.items(), key=lambda kv: kv[1][0])
+                delay = deadline - time.monotonic()
+                if delay <= 0:
+                    del self._due[key]
+                    return ap, tries
+                self._cond.wait(delay)
+
+    def _run(self) -> None:
+        while True:
+            ap, tries = self._next()
+            if not ap.sign_tail() and tries < self.RETRIES:
+                policy = _policy(ap.engine)
+                bound = policy.max_unsigned_seconds if policy else 1.0
+                self.schedule(ap, time.monotonic() + bound, tries + 1)
+
+    def discard(self, ap: GroupAppender) -> None:
+        with self._cond:
+            known = self._due.get(id(ap))
+            if known is not None and known[1] is ap:
+                del self._due[id(ap)]
+
+    def flush(self) -> None:
+        """Sign every pending tail now (process exit, server shutdown)."""
+        with self._cond:
+            pending = [ap for _, ap, _ in self._due.values()]
+            self._due.clear()
+        for ap in pending:
+            ap.sign_tail()
+
+
+_tail = _TailSigner()
+
+
+def flush_unsigned() -> None:
+    """Sign a checkpoint over every entry this process appended that none covers yet."""
+    _tail.flush()
+
+
+atexit.register(flush_unsigned)  # a one-shot command leaves no unsigned tail behind
 
 
 _appenders: dict[int, GroupAppender] = {}
@@ -434,9 +563,10 @@ _appenders_lock = threading.Lock()
 
 def _forget_after_fork() -> None:
     # a forked child must not share its parent's connections, locks or queued callers
-    global _appenders_lock
+    global _appenders_lock, _tail
     _appenders.clear()
     _appenders_lock = threading.Lock()
+    _tail = _TailSigner()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
@@ -448,6 +578,22 @@ def appender_for(engine: Engine) -> GroupAppender:
         if ap is None or ap.engine is not engine:
             ap = _appenders[id(engine)] = GroupAppender(engine)
         return ap
+
+
+def forget(engine: Engine) -> None:
+    """Drop ``engine``'s appender, its connection and any pending tail signature (before the
+    engine's database goes away: test teardown)."""
+    with _appenders_lock:
+        ap = _appenders.get(id(engine))
+        if ap is None or ap.engine is not engine:
+            return
+        del _appenders[id(engine)]
+    _tail.discard(ap)
+    with ap._commit_lock, ap._signing:
+        if ap._db is not None:
+            with contextlib.suppress(Exception):
+                ap._db.close()
+            ap._db = None
 
 
 def append(
@@ -533,13 +679,19 @@ def sign_checkpoint(engine: Engine, home: Path, origin: str, *, min_new: int = 0
             "SELECT idx, leaf_input, leaf_hash FROM audit_entry WHERE idx >= ? ORDER BY idx",
             (last_size,),
         )
+        copy = bytearray()  # the leaf hashes this checkpoint newly covers (see verify)
         while rows := cur.fetchmany(4096):
             for idx, leaf, stored in rows:
                 if merkle.leaf_hash(bytes(leaf)) != bytes(stored):
                     raise AuditIntegrityError(
                         f"entry {idx} does not match its leaf hash; not signing"
                     )
+                copy += bytes(stored)
         cur.close()
+        if len(copy) != 32 * (size - last_size):
+            raise AuditIntegrityError(
+                f"entries {last_size}..{size - 1} are not all present; not signing"
+            )
         try:
             root = _tree_root(db, size)
             if last is not None:
@@ -552,8 +704,9 @@ def sign_checkpoint(engine: Engine, home: Path, origin: str, *, min_new: int = 0
         note = signer.sign(Checkpoint(origin, size, root).text())
         ckpt_id = (last[0] + 1) if last else 1
         db.execute(
-            "INSERT INTO audit_checkpoint (id, tree_size, root_hash, note, created_at) VALUES (?, ?, ?, ?, ?)",
-            (ckpt_id, size, root, note, _now_param(db)),
+            "INSERT INTO audit_checkpoint (id, tree_size, root_hash, note, created_at, leaf_hashes)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (ckpt_id, size, root, note, _now_param(db), bytes(copy)),
         ).close()
         db.commit()
         _update_witness(home, note, size)

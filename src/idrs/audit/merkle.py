@@ -65,6 +65,16 @@ def fold(hashes: Sequence[bytes]) -> bytes:
     return acc
 
 
+def subtree_hash(leaf_hashes: Sequence[bytes]) -> bytes:
+    """The hash of a perfect subtree from its 2**level leaf hashes, left to right."""
+    level = list(leaf_hashes)
+    if not level or len(level) & (len(level) - 1):
+        raise ValueError("a perfect subtree has a power-of-two number of leaves")
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
 def root_plan(size: int) -> list[Node]:
     """Stored nodes whose fold is the root of the tree of ``size`` leaves (empty for size 0)."""
     return range_nodes(0, size)
@@ -283,6 +293,10 @@ class CompactRange:
 
     def hashes(self) -> list[bytes]:
         return [h for _, h in self._stack]
+
+    def subtrees(self) -> list[tuple[int, bytes]]:
+        """``(level, hash)`` of each perfect subtree held, left to right."""
+        return list(self._stack)
 
 
 def root_of(leaf_inputs: Iterable[bytes]) -> bytes:

@@ -5,7 +5,8 @@
   (about n/2 rows for n entries; level-1 nodes are recomputed from two leaf hashes). Appends
   add O(log n) rows and read O(log n); proofs read O(log n). This is a cache of the entries: ``idrs audit verify``
   recomputes it and checks it, so tampering with it is caught like tampering with entries.
-* ``audit_checkpoint``: every signed checkpoint (C2SP tlog-checkpoint signed note).
+* ``audit_checkpoint``: every signed checkpoint (C2SP tlog-checkpoint signed note), with a
+  copy of the leaf hashes it newly covers (authenticated by its root; see ``verify``).
 
 Integer keys are ``INTEGER PRIMARY KEY`` on SQLite (the rowid itself: no second index).
 Append-only is enforced by triggers in migration 0002; the proofs are the guarantee.
@@ -56,3 +57,7 @@ class AuditCheckpoint(Base):
     root_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The leaf hashes of the entries this checkpoint newly covers (previous size .. tree_size
+    #: - 1), 32 bytes each: authenticated by the signed root, they let verification name the
+    #: exact entry changed inside a signed range (NULL before migration 0006).
+    leaf_hashes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

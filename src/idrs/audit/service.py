@@ -211,7 +211,8 @@ def verify(
     verifier = load_signer(app.settings.home).verifier()
     report = verify_log(app.engine, verifier, read_witness(app.settings.home), chunk or CHUNK)
     out = report.as_dict()
-    detail = {k: out[k] for k in ("ok", "entries", "checkpoints", "first_bad_index")}
+    keys = ("ok", "entries", "checkpoints", "first_bad_index", "entries_past_checkpoint")
+    detail = {k: out[k] for k in keys}
     out["audit_index"] = _record(
         app,
         EventType.AUDIT_LOG_VERIFY,

@@ -7,6 +7,17 @@ longer match), a forged checkpoint (signature), a rolled-back checkpoint (sizes 
 a missing checkpoint number, or the database older than the checkpoint kept in IDRS_HOME).
 Each problem names the first entry index it affects.
 
+Recomputed hashes: an attacker who changes an entry and recomputes its stored leaf hash and
+every Merkle node above it leaves only the signed roots objecting. Each checkpoint keeps a
+copy of the leaf hashes it newly covers; the copies between the last checkpoint that still
+matches and the first that does not must fold (with the matching prefix) to the signed
+root, and if they do they are what was signed: the first entry whose content differs from
+its copy is named exactly. If the copies were damaged too, the stored Merkle nodes are
+descended from the signed root instead, as far as they still hash up to it.
+
+The report also says how many entries lie past the newest checkpoint (not yet signed: the
+tail signer covers them within IDRS_CHECKPOINT_MAX_UNSIGNED_SECONDS).
+
 Streaming: entries are read in aligned chunks; memory is O(chunk + log n).
 """
 
@@ -56,6 +67,8 @@ class Report:
     size: int = 0
     checkpoints: int = 0
     latest_checkpoint_size: int | None = None
+    #: entries stored past the newest checkpoint (not yet covered by any signature)
+    past_checkpoint: int = 0
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -79,6 +92,7 @@ class Report:
             "entries": self.size,
             "checkpoints": self.checkpoints,
             "latest_checkpoint_size": self.latest_checkpoint_size,
+            "entries_past_checkpoint": self.past_checkpoint,
             "first_bad_index": fb.index if fb else None,
             "first_problem": fb.reason if fb else None,
             "problems": [p.as_dict() for p in self.problems[:50]],
@@ -203,6 +217,9 @@ def verify_log(
         last_good = 0
         sizes = sorted(x for x in by_size if x > 0)
         next_target = 0
+        # the last size whose root matched, with its subtrees (level, hash) left to right
+        trusted: tuple[int, list[tuple[int, bytes]]] = (0, [])
+        failed: tuple[_Target, int, list[tuple[int, bytes]]] | None = None
         while True:
             rows_ = cur.fetchmany(chunk)
             if not rows_:
@@ -261,7 +278,14 @@ def verify_log(
                 for t in by_size[s]:
                     if merkle.fold(prefix + parts) == t.root:
                         last_good = s
+                        edge = [
+                            (lvl, levels[lvl][i - (base >> lvl)])
+                            for lvl, i in merkle.range_nodes(base, s)
+                        ]
+                        trusted = (s, stack.subtrees() + edge)
                     else:
+                        if failed is None:
+                            failed = (t, *trusted)
                         report.problems.append(
                             Problem(
                                 last_good,
@@ -292,7 +316,11 @@ def verify_log(
         cur.close()
         if high_nodes:
             _check_high(db, high_nodes, report)
+        if failed is not None:
+            copies = _copies(db, rows, failed[1], failed[0].size)
+            _pinpoint(db, failed[0], failed[1], failed[2], copies, report)
         report.size = base
+        report.past_checkpoint = max(0, db.size() - (latest or 0))
         if not stopped:
             for t in targets:
                 if t.size > base:
@@ -347,3 +375,165 @@ def _check_claims(rows: list[Any], base: int, report: Report) -> None:
                 )
             )
             return
+
+
+# ---------------------------------------------------------------- naming a recomputed entry
+
+
+def _copies(
+    db: Any, rows: list[tuple[int, int, bytes, str]], start: int, end: int
+) -> list[tuple[int, int, bytes]]:
+    """``(first, end, leaf hashes)`` kept with the checkpoint rows whose new entries (from the
+    previous row's size to their own) meet ``start..end-1``; only well-formed copies (they are
+    authenticated by the caller). Only those rows' copies are read: memory stays small."""
+    spans: dict[int, tuple[int, int]] = {}
+    prev = 0
+    for cid, size, _root, _note in rows:
+        if size > prev and size > start and prev < end:
+            spans[cid] = (prev, size)
+        prev = size
+    if not spans:
+        return []
+    marks = ",".join("?" * len(spans))
+    cur = db.execute(
+        f"SELECT id, leaf_hashes FROM audit_checkpoint WHERE id IN ({marks})",  # noqa: S608
+        sorted(spans),
+    )
+    out: list[tuple[int, int, bytes]] = []
+    for cid, blob in cur.fetchall():
+        first, last = spans[int(cid)]
+        if blob is not None and len(bytes(blob)) == 32 * (last - first):
+            out.append((first, last, bytes(blob)))
+    cur.close()
+    return sorted(out)
+
+
+def _copied_hashes(
+    copies: list[tuple[int, int, bytes]], start: int, end: int
+) -> list[bytes] | None:
+    """The copied leaf hashes of entries ``start..end-1``, or None if a copy is missing."""
+    out: list[bytes] = []
+    pos = start
+    for a, b, blob in copies:
+        if a <= pos < b:
+            stop = min(b, end)
+            out += [blob[32 * (i - a) : 32 * (i - a + 1)] for i in range(pos, stop)]
+            pos = stop
+        if pos >= end:
+            return out
+    return None
+
+
+def _leaf_hashes(db: Any, start: int, end: int) -> dict[int, bytes]:
+    cur = db.execute(
+        "SELECT idx, leaf_input FROM audit_entry WHERE idx >= ? AND idx < ? ORDER BY idx",
+        (start, end),
+    )
+    out: dict[int, bytes] = {}
+    while rows := cur.fetchmany(CHUNK):
+        for idx, leaf in rows:
+            out[int(idx)] = merkle.leaf_hash(bytes(leaf))
+    cur.close()
+    return out
+
+
+def _pinpoint(
+    db: Any,
+    target: _Target,
+    good: int,
+    good_edge: list[tuple[int, bytes]],
+    copies: list[tuple[int, int, bytes]],
+    report: Report,
+) -> None:
+    """Name the first entry in ``good..target.size-1`` whose content is not what ``target``
+    signed: entries ``0..good-1`` match a signed root (``good_edge``: their subtrees)."""
+    size = target.size
+    if size <= good:
+        return
+    signed = _copied_hashes(copies, good, size)
+    if signed is not None:
+        cr = merkle.CompactRange()
+        for lvl, h in good_edge:
+            cr.append_subtree(lvl, h)
+        for h in signed:
+            cr.append(h)
+        if cr.root() == target.root:  # the copies are what was signed
+            actual = _leaf_hashes(db, good, size)
+            for i, h in enumerate(signed):
+                if actual.get(good + i) != h:
+                    report.problems.append(
+                        Problem(
+                            good + i,
+                            f"entry {good + i} no longer matches what {target.label} signed "
+                            "(its content changed; stored hashes were recomputed to hide it)",
+                        )
+                    )
+                    return
+            return
+        report.problems.append(
+            Problem(
+                None,
+                f"the leaf hashes kept with the checkpoints for entries {good}..{size - 1} "
+                f"do not match {target.label} either (altered)",
+            )
+        )
+    _descend(db, target, good, report)
+
+
+def _descend(db: Any, target: _Target, good: int, report: Report) -> None:
+    """Bisect with the stored Merkle nodes: from the signed root down, keep only stored
+    hashes that hash up to it, and follow the child whose entries no longer give its hash."""
+    size = target.size
+    plan = merkle.root_plan(size)
+    try:
+        stored = db.nodes(plan)
+    except KeyError:
+        return
+    if any(n not in stored for n in plan) or merkle.fold([stored[n] for n in plan]) != target.root:
+        return  # the stored nodes were rewritten too: the checkpoint's range is all we know
+    for lvl, idx in plan:
+        lo, hi = idx << lvl, (idx + 1) << lvl
+        if hi <= good:
+            continue  # inside the part that matches a signed root
+        actual = _leaf_hashes(db, lo, hi)
+        if len(actual) != hi - lo:
+            return  # missing entries: reported by the main pass
+        leaves = [actual[i] for i in range(lo, hi)]
+        trusted_hash = stored[(lvl, idx)]
+        if merkle.subtree_hash(leaves) == trusted_hash:
+            continue  # this subtree is intact: the next one of the plan
+        while lvl > 0:
+            left, right = (lvl - 1, 2 * idx), (lvl - 1, 2 * idx + 1)
+            try:
+                kids = db.nodes([left, right])
+            except KeyError:
+                kids = {}
+            if (
+                left not in kids
+                or right not in kids
+                or (merkle.node_hash(kids[left], kids[right]) != trusted_hash)
+            ):
+                report.problems.append(
+                    Problem(
+                        lo,
+                        f"entries {lo}..{hi - 1} hold the first change under {target.label} "
+                        "(stored hashes were recomputed; the nodes below no longer tell which)",
+                        hi - 1,
+                    )
+                )
+                return
+            half = (hi - lo) // 2
+            if merkle.subtree_hash(leaves[:half]) != kids[left]:
+                lvl, idx, hi, trusted_hash = lvl - 1, 2 * idx, lo + half, kids[left]
+                leaves = leaves[:half]
+            else:
+                lvl, idx, lo, trusted_hash = lvl - 1, 2 * idx + 1, lo + half, kids[right]
+                leaves = leaves[half:]
+        report.problems.append(
+            Problem(
+                lo,
+                f"entry {lo} no longer matches what {target.label} signed "
+                "(stored hashes were recomputed to hide it)",
+            )
+        )
+        return

@@ -31,7 +31,11 @@ app.add_typer(audit_app, name="audit")
 
 @audit_app.command("verify")
 def verify_cmd(as_json: bool = JsonOpt) -> None:
-    """Recompute the Merkle tree from the stored entries and check every stored checkpoint."""
+    """Recompute the Merkle tree from the stored entries and check every stored checkpoint.
+
+    Also says how many entries lie past the newest checkpoint (signed within
+    IDRS_CHECKPOINT_MAX_UNSIGNED_SECONDS by the tail signer).
+    """
     from idrs.audit import service
 
     result = service.verify(open_app(), operator_actor())
@@ -42,6 +46,10 @@ def verify_cmd(as_json: bool = JsonOpt) -> None:
             f"intact: {result['entries']} entries, {result['checkpoints']} checkpoints "
             f"(latest covers {result['latest_checkpoint_size']}), {result['seconds']} s\n"
         )
+    if not as_json:
+        # not yet covered by any signature: deletable unnoticed until the tail signer runs
+        past = result["entries_past_checkpoint"]
+        sys.stdout.write(f"{past} entries past the newest checkpoint\n")
     if not result["ok"]:
         for p in result["problems"][1:10]:
             sys.stderr.write(f"  also: index {p['index']}: {p['reason']}\n")
