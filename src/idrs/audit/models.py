@@ -59,5 +59,5 @@ class AuditCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: The leaf hashes of the entries this checkpoint newly covers (previous size .. tree_size
     #: - 1), 32 bytes each: authenticated by the signed root, they let verification name the
-    #: exact entry changed inside a signed range (NULL before migration 0006).
+    #: exact entry changed inside a signed range (NULL before migration 0005).
     leaf_hashes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -6,8 +6,8 @@ authenticates them (they must fold to it), so ``idrs audit verify`` can name the
 whose content changed even when an attacker recomputed its stored leaf hash and every Merkle
 node above it. NULL for checkpoints signed before this revision.
 
-Revision ID: 0006
-Revises: 0008
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0008"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -6,7 +6,7 @@ only); ``taxpayer_contact.origin`` (``inbound`` from a feed, ``declared`` by an 
 and ``recorded_by`` (the feed). Contacts that existed before were opened by hand: they
 become ``declared``.
 
-Revision ID: 0008
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
