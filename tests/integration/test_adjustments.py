@@ -599,9 +599,8 @@ def test_kill_9_during_a_stream_keeps_every_acknowledged_change(world, tmp_path)
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
     )
     acked = []
-    deadline = time.monotonic() + 60
     assert proc.stdout is not None
-    while len(acked) < 25 and time.monotonic() < deadline:
+    while len(acked) < 25:  # however slow the machine: pytest-timeout guards a hang
         line = proc.stdout.readline()
         if not line:
             break

@@ -67,8 +67,7 @@ def test_kill_9_loses_no_acknowledged_entry_and_log_verifies(app: App) -> None:
     p = _child(app, 0, 3)
     acked: list[int] = []
     assert p.stdout is not None
-    deadline = time.monotonic() + 60
-    while len(acked) < 300 and time.monotonic() < deadline:
+    while len(acked) < 300:  # however slow the machine: pytest-timeout guards a hang
         line = p.stdout.readline()
         if not line:
             break
