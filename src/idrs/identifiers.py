@@ -87,10 +87,6 @@ def check_account(raw: str) -> str:
     return raw
 
 
-def mask_account(account: str) -> str:
-    return "****" + account[-4:]
-
-
 def synthetic_routing(n: int) -> str:
     """The n-th routing number with prefix 80 whose ABA checksum holds (deterministic)."""
     body = f"80{n % 1_000_000:06d}"

@@ -68,13 +68,6 @@ def research_write(dialect: str, *, signin_session_id: int, employee_id: int,
     }
 
 
-def session_id_for(app: App, token: str) -> int | None:
-    """The id of the sign-in session behind ``token`` (None if unknown)."""
-    with app.engine.connect() as conn:
-        return conn.execute(text("SELECT id FROM signin_session WHERE token_hash = :h"),
-                            {"h": sha256_hex(token)}).scalar()
-
-
 def note(app: App, *, token: str | None, employee_id: int, tin: str, command: str,
          year: int | None) -> None:
     """Record an allowed research call of the session behind ``token`` (own short transaction).

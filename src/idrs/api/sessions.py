@@ -35,15 +35,6 @@ class SessionOut(BaseModel):
     ended_previous: bool
 
 
-class DenialOut(BaseModel):
-    """The contract's denial keys (every error answer is a problem+json ``Problem`` that
-    carries them; kept for the modules that import it)."""
-
-    decision: str = "deny"
-    reasons: list[dict[str, str]]
-    audit_index: int | None = None
-
-
 @router.post(
     "/sessions",
     status_code=201,

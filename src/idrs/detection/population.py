@@ -84,9 +84,6 @@ class World:
             cached = self.__dict__["_ordinary"] = [p for p in self.public if not p.markers]
         return cached
 
-    def of_role(self, role: str) -> list[Staff]:
-        return [s for s in self.staff if s.role == role]
-
     def manager_of(self, unit: str) -> Staff:
         return next(s for s in self.units[unit] if s.role == Role.MANAGER)
 

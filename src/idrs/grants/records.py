@@ -198,13 +198,6 @@ def training(app: App, seid: str) -> dict[str, Any]:
             "last_attested_at": last, "valid_until": until}
 
 
-def prerequisites_of(app: App, seid: str, title: str | None = None) -> dict[str, Any]:
-    """Clearance, agreement (of ``title``) and training status of ``seid`` now."""
-    with session_scope(app.engine) as s:
-        emp = _employee(s, seid)
-        return prerequisites(s, app, emp.id, title, as_utc(app.clock.now()))
-
-
 # -- exports -------------------------------------------------------------------------
 
 

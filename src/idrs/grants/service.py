@@ -567,10 +567,5 @@ def list_grants(app: App, *, principal: str | None = None,
     return [r for r in rows if state is None or r["status"] == state]
 
 
-def grant_ids_for(session: Session, seids: list[str]) -> list[int]:
-    ids = session.scalars(select(Employee.id).where(Employee.seid.in_(seids)))
-    return list(session.scalars(select(Grant.id).where(Grant.principal_id.in_(list(ids)))))
-
-
 def as_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str)

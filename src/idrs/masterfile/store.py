@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -674,8 +674,3 @@ class MasterFileWriter:
         self.insert("tax_module", MODULE_COLS, rows.module)
         self.insert("txn", TXN_COLS, rows.txn)
         self.insert("information_return", INFO_COLS, rows.info)
-
-
-def encrypted_columns(tables: Iterable[Any]) -> list[tuple[str, str]]:
-    """Every ``(table, column)`` whose name ends in ``_enc`` (for rotation and tests)."""
-    return [(t.name, c.name) for t in tables for c in t.columns if c.name.endswith("_enc")]
