@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IDRS_", extra="ignore")
 
     database_url: str = "sqlite:///idrs.db"
+    #: A streaming (physical) replica of the PostgreSQL primary, for the heavy reads of
+    #: oversight, the weekly reports and detection (``App.read_engine``); empty: the primary.
+    #: Opened read-only. A report that must cover the log up to an entry waits until the
+    #: replica has replayed the primary's WAL up to then, at most ``replica_wait_seconds``.
+    replica_url: str = ""
+    replica_wait_seconds: float = Field(default=30.0, gt=0, le=3600)
     home: Path = Path(".idrs")
     #: Consecutive failed sign-ins that lock an account. The lock lapses by itself after
     #: ``lockout_seconds``, doubled for each further failure up to ``lockout_max_seconds``

@@ -11,7 +11,8 @@ from sqlalchemy.orm import configure_mappers
 from idrs.clock import Clock, SystemClock
 from idrs.config import Settings, get_settings
 from idrs.crypto import Keyring
-from idrs.db import engine_for, unavailable_errors
+from idrs.db import engine_for, read_engine_for, replica_caught_up, unavailable_errors
+from idrs.errors import ConfigurationError
 
 __all__ = ["App", "unavailable_errors"]
 
@@ -22,6 +23,31 @@ class App:
     engine: Engine
     keyring: Keyring
     clock: Clock = field(default_factory=SystemClock)
+    #: the streaming replica's read-only engine (``IDRS_REPLICA_URL``); None: the primary's
+    replica: Engine | None = None
+
+    def __post_init__(self) -> None:
+        if self.replica is None and self.settings.replica_url:
+            if self.engine.dialect.name != "postgresql":
+                raise ConfigurationError("IDRS_REPLICA_URL is set but IDRS_DATABASE_URL is not "
+                                         "PostgreSQL: a replica follows a PostgreSQL primary")
+            self.replica = read_engine_for(self.settings.replica_url)
+
+    @property
+    def read_engine(self) -> Engine:
+        """Where the heavy reads of oversight, the weekly reports and detection go: the
+        replica when one is configured, else the primary. It may lag behind the primary:
+        call :meth:`await_replica` first when the reads must see what is committed now."""
+        return self.replica if self.replica is not None else self.engine
+
+    def await_replica(self) -> str | None:
+        """Wait (at most ``IDRS_REPLICA_WAIT_SECONDS``) until the replica shows everything
+        committed on the primary so far; return the primary's WAL position waited for (None
+        without a replica). Raises ReplicaBehind (503) when it does not catch up in time."""
+        if self.replica is None:
+            return None
+        return replica_caught_up(self.engine, self.replica,
+                                 float(self.settings.replica_wait_seconds))
 
     @classmethod
     def open(cls, db_url: str | None = None, home: Path | None = None, clock: Clock | None = None) -> App:

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session
 
-from idrs.errors import ConfigurationError
+from idrs.errors import ConfigurationError, ReplicaBehind
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,73 @@ def make_engine(url: str, *, lock_timeout: float | None = None) -> Engine:
 def engine_for(url: str) -> Engine:
     """The shared engine for ``url`` (one pool per process)."""
     return make_engine(url)
+
+
+def make_read_engine(url: str, *, lock_timeout: float | None = None) -> Engine:
+    """An engine for a streaming replica (``IDRS_REPLICA_URL``): PostgreSQL only, and every
+    transaction on it read-only (``default_transaction_read_only``), so that a write sent to
+    it by mistake fails at the database instead of being tried on a standby."""
+    if not url.startswith("postgresql"):
+        raise ConfigurationError("IDRS_REPLICA_URL: a replica is a PostgreSQL standby "
+                                 f"(postgresql+psycopg://...), not {url.split(':', 1)[0]!r}")
+    wait = _lock_timeout(lock_timeout)
+    options = f"-c lock_timeout={max(1, round(wait * 1000))} -c default_transaction_read_only=on"
+    return create_engine(
+        url, pool_size=5, max_overflow=10, pool_pre_ping=True, connect_args={"options": options}
+    )
+
+
+@lru_cache(maxsize=4)
+def read_engine_for(url: str) -> Engine:
+    """The shared read-only engine of the replica ``url`` (one pool per process)."""
+    return make_read_engine(url)
+
+
+def _one(engine: Engine, sql: str, params: dict[str, Any] | None = None) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params or {}).one()
+
+
+def replica_caught_up(primary: Engine, replica: Engine, timeout: float) -> str:
+    """Wait until ``replica`` has replayed the primary's WAL up to where it is now; return
+    that position (an LSN). What was committed on the primary before the call is then
+    visible on the replica.
+
+    Refuses (ConfigurationError, never a silent read of something else) a replica that is
+    not a standby of this very primary (another cluster, another database, a promoted
+    standby) and one that has not caught up within ``timeout`` seconds (ReplicaBehind).
+    """
+    if primary.dialect.name != "postgresql":
+        raise ConfigurationError("IDRS_REPLICA_URL is set but the primary is not PostgreSQL")
+    ident = "SELECT system_identifier::text, current_database() FROM pg_control_system()"
+    try:
+        p_id, p_db = _one(primary, ident)
+        lsn = str(_one(primary, "SELECT pg_current_wal_lsn()::text")[0])
+        r_id, r_db = _one(replica, ident)
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigurationError(f"replica unreachable: {reason}") from None
+    if (r_id, r_db) != (p_id, p_db):
+        raise ConfigurationError(
+            f"IDRS_REPLICA_URL is not a replica of IDRS_DATABASE_URL (system {r_id}, database "
+            f"{r_db!r}; the primary is system {p_id}, database {p_db!r})")
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while True:
+        standby, replayed, done = _one(
+            replica, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
+            "coalesce(pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn), false)", {"lsn": lsn})
+        if not standby:
+            raise ConfigurationError("IDRS_REPLICA_URL names a server that is not a standby "
+                                     "(promoted?): reads would miss the primary's writes")
+        if done:
+            return lsn
+        if time.monotonic() >= deadline:
+            raise ReplicaBehind(
+                f"the replica has not replayed the primary's WAL up to {lsn} within {timeout:g} s "
+                f"(it is at {replayed}); see pg_stat_replication on the primary")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def check_reachable(engine: Engine) -> None:

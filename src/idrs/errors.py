@@ -25,6 +25,10 @@ class ConfigurationError(IdrsError):
     status_code = 503
 
 
+class ReplicaBehind(ConfigurationError):
+    """The read replica has not caught up with the primary within the configured wait."""
+
+
 @dataclass(frozen=True)
 class Reason:
     """One reason code (docs/interface.md) with a message safe to show the employee."""
