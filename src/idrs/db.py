@@ -264,7 +264,9 @@ def replica_caught_up(primary: Engine, replica: Engine, timeout: float) -> str:
 
     Refuses (ConfigurationError, never a silent read of something else) a replica that is
     not a standby of this very primary (another cluster, another database, a promoted
-    standby) and one that has not caught up within ``timeout`` seconds (ReplicaBehind).
+    standby), and one that has not caught up, or could not be reached, within ``timeout``
+    seconds (ReplicaBehind). A database just created on the primary may not exist on the
+    replica yet: connecting is retried within the same wait.
     """
     if primary.dialect.name != "postgresql":
         raise ConfigurationError("IDRS_REPLICA_URL is set but the primary is not PostgreSQL")
@@ -272,31 +274,39 @@ def replica_caught_up(primary: Engine, replica: Engine, timeout: float) -> str:
     try:
         p_id, p_db = _one(primary, ident)
         lsn = str(_one(primary, "SELECT pg_current_wal_lsn()::text")[0])
-        r_id, r_db = _one(replica, ident)
     except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise ConfigurationError(f"replica unreachable: {reason}") from None
-    if (r_id, r_db) != (p_id, p_db):
-        raise ConfigurationError(
-            f"IDRS_REPLICA_URL is not a replica of IDRS_DATABASE_URL (system {r_id}, database "
-            f"{r_db!r}; the primary is system {p_id}, database {p_db!r})")
+        raise ConfigurationError(f"database unreachable: {_first_line(exc)}") from None
     deadline = time.monotonic() + timeout
     pause = 0.01
+    where = "unreachable"
     while True:
-        standby, replayed, done = _one(
-            replica, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
-            "coalesce(pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn), false)", {"lsn": lsn})
-        if not standby:
-            raise ConfigurationError("IDRS_REPLICA_URL names a server that is not a standby "
-                                     "(promoted?): reads would miss the primary's writes")
-        if done:
-            return lsn
+        try:
+            r_id, r_db = _one(replica, ident)
+            if (r_id, r_db) != (p_id, p_db):
+                raise ConfigurationError(
+                    f"IDRS_REPLICA_URL is not a replica of IDRS_DATABASE_URL (system {r_id}, "
+                    f"database {r_db!r}; the primary is system {p_id}, database {p_db!r})")
+            standby, replayed, done = _one(
+                replica, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
+                "coalesce(pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn), false)", {"lsn": lsn})
+            if not standby:
+                raise ConfigurationError("IDRS_REPLICA_URL names a server that is not a standby "
+                                         "(promoted?): reads would miss the primary's writes")
+            if done:
+                return lsn
+            where = f"it is at {replayed}"
+        except OperationalError as exc:
+            where = f"unreachable: {_first_line(exc)}"
         if time.monotonic() >= deadline:
             raise ReplicaBehind(
                 f"the replica has not replayed the primary's WAL up to {lsn} within {timeout:g} s "
-                f"(it is at {replayed}); see pg_stat_replication on the primary")
+                f"({where}); see pg_stat_replication on the primary")
         time.sleep(pause)
         pause = min(pause * 2, 0.2)
+
+
+def _first_line(exc: OperationalError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
 
 
 def check_reachable(engine: Engine) -> None:

@@ -9,6 +9,9 @@ previous one on its own threads; the database driver and DuckDB both release the
 the two overlap on two cores. Only the fields detection uses are kept; the nested parts
 are decoded with ``from_json``, which turns a value of an unexpected type into NULL rather
 than failing the run (as parsing each entry with ``from_json`` always did).
+
+The entries are read through ``app.read_engine`` (a streaming replica when
+``IDRS_REPLICA_URL`` is set): callers wait for it first (``App.await_replica``).
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def load(app: App, con: duckdb.DuckDBPyConnection, start: int, end: int, *,
 
     def reader() -> None:
         try:
-            with raw(app.engine) as db:
+            with raw(app.read_engine) as db:  # a replica when configured
                 sql = _chunk_sql(db.pg)
                 for k, a in enumerate(range(start, end, CHUNK)):
                     if stop.is_set():

@@ -5,6 +5,10 @@ The report follows the agency's weekly *Security Violations* and *Sensitive Acce
 (own account, spouse, employee accounts, the other conflicts) and the other refusals,
 then the unit's open alerts. A report is regenerated until certified; once a manager of
 the unit certifies it, it is frozen. Every report and certification is recorded.
+
+Whether a report is already certified, and the writes, go to the primary; the week's log
+entries, the open alerts and the certification rate are read through ``app.read_engine``
+(a streaming replica when ``IDRS_REPLICA_URL`` is set) once it has caught up.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def _unit_members(s: Any, unit: str) -> tuple[int, dict[str, str]]:
 
 def _refusals(app: App, start: datetime, end: datetime, members: set[str]) -> list[tuple[Any, ...]]:
     size = _log_size(app)
+    app.await_replica()  # the log is read from app.read_engine: up to ``size`` at least
     a, b = first_index_at(app, start, size), first_index_at(app, end, size)
     con = logscan.connect()
     logscan.load(app, con, a, b)
@@ -78,12 +83,13 @@ def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli
         done = s.scalar(select(WeeklyReport).where(WeeklyReport.unit == code, WeeklyReport.week_start == week))
         if done is not None and done.certified_at is not None:
             return _as_dict(done)
+    refusals = _refusals(app, start, start + timedelta(days=7), set(members))
+    with session_scope(app.read_engine) as s:  # the replica has caught up (_refusals)
         open_alerts = [{"alert_id": a.alert_id, "seid": a.seid, "day": a.day.isoformat(),
                         "score": a.score, "category": a.category, "state": a.state}
                        for a in s.scalars(select(Alert).where(Alert.seid.in_(list(members)),
                                                               Alert.state.in_(("open", "assigned")))
                                           .order_by(Alert.score.desc()))]
-    refusals = _refusals(app, start, start + timedelta(days=7), set(members))
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     other: Counter[str] = Counter()
     for idx, seid, t, cmd, reasons in refusals:
@@ -151,7 +157,8 @@ def certify(app: App, *, unit: str, week: date, manager: str, interface: str = "
 
 def certification_rate(app: App, *, week: date | None = None) -> dict[str, Any]:
     """Per week: reports, certified, the rate, and the units (with managers) that have not."""
-    with session_scope(app.engine) as s:
+    app.await_replica()
+    with session_scope(app.read_engine) as s:
         q = select(WeeklyReport)
         if week is not None:
             q = q.where(WeeklyReport.week_start == week_of(week))

@@ -205,7 +205,7 @@ def _time_of(db: Any, idx: int) -> datetime:
 def first_index_at(app: App, since: datetime, size: int) -> int:
     """The first entry whose time is >= ``since`` (binary search; entries are in time order)."""
     lo, hi = 0, size
-    with raw(app.engine) as db:
+    with raw(app.read_engine) as db:
         while lo < hi:
             mid = (lo + hi) // 2
             if _time_of(db, mid) < since:
@@ -229,6 +229,7 @@ def run(app: App, *, since: datetime | None = None, to_index: int | None = None,
     ``to_index``: analyse the entries before this index only (default: the whole log)."""
     now = app.clock.now()
     size = _log_size(app)
+    app.await_replica()  # the log is read from app.read_engine: up to ``size`` at least
     if to_index is not None:
         if to_index < 0:
             raise IdrsError(f"to_index must not be negative (got {to_index})")
@@ -283,7 +284,7 @@ def _nothing_new(start: int, size: int) -> tuple[dict[str, Any], Any]:
 def _analyse(app: App, con: Any, start: int, size: int, cursor: int) -> tuple[dict[str, Any], Any]:
     """Read, explain and score; return (summary, the writes to make: a function of the
     session and the time that returns the alerts created or changed and the ids withdrawn)."""
-    with raw(app.engine) as db:
+    with raw(app.read_engine) as db:
         first_new = _time_of(db, start)
     day0 = (first_new - HORIZON).date()
     read_from = min(first_index_at(app, _midnight(day0) - HORIZON, size), start)
@@ -359,7 +360,7 @@ def _earliest_dependent_day(app: App, con: Any, start: int, day0: date, read_fro
                               [targets]).fetchall()) if targets else {}
     outside = [i for i in targets if i not in inside and 0 <= i < read_from]
     if outside:
-        with raw(app.engine) as db:
+        with raw(app.read_engine) as db:
             days += [_time_of(db, i).date() for i in outside]
     days += list(inside.values())
     row = con.execute("""

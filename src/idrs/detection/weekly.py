@@ -2,7 +2,8 @@
 
 A manager sees (and certifies) the reports of their own unit; the overseers (privacy staff,
 the authorizing official, auditors) see every unit's report and the certification rate.
-The reports themselves are built and certified by ``detection.reports``.
+The reports themselves are built and certified by ``detection.reports``. Who may read is
+decided on the primary; the list is read through ``app.read_engine`` (a replica when set).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def may_read(app: App, who: Employee, unit: str) -> bool:
 
 def list_reports(app: App, *, unit: str | None = None) -> list[dict[str, Any]]:
     """Stored weekly reports (newest week first) with their certification and counts."""
-    with session_scope(app.engine) as s:
+    app.await_replica()
+    with session_scope(app.read_engine) as s:
         q = select(WeeklyReport).order_by(WeeklyReport.week_start.desc(), WeeklyReport.unit)
         if unit:
             q = q.where(WeeklyReport.unit == unit.strip().upper())

@@ -18,6 +18,10 @@
   checkpoint is signed first when the signing key is present), so a reader can verify it
   against ``idrs audit export``.
 
+The scope is resolved, the request recorded and the checkpoint signed on the primary; the
+rest is read through ``app.read_engine`` (a streaming replica when ``IDRS_REPLICA_URL`` is
+set), after waiting until the replica has replayed the primary's WAL up to that point.
+
 No taxpayer identity appears anywhere: counts only (not even pseudonyms). Generating a
 report is itself recorded (``oversight:report:generate``).
 """
@@ -329,7 +333,7 @@ def scan(app: App, team: set[str], classes_of: dict[str, dict[str, frozenset[str
     tallies = {s: _Tally() for s in team}
     per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     start_s, end_s = lo_t.isoformat(), hi_t.isoformat()
-    with raw(app.engine) as db:
+    with raw(app.read_engine) as db:
         db.begin_read()
         first = _first_index_at(db, lo_t, size)
         last = _first_index_at(db, hi_t, size)
@@ -464,7 +468,10 @@ def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = No
                   {"principals": len(sc.seids), "from": str(sc.start), "to": str(sc.end)})
     check_outstanding(app)
     ck = checkpoint_for_report(app)
-    with session_scope(app.engine) as s:
+    # The reads below may go to a streaming replica (IDRS_REPLICA_URL): first let it replay
+    # the primary's WAL up to now, so that it holds every entry up to the checkpoint.
+    app.await_replica()
+    with session_scope(app.read_engine) as s:
         emps = list(s.scalars(select(Employee).where(Employee.seid.in_(sc.seids))
                               .order_by(Employee.seid)))
         pop = _population_counts(s, app)
