@@ -23,13 +23,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from idrs.audit import log as audit_log
 from idrs.audit.checkpoint import ensure_signing_key
 from idrs.audit.events import make_event
-from idrs.config import Settings
+from idrs.config import Settings, get_settings
 from idrs.context import App
 from idrs.db import make_engine, make_read_engine, session_scope
 from idrs.detection import reports, service, weekly
@@ -86,15 +86,23 @@ def replica_base() -> str:
 
 
 @pytest.fixture
-def on_replica(app: App, replica_base: str) -> Iterator[App]:
-    """The same application, its reads sent to the test database's copy on the replica."""
-    name = app.engine.url.database
-    url = f"{replica_base}/{name}"
-    settings = app.settings.model_copy(update={"replica_url": url})
-    replica = make_read_engine(url)
-    yield App(settings=settings, engine=app.engine, keyring=app.keyring, clock=app.clock,
-              replica=replica)
-    replica.dispose()
+def on_replica(app: App, replica_base: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    """The same application opened as an operator would, with ``IDRS_REPLICA_URL`` naming
+    the test database's copy on the replica."""
+    url = f"{replica_base}/{app.engine.url.database}"
+    monkeypatch.setenv("IDRS_REPLICA_URL", url)
+    get_settings.cache_clear()
+    opened = App.open(app.engine.url.render_as_string(hide_password=False),
+                      home=app.settings.home, clock=app.clock)
+    assert opened.replica is not None and opened.read_engine is opened.replica
+    assert opened.replica.url.port == make_url(url).port
+    opened.await_replica()  # the database created on the primary has reached the replica
+    with opened.read_engine.connect() as conn:
+        assert conn.execute(text("SHOW default_transaction_read_only")).scalar() == "on"
+    yield opened
+    opened.replica.dispose()
+    opened.engine.dispose()
+    get_settings.cache_clear()
 
 
 def _replica_stats(replica_base: str, name: str) -> dict[str, int]:
