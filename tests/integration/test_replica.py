@@ -75,8 +75,8 @@ def replica_base() -> str:
     if problem and os.geteuid() == 0 and SCRIPT.exists():  # locally: set it up as CI does
         done = subprocess.run([str(SCRIPT)], capture_output=True, text=True, timeout=900,
                               check=False)
-        problem = _standby_problem() or problem
-        if done.returncode != 0:
+        problem = _standby_problem()
+        if problem and done.returncode != 0:
             problem += f"; {SCRIPT.name} said: {(done.stderr or done.stdout).strip()[-500:]}"
     if problem:
         pytest.fail(f"the streaming replica {REPLICA_ADMIN} cannot be used: {problem}. "
