@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -110,6 +111,16 @@ def _replica_stats(replica_base: str, name: str) -> dict[str, int]:
     after the application's connections to it have ended)."""
     engine = create_engine(f"{replica_base}/postgres")
     with engine.connect() as conn:
+        # a backend flushes its counters as it exits, before it leaves pg_stat_activity
+        for _ in range(600):
+            conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+            if not conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = :n"),
+                                {"n": name}).scalar():
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"connections to {name} on the replica did not end")
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
         row = conn.execute(text(
             "SELECT tup_returned, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database "
             "WHERE datname = :n"), {"n": name}).one()
