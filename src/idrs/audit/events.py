@@ -50,6 +50,7 @@ class EventType(StrEnum):
     AUDIT_ENTRIES_READ = "audit:entries:read"
     AUDIT_LOG_EXPORT = "audit:log:export"
     AUDIT_LOG_VERIFY = "audit:log:verify"
+    AUDIT_WITNESS_ADD = "audit:witness:add"
     AUTH_SESSION_END = "auth:session:end"
     AUTH_SESSION_EXPIRE = "auth:session:expire"
     AUTH_SIGNIN_FAILURE = "auth:signin:failure"

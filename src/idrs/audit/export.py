@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from idrs.audit import merkle
 from idrs.audit.checkpoint import Checkpoint, CheckpointError, Verifier
+from idrs.audit.cosignature import CosignerKey, check_policy
 from idrs.audit.store import raw
 from idrs.errors import Conflict, IdrsError
 
@@ -86,14 +87,19 @@ class ExportReport:
     size: int
     root: bytes
     against_size: int | None = None
+    #: how many of the policy's witness keys cosigned (None: no witness policy given)
+    cosigned_by: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "ok": True,
             "tree_size": self.size,
             "root": self.root.hex(),
             "against_size": self.against_size,
         }
+        if self.cosigned_by is not None:
+            out["cosigned_by"] = self.cosigned_by
+        return out
 
 
 def _read(path: Path) -> str:
@@ -103,12 +109,27 @@ def _read(path: Path) -> str:
         raise ExportInvalid(f"cannot read {path.name}: {exc}") from None
 
 
-def verify_export(directory: Path, against: str | None = None) -> ExportReport:
-    """Verify an export using only its files; raise ExportInvalid naming the first problem."""
+def verify_export(
+    directory: Path,
+    against: str | None = None,
+    witness_keys: list[CosignerKey] | None = None,
+    witness_min: int | None = None,
+) -> ExportReport:
+    """Verify an export using only its files; raise ExportInvalid naming the first problem.
+
+    With ``witness_keys``, the checkpoint must also carry valid cosignature/v1 lines by at
+    least ``witness_min`` (default: all) of those witnesses.
+    """
     directory = Path(directory)
     try:
         verifier = Verifier.parse(_read(directory / VKEY))
-        ck = Checkpoint.parse(verifier.open(_read(directory / CHECKPOINT)))
+        note = _read(directory / CHECKPOINT)
+        ck = Checkpoint.parse(verifier.open(note))
+        cosigned = (
+            check_policy(note, witness_keys, witness_min or len(witness_keys))
+            if witness_keys
+            else None
+        )
     except CheckpointError as exc:
         raise ExportInvalid(f"checkpoint: {exc}") from None
     old: Checkpoint | None = None
@@ -156,4 +177,4 @@ def verify_export(directory: Path, against: str | None = None) -> ExportReport:
         raise ExportInvalid(
             f"not append-only: the first {old.size} entries no longer hash to the old checkpoint's root"
         )
-    return ExportReport(ck.size, ck.root, old.size if old else None)
+    return ExportReport(ck.size, ck.root, old.size if old else None, cosigned)

@@ -710,6 +710,9 @@ def sign_checkpoint(engine: Engine, home: Path, origin: str, *, min_new: int = 0
         ).close()
         db.commit()
         _update_witness(home, note, size)
+    from idrs.audit import witnesses
+
+    witnesses.after_signing(engine, note)  # cosignatures are gathered off this path
     return note
 
 

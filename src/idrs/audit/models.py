@@ -61,3 +61,26 @@ class AuditCheckpoint(Base):
     #: - 1), 32 bytes each: authenticated by the signed root, they let verification name the
     #: exact entry changed inside a signed range (NULL before migration 0005).
     leaf_hashes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class AuditWitness(Base):
+    """A witness the log submits its checkpoints to (``idrs witness add``)."""
+
+    __tablename__ = "audit_witness"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    vkey: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditCosignature(Base):
+    """A witness's cosignature line on one stored checkpoint (verified before it is stored)."""
+
+    __tablename__ = "audit_cosignature"
+
+    checkpoint_id: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(Text, primary_key=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -36,12 +36,14 @@ class InconsistentRange(IdrsError):
 
 
 def latest_checkpoint(app: App) -> str:
-    """The newest signed checkpoint note (NotFound before the first one is signed)."""
-    with raw(app.engine) as db:
-        last = db.latest_checkpoint()
-    if last is None:
+    """The newest signed checkpoint note with the witnesses' cosignature lines gathered so far
+    (NotFound before the first one is signed)."""
+    from idrs.audit.witnesses import cosigned_note
+
+    note = cosigned_note(app.engine)
+    if note is None:
         raise NotFound("no checkpoint has been signed yet")
-    return last[3]
+    return note
 
 
 def tree_size(app: App) -> int:
@@ -198,21 +200,39 @@ def _record(
 
 
 def verify(
-    app: App, actor: str, *, interface: str = "cli", chunk: int | None = None
+    app: App,
+    actor: str,
+    *,
+    interface: str = "cli",
+    chunk: int | None = None,
+    witness_keys: list[str] | None = None,
+    witness_min: int | None = None,
 ) -> dict[str, Any]:
     """Verify the whole log and every checkpoint (see :mod:`idrs.audit.verify`); record the run.
+
+    With ``witness_keys`` (cosignature/v1 vkeys), the latest checkpoint must also carry valid
+    cosignatures by at least ``witness_min`` of them (default: all). Its cosignatures are
+    asked for first (the witnesses are contacted now), so a checkpoint signed a moment ago
+    is not failed for being young; a checkpoint the witnesses refuse fails.
 
     Returns the report as a dict (``ok``, ``first_bad_index``, ``first_problem``, ...) plus
     ``audit_index`` of the verification's own entry (None if the log refused the append).
     """
     from idrs.audit.checkpoint import load_signer, read_witness
-    from idrs.audit.verify import CHUNK, verify_log
+    from idrs.audit.verify import CHUNK, Problem, verify_log
 
+    keys = parse_witness_keys(witness_keys or [], witness_min)
     verifier = load_signer(app.settings.home).verifier()
     report = verify_log(app.engine, verifier, read_witness(app.settings.home), chunk or CHUNK)
+    if keys:
+        problem = witness_problem(app, keys, witness_min or len(keys))
+        if problem:
+            report.problems.append(Problem(None, problem))
     out = report.as_dict()
-    keys = ("ok", "entries", "checkpoints", "first_bad_index", "entries_past_checkpoint")
-    detail = {k: out[k] for k in keys}
+    if keys:
+        out["witness_policy"] = {"keys": len(keys), "min": witness_min or len(keys)}
+    fields = ("ok", "entries", "checkpoints", "first_bad_index", "entries_past_checkpoint")
+    detail = {k: out[k] for k in fields}
     out["audit_index"] = _record(
         app,
         EventType.AUDIT_LOG_VERIFY,
@@ -251,6 +271,80 @@ def export(app: App, out_dir: Any, actor: str, *, interface: str = "cli") -> dic
         ),
     )
     note = checkpoint_now(app)
+    note = cosigned_now(app, note)  # the export carries whatever cosignatures come back
     summary = write_export(app.engine, out, note, signer.vkey())
     summary["audit_index"] = idx
     return summary
+
+
+# ---------------------------------------------------------------- witnesses
+
+
+def parse_witness_keys(vkeys: list[str], minimum: int | None) -> list[Any]:
+    """Witness verifier keys of a policy; 400 on a malformed key or an impossible minimum."""
+    from idrs.audit.checkpoint import CheckpointError
+    from idrs.audit.cosignature import CosignerKey
+
+    keys = []
+    for v in vkeys:
+        try:
+            keys.append(CosignerKey.parse(v))
+        except CheckpointError as exc:
+            raise BadProofRequest(f"--witness {v[:40]!r}: {exc}") from None
+    if minimum is not None and not keys:
+        raise BadProofRequest("--witness-min needs at least one --witness key")
+    if minimum is not None and not 1 <= minimum <= len(keys):
+        raise BadProofRequest(f"--witness-min must be between 1 and {len(keys)} (the keys given)")
+    return keys
+
+
+def witness_problem(app: App, keys: list[Any], minimum: int) -> str | None:
+    """Why the latest checkpoint fails the policy "``minimum`` of ``keys``", or None."""
+    from idrs.audit import witnesses
+    from idrs.audit.checkpoint import CheckpointError
+    from idrs.audit.cosignature import check_policy
+
+    results = witnesses.submit(app.engine)
+    note = witnesses.cosigned_note(app.engine)
+    if note is None:
+        return "witnesses: no checkpoint has been signed"
+    try:
+        check_policy(note, keys, minimum)
+    except CheckpointError as exc:
+        refused = [
+            f"{r['witness']}: {r['status'] or 'unreachable'}" for r in results if r["status"] != 200
+        ]
+        why = f" (refused or failed: {', '.join(refused)})" if refused else ""
+        return f"witnesses: latest checkpoint: {exc}{why}"
+    return None
+
+
+def cosigned_now(app: App, note: str) -> str:
+    """Submit the checkpoint ``note`` to the witnesses now; return it with the cosignatures."""
+    from idrs.audit import witnesses
+
+    with raw(app.engine) as db:
+        row = db.one("SELECT id FROM audit_checkpoint WHERE note = ?", (note,))
+    if row is None:
+        return note
+    witnesses.submit(app.engine, int(row[0]))
+    return witnesses.cosigned_note(app.engine, int(row[0])) or note
+
+
+def add_witness(app: App, name: str, url: str, vkey: str, actor: str) -> dict[str, Any]:
+    """Configure a witness (``idrs witness add``) and record the change in the audit log."""
+    from idrs.audit import witnesses
+
+    out = witnesses.add(app.engine, name, url, vkey)
+    out["audit_index"] = append(
+        app.engine,
+        make_event(
+            EventType.AUDIT_WITNESS_ADD,
+            time=app.clock.now(),
+            actor=actor,
+            outcome="allowed",
+            interface="cli",
+            detail={"name": name, "url": out["url"], "vkey": out["vkey"]},
+        ),
+    )
+    return out

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "seed": ("masterfile", "Add a deterministic synthetic population (households, businesses, employees)."),
     "keys": ("masterfile", "Data-encryption keys."),
     "audit": ("audit", "The tamper-evident audit log: verify, export, checkpoints."),
+    "witness": ("witness", "Witnesses that cosign the audit log's checkpoints: run one, or configure the log's."),
     "detect": ("detect", "Unauthorized-access detection over the audit log."),
     "alerts": ("detect", "The privacy analysts' alert queue."),
     "reports": ("detect", "Weekly security reports and their certification."),

@@ -29,8 +29,26 @@ audit_app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 
 
+WitnessOpt = typer.Option(
+    None,
+    "--witness",
+    metavar="VKEY",
+    help="a witness's verifier key (cosignature/v1); repeat for each witness of the policy",
+)
+WitnessMinOpt = typer.Option(
+    None,
+    "--witness-min",
+    metavar="K",
+    help="how many of the --witness keys must have cosigned (default: all of them)",
+)
+
+
 @audit_app.command("verify")
-def verify_cmd(as_json: bool = JsonOpt) -> None:
+def verify_cmd(
+    witness: list[str] | None = WitnessOpt,
+    witness_min: int | None = WitnessMinOpt,
+    as_json: bool = JsonOpt,
+) -> None:
     """Recompute the Merkle tree from the stored entries and check every stored checkpoint.
 
     Also says how many entries lie past the newest checkpoint (signed within
@@ -38,7 +56,9 @@ def verify_cmd(as_json: bool = JsonOpt) -> None:
     """
     from idrs.audit import service
 
-    result = service.verify(open_app(), operator_actor())
+    result = service.verify(
+        open_app(), operator_actor(), witness_keys=witness or [], witness_min=witness_min
+    )
     if as_json:
         print_json(result)
     elif result["ok"]:
@@ -79,10 +99,15 @@ def export_cmd(
 def verify_export_cmd(
     directory: Path = typer.Argument(..., help="a directory written by `idrs audit export`"),
     against: Path | None = typer.Option(None, "--against", help="a checkpoint saved earlier"),
+    witness: list[str] | None = WitnessOpt,
+    witness_min: int | None = WitnessMinOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check an export using only its files; with --against, prove the log only grew since."""
     from idrs.audit.export import ExportInvalid, verify_export
+    from idrs.audit.service import parse_witness_keys
+
+    keys = parse_witness_keys(witness or [], witness_min)
 
     old = None
     if against is not None:
@@ -90,7 +115,7 @@ def verify_export_cmd(
             old = against.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ExportInvalid(f"cannot read {against}: {exc}") from None
-    report = verify_export(directory, old)
+    report = verify_export(directory, old, keys, witness_min)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -99,6 +124,8 @@ def verify_export_cmd(
             if old is not None
             else ""
         )
+        if report.cosigned_by is not None:
+            extra += f"; cosigned by {report.cosigned_by} of {len(keys)} witnesses"
         sys.stdout.write(
             f"export verifies: {report.size} entries, root {report.root.hex()}{extra}\n"
         )
@@ -106,7 +133,8 @@ def verify_export_cmd(
 
 @audit_app.command("checkpoint")
 def checkpoint_cmd() -> None:
-    """Sign a checkpoint of the current log now and print it."""
+    """Sign a checkpoint of the current log now, have the witnesses cosign it, and print it."""
     from idrs.audit import service
 
-    sys.stdout.write(service.checkpoint_now(open_app()))
+    app_ = open_app()
+    sys.stdout.write(service.cosigned_now(app_, service.checkpoint_now(app_)))
