@@ -17,13 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from idrs.api.app import create_app
 from idrs.audit import log, merkle, service, witness, witnesses
 from idrs.audit.checkpoint import WITNESS_FILE as LOCAL_COPY
-from idrs.audit.checkpoint import Checkpoint, load_signer, split_note
+from idrs.audit.checkpoint import Checkpoint, Signer, load_signer, split_note
 from idrs.audit.cosignature import CosignerKey
 from idrs.audit.export import ExportInvalid, verify_export
 from idrs.context import App
@@ -93,7 +94,7 @@ def test_a_sequence_is_cosigned_and_an_independent_verifier_accepts_it(app: App,
     assert sizes == sorted(sizes) and len(set(sizes)) == 4
     # each witness remembers the newest size it cosigned, per origin, in its own state file
     for s in pair:
-        state = json.loads((s.dir / witness.STATE_FILE).read_text())
+        state = witness.current_state(s.dir)
         assert state["logs"][app.settings.audit_origin]["size"] == sizes[-1]
         assert oct((s.dir / witness.KEY_FILE).stat().st_mode & 0o777) == "0o600"
     keys = [s.vkey for s in pair]
@@ -171,7 +172,7 @@ def test_a_forked_log_is_refused_by_every_witness(app: App, pair, regrow: int) -
     )
     # the witnesses kept the honest history and wrote the refusal down as evidence
     for s in pair:
-        state = json.loads((s.dir / witness.STATE_FILE).read_text())
+        state = witness.current_state(s.dir)
         assert state["logs"][app.settings.audit_origin]["size"] == honest_size
         refused = (s.dir / witness.REFUSED_FILE).read_text()
         assert str(10 + regrow) in refused
@@ -221,10 +222,6 @@ def test_the_http_protocol_answers_as_the_specification_says(app: App, lone) -> 
     stranger = other.sign(Checkpoint("other.example/log", 13, b"\x02" * 32).text())
     assert post(w.url, request_body(0, [], stranger)).status_code == 404
     # the right origin signed by another key: 403
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from idrs.audit.checkpoint import Signer
-
     impostor = Signer(app.settings.audit_origin, Ed25519PrivateKey.generate())
     forged = impostor.sign(body_of(note13))
     assert post(w.url, request_body(8, [], forged)).status_code == 403
@@ -361,3 +358,24 @@ def test_witness_add_refuses_bad_input_and_writes_nothing(app: App, tmp_path: Pa
     service.add_witness(app, "w.example/a", "http://w.example/", good, "os:test")
     with pytest.raises(IdrsError, match="already"):
         service.add_witness(app, "w.example/a", "http://w.example/", good, "os:test")
+
+
+def test_the_journal_survives_a_torn_last_line_and_is_folded_in(tmp_path: Path) -> None:
+    """A crash while appending: the torn record was never answered, the ones before stand."""
+    signer = Signer("log.example/l", Ed25519PrivateKey.generate())
+    d = tmp_path / "w"
+    witness.init(d, "w.example/w", [signer.vkey()])
+    w = witness.Witness(d)
+    note = signer.sign(Checkpoint("log.example/l", 0, merkle.EMPTY_ROOT).text())
+    assert w.add_checkpoint(request_body(0, [], note).encode()).status == 200
+    leaf = merkle.leaf_hash(b"x")
+    note1 = signer.sign(Checkpoint("log.example/l", 1, leaf).text())
+    assert w.add_checkpoint(request_body(0, [], note1).encode()).status == 200
+    w.close()
+    with open(d / witness.JOURNAL_FILE, "a") as f:
+        f.write('{"origin": "log.example/l", "size": 9')  # torn
+    assert witness.current_state(d)["logs"]["log.example/l"]["size"] == 1
+    w = witness.Witness(d)  # replays, folds into state.json, starts a new journal
+    assert (d / witness.JOURNAL_FILE).read_text() == ""
+    assert w.add_checkpoint(request_body(0, [], note1).encode()).status == 409
+    w.close()

@@ -43,6 +43,7 @@ class Served:
         self.server.should_exit = True
         self.thread.join()
         self.sock.close()
+        self.asgi.state.witness.close()
 
 
 # ------------------------------------------------------------------ from the specifications
