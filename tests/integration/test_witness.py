@@ -379,3 +379,49 @@ def test_the_journal_survives_a_torn_last_line_and_is_folded_in(tmp_path: Path) 
     assert (d / witness.JOURNAL_FILE).read_text() == ""
     assert w.add_checkpoint(request_body(0, [], note1).encode()).status == 409
     w.close()
+
+
+def test_the_cli_adds_a_witness_and_applies_the_policy(
+    app: App, pair, lone, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    from idrs.config import get_settings
+
+    from .cli_helpers import run_cli
+
+    monkeypatch.setenv("IDRS_DATABASE_URL", app.settings.database_url)
+    monkeypatch.setenv("IDRS_HOME", str(app.settings.home))
+    get_settings.cache_clear()
+    code, out, err = run_cli(
+        capsys, "witness", "add", "--name", "lone.example/w", "--url", lone.url,
+        "--vkey", lone.vkey, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["audit_index"] is not None
+    code, out, _ = run_cli(capsys, "witness", "list", "--json")
+    assert {w["name"] for w in json.loads(out)} == {
+        "oig.example/w1", "court.example/w2", "lone.example/w"
+    }  # fmt: skip
+    grow(app, 4)
+    code, out, err = run_cli(capsys, "audit", "checkpoint")
+    assert code == 0, err
+    assert len(split_note(out)[1]) == 4  # the log's signature and three cosignatures
+    keys = [a for w in (*pair, lone) for a in ("--witness", w.vkey)]
+    code, out, err = run_cli(capsys, "audit", "verify", *keys, "--witness-min", "3", "--json")
+    assert code == 0, err
+    assert json.loads(out)["ok"]
+    code, _, err = run_cli(capsys, "audit", "verify", *keys[:2], "--witness-min", "2")
+    assert code == 1 and "--witness-min" in err
+    stranger = witness.init(tmp_path / "s", "stranger.example/w", [])
+    code, _, err = run_cli(capsys, "audit", "verify", "--witness", stranger)
+    assert code == 1 and "witnesses" in err
+    code, _, err = run_cli(capsys, "audit", "verify", "--witness", "not-a-key")
+    assert code == 1 and "--witness" in err
+    out_dir = tmp_path / "export"
+    code, _, err = run_cli(capsys, "audit", "export", "--out", str(out_dir))
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "audit", "verify-export", str(out_dir), *keys)
+    assert code == 0, err
+    assert "cosigned by 3 of 3 witnesses" in out
+    code, _, err = run_cli(capsys, "audit", "verify-export", str(out_dir), "--witness", stranger)
+    assert code == 1 and "cosigned by 0 of the 1" in err
+    get_settings.cache_clear()
