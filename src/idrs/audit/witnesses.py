@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 #: seconds a witness has to answer one add-checkpoint request
 TIMEOUT = 5.0
 SIZE_TYPE = "text/x.tlog.size"
+#: the longest answer read from a witness (a few signature lines are ~150 bytes)
+MAX_ANSWER = 16 * 1024
 
 
 class WitnessInvalid(IdrsError):
@@ -207,6 +209,8 @@ def _submit_one(
                 detail,
             )
             return {"witness": witness["name"], "status": resp.status_code, "detail": detail}
+        if len(resp.content) > MAX_ANSWER:
+            return {"witness": witness["name"], "status": 200, "detail": "answer too large"}
         good = [ln + "\n" for ln in resp.text.splitlines() if key.check_line(body_text, ln)]
         if not good:
             return {
