@@ -425,3 +425,43 @@ def test_the_cli_adds_a_witness_and_applies_the_policy(
     code, _, err = run_cli(capsys, "audit", "verify-export", str(out_dir), "--witness", stranger)
     assert code == 1 and "cosigned by 0 of the 1" in err
     get_settings.cache_clear()
+
+
+def test_a_silent_witness_never_holds_up_an_append(app: App, monkeypatch) -> None:
+    """The witness accepts the connection and never answers; appends and signing go on."""
+    import socket
+
+    prepare(app)
+    monkeypatch.setattr(witnesses, "TIMEOUT", 600.0)  # were it on the commit path: a hang
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+    asked = threading.Event()
+
+    def hold() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+            conn.recv(65536)
+            asked.set()
+
+    threading.Thread(target=hold, daemon=True).start()
+    key = witness.init(app.settings.home.parent / "silent", "silent.example/w", [])
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    service.add_witness(app, "silent.example/w", url, key, "os:test")
+    app.settings.checkpoint_every_entries = 3
+    log.configure(app.engine, app.settings)
+    grow(app, 10)  # signs checkpoints at 3, 6, 9 on the way
+    until(asked.is_set)
+    assert not witnesses.idle(app.engine)  # the submission is still waiting on the witness
+    grow(app, 4)  # and the log keeps committing and signing meanwhile
+    with app.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_checkpoint")).scalar_one() >= 4
+    listener.close()
+    for c in held:
+        c.close()
+    until(lambda: witnesses.idle(app.engine))
