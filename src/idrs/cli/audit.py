@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -30,13 +31,11 @@ app.add_typer(audit_app, name="audit")
 
 
 WitnessOpt = typer.Option(
-    None,
     "--witness",
     metavar="VKEY",
     help="a witness's verifier key (cosignature/v1); repeat for each witness of the policy",
 )
 WitnessMinOpt = typer.Option(
-    None,
     "--witness-min",
     metavar="K",
     help="how many of the --witness keys must have cosigned (default: all of them)",
@@ -45,8 +44,8 @@ WitnessMinOpt = typer.Option(
 
 @audit_app.command("verify")
 def verify_cmd(
-    witness: list[str] | None = WitnessOpt,
-    witness_min: int | None = WitnessMinOpt,
+    witness: Annotated[list[str] | None, WitnessOpt] = None,
+    witness_min: Annotated[int | None, WitnessMinOpt] = None,
     as_json: bool = JsonOpt,
 ) -> None:
     """Recompute the Merkle tree from the stored entries and check every stored checkpoint.
@@ -99,8 +98,8 @@ def export_cmd(
 def verify_export_cmd(
     directory: Path = typer.Argument(..., help="a directory written by `idrs audit export`"),
     against: Path | None = typer.Option(None, "--against", help="a checkpoint saved earlier"),
-    witness: list[str] | None = WitnessOpt,
-    witness_min: int | None = WitnessMinOpt,
+    witness: Annotated[list[str] | None, WitnessOpt] = None,
+    witness_min: Annotated[int | None, WitnessMinOpt] = None,
     as_json: bool = JsonOpt,
 ) -> None:
     """Check an export using only its files; with --against, prove the log only grew since."""
