@@ -465,3 +465,30 @@ def test_a_silent_witness_never_holds_up_an_append(app: App, monkeypatch) -> Non
     for c in held:
         c.close()
     until(lambda: witnesses.idle(app.engine))
+
+
+def test_witness_init_and_trust_refuse_bad_input_and_replace_nothing(tmp_path: Path) -> None:
+    from idrs.errors import ConfigurationError
+
+    signer = Signer("log.example/l", Ed25519PrivateKey.generate())
+    with pytest.raises(ConfigurationError, match="log key"):
+        witness.init(tmp_path / "a", "w.example/a", ["not+a+key"])
+    assert not (tmp_path / "a").exists()  # nothing written
+    with pytest.raises(ConfigurationError, match="witness name"):
+        witness.init(tmp_path / "b", "bad name", [])
+    assert not (tmp_path / "b").exists()
+    vkey = witness.init(tmp_path / "c", "w.example/c", [])
+    key_before = (tmp_path / "c" / witness.KEY_FILE).read_bytes()
+    with pytest.raises(ConfigurationError, match="never replaced"):
+        witness.init(tmp_path / "c", "w.example/c", [])
+    assert (tmp_path / "c" / witness.KEY_FILE).read_bytes() == key_before
+    assert witness.vkey_of(tmp_path / "c") == vkey
+    # a log trusted later is witnessed from size 0; one never trusted is 404
+    w = witness.Witness(tmp_path / "c")
+    note = signer.sign(Checkpoint("log.example/l", 0, merkle.EMPTY_ROOT).text())
+    assert w.add_checkpoint(request_body(0, [], note).encode()).status == 404
+    w.close()
+    assert witness.trust(tmp_path / "c", signer.vkey())["origin"] == "log.example/l"
+    w = witness.Witness(tmp_path / "c")
+    assert w.add_checkpoint(request_body(0, [], note).encode()).status == 200
+    w.close()

@@ -44,7 +44,7 @@ from typing import Any
 
 from idrs.audit import merkle
 from idrs.audit.checkpoint import Checkpoint, CheckpointError, Verifier, split_note
-from idrs.audit.cosignature import Cosigner, create_key, load_key
+from idrs.audit.cosignature import Cosigner, check_name, create_key, load_key
 from idrs.errors import ConfigurationError
 
 KEY_FILE = "witness.key"
@@ -101,10 +101,11 @@ def _read_state(directory: Path) -> dict[str, Any]:
 def init(directory: Path, name: str, logs: list[str] | None = None) -> str:
     """Create DIR with a new witness key and an empty state; return the witness's vkey."""
     directory = Path(directory)
+    parsed = [_log_key(v) for v in logs or []]  # bad input: nothing is created
+    check_name(name)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if (directory / KEY_FILE).exists() or (directory / STATE_FILE).exists():
         raise ConfigurationError(f"{directory} already holds a witness; it is never replaced")
-    parsed = [_log_key(v) for v in logs or []]
     cosigner = create_key(directory / KEY_FILE, name)
     state: dict[str, Any] = {"version": 1, "logs": {}}
     for v in parsed:
