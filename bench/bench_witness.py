@@ -35,13 +35,14 @@ ORIGIN = "bench.example/log"
 TARGET = 100.0
 
 
-def _requests(count: int) -> list[bytes]:
+def _requests(count: int) -> tuple[list[bytes], str]:
     """``count`` add-checkpoint bodies of one growing log, each from the previous size."""
     signer = Signer(ORIGIN, Ed25519PrivateKey.generate())
     rng = random.Random(14)
     nodes: dict[merkle.Node, bytes] = {}
     cr = merkle.CompactRange()
-    size, prev, prev_root, out = 0, 0, merkle.EMPTY_ROOT, []
+    size, prev, prev_root = 0, 0, merkle.EMPTY_ROOT
+    out: list[bytes] = []
     for _ in range(count):
         new = [merkle.leaf_hash(rng.randbytes(64)) for _ in range(rng.randint(1, 8))]
         nodes.update(merkle.append_nodes(size, new, nodes.__getitem__))
@@ -56,7 +57,7 @@ def _requests(count: int) -> list[bytes]:
         head = [f"old {prev}", *(base64.b64encode(p).decode() for p in proof)]
         out.append(("\n".join(head) + "\n\n" + note).encode())
         prev, prev_root = size, root
-    return out, signer.vkey()  # type: ignore[return-value]
+    return out, signer.vkey()
 
 
 def _fig(
