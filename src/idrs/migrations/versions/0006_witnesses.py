@@ -4,7 +4,7 @@
 ``audit_cosignature``: one verified cosignature line per (checkpoint, witness), served
 under the checkpoint at ``GET /api/v1/audit/checkpoint``.
 
-Revision ID: 0009
+Revision ID: 0006
 Revises: 0005
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
