@@ -61,3 +61,19 @@ class AuditCheckpoint(Base):
     #: - 1), 32 bytes each: authenticated by the signed root, they let verification name the
     #: exact entry changed inside a signed range (NULL before migration 0005).
     leaf_hashes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class AuditAnswer(Base):
+    """The opening of one entry's answer commitment, kept outside the leaf (issue 14.1).
+
+    ``salt_enc``: the 32-byte salt, encrypted with the keyring (column ``audit_answer.salt``).
+    ``recipe_enc``: what reproduces the answer from the master file's history (the TIN, the
+    command's parameters, the obligations the masking honoured, the withheld relatives),
+    encrypted (column ``audit_answer.recipe``). Written in the entry's own commit.
+    """
+
+    __tablename__ = "audit_answer"
+
+    idx: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=False)
+    salt_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    recipe_enc: Mapped[bytes] = mapped_column(LargeBinary)
