@@ -279,25 +279,14 @@ def run(
             exc = got.denied or AccessDenied([auth.AUTH_REQUIRED])
             # an expired or ended session's token still names its employee: theirs, the call
             idx = _record(
-                app,
-                call,
-                actor=exc.seid or "anonymous",
-                outcome="deny",
-                verdict=None,
-                codes=exc.codes,
-                via=via,
+                app, call, actor=exc.seid or "anonymous", outcome="deny", verdict=None,
+                codes=exc.codes, via=via,
             )
             raise AccessDenied(exc.reasons, idx) from None
         if not verdict.allowed:
             idx = _record(
-                app,
-                call,
-                actor=employee.seid,
-                outcome="deny",
-                verdict=verdict,
-                codes=verdict.codes,
-                also=got.touches or None,
-                via=via,
+                app, call, actor=employee.seid, outcome="deny", verdict=verdict,
+                codes=verdict.codes, also=got.touches or None, via=via,
             )
             raise AccessDenied(verdict.reasons, idx)
         if got.names is not None:
@@ -335,16 +324,8 @@ def run(
         doc = ResearchAnswer(req.command, data, masked, -1, got.withheld)
         answer = _commitment(doc, recipe(req, as_of, verdict, got.hidden))
         idx = _record(
-            app,
-            call,
-            actor=employee.seid,
-            outcome="allow",
-            verdict=verdict,
-            codes=verdict.codes,
-            as_of=as_of,
-            also=also,
-            via=via,
-            answer=answer,
+            app, call, actor=employee.seid, outcome="allow", verdict=verdict, codes=verdict.codes,
+            as_of=as_of, also=also, via=via, answer=answer,
         )
     return ResearchAnswer(req.command, data, masked, idx, got.withheld)
 
@@ -399,11 +380,7 @@ def _read_phase(
     touches: list[log.Write] = []
     try:
         employee, sid = auth.authenticate_session(
-            app,
-            token,
-            interface=call.interface,
-            address=call.address,
-            conn=conn,
+            app, token, interface=call.interface, address=call.address, conn=conn,
             touches=touches,
         )
     except AccessDenied as exc:
