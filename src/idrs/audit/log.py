@@ -79,7 +79,7 @@ class _EntryIndex:
     """A parameter value replaced by the index its entry gets (known only inside the batch)."""
 
     def __repr__(self) -> str:
-        return "ENTRY_INDEX"
+        return "<the entry's index>"
 
 
 #: Use as a ``Write`` parameter value to store the entry's own index (e.g. an answer's salt).
