@@ -24,6 +24,7 @@ from tests.integration import factories as f
 from tests.integration.audit_helpers import prepare
 from tests.integration.cli_helpers import run_cli, sign_in_for_cli
 from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fixture
+from tests.integration.grants_world import OPERATOR as OPERATOR_
 from tests.integration.test_research import _entry, _sign_in
 
 SECADMIN = SimpleNamespace(seid="SA001", active=True, role_set=frozenset({"security_admin"}))
@@ -311,3 +312,61 @@ def test_an_open_entry_without_its_salt_row_says_so(world):
         conn.execute(text("DELETE FROM audit_answer WHERE idx = :i"), {"i": ans.audit_index})
     with pytest.raises(opening.OpeningInvalid, match="salt is gone"):
         opening.open_answer(app, SECADMIN, ans.audit_index)
+
+
+# -- exports and anonymized records: both are research answers, committed one by one ------
+
+
+@pytest.fixture
+def gw(app, monkeypatch):
+    from tests.integration.grants_world import make_world
+
+    prepare(app)
+    w = make_world(app, monkeypatch)
+    for seid in ("EX001", "DT001"):
+        w.train(seid)
+    f.open_case(app, "EX001", f.CARTER, "C-1")
+    return w
+
+
+def test_an_export_commits_and_opens_each_taxpayers_answer(gw):
+    from idrs.grants import exports
+
+    out = exports.create_export(
+        gw.app,
+        token=gw.token("EX001"),
+        command="IMFOL",
+        tins=[f.CARTER],
+        fmt="csv",
+        case="C-1",
+        interface="test",
+    )
+    assert out.export_id
+    with gw.app.engine.connect() as conn:
+        idx = conn.execute(text("SELECT MAX(idx) FROM audit_answer")).scalar_one()
+    entry = _entry(gw.app, idx)
+    assert entry["type"] == "access:research:decide" and entry["object"]["command"] == "IMFOL"
+    doc = opening.open_answer(gw.app, SECADMIN, idx)
+    assert doc["matches"] is True
+    _edit_amount(gw.app)
+    assert opening.open_answer(gw.app, SECADMIN, idx)["matches"] is False
+
+
+def test_an_anonymized_answer_opens_as_it_was_shown(gw):
+    from idrs.grants import service as grants
+
+    gid = gw.request(start=gw.app.clock.now().date(), population="anonymized")
+    gw.approve_both(gid)
+    grants.sign_agreement(
+        gw.app, gw.emp("DT001"), agreement_id=gw.agreement_id, otp=gw.otp("DT001")
+    )
+    grants.verify_clearance(gw.app, seid="DT001", by="SA001", actor=OPERATOR_)
+    ans = research.run(
+        gw.app, token=gw.token("DT001"), command="ENMOD", tin=f.CARTER, interface="test"
+    )
+    assert "Carter" not in json.dumps(ans.data)  # anonymized
+    doc = opening.open_answer(gw.app, SECADMIN, ans.audit_index)
+    assert doc["matches"] is True and doc["answer"] == ans.document()
+    with gw.app.engine.begin() as conn:  # the filing status shown, rewritten
+        conn.execute(text("UPDATE tax_return SET filing_status = 'HOH'"))
+    assert opening.open_answer(gw.app, SECADMIN, ans.audit_index)["matches"] is False
