@@ -370,3 +370,57 @@ def test_an_anonymized_answer_opens_as_it_was_shown(gw):
     with gw.app.engine.begin() as conn:  # the filing status shown, rewritten
         conn.execute(text("UPDATE tax_return SET filing_status = 'HOH'"))
     assert opening.open_answer(gw.app, SECADMIN, ans.audit_index)["matches"] is False
+
+
+# -- adjustments' results -------------------------------------------------------------------
+
+
+@pytest.fixture
+def aw(app, tmp_path):
+    from tests.integration import adjust_world
+
+    prepare(app)
+    return app, adjust_world.build(app, tmp_path)
+
+
+def _adjust(app, token, amount):
+    from idrs.adjustments import service as adjustments
+
+    return adjustments.request(
+        app,
+        token=token,
+        tin=f.CARTER,
+        command="ADJ54",
+        case="C-1",
+        reason="correcting the math",
+        interface="test",
+        tax_year=2023,
+        tc="291",
+        amount=amount,
+    )
+
+
+def test_adjustment_results_are_committed_open_and_catch_an_edit(aw):
+    from idrs.adjustments import service as adjustments
+    from tests.integration import adjust_world
+
+    app, tok = aw
+    adjust_world.look(app, tok["EX1"], "TXMOD", year=2023)
+    applied = _adjust(app, tok["EX1"], "250.00")
+    pending = _adjust(app, tok["EX1"], "1000.00")
+    assert (applied.status, pending.status) == ("applied", "pending_approval")
+    approved = adjustments.approve(
+        app, token=tok["MG1"], adjustment_id=pending.adjustment_id, interface="test"
+    )
+    for res in (applied, pending, approved):
+        entry = _entry(app, res.audit_index)
+        doc = res.as_dict()
+        assert doc.pop("audit_index") == res.audit_index
+        assert entry["object"]["answer"] == _hand_digest(_salt(app, res.audit_index), doc)
+        opened = opening.open_answer(app, SECADMIN, res.audit_index)
+        assert opened["matches"] is True and opened["answer"] == doc
+        assert opening.check_opening(json.loads(json.dumps(opened)))["ok"]
+    with app.engine.begin() as conn:  # the version the requester was told, rewritten
+        conn.execute(text("UPDATE adjustment_request SET applied_version = applied_version + 5"))
+    for res in (applied, approved):
+        assert opening.open_answer(app, SECADMIN, res.audit_index)["matches"] is False

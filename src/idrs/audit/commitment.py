@@ -89,12 +89,17 @@ class Commitment:
     salt: bytes
     recipe: dict[str, Any]
 
-    def writes(self, keyring: Keyring) -> list[log.Write]:
-        """The ``audit_answer`` row, committed with the entry (its index bound in the batch)."""
+    def row(self, keyring: Keyring) -> tuple[bytes, bytes]:
+        """``(salt_enc, recipe_enc)`` of the ``audit_answer`` row."""
         salt_enc = keyring.encrypt(base64.b64encode(self.salt).decode(), SALT_COLUMN)
         recipe_enc = keyring.encrypt(
             json.dumps(self.recipe, sort_keys=True, separators=(",", ":")), RECIPE_COLUMN
         )
+        return salt_enc, recipe_enc
+
+    def writes(self, keyring: Keyring) -> list[log.Write]:
+        """The ``audit_answer`` row, committed with the entry (its index bound in the batch)."""
+        salt_enc, recipe_enc = self.row(keyring)
         return [(_INSERT, {"idx": log.ENTRY_INDEX, "salt": salt_enc, "recipe": recipe_enc})]
 
 

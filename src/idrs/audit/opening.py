@@ -80,6 +80,8 @@ def _bounded(session: Session, bound: datetime) -> None:
 
 def reproduce(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any] | None:
     """The answer of ``entry`` rebuilt from history (None: its taxpayer no longer exists)."""
+    if recipe.get("kind") == "adjustment":
+        return _adjustment(app, recipe, entry)
     if recipe.get("kind") != "research":
         raise NoCommitment(
             f"entry {entry.get('index')}: no reproduction for {recipe.get('kind')!r}"
@@ -126,6 +128,39 @@ def reproduce(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict[s
                 tree = anonymize(tree, app.keyring.pseudonym)
     data, masked = masking.apply(tree, obligations)
     return {"command": command, "data": data, "masked": masked, "withheld": withheld}
+
+
+def _adjustment(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any] | None:
+    """An adjustment's answer rebuilt from its request row: what the request got (applied at
+    once with its version, or pending with what it requires and the thresholds met), or
+    what the decision made of it (applied with its version, or rejected)."""
+    from idrs.adjustments.service import APPLIED, PENDING, REJECTED, AdjustmentResult
+
+    adj_id = (entry.get("object") or {}).get("adjustment")
+    with raw(app.engine) as db:
+        row = db.one(
+            "SELECT id, requires, applied_version, payload, request_audit_index,"
+            " decision_audit_index FROM adjustment_request WHERE id = ?",
+            (adj_id,),
+        )
+    if row is None:
+        return None
+    index = entry.get("index")
+    requires = [r for r in (row[1] or "").split(",") if r]
+    if recipe.get("action") in ("approve", "reject"):
+        if row[5] != index:
+            return None
+        status = APPLIED if recipe["action"] == "approve" else REJECTED
+        res = AdjustmentResult(int(row[0]), status, -1, [], row[2])
+    else:
+        if row[4] != index:
+            return None
+        if requires:
+            reasons = json.loads(row[3] or "{}").get("thresholds") or []
+            res = AdjustmentResult(int(row[0]), PENDING, -1, requires, reasons=reasons)
+        else:
+            res = AdjustmentResult(int(row[0]), APPLIED, -1, [], row[2])
+    return res.document()
 
 
 def _canonical_tin(value: str) -> str:
