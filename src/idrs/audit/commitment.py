@@ -45,9 +45,10 @@ _FAST = json.JSONEncoder(
     separators=(",", ":"),
 )
 #: a float (``1.5``, ``1e+16``, ``-0.0``) or an integer of 16 digits or more (JCS refuses
-#: those beyond 2**53) where a value starts in compact output: at the start, after ``:``,
-#: ``,`` or ``[``. The same text inside a string only sends the answer down the slow path.
-_NOT_PLAIN = re.compile(r"(?:^|[:,\[])-?\d+(?:[.eE]|\d{15})")
+#: those beyond 2**53) where a value starts in compact output: after ``:``, ``,`` or ``[``
+#: (a document that is a bare number takes the slow path). The same text inside a string
+#: only sends the answer down the slow path.
+_NOT_PLAIN = re.compile(r"[:,\[]-?\d+(?:[.eE]|\d{15})")
 #: a character whose UTF-16 order differs from its code-point order (key sorting)
 _ASTRAL_ORDER = re.compile("[\ue000-\U0010ffff]")
 
@@ -68,7 +69,11 @@ def canonical(answer: Any) -> bytes:
         out = _FAST.encode(answer)
     except (TypeError, ValueError):
         return rfc8785.dumps(answer)  # raises its own CanonicalizationError / TypeError
-    if _NOT_PLAIN.search(out) or (not out.isascii() and _ASTRAL_ORDER.search(out)):
+    if (
+        out[:1] in "-0123456789"
+        or _NOT_PLAIN.search(out)
+        or (not out.isascii() and _ASTRAL_ORDER.search(out))
+    ):
         return rfc8785.dumps(answer)
     try:
         return out.encode()
