@@ -424,3 +424,39 @@ def test_adjustment_results_are_committed_open_and_catch_an_edit(aw):
         conn.execute(text("UPDATE adjustment_request SET applied_version = applied_version + 5"))
     for res in (applied, approved):
         assert opening.open_answer(app, SECADMIN, res.audit_index)["matches"] is False
+
+
+def test_a_page_commits_the_answer_it_renders(app):
+    """The web page renders the very document committed in its entry."""
+    from idrs.api import middleware
+    from idrs.api.app import create_app
+    from idrs.people import service
+    from tests.integration.test_web import _csrf, _sign_in
+
+    prepare(app)
+    f.carter_household(app)
+    creds = service.create_employee(
+        app,
+        unax_attested_at=app.clock.now(),
+        seid="EX300",
+        name="E",
+        tin="900-42-0003",
+        roles="examiner",
+    )
+    f.open_case(app, "EX300", f.CARTER, "C-31")
+    api = create_app(app)
+    middleware.install(api)
+    with TestClient(api) as client:
+        _sign_in(client, app, creds)
+        token = _csrf(client.get("/research").text)
+        r = client.post(
+            "/research", data={"csrf": token, "line": f"TXMOD {f.CARTER} 2023 case=C-31"}
+        )
+        assert r.status_code == 200, r.text
+    with app.engine.connect() as conn:
+        idx = conn.execute(text("SELECT MAX(idx) FROM audit_answer")).scalar_one()
+    entry = _entry(app, idx)
+    assert entry["origin"]["interface"] == "web" and entry["object"]["command"] == "TXMOD"
+    doc = opening.open_answer(app, SECADMIN, idx)
+    assert doc["matches"] is True
+    assert doc["answer"]["data"]["balance"] in r.text  # what the page showed is what was committed
