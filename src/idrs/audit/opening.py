@@ -134,7 +134,8 @@ def _adjustment(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict
     """An adjustment's answer rebuilt from its request row: what the request got (applied at
     once with its version, or pending with what it requires and the thresholds met), or
     what the decision made of it (applied with its version, or rejected)."""
-    from idrs.adjustments.service import APPLIED, PENDING, REJECTED, AdjustmentResult
+    from idrs.adjustments.models import APPLIED, PENDING, REJECTED
+    from idrs.adjustments.service import AdjustmentResult
 
     adj_id = (entry.get("object") or {}).get("adjustment")
     with raw(app.engine) as db:
