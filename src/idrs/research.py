@@ -5,12 +5,16 @@ Every research call from the CLI, the HTTP API and the web pages goes through :f
 1. authenticate the session token (an unauthenticated call is decided and recorded too);
 2. facts   = access.facts.gather(...)     (the PIP)
 3. verdict = access.policy.decide(facts)  (the PDP)
-4. audit.log.append(entry)                committed before any data leaves; if it fails the
-                                          answer is a denial with AUDIT_UNAVAILABLE
-5. a denial raises AccessDenied(reasons, audit_index)
-6. data    = masterfile.commands.<CODE>(...); related people's TINs the employee's own
-   decision would refuse are withheld (``_withhold_related``)
-7. masking.apply(data, verdict.obligations) → ResearchAnswer
+4. if allowed: data = masterfile.commands.<CODE>(...) read in the same snapshot; related
+   people's TINs the employee's own decision would refuse are withheld (``_withhold_related``)
+5. masking.apply(data, verdict.obligations) → the answer document
+   ``{"command", "data", "masked", "withheld"}``, committed to (``audit.commitment``: salted
+   SHA-256 of its RFC 8785 form)
+6. audit.log.append(entry carrying the commitment, + the encrypted salt)  committed before
+   anything leaves; if it fails the answer is a denial with AUDIT_UNAVAILABLE and the
+   rendered answer is dropped
+7. a denial raises AccessDenied(reasons, audit_index); an allowed call returns the very
+   document committed to, with the entry's index (ResearchAnswer)
 
 An unknown TIN is decided and recorded like any other before NotFound is raised, so that
 someone not allowed learns nothing about whether the account exists. The entry names the
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import rfc8785
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
@@ -31,7 +36,7 @@ from idrs.access import facts as pip
 from idrs.access import masking, policy, ratelimit, sqlraw
 from idrs.access.decision import Verdict
 from idrs.adjustments import history, trail
-from idrs.audit import log
+from idrs.audit import commitment, log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
@@ -59,14 +64,17 @@ class ResearchAnswer:
     audit_index: int
     withheld: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
+    def document(self) -> dict[str, Any]:
+        """The answer as committed in its entry (``object.answer``): all but the index."""
         return {
             "command": self.command,
             "data": self.data,
             "masked": self.masked,
             "withheld": self.withheld,
-            "audit_index": self.audit_index,
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.document(), "audit_index": self.audit_index}
 
 
 @dataclass(frozen=True)
@@ -146,12 +154,16 @@ def _record(
     as_of: date | None = None,
     also: list[log.Write] | None = None,
     via: Any = None,
+    answer: commitment.Commitment | None = None,
 ) -> int:
     """Append the one entry of this call; AccessDenied AUDIT_UNAVAILABLE if it cannot be.
 
     ``also``: the writes that commit with the entry (the daily-ceiling count, the research
     trail). If they fail while the entry is committed, the call is refused all the same
     (nothing is shown) and the refusal names the entry.
+
+    ``answer``: an allowed answer's commitment: its digest goes into the entry's object and
+    its encrypted salt and recipe into ``audit_answer``, in the same commit.
     """
     obj: dict[str, Any] = {"command": call.req.command}
     if as_of is not None:
@@ -162,6 +174,9 @@ def _record(
         obj["year"] = call.req.year
     if matches is not None:
         obj["matches"] = matches  # NAMES: every taxpayer the answer reveals counts as an access
+    if answer is not None:
+        obj["answer"] = answer.hex
+        also = [*(also or []), *answer.writes(app.keyring)]
     detail: dict[str, Any] = {
         "case": call.case,
         "contact": call.contact,
@@ -200,6 +215,11 @@ class _Decided:
     verdict: Verdict | None = None
     #: NAMES only: the answer tree and the matches it reveals (read before recording)
     names: tuple[Any, list[bytes], list[str]] | None = None
+    #: an allowed call on a known taxpayer: the command's tree (read before recording), the
+    #: withheld paths and the related TINs withheld
+    tree: Any = None
+    withheld: list[str] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)
     #: the sign-in session's last-seen update, when due: committed with the audit entry
     touches: list[log.Write] = field(default_factory=list)
 
@@ -243,12 +263,13 @@ def run(
     # check, the lookup, the facts (and NAMES' search). That read transaction ends BEFORE the
     # audit append commits: a snapshot held open across a commit keeps SQLite from ever
     # checkpointing the WAL back to the start (it then grows without bound, and every commit
-    # pays an fsync). Phase 2: the one commit (entry + counter + trail). Phase 3: the
-    # command's reads, in a fresh snapshot, only after the entry is committed.
+    # pays an fsync). An allowed call's command reads happen in that snapshot too: the answer
+    # is rendered and masked in memory and committed to in the entry. Phase 2: the one commit
+    # (entry with its commitment + salt + counter + trail). Only then does the answer leave.
     with app.engine.connect() as conn:
         conn.begin()
         with Session(bind=conn) as s:
-            got = _read_phase(s, conn, app, call, token)
+            got = _read_phase(s, conn, app, call, token, as_of)
         conn.rollback()
         # the entry is committed on this request's own (now idle) connection when it leads
         # the batch: SQLite then keeps its page cache for the reads that follow
@@ -296,42 +317,65 @@ def run(
                     at=app.clock.now(),
                 )
             )
+        tree = got.tree
+        if verdict.obligations.anonymize:  # an anonymized grant: identity removed first
+            tree = anonymize(tree, app.keyring.pseudonym)
+        data, masked = masking.apply(tree, verdict.obligations)
+        doc = ResearchAnswer(req.command, data, masked, -1, got.withheld)
+        answer = _commitment(doc, recipe(req, as_of, verdict, got.hidden))
         idx = _record(
             app, call, actor=employee.seid, outcome="allow", verdict=verdict, codes=verdict.codes,
-            as_of=as_of, also=also, via=via,
+            as_of=as_of, also=also, via=via, answer=answer,
         )
-        with Session(bind=conn) as s:
-            if as_of is not None:
-                tree = history.AS_OF[req.command](
-                    s, app.keyring, taxpayer, **req.params, as_of=as_of
-                )
-            else:
-                tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
-            tree, withheld = _withhold_related(s, app, employee, req.tin, tree)
-    if verdict.obligations.anonymize:  # an anonymized grant: identity removed before masking
-        tree = anonymize(tree, app.keyring.pseudonym)
-    data, masked = masking.apply(tree, verdict.obligations)
-    return ResearchAnswer(req.command, data, masked, idx, withheld)
+    return ResearchAnswer(req.command, data, masked, idx, got.withheld)
+
+
+def recipe(
+    req: _Request, as_of: date | None, verdict: Verdict, hidden: list[str]
+) -> dict[str, Any]:
+    """What reproduces a research answer from history (kept encrypted, off the leaf)."""
+    return {
+        "kind": "research",
+        "command": req.command,
+        "tin": req.tin,
+        "params": req.params,
+        "as_of": as_of.isoformat() if as_of is not None else None,
+        "visible": sorted(str(c) for c in verdict.obligations.visible),
+        "anonymize": verdict.obligations.anonymize,
+        "hidden": sorted(hidden),
+    }
+
+
+def _commitment(doc: ResearchAnswer, how: dict[str, Any]) -> commitment.Commitment:
+    """The answer's commitment; an answer that cannot be committed is not shown."""
+    try:
+        return commitment.commit(doc.document(), how)
+    except (TypeError, ValueError, rfc8785.CanonicalizationError):
+        raise AccessDenied([AUDIT_UNAVAILABLE]) from None
 
 
 def _withhold_related(
     s: Session, app: App, employee: Employee, own: str | None, tree: Any
-) -> tuple[Any, list[str]]:
+) -> tuple[Any, list[str], list[str]]:
     """Withhold each related person's TIN (spouse, dependent, claimant) that the employee's
     own decision would refuse for who that person is (issue 13.10; the screen NAMES uses):
-    an answer about an allowed taxpayer must not hand out a conflicted relative's TIN."""
+    an answer about an allowed taxpayer must not hand out a conflicted relative's TIN.
+    Returns the tree, the withheld paths and the TINs withheld."""
     related = masking.related_tins(tree, own or "")
     if not related:
-        return tree, []
+        return tree, [], []
     by_index = {app.keyring.tin_index(t): t for t in related}
     blocked = pip.screen_matches(s, app, employee, list(by_index))
-    return masking.withhold(tree, {by_index[i] for i in blocked if i in by_index})
+    hidden = {by_index[i] for i in blocked if i in by_index}
+    tree, paths = masking.withhold(tree, hidden)
+    return tree, paths, sorted(hidden)
 
 
 def _read_phase(
-    s: Session, conn: Connection, app: App, call: _Call, token: str | None
+    s: Session, conn: Connection, app: App, call: _Call, token: str | None, as_of: date | None
 ) -> _Decided:
-    """Authenticate, look up, decide (and for NAMES search and screen): reads only."""
+    """Authenticate, look up, decide; if allowed, read the command's tree (NAMES: search and
+    screen): reads only, nothing leaves before the entry is committed."""
     req = call.req
     touches: list[log.Write] = []
     try:
@@ -346,6 +390,12 @@ def _read_phase(
     got = _Decided(employee, sid, None, taxpayer, verdict, touches=touches)
     if verdict.allowed and req.command == CommandCode.NAMES:
         got.names = _names_search(s, app, employee, call)
+    elif verdict.allowed and taxpayer is not None:
+        if as_of is not None:
+            tree = history.AS_OF[req.command](s, app.keyring, taxpayer, **req.params, as_of=as_of)
+        else:
+            tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
+        got.tree, got.withheld, got.hidden = _withhold_related(s, app, employee, req.tin, tree)
     return got
 
 
@@ -440,8 +490,12 @@ def _names_answer(
     touches: list[log.Write],
 ) -> ResearchAnswer:
     """Record every match's pseudonym (each revealed match counts toward the daily ceiling,
-    in the same commit), then release the answer."""
+    in the same commit) and the answer's commitment, then release the answer."""
     tree, indexes, matches = found
+    data, masked = masking.apply(tree, verdict.obligations)
+    answer = _commitment(
+        ResearchAnswer(call.req.command, data, masked, -1), recipe(call.req, None, verdict, [])
+    )
     idx = _record(
         app,
         call,
@@ -452,6 +506,6 @@ def _names_answer(
         matches=matches,
         also=_counted(app, employee.id, indexes) + touches,
         via=via,
+        answer=answer,
     )
-    data, masked = masking.apply(tree, verdict.obligations)
     return ResearchAnswer(call.req.command, data, masked, idx)

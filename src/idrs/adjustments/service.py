@@ -65,7 +65,7 @@ from idrs.adjustments import apply as post
 from idrs.adjustments import rules, trail
 from idrs.adjustments.models import APPLIED, EXPIRED, PENDING, REJECTED
 from idrs.adjustments.tx import Tx, after_commit_checkpoint, reserve_audit, write_audit
-from idrs.audit import log
+from idrs.audit import commitment, log
 from idrs.audit.events import EventType, canonical, make_event
 from idrs.clock import as_utc
 from idrs.context import App
@@ -118,8 +118,12 @@ class AdjustmentResult:
     reasons: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"adjustment_id": self.adjustment_id, "status": self.status,
-                               "audit_index": self.audit_index}
+        return {**self.document(), "audit_index": self.audit_index}
+
+    def document(self) -> dict[str, Any]:
+        """The answer as committed in its entry (issue 14.1): the HTTP body (``None`` left
+        out) and the CLI's ``--json`` without ``audit_index``."""
+        out: dict[str, Any] = {"adjustment_id": self.adjustment_id, "status": self.status}
         if self.requires:
             out["requires"] = self.requires
         if self.reasons:
@@ -242,7 +246,8 @@ def _write(app: App, work: Any) -> Any:
 
 
 def _committed(app: App, call: _Call, work: Any, actor: str,
-               index_column: str = "request_audit_index") -> tuple[Any, int]:
+               index_column: str = "request_audit_index",
+               answer: Any = None) -> tuple[Any, int]:
     """``work(tx, index) -> (result, entry)``: the change and its audit entry, one commit.
 
     SQLite: the log's next index is reserved first (the write lock is held from BEGIN
@@ -252,16 +257,27 @@ def _committed(app: App, call: _Call, work: Any, actor: str,
     ``index_column`` is filled by the append statement itself. VersionConflict / Conflict:
     rolled back, then recorded on their own and re-raised. Any failure of the audit write
     rolls everything back: AUDIT_UNAVAILABLE.
+
+    ``answer(result) -> AdjustmentResult`` (issue 14.1): the answer the caller will return,
+    committed in the entry (``object.answer``) with its salt written in the same transaction.
     """
     def run(tx: Tx) -> Any:
         slot = None if tx.pg else _reserve(tx)
         result, entry = work(tx, None if slot is None else slot.index)
+        committed = None
         try:
+            if answer is not None:
+                committed = commitment.commit(answer(result).document(),
+                                              {"kind": "adjustment", "action": call.action})
+                entry["object"]["answer"] = committed.hex
             canonical(entry)
             if slot is None:
                 slot = reserve_audit(tx)
             update = (index_column, call.adjustment_id) if tx.pg and call.adjustment_id else None
             write_audit(tx, slot, entry, update)
+            if committed is not None:
+                tx.execute("INSERT INTO audit_answer (idx, salt_enc, recipe_enc) VALUES (?, ?, ?)",
+                           (slot.index, *committed.row(app.keyring)))
         except Exception:  # noqa: BLE001 - no entry, no change
             _log.exception("audit append inside the adjustment transaction failed")
             raise _AuditFailed from None
@@ -576,7 +592,9 @@ def _leave_pending(app: App, call: _Call, employee: Employee, sid: int, change: 
             employee.seid, PENDING, [], verdict, requires=requires,
             expires_at=expires.isoformat(), thresholds=counted or None)
 
-    (adj_id, requires, reasons), idx = _committed(app, call, work, employee.seid)
+    (adj_id, requires, reasons), idx = _committed(
+        app, call, work, employee.seid,
+        answer=lambda r: AdjustmentResult(r[0], PENDING, -1, r[1], reasons=r[2]))
     return AdjustmentResult(adj_id, PENDING, idx, requires, reasons=reasons)
 
 
@@ -610,7 +628,9 @@ def _apply_now(app: App, call: _Call, employee: Employee, sid: int, change: rule
         return (adj_id, version), call.entry(employee.seid, APPLIED, [], verdict,
                                              new_version=version)
 
-    (adj_id, version), idx = _committed(app, call, work, employee.seid)
+    (adj_id, version), idx = _committed(
+        app, call, work, employee.seid,
+        answer=lambda r: AdjustmentResult(r[0], APPLIED, -1, [], r[1]))
     return AdjustmentResult(adj_id, APPLIED, idx, [], version)
 
 
@@ -798,7 +818,8 @@ def _decide(app: App, token: str | None, adjustment_id: int, note: str | None, i
         return version, call.entry(approver.seid, status, [], verdict, new_version=version,
                                    note_given=bool(note))
 
-    version, idx = _committed(app, call, work, approver.seid, "decision_audit_index")
+    version, idx = _committed(app, call, work, approver.seid, "decision_audit_index",
+                              answer=lambda v: AdjustmentResult(row.id, status, -1, [], v))
     return AdjustmentResult(row.id, status, idx, [], version)
 
 

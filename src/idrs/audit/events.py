@@ -47,6 +47,7 @@ class EventType(StrEnum):
     ADMIN_SYSTEM_ROTATE = "admin:system:rotate"
     ADMIN_UNIT_CEILING = "admin:unit:ceiling"
     ADMIN_UNIT_CREATE = "admin:unit:create"
+    AUDIT_ANSWER_OPEN = "audit:answer:open"
     AUDIT_ENTRIES_READ = "audit:entries:read"
     AUDIT_LOG_EXPORT = "audit:log:export"
     AUDIT_LOG_VERIFY = "audit:log:verify"

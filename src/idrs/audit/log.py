@@ -75,6 +75,21 @@ class AlsoFailed(AuditUnavailable):
 Write = tuple[str, dict[str, Any]]
 
 
+class _EntryIndex:
+    """A parameter value replaced by the index its entry gets (known only inside the batch)."""
+
+    def __repr__(self) -> str:
+        return "<the entry's index>"
+
+
+#: Use as a ``Write`` parameter value to store the entry's own index (e.g. an answer's salt).
+ENTRY_INDEX = _EntryIndex()
+
+
+def _bind(params: dict[str, Any], index: int) -> dict[str, Any]:
+    return {k: index if v is ENTRY_INDEX else v for k, v in params.items()}
+
+
 class AuditIntegrityError(IdrsError):
     """The stored log is not consistent with its last signed checkpoint: refuse to sign."""
 
@@ -212,10 +227,10 @@ def _append_batch(
     idxs = list(range(size, size + len(leaves)))
     inner = [(node_key(lvl, i), h) for (lvl, i), h in made if lvl >= MIN_STORED_LEVEL]
     writes = [
-        w
+        (sql, _bind(params, r))
         for ws, r in zip(also or [], results, strict=False)
         if ws and not isinstance(r, Exception)
-        for w in ws
+        for sql, params in ws
     ]
     if db.pg:
         # the inserts, the callers' writes and the commit in one round trip (pipeline mode)
@@ -259,7 +274,7 @@ def _also_alone(db: Raw, batch: list[_Slot], results: list[int | Exception]) -> 
             db.begin_write()
             cur = db.conn.cursor()
             for sql, params in s.also:
-                cur.execute(db.named(sql), params)
+                cur.execute(db.named(sql), _bind(params, r))
             cur.close()
             db.commit()
         except Exception:  # noqa: BLE001 - reported to that caller alone

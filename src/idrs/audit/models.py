@@ -84,3 +84,19 @@ class AuditCosignature(Base):
     tree_size: Mapped[int] = mapped_column(BigInteger)
     line: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditAnswer(Base):
+    """The opening of one entry's answer commitment, kept outside the leaf (issue 14.1).
+
+    ``salt_enc``: the 32-byte salt, encrypted with the keyring (column ``audit_answer.salt``).
+    ``recipe_enc``: what reproduces the answer from the master file's history (the TIN, the
+    command's parameters, the obligations the masking honoured, the withheld relatives),
+    encrypted (column ``audit_answer.recipe``). Written in the entry's own commit.
+    """
+
+    __tablename__ = "audit_answer"
+
+    idx: Mapped[int] = mapped_column(BigKey, primary_key=True, autoincrement=False)
+    salt_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    recipe_enc: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,4 +1,5 @@
-"""CLI commands of the audit domain: ``idrs audit verify|export|verify-export|checkpoint``.
+"""CLI commands of the audit domain: ``idrs audit verify|export|verify-export|checkpoint|open|
+check-opening``.
 
 Exit status: 0 intact / done, 1 tampering found or bad input (one line on stderr says why).
 ``verify`` and ``export`` are themselves recorded in the audit log under the operator's OS
@@ -7,6 +8,7 @@ user name.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -137,3 +139,57 @@ def checkpoint_cmd() -> None:
 
     app_ = open_app()
     sys.stdout.write(service.cosigned_now(app_, service.checkpoint_now(app_)))
+
+
+@audit_app.command("open")
+def open_cmd(
+    index: int = typer.Argument(..., help="the audit index of an allowed answer"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Reproduce an answer from history, with its salt, and check it against its entry's
+    commitment (security staff; recorded). Exit 1 when it does not match."""
+    from idrs.audit import opening
+    from idrs.cli.people import read_token
+    from idrs.people import auth
+
+    a = open_app()
+    employee = auth.authenticate(a, read_token(a.settings.home), interface="cli")
+    doc = opening.open_answer(a, employee, index, interface="cli")
+    if as_json:
+        print_json(doc)
+    else:
+        sys.stdout.write(json.dumps(doc["answer"], indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(f"salt (base64): {doc['salt']}\ncommitment:    {doc['commitment']}\n")
+    if not doc["matches"]:
+        raise opening.OpeningInvalid(
+            f"entry {index}: the answer reproduced from the master file's history does not "
+            "hash to the commitment in the leaf: the history (or the stored opening) was "
+            "altered after the answer was given"
+        )
+    if not as_json:
+        sys.stdout.write(f"matches: SHA-256(salt || JCS(answer)) is the digest in entry {index}\n")
+
+
+@audit_app.command("check-opening")
+def check_opening_cmd(
+    file: Path = typer.Argument(..., help="an opening written by `idrs audit open --json`"),
+    key: str | None = typer.Option(
+        None, "--key", help="the log's verifier key as you know it (default: the file's)"
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check an opening independently: SHA-256, the signed checkpoint, the inclusion proof."""
+    from idrs.audit.opening import OpeningInvalid, check_opening
+
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise OpeningInvalid(f"cannot read {file}: {exc}") from None
+    report = check_opening(doc, key)
+    if as_json:
+        print_json(report)
+    else:
+        sys.stdout.write(
+            f"opening verifies: entry {report['index']} commits to this answer, and is in the "
+            f"signed log of {report['tree_size']} entries (root {report['root']})\n"
+        )

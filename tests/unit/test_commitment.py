@@ -1,0 +1,72 @@
+"""The canonical form of answers is RFC 8785 exactly: the fast path agrees with ``rfc8785``."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from idrs.audit import commitment
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+_docs = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+def _reference(doc: object) -> bytes | type[BaseException]:
+    try:
+        return rfc8785.dumps(doc)
+    except (TypeError, ValueError) as exc:
+        return type(exc)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_docs)
+def test_canonical_is_rfc8785_on_arbitrary_documents(doc: object) -> None:
+    want = _reference(doc)
+    if isinstance(want, bytes):
+        assert commitment.canonical(doc) == want
+    else:
+        with pytest.raises((TypeError, ValueError)):
+            commitment.canonical(doc)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"b": 1, "a": [True, None, 'x\u2028\x7f\x00\x1f"\\']},
+        {"\ue000": 1, "\U0001f600": 2, "z": 3},  # UTF-16 order differs from code points
+        {"n": 2**53 - 1, "m": -(2**53) + 1, "f": 50.0, "g": 1e21, "h": -0.0, "i": 5e-324},
+        {"amount": "4100.00", "time": "2025-04-15T12:00:00+00:00", "ok": False},
+    ],
+)
+def test_canonical_edge_cases(doc: object) -> None:
+    assert commitment.canonical(doc) == _reference(doc)
+
+
+@pytest.mark.parametrize("doc", [{"n": 2**53 + 1}, [float("nan")], ["\ud800"]])
+def test_what_rfc8785_refuses_is_refused(doc: object) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        rfc8785.dumps(doc)
+    with pytest.raises((TypeError, ValueError)):
+        commitment.canonical(doc)
+
+
+def test_digest_is_sha256_of_salt_then_jcs() -> None:
+    salt = bytes(range(32))
+    doc = {"command": "ENMOD", "data": {"tin": "***-**-3456"}, "masked": ["tin"], "withheld": []}
+    assert commitment.digest(salt, doc) == hashlib.sha256(salt + rfc8785.dumps(doc)).hexdigest()
+    a, b = commitment.commit(doc, {}), commitment.commit(doc, {})
+    assert a.salt != b.salt and a.hex != b.hex and len(a.salt) == 32
