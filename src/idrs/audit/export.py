@@ -144,6 +144,15 @@ def verify_export(
             raise ExportInvalid(
                 f"rolled back: the old checkpoint covers {old.size} entries, the export {ck.size}"
             )
+    from idrs.audit import parquet
+
+    if parquet.is_parquet_export(directory):
+        old_root = parquet.verify_parquet_export(directory, ck, old)
+        if old is not None and old_root != old.root:
+            raise ExportInvalid(
+                f"not append-only: the first {old.size} entries no longer hash to the old checkpoint's root"
+            )
+        return ExportReport(ck.size, ck.root, old.size if old else None, cosigned)
     cr = merkle.CompactRange()
     old_root = merkle.EMPTY_ROOT if old is not None and old.size == 0 else None
     sha = merkle.leaf_hash

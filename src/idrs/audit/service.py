@@ -23,11 +23,17 @@ from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
 from idrs.vocabulary import Role
 
+#: ``idrs audit export --format``
+EXPORT_FORMATS = ("jsonl", "parquet")
 #: Largest number of entries one ``entries`` call returns.
 MAX_ENTRIES = 10_000
 
 
 class BadProofRequest(IdrsError):
+    status_code = 400
+
+
+class BadExportRequest(IdrsError):
     status_code = 400
 
 
@@ -207,6 +213,9 @@ def verify(
     chunk: int | None = None,
     witness_keys: list[str] | None = None,
     witness_min: int | None = None,
+    workers: int = 1,
+    compare_hashlib: bool = False,
+    min_parallel: int | None = None,
 ) -> dict[str, Any]:
     """Verify the whole log and every checkpoint (see :mod:`idrs.audit.verify`); record the run.
 
@@ -215,15 +224,26 @@ def verify(
     asked for first (the witnesses are contacted now), so a checkpoint signed a moment ago
     is not failed for being young; a checkpoint the witnesses refuse fails.
 
-    Returns the report as a dict (``ok``, ``first_bad_index``, ``first_problem``, ...) plus
-    ``audit_index`` of the verification's own entry (None if the log refused the append).
+    ``workers`` > 1 hashes the log in that many processes (:mod:`idrs.audit.parallel`; the
+    same report). Returns the report as a dict (``ok``, ``first_bad_index``, ``first_problem``,
+    ..., ``entries_per_second``, ``workers``; with ``compare_hashlib`` also the rate of raw
+    ``hashlib.sha256`` over the same leaves and the ratio) plus ``audit_index`` of the
+    verification's own entry (None if the log refused the append).
     """
+    from idrs.audit import parallel
     from idrs.audit.checkpoint import load_signer, read_witness
-    from idrs.audit.verify import CHUNK, Problem, verify_log
+    from idrs.audit.verify import CHUNK, Problem
 
     keys = parse_witness_keys(witness_keys or [], witness_min)
     verifier = load_signer(app.settings.home).verifier()
-    report = verify_log(app.engine, verifier, read_witness(app.settings.home), chunk or CHUNK)
+    report = parallel.verify_log_parallel(
+        app.engine,
+        verifier,
+        read_witness(app.settings.home),
+        workers=max(1, workers),
+        chunk=chunk or CHUNK,
+        min_entries=parallel.MIN_ENTRIES if min_parallel is None else min_parallel,
+    )
     if keys:
         problem = witness_problem(app, keys, witness_min or len(keys))
         if problem:
@@ -231,6 +251,8 @@ def verify(
     out = report.as_dict()
     if keys:
         out["witness_policy"] = {"keys": len(keys), "min": witness_min or len(keys)}
+    out["workers"] = max(1, workers)
+    out.update(parallel.rates(report, report.size, app.engine if compare_hashlib else None))
     fields = ("ok", "entries", "checkpoints", "first_bad_index", "entries_past_checkpoint")
     detail = {k: out[k] for k in fields}
     out["audit_index"] = _record(
@@ -244,8 +266,12 @@ def verify(
     return out
 
 
-def export(app: App, out_dir: Any, actor: str, *, interface: str = "cli") -> dict[str, Any]:
-    """Write an export (entries.jsonl, checkpoint, key.vkey) to a new or empty ``out_dir``.
+def export(
+    app: App, out_dir: Any, actor: str, *, interface: str = "cli", fmt: str = "jsonl"
+) -> dict[str, Any]:
+    """Write an export (entries.jsonl, checkpoint, key.vkey) to a new or empty ``out_dir``;
+    with ``fmt="parquet"`` the entries decoded to columns as partitioned Parquet
+    (:mod:`idrs.audit.parquet`) with the checkpoint, key and a manifest.
 
     Records the export first, then signs a fresh checkpoint covering that record, then writes
     exactly the entries that checkpoint covers. Refuses a non-empty directory (409) before
@@ -256,6 +282,8 @@ def export(app: App, out_dir: Any, actor: str, *, interface: str = "cli") -> dic
     from idrs.audit.checkpoint import load_signer
     from idrs.audit.export import check_out_dir, write_export
 
+    if fmt not in EXPORT_FORMATS:
+        raise BadExportRequest(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {fmt!r}")
     out = Path(out_dir)
     check_out_dir(out)
     signer = load_signer(app.settings.home)
@@ -267,12 +295,17 @@ def export(app: App, out_dir: Any, actor: str, *, interface: str = "cli") -> dic
             actor=actor,
             outcome="allowed",
             interface=interface,
-            detail={"directory": out.name},
+            detail={"directory": out.name, **({"format": fmt} if fmt != "jsonl" else {})},
         ),
     )
     note = checkpoint_now(app)
     note = cosigned_now(app, note)  # the export carries whatever cosignatures come back
-    summary = write_export(app.engine, out, note, signer.vkey())
+    if fmt == "parquet":
+        from idrs.audit.parquet import write_parquet_export
+
+        summary = write_parquet_export(app.engine, out, note, signer.vkey())
+    else:
+        summary = write_export(app.engine, out, note, signer.vkey())
     summary["audit_index"] = idx
     return summary
 

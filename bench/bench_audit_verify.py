@@ -1,0 +1,145 @@
+"""Whole-log verification (issue 18): ``idrs audit verify`` serial, with N worker processes, and
+raw ``hashlib`` over the same leaves, side by side in one run.
+
+The log is built by the bulk path of :mod:`bench.bench_audit` (same schema and bytes as the
+append path) on SQLite. Each pass is the full check (every leaf against its stored hash,
+every stored node, every checkpoint root): :func:`idrs.audit.verify.verify_log` (serial)
+and :func:`idrs.audit.parallel.verify_log_parallel` (the leaf range cut into complete
+power-of-two subtrees, hashed in worker processes that read their block straight from the
+database, the subtree roots combined in the parent). The raw baseline is
+``hashlib.sha256(0x00 || leaf)`` over the same leaves read from the same database, in one
+process, only the hashing timed (:func:`idrs.audit.parallel.hashlib_rate`, what
+``idrs audit verify --compare-hashlib`` prints), measured right after the verifications so
+that all see the same machine load. The Parquet export of the same log is timed as well.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine
+
+from bench import bench_audit
+from bench.bench_audit import WORK, _fig
+from idrs.audit import parallel
+from idrs.audit.checkpoint import ensure_signing_key, load_signer
+from idrs.audit.parquet import write_parquet_export
+from idrs.audit.verify import verify_log
+from idrs.db import make_engine
+
+TITLE = "Audit log: whole-log verification, serial vs worker processes vs raw hashlib (issue 18)"
+
+
+def run(scale: str) -> list[dict[str, Any]]:
+    full = scale == "full"
+    size = 1_000_000 if full else 50_000
+    workers = parallel.default_workers()
+    figures: list[dict[str, Any]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="idrs-bench-verify-", dir=WORK))
+    try:
+        home = tmp / "home"
+        origin = "idrs.example/audit-log"
+        ensure_signing_key(home, name=origin)
+        path = tmp / "log.db"
+        # migrate through a plain engine: idrs.db's engine keeps a WAL checkpointer connection
+        # open, which would stop the bulk build from switching the journal off
+        bench_audit.make_engine = create_engine
+        try:
+            bench_audit._bulk_build(path, size, home, origin)  # noqa: SLF001
+        finally:
+            bench_audit.make_engine = make_engine
+        engine = make_engine(f"sqlite:///{path}")
+        verifier = load_signer(home).verifier()
+
+        load_before = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
+        serial = verify_log(engine, verifier)
+        serial_s, serial_cpu = time.perf_counter() - t0, time.process_time() - c0
+        stats: dict[str, Any] = {}
+        t0, c0 = time.perf_counter(), time.process_time()
+        par = parallel.verify_log_parallel(
+            engine, verifier, workers=workers, min_entries=0, stats=stats
+        )
+        par_s, parent_cpu = time.perf_counter() - t0, time.process_time() - c0
+        if not (serial.ok and par.ok and serial.size == par.size == size and stats["parallel"]):
+            raise RuntimeError(f"bench log does not verify: {serial.as_dict()} {par.as_dict()}")
+        raw_rate = parallel.hashlib_rate(engine, size)
+        load = max(load_before, os.getloadavg()[0])
+        serial_rate, par_rate = size / serial_s, size / par_s
+        par_cpu = stats["worker_cpu_seconds"] + parent_cpu
+        busy = f"load average {load:.1f} on {os.cpu_count()} cores (the machine is shared)"
+        figures += [
+            _fig(
+                f"audit verify, serial, {size:,} entries",
+                round(serial_rate),
+                "entries/s",
+                "-",
+                None,
+                f"{serial_s:.1f} s wall, {serial_cpu:.1f} CPU s ({size / serial_cpu:,.0f} entries "
+                f"per CPU second); every leaf, node and {serial.checkpoints} checkpoints; {busy}",
+            ),
+            _fig(
+                f"audit verify --workers {workers}, {size:,} entries",
+                round(par_rate),
+                "entries/s",
+                ">= 300000",
+                par_rate >= 300_000,
+                f"{par_s:.1f} s wall including starting the workers, {par_rate / serial_rate:.2f}x "
+                f"serial; {stats['blocks']} subtrees of {stats['block_size']:,}; "
+                f"{par_cpu:.1f} CPU s in workers and parent ({size / par_cpu:,.0f} entries per CPU "
+                f"second); {busy}",
+            ),
+            _fig(
+                "raw hashlib.sha256(0x00||leaf) over the same leaves, one process",
+                round(raw_rate),
+                "entries/s",
+                "-",
+                None,
+                "hashing only (reads not timed), measured right after the verifications",
+            ),
+            _fig(
+                "serial verify / raw hashlib",
+                round(serial_rate / raw_rate, 3),
+                "ratio",
+                "-",
+                None,
+            ),
+            _fig(
+                f"verify with {workers} workers / raw hashlib",
+                round(par_rate / raw_rate, 3),
+                "ratio",
+                "-",
+                None,
+                "above 1 only when the workers get more free cores than the one-process baseline",
+            ),
+        ]
+        out = tmp / "parquet"
+        note = (home / "checkpoint").read_text() if (home / "checkpoint").exists() else None
+        if note is None:
+            with engine.connect() as conn:
+                note = conn.exec_driver_sql(
+                    "SELECT note FROM audit_checkpoint ORDER BY id DESC LIMIT 1"
+                ).scalar_one()
+        t0 = time.perf_counter()
+        summary = write_parquet_export(engine, out, note, load_signer(home).vkey())
+        pq_s = time.perf_counter() - t0
+        pq_bytes = sum(p.stat().st_size for p in out.rglob("*.parquet"))
+        figures.append(
+            _fig(
+                f"audit export --format parquet, {size:,} entries",
+                round(size / pq_s),
+                "entries/s",
+                "-",
+                None,
+                f"{pq_s:.1f} s, {summary['files']} files, {pq_bytes / size:.0f} bytes/entry (zstd)",
+            )
+        )
+        engine.dispose()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
