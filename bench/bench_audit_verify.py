@@ -32,6 +32,7 @@ from idrs.audit.parquet import write_parquet_export
 from idrs.audit.verify import verify_log
 from idrs.db import make_engine
 
+ROUNDS = 3
 TITLE = "Audit log: whole-log verification, serial vs worker processes vs raw hashlib (issue 18)"
 
 
@@ -57,21 +58,33 @@ def run(scale: str) -> list[dict[str, Any]]:
         verifier = load_signer(home).verifier()
 
         load_before = os.getloadavg()[0]
-        t0, c0 = time.perf_counter(), time.process_time()
-        serial = verify_log(engine, verifier)
-        serial_s, serial_cpu = time.perf_counter() - t0, time.process_time() - c0
-        stats: dict[str, Any] = {}
-        t0, c0 = time.perf_counter(), time.process_time()
-        par = parallel.verify_log_parallel(
-            engine, verifier, workers=workers, min_entries=0, stats=stats
-        )
-        par_s, parent_cpu = time.perf_counter() - t0, time.process_time() - c0
-        if not (serial.ok and par.ok and serial.size == par.size == size and stats["parallel"]):
-            raise RuntimeError(f"bench log does not verify: {serial.as_dict()} {par.as_dict()}")
+        # interleaved rounds, best of ROUNDS for each (the machine is shared: other work comes
+        # and goes); the first parallel round also starts the forkserver, as a CLI run does
+        serial_s = par_s = first_par_s = float("inf")
+        serial_cpu = par_cpu = 0.0
+        for _ in range(ROUNDS):
+            t0, c0 = time.perf_counter(), time.process_time()
+            serial = verify_log(engine, verifier)
+            took, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if took < serial_s:
+                serial_s, serial_cpu = took, cpu
+            stats: dict[str, Any] = {}
+            t0, c0 = time.perf_counter(), time.process_time()
+            par = parallel.verify_log_parallel(
+                engine, verifier, workers=workers, min_entries=0, stats=stats
+            )
+            took, cpu = time.perf_counter() - t0, time.process_time() - c0
+            if first_par_s == float("inf"):
+                first_par_s = took
+            if not (serial.ok and par.ok and serial.size == par.size == size and stats["parallel"]):
+                raise RuntimeError(f"bench log does not verify: {serial.as_dict()} {par.as_dict()}")
+            if took < par_s:
+                par_s, par_cpu = took, cpu + stats["worker_cpu_seconds"]
+                par_stats = stats
+        stats = par_stats
         raw_rate = parallel.hashlib_rate(engine, size)
         load = max(load_before, os.getloadavg()[0])
         serial_rate, par_rate = size / serial_s, size / par_s
-        par_cpu = stats["worker_cpu_seconds"] + parent_cpu
         busy = f"load average {load:.1f} on {os.cpu_count()} cores (the machine is shared)"
         figures += [
             _fig(
@@ -80,7 +93,7 @@ def run(scale: str) -> list[dict[str, Any]]:
                 "entries/s",
                 "-",
                 None,
-                f"{serial_s:.1f} s wall, {serial_cpu:.1f} CPU s ({size / serial_cpu:,.0f} entries "
+                f"best of {ROUNDS}: {serial_s:.1f} s wall, {serial_cpu:.1f} CPU s ({size / serial_cpu:,.0f} entries "
                 f"per CPU second); every leaf, node and {serial.checkpoints} checkpoints; {busy}",
             ),
             _fig(
@@ -89,8 +102,10 @@ def run(scale: str) -> list[dict[str, Any]]:
                 "entries/s",
                 ">= 300000",
                 par_rate >= 300_000,
-                f"{par_s:.1f} s wall including starting the workers, {par_rate / serial_rate:.2f}x "
-                f"serial; {stats['blocks']} subtrees of {stats['block_size']:,}; "
+                f"best of {ROUNDS}: {par_s:.1f} s wall including starting the workers, "
+                f"{par_rate / serial_rate:.2f}x serial (first round, starting the forkserver too: "
+                f"{size / first_par_s:,.0f} entries/s); "
+                f"{stats['blocks']} subtrees of {stats['block_size']:,}; "
                 f"{par_cpu:.1f} CPU s in workers and parent ({size / par_cpu:,.0f} entries per CPU "
                 f"second); {busy}",
             ),
