@@ -15,6 +15,8 @@ that all see the same machine load. The Parquet export of the same log is timed 
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -34,6 +36,27 @@ from idrs.db import make_engine
 
 ROUNDS = 3
 TITLE = "Audit log: whole-log verification, serial vs worker processes vs raw hashlib (issue 18)"
+
+
+def _spin(n: int) -> float:
+    x, sha = b"a" * 300, hashlib.sha256
+    t0 = time.perf_counter()
+    for _ in range(n):
+        sha(x).digest()
+    return time.perf_counter() - t0
+
+
+def _parallelism(workers: int, n: int = 400_000) -> float:
+    """How many cores this run actually gets: ``workers`` processes of pure hashing against one
+    (``workers`` on an idle machine, less while other work runs)."""
+    ctx = multiprocessing.get_context("forkserver")
+    with ctx.Pool(workers) as pool:
+        pool.map(_spin, [1000] * workers)  # started
+        one = pool.apply(_spin, (n,))
+        t0 = time.perf_counter()
+        pool.map(_spin, [n] * workers)
+        many = time.perf_counter() - t0
+    return workers * one / many
 
 
 def run(scale: str) -> list[dict[str, Any]]:
@@ -83,6 +106,7 @@ def run(scale: str) -> list[dict[str, Any]]:
                 par_stats = stats
         stats = par_stats
         raw_rate = parallel.hashlib_rate(engine, size)
+        cores = _parallelism(workers)
         load = max(load_before, os.getloadavg()[0])
         serial_rate, par_rate = size / serial_s, size / par_s
         busy = f"load average {load:.1f} on {os.cpu_count()} cores (the machine is shared)"
@@ -108,6 +132,14 @@ def run(scale: str) -> list[dict[str, Any]]:
                 f"{stats['blocks']} subtrees of {stats['block_size']:,}; "
                 f"{par_cpu:.1f} CPU s in workers and parent ({size / par_cpu:,.0f} entries per CPU "
                 f"second); {busy}",
+            ),
+            _fig(
+                f"cores this run got: {workers} processes of pure hashing vs one",
+                round(cores, 2),
+                "x",
+                "-",
+                None,
+                f"{workers} on an idle machine; the ceiling of any speed-up from workers here",
             ),
             _fig(
                 "raw hashlib.sha256(0x00||leaf) over the same leaves, one process",
