@@ -162,3 +162,14 @@ def test_recomputed_hashes_are_caught_by_the_signed_roots_alone(
     assert par == serial and not par["ok"]
     assert par["first_bad_index"] == at and f"entry {at} no longer matches" in par["first_problem"]
     assert fallbacks == [1]
+
+
+def test_a_failing_worker_means_the_serial_pass_decides(
+    app: App, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, fallbacks: list[int]
+) -> None:
+    # workers that cannot open the database (here: a path that does not exist) decide nothing
+    _fill(app, 13)
+    monkeypatch.setattr(parallel, "_url", lambda engine: f"sqlite:///{tmp_path}/missing/x.db")
+    serial, par = _reports(app)
+    assert par == serial and par["ok"]
+    assert fallbacks == [1]

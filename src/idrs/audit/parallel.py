@@ -23,6 +23,7 @@ An in-memory SQLite database cannot be opened by another process: it, and logs s
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import os
 import time
@@ -45,6 +46,7 @@ BLOCKS_PER_WORKER = 4
 #: SQLite: how much of the database file a worker maps into memory (read-only scan)
 MMAP_BYTES = 1 << 34
 _sha = hashlib.sha256
+log = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
@@ -271,7 +273,8 @@ def _hash_in_workers(
     # server that has imported this module once (and not the caller's __main__)
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(max_workers=min(workers, len(blocks)), mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(blocks)), mp_context=ctx)
+    try:
         futures = [
             pool.submit(_hash_block, url, lo, hi, chunk, [s for s in sizes if lo < s <= hi])
             for lo, hi in blocks
@@ -280,11 +283,13 @@ def _hash_in_workers(
         high: list[tuple[merkle.Node, bytes]] = []
         pos = 0
         for fut in futures:  # in order: block roots are folded left to right
-            res = fut.result()
+            try:
+                res = fut.result()
+            except Exception:  # noqa: BLE001 - a worker that failed decides nothing: go serial
+                log.warning("audit verify worker failed; verifying serially", exc_info=True)
+                return False
             stats["worker_cpu_seconds"] += res.cpu
             if res.problem is not None:
-                for f in futures:
-                    f.cancel()
                 return False
             prefix = [h for _, h in stack]
             for s, parts in res.targets.items():
@@ -299,6 +304,8 @@ def _hash_in_workers(
                     high.append(((lvl, idx), h))
                 stack.append((lvl, h))
                 pos += width
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # blocks not started yet are dropped
     if high:
         with raw(engine) as db:
             stored = db.nodes([nd for nd, _ in high])
