@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from sqlalchemy import create_engine
 
@@ -72,11 +73,8 @@ def run(scale: str) -> list[dict[str, Any]]:
         path = tmp / "log.db"
         # migrate through a plain engine: idrs.db's engine keeps a WAL checkpointer connection
         # open, which would stop the bulk build from switching the journal off
-        bench_audit.make_engine = create_engine
-        try:
+        with mock.patch.object(bench_audit, "make_engine", create_engine):
             bench_audit._bulk_build(path, size, home, origin)  # noqa: SLF001
-        finally:
-            bench_audit.make_engine = make_engine
         engine = make_engine(f"sqlite:///{path}")
         verifier = load_signer(home).verifier()
 

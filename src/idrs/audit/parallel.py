@@ -183,8 +183,8 @@ def _check_block(db: Raw, lo: int, hi: int, chunk: int, targets: list[int]) -> B
                 for lvl, i in merkle.range_nodes(base, base + n):
                     stack.append((lvl, levels[lvl][i - (base >> lvl)]))
             if len(high) >= 256 or (high and base + n >= hi):
-                stored = db.nodes([nd for nd, _ in high])
-                if any(stored.get(nd) != h for nd, h in high):
+                have = db.nodes([nd for nd, _ in high])
+                if any(have.get(nd) != h for nd, h in high):
                     out.problem = f"a stored node above the chunks differs among {lo}..{hi - 1}"
                     return out
                 high.clear()

@@ -225,7 +225,7 @@ def _describe(con: Any, directory: Path) -> list[dict[str, Any]]:
         [[str(p) for p in paths]],
     ).fetchall()
     by_name = {Path(f): (int(n), int(lo), int(hi)) for f, n, lo, hi in rows}
-    out = []
+    out: list[dict[str, Any]] = []
     for p in paths:
         n, lo, hi = by_name[p]
         out.append(
@@ -237,7 +237,7 @@ def _describe(con: Any, directory: Path) -> list[dict[str, Any]]:
                 "sha256": _sha256_file(p),
             }
         )
-    out.sort(key=lambda f: f["first_index"])
+    out.sort(key=lambda f: int(f["first_index"]))
     return out
 
 
