@@ -7,6 +7,9 @@ database. Layout::
     IDRS_HOME/dek-KID.key         32 random bytes, base64 (data-encryption keys)
     IDRS_HOME/index.key           HMAC key for blind indexes (TIN, EIN, bank account lookups)
     IDRS_HOME/pseudonym.key       HMAC key for the taxpayer pseudonyms in the audit log
+    IDRS_HOME/anon.key            master key of the anonymized grants' record pseudonyms
+                                  (one key per grant and key version is derived from it
+                                  with HKDF; never the audit log's pseudonym key)
 
 A ciphertext is ``0x01 || kid (4 bytes, big-endian) || nonce (12) || ct+tag``; the column
 name is the associated data, so a value copied into another column does not decrypt.
@@ -25,7 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from idrs.errors import ConfigurationError
 
@@ -69,6 +75,8 @@ class Keyring:
     deks: dict[int, AESGCM] = field(repr=False)
     index_key: bytes = field(repr=False)
     pseudonym_key: bytes = field(repr=False)
+    #: master key of the anonymized grants' pseudonyms (``anon.key``)
+    anon_key: bytes = field(default=b"", repr=False)
 
     # -- loading and creating ------------------------------------------------------------
 
@@ -77,7 +85,7 @@ class Keyring:
         """Create IDRS_HOME and its keys if absent (idempotent); returns the loaded keyring."""
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(home, 0o700)
-        for name in ("index.key", "pseudonym.key"):
+        for name in ("index.key", "pseudonym.key", ANON_KEY_FILE):
             if not (home / name).exists():
                 _write_secret(home / name, base64.b64encode(secrets.token_bytes(32)))
         if not (home / "keyring.json").exists():
@@ -107,6 +115,7 @@ class Keyring:
             deks=deks,
             index_key=_read_secret(home / "index.key"),
             pseudonym_key=_read_secret(home / "pseudonym.key"),
+            anon_key=_anon_key(home),
         )
 
     # -- encryption ------------------------------------------------------------------------
@@ -153,6 +162,43 @@ class Keyring:
         mac = hmac.digest(self.pseudonym_key, f"taxpayer:{tin}".encode(), "sha256")
         return "tp_" + base64.b32encode(mac[:15]).decode().lower()
 
+    # -- anonymized grants -------------------------------------------------------------------
+
+    def grant_record_key(self, grant_id: int, key_version: int) -> bytes:
+        """The pseudonym key of one anonymized grant at one key version (HKDF-SHA256 from the
+        anonymization master key; 64 bytes for AES-SIV). Independent of the audit log's key."""
+        if not self.anon_key:
+            raise ConfigurationError("anonymization master key missing (anon.key)")
+        info = f"idrs anonymized grant {int(grant_id)} key v{int(key_version)}".encode()
+        return HKDF(algorithm=hashes.SHA256(), length=64, salt=b"idrs-anon-records",
+                    info=info).derive(self.anon_key)
+
+    def record_pseudonym(self, grant_id: int, key_version: int, record_id: int) -> str:
+        """The pseudonym, under one grant's key, of the record ``record_id`` (a return id).
+
+        Deterministic authenticated encryption (AES-SIV): stable within the grant and key
+        version, unrelated across grants, and only idrs (holding the master key) can turn it
+        back into the record, for the grant's own lookups and for the security staff's
+        re-identification command.
+        """
+        siv = AESSIV(self.grant_record_key(grant_id, key_version))
+        ct = siv.encrypt(struct.pack(">Q", int(record_id)), [_ANON_AD])
+        return "an_" + base64.b32encode(ct).decode().rstrip("=").lower()
+
+    def record_of_pseudonym(self, grant_id: int, key_version: int, pseudonym: str) -> int | None:
+        """The record id behind a pseudonym of this grant and key version, or None (another
+        grant's, another key version's, forged or malformed)."""
+        text = (pseudonym or "").strip()
+        if not text.startswith("an_") or len(text) > 64:
+            return None
+        body = text[3:].upper()
+        try:
+            raw = base64.b32decode(body + "=" * (-len(body) % 8))
+            plain = AESSIV(self.grant_record_key(grant_id, key_version)).decrypt(raw, [_ANON_AD])
+        except (ValueError, InvalidTag):
+            return None
+        return int(struct.unpack(">Q", plain)[0]) if len(plain) == 8 else None
+
     # -- rotation --------------------------------------------------------------------------
 
     def add_key(self) -> int:
@@ -183,6 +229,18 @@ class Keyring:
             _write_secret(path, b"0" * 64)  # overwrite before unlinking
             path.unlink()
         self.deks.pop(kid, None)
+
+
+ANON_KEY_FILE = "anon.key"
+_ANON_AD = b"idrs anonymized record"
+
+
+def _anon_key(home: Path) -> bytes:
+    """``anon.key``, created on first use in a home made before anonymized grants existed."""
+    path = home / ANON_KEY_FILE
+    if not path.exists():
+        _write_secret(path, base64.b64encode(secrets.token_bytes(32)))
+    return _read_secret(path)
 
 
 def _write_keyring(home: Path, active: int, keys: dict[int, dict[str, str]]) -> None:

@@ -40,6 +40,7 @@ from idrs.audit import commitment, log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
+from idrs.grants import anonymized
 from idrs.grants.anonymize import anonymize
 from idrs.identifiers import BadIdentifier, normalize_tin, optional_case_id, screen_text
 from idrs.masterfile.commands import COMMANDS, NEEDS_YEAR
@@ -385,6 +386,11 @@ def _read_phase(
         )
     except AccessDenied as exc:
         return _Decided(denied=exc)
+    if anonymized.is_anonymized_principal(s, app, employee.id):
+        # an anonymized principal names no taxpayer: records by pseudonym only (no lookup)
+        return _Decided(denied=AccessDenied([Reason(
+            anonymized.NO_IDENTIFIER, "an anonymized principal reaches records by pseudonym "
+            "only; no TIN, name or address is accepted")], seid=employee.seid))
     taxpayer = _lookup(s, app, req.tin)
     verdict = _decide(s, app, employee, req, call.case, call.contact, call.reason)
     got = _Decided(employee, sid, None, taxpayer, verdict, touches=touches)

@@ -8,7 +8,7 @@ could not be written (AUDIT_UNAVAILABLE), or 423 when the account is locked.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from idrs.context import App
@@ -55,6 +55,7 @@ def create_app(app: App) -> FastAPI:
         access,
         adjustments,
         admin,
+        anonymized,
         audit,
         detection,
         grants,
@@ -78,12 +79,14 @@ def create_app(app: App) -> FastAPI:
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        # no TIN, name or address from an anonymized principal, on any route (api/anonymized)
+        dependencies=[Depends(anonymized.no_identifiers)],
     )
     api.state.app = app
     api.add_exception_handler(AccessDenied, _denied)
     api.add_exception_handler(IdrsError, _error)
-    for module in (sessions, research, audit, access, adjustments, grants, detection, reports,
-                   admin):
+    for module in (sessions, research, audit, access, adjustments, grants, anonymized,
+                   detection, reports, admin):
         api.include_router(module.router, prefix=API_PREFIX)
     web.mount(api, app)
     # Security headers, request ids, the body limit; errors as application/problem+json that

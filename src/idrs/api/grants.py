@@ -104,7 +104,11 @@ class GrantIn(BaseModel):
     basis: str = Field(min_length=1, max_length=2000)
     commands: list[str] = Field(min_length=1, max_length=20)
     classes: list[str] = Field(min_length=1, max_length=10)
-    population: Literal["cases", "all", "anonymized"]
+    population: Literal["cases", "all", "anonymized"] | None = None
+    kind: Literal["records", "anonymized", "statistics"] | None = None
+    k: int | None = Field(None, ge=2, le=1000, description="anonymized grants (default 10)")
+    epsilon: float | None = Field(None, gt=0, le=100,
+                                  description="statistics grants (not yet available)")
     allow_changes: bool = False
     start: BoundedDate
     days: int | None = Field(None, ge=1, le=3650)

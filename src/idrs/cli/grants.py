@@ -145,7 +145,12 @@ def grant_request(
     basis: str = typer.Option(..., "--basis", help="legal basis (the provision cited)"),
     commands: str = typer.Option(..., "--commands", help="e.g. ENMOD,IMFOL"),
     classes: str = typer.Option(..., "--classes", help="e.g. identity,return"),
-    population: str = typer.Option(..., "--population", help="cases|all|anonymized"),
+    population: str | None = typer.Option(None, "--population",
+                                          help="cases|all|anonymized (implied by --kind anonymized)"),
+    kind: str | None = typer.Option(None, "--kind", help="records|anonymized|statistics"),
+    k: int | None = typer.Option(None, "--k", help="anonymized grants: k of k-anonymity (10)"),
+    epsilon: float | None = typer.Option(None, "--epsilon",
+                                         help="statistics grants (not yet available)"),
     allow_changes: bool = typer.Option(False, "--allow-changes"),
     start: str = typer.Option(..., "--start", help="YYYY-MM-DD (UTC)"),
     days: int | None = typer.Option(None, "--days", help="term in days (default 120)"),
@@ -160,7 +165,8 @@ def grant_request(
         open_app(), principal=principal, purpose=purpose, basis=basis, commands=commands,
         classes=classes, population=population, allow_changes=allow_changes,
         start=_day(start, "start"), days=days, end=_day(end, "end"),  # type: ignore[arg-type]
-        renewal_of=renewal_of, daily_limit=daily_limit, agreement=agreement, actor=_operator())
+        renewal_of=renewal_of, daily_limit=daily_limit, agreement=agreement, kind=kind, k=k,
+        epsilon=epsilon, actor=_operator())
     _show(out, json_out, f"grant {out['grant_id']} {out['status']} ({out['start']} to {out['end']})")
 
 
@@ -173,9 +179,10 @@ def grant_show(grant_id: int = typer.Argument(...), json_out: bool = JsonOpt) ->
         return
     console.print(f"grant {out['grant_id']} for {out['principal']} ({out['principal_kind']}): "
                   f"{out['status']}", markup=False)
-    for k in ("purpose", "legal_basis", "commands", "classes", "population", "allow_changes",
-              "start", "end", "approvals", "prerequisites", "exports_outstanding"):
-        console.print(f"  {k}: {out[k]}", markup=False, highlight=False)
+    for key in ("purpose", "legal_basis", "commands", "classes", "population", "kind", "k",
+                "allow_changes", "start", "end", "approvals", "prerequisites",
+                "exports_outstanding"):
+        console.print(f"  {key}: {out[key]}", markup=False, highlight=False)
 
 
 @grant_app.command("list")

@@ -10,6 +10,9 @@ from enum import StrEnum
 
 
 class GrantEvent(StrEnum):
+    ANON_IDENTIFIER_REFUSED = "grants:anonymized:identifier-refused"
+    ANON_RECORD = "grants:anonymized:record"
+    ANON_RECORDS = "grants:anonymized:records"
     AGREEMENT_ADD = "grants:agreement:add"
     AGREEMENT_SIGN = "grants:agreement:sign"
     CLEARANCE_VERIFY = "grants:clearance:verify"
@@ -20,5 +23,7 @@ class GrantEvent(StrEnum):
     GRANT_END = "grants:grant:end"
     GRANT_REQUEST = "grants:grant:request"
     GRANT_REVOKE = "grants:grant:revoke"
+    KEY_ROTATE = "grants:anonymized:rotate-key"
     OVERSIGHT_REPORT = "oversight:report:generate"
+    REIDENTIFY = "grants:anonymized:reidentify"
     TRAINING_ATTEST = "grants:training:attest"

@@ -100,6 +100,14 @@ class Grant(Base):
     commands: Mapped[str] = mapped_column(Text)  # comma-separated, sorted
     classes: Mapped[str] = mapped_column(Text)  # comma-separated, sorted
     population: Mapped[str] = mapped_column(String(12))  # cases|all|anonymized
+    #: records | anonymized (population ``anonymized`` ⇔ kind ``anonymized``)
+    kind: Mapped[str] = mapped_column(String(12), default="records", server_default="records")
+    #: an anonymized grant's k (every released record has at least k look-alikes)
+    anon_k: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: the version of the grant's pseudonym key (derived from the master key, id, version)
+    key_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: the coarsest generalization level released so far (only rises)
+    anon_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
     allow_changes: Mapped[bool] = mapped_column(Boolean, default=False)
     start_date: Mapped[date] = mapped_column(Date)
     term_days: Mapped[int] = mapped_column(Integer)

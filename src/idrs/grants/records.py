@@ -107,7 +107,7 @@ def request_renewal(app: App, who: Employee, *, grant_id: int, start: date | Non
         commands=g["commands"], classes=g["classes"], population=g["population"],
         allow_changes=g["allow_changes"], start=start or date.fromisoformat(g["end"]),
         days=days, end=end, renewal_of=int(grant_id), daily_limit=g["daily_limit"],
-        agreement=g["agreement"], actor=actor)
+        agreement=g["agreement"], kind=g["kind"], k=g["k"], actor=actor)
 
 
 # -- agreements ----------------------------------------------------------------------------

@@ -16,6 +16,9 @@ from idrs.masterfile.screens import Sensitivity
 from idrs.vocabulary import ADJUSTMENT_CODES, ALL_CODES, CommandCode
 
 POPULATIONS = ("cases", "all", "anonymized")
+KINDS = ("records", "anonymized", "statistics")
+#: the k of an anonymized grant when the request names none, and its bounds
+DEFAULT_K, MIN_K, MAX_K = 10, 2, 1000
 #: stored lifecycle values (Grant.status)
 PENDING, APPROVED, REVOKED, ENDED = "pending_approval", "approved", "revoked", "ended"
 #: computed states
@@ -124,6 +127,42 @@ def in_scope(command: str, commands: Iterable[str], classes: Iterable[str], popu
         cmd_ok = False  # a name search reveals identities: never on anonymized views
     cls = COMMAND_CLASS.get(command)
     return cmd_ok, cls is not None and cls.value in set(classes)
+
+
+def check_kind(kind: str | None, population: str | None, k: int | None,
+               epsilon: float | None) -> tuple[str, str, int | None]:
+    """(kind, population, k) of a grant request, or ValidationFailed naming the field.
+
+    The kind follows from the population when not given, and the population from the kind
+    ``anonymized``. ``statistics`` (and its ``epsilon``) is refused: not yet available.
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValidationFailed([f"kind: one of {', '.join(KINDS)}"])
+    if kind == "statistics":
+        raise ValidationFailed(["kind: statistics grants are not available yet"])
+    if epsilon is not None:
+        raise ValidationFailed(["epsilon: only for a statistics grant (not available yet)"])
+    if population is not None and population not in POPULATIONS:
+        raise ValidationFailed([f"population: one of {', '.join(POPULATIONS)}"])
+    if kind is None:
+        if population is None:
+            raise ValidationFailed(["population: required (or --kind anonymized)"])
+        kind = "anonymized" if population == "anonymized" else "records"
+    if kind == "anonymized":
+        if population not in (None, "anonymized"):
+            raise ValidationFailed([f"population: an anonymized grant covers no {population}"])
+        population = "anonymized"
+        k = DEFAULT_K if k is None else k
+        if isinstance(k, bool) or not isinstance(k, int) or not MIN_K <= k <= MAX_K:
+            raise ValidationFailed([f"k: a whole number from {MIN_K} to {MAX_K}"])
+        return kind, population, k
+    if population is None:
+        raise ValidationFailed(["population: required for a records grant (cases or all)"])
+    if population == "anonymized":
+        raise ValidationFailed(["population: anonymized is the kind anonymized"])
+    if k is not None:
+        raise ValidationFailed(["k: only for an anonymized grant"])
+    return kind, population, None
 
 
 def parse_commands(raw: str | Iterable[str]) -> list[str]:

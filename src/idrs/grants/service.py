@@ -276,18 +276,23 @@ def _agreement_title(session: Session, title: str | None) -> str:
 
 
 def request_grant(app: App, *, principal: str, purpose: str, basis: str,
-                  commands: str | list[str], classes: str | list[str], population: str,
+                  commands: str | list[str], classes: str | list[str],
+                  population: str | None = None,
                   start: date, days: int | None = None, end: date | None = None,
                   allow_changes: bool = False, renewal_of: int | None = None,
                   daily_limit: int | None = None, agreement: str | None = None,
-                  actor: Actor) -> dict[str, Any]:
-    """Request a grant for ``principal``; it starts ``pending_approval``. Records it."""
+                  kind: str | None = None, k: int | None = None,
+                  epsilon: float | None = None, actor: Actor) -> dict[str, Any]:
+    """Request a grant for ``principal``; it starts ``pending_approval``. Records it.
+
+    ``kind`` is ``records`` (population cases or all) or ``anonymized`` (population
+    anonymized, with its ``k``, default 10); ``statistics`` is refused (not yet available).
+    """
     purpose = _text(purpose, "purpose")
     basis = _text(basis, "basis")
     cmds = rules.parse_commands(commands)
     cls = rules.parse_classes(classes)
-    if population not in rules.POPULATIONS:
-        raise ValidationFailed([f"population: one of {', '.join(rules.POPULATIONS)}"])
+    kind, population, k = rules.check_kind(kind, population, k, epsilon)
     if daily_limit is not None and daily_limit < 1:
         raise ValidationFailed(["daily_limit: at least 1"])
     term = rules.check_term(start, days, end, renewal_of is not None, app.settings)
@@ -309,14 +314,15 @@ def request_grant(app: App, *, principal: str, purpose: str, basis: str,
     detail = {"purpose": purpose, "legal_basis": basis, "commands": cmds, "classes": cls,
               "population": population, "allow_changes": allow_changes,
               "start": start.isoformat(), "term_days": term, "renewal_of": renewal_of,
-              "daily_limit": daily_limit, "agreement": title}
+              "daily_limit": daily_limit, "agreement": title, "kind": kind, "k": k}
     idx = _record(app, GrantEvent.GRANT_REQUEST, actor, {"principal": emp_seid}, detail)
     with session_scope(app.engine) as s:
         g = Grant(principal_id=emp_id, requested_by=actor.name, purpose=purpose,
                   legal_basis=basis, commands=",".join(cmds), classes=",".join(cls),
                   population=population, allow_changes=allow_changes, start_date=start,
                   term_days=term, renewal_of_id=renewal_of, daily_limit=daily_limit,
-                  agreement_title=title, status=rules.PENDING, requested_at=_now(app))
+                  agreement_title=title, status=rules.PENDING, requested_at=_now(app),
+                  kind=kind, anon_k=k, key_version=1)
         s.add(g)
         s.flush()
         gid = g.id
@@ -493,6 +499,7 @@ def grant_view(session: Session, app: App, g: Grant, now: datetime) -> dict[str,
         "requested_at": as_utc(g.requested_at).isoformat(), "purpose": g.purpose,
         "legal_basis": g.legal_basis, "commands": g.commands.split(","),
         "classes": g.classes.split(","), "population": g.population,
+        "kind": g.kind, "k": g.anon_k, "key_version": g.key_version,
         "allow_changes": g.allow_changes, "start": g.start_date.isoformat(),
         "term_days": g.term_days,
         "end": (g.start_date + timedelta(days=g.term_days)).isoformat(),

@@ -102,6 +102,8 @@ GRANT_STAFF: frozenset[Role] = frozenset(
 )
 #: Who may read anyone's grants, agreements, clearance and training records (no taxpayer data).
 GRANT_RECORD_READERS: frozenset[Role] = GRANT_STAFF | {Role.AUDITOR}
+#: Who may re-identify an anonymized grant's pseudonym (the security staff; recorded).
+REIDENTIFIERS: frozenset[Role] = frozenset({Role.SECURITY_ADMIN})
 #: Who adds confidentiality-agreement versions.
 AGREEMENT_AUTHORS: frozenset[Role] = frozenset({Role.PRIVACY_OFFICER, Role.AUTHORIZING_OFFICIAL})
 #: Who records a clearance verification or a training attestation for another person.

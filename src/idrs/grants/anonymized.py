@@ -1,0 +1,551 @@
+"""Anonymized grants: records that cannot be linked back to a taxpayer.
+
+An anonymized principal (anyone holding an anonymized grant that is not over) never names a
+taxpayer: no TIN, name or address is accepted from them anywhere (:func:`refuse_identifier`,
+enforced for every HTTP route by ``idrs.api.anonymized.no_identifiers`` and for research by
+``idrs.research``). They reach records by listing or sampling with filters on generalized
+attributes, and address a record by its pseudonym under their grant.
+
+- **Pseudonyms** are per grant: AES-SIV of the return's row id under a key derived (HKDF) from
+  ``anon.key``, the grant id and the grant's key version (``crypto.Keyring.record_pseudonym``).
+  They differ between grants, between key versions, and from the audit log's keyed taxpayer
+  pseudonyms; only :func:`reidentify` (security staff, recorded) maps one back.
+- **Records** are returns (taxpayer × tax year): each year of one taxpayer has its own
+  unrelated pseudonym, so years cannot be joined into a rarer profile.
+- **Quasi-identifiers** (tax year, filing status, state, ZIP3, AGI band, wages band, years of
+  birth) are generalized along :data:`LEVELS`; nothing else is released (no name, TIN,
+  street, city, exact amount, date, marker: high-profile, employee and adoption markers never
+  reach the principal).
+- **k-anonymity** over the whole master file: a record is released only when at least ``k``
+  *other* returns of the population share its generalized combination (class size ≥ k+1).
+  The level is the finest one at which at most :data:`MAX_SUPPRESSED` of the population is
+  suppressed; records in smaller classes are suppressed. The level a grant has been answered
+  at is stored and only rises, so answers of one grant are all cut from one k-anonymous
+  table (or a coarser one): combining them yields nothing finer than what was checked.
+
+Callers: api/anonymized.py, cli/anonymized.py, cli/grants.py (reidentify), research.py,
+bench/bench_anonymized.py, the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from idrs.audit import log
+from idrs.audit.events import make_event
+from idrs.clock import as_utc
+from idrs.context import App
+from idrs.db import session_scope
+from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFailed
+from idrs.grants import rules
+from idrs.grants.events import GrantEvent
+from idrs.grants.models import Grant
+from idrs.grants.service import Actor, prerequisites
+from idrs.identifiers import normalize_tin
+from idrs.masterfile.models import W2, AddressRecord, Taxpayer, TaxReturn
+from idrs.people.models import Employee
+from idrs.people.roles import REIDENTIFIERS
+
+#: The reason code of a TIN, name or address submitted by an anonymized principal.
+NO_IDENTIFIER = "ANONYMIZED_NO_IDENTIFIER"
+#: The reason code of a record call by someone without an active anonymized grant.
+NO_ANONYMIZED_GRANT = "NO_ANONYMIZED_GRANT"
+
+#: the share of the population a level may suppress before a coarser level is taken
+MAX_SUPPRESSED = 0.05
+MAX_LIMIT = 1000
+#: money is top-coded: every amount at or above this is one band
+TOP_CODE = 200_000
+QUASI_IDENTIFIERS = ("tax_year", "filing_status", "state", "zip3", "agi_band", "wages_band",
+                     "birth_years")
+FILTERS = ("tax_year", "filing_status", "state", "zip3", "agi_band")
+
+
+@dataclass(frozen=True)
+class Level:
+    """One step of generalization (global recoding); None drops the attribute."""
+
+    state: bool  # the state released
+    zip3: bool  # the first three ZIP digits released
+    money: int  # width of the AGI (and wages) bands, dollars
+    wages: bool  # the wages band released
+    birth: int | None  # width of the years-of-birth bands
+
+
+#: From finest to coarsest: ZIP3 → state → none, bands widen, year of birth → decade →
+#: 20 years → none, wages dropped; the last level keeps only year, filing status and AGI in
+#: three bands (negative, under the top code, at or above it).
+LEVELS: tuple[Level, ...] = (
+    Level(True, True, 25_000, True, 5),
+    Level(True, False, 25_000, True, 10),
+    Level(True, False, 50_000, True, 10),
+    Level(True, False, 100_000, True, 20),
+    Level(False, False, 100_000, True, 20),
+    Level(False, False, 100_000, False, 20),
+    Level(False, False, 100_000, False, None),
+    Level(False, False, TOP_CODE, False, None),
+)
+
+
+def _band(cents: int | None, width: int) -> str | None:
+    if cents is None:
+        return None
+    dollars = cents // 100
+    if dollars < 0:
+        return "<0"
+    if dollars >= TOP_CODE:
+        return f"{TOP_CODE}+"
+    lo = dollars // width * width
+    return f"{lo}-{min(lo + width, TOP_CODE) - 1}"
+
+
+def _years(year: int | None, width: int | None) -> str | None:
+    if year is None or width is None:
+        return None
+    lo = year // width * width
+    return f"{lo}-{lo + width - 1}"
+
+
+@dataclass(frozen=True, slots=True)
+class PopRow:
+    """One return of the population, with its raw quasi-identifiers (never released)."""
+
+    return_id: int
+    tax_year: int
+    filing_status: str
+    state: str | None
+    zip3: str | None
+    agi_cents: int
+    wages_cents: int | None
+    birth_year: int | None
+
+
+def generalize(row: PopRow, level: Level) -> tuple[Any, ...]:
+    """The released quasi-identifiers of ``row`` at ``level`` (in QUASI_IDENTIFIERS order)."""
+    return (row.tax_year, row.filing_status, row.state if level.state else None,
+            row.zip3 if level.zip3 else None, _band(row.agi_cents, level.money),
+            _band(row.wages_cents, level.money) if level.wages else None,
+            _years(row.birth_year, level.birth))
+
+
+def population(session: Session, app: App) -> list[PopRow]:
+    """Every return of the master file with its raw quasi-identifiers.
+
+    The year of birth is encrypted at rest, so the classes are counted here rather than in SQL.
+    """
+    births: dict[int, int | None] = {}
+    for tid, dob in session.execute(select(Taxpayer.id, Taxpayer.dob_enc)):
+        year = None
+        if dob is not None:
+            with contextlib.suppress(IdrsError, ValueError):
+                text = app.keyring.decrypt(dob, "taxpayer.dob")
+                year = int(text[:4]) if text[:4].isdigit() else None
+        births[tid] = year
+    places: dict[int, tuple[str, str]] = {}
+    for tid, state, zip_ in session.execute(
+            select(AddressRecord.taxpayer_id, AddressRecord.state, AddressRecord.zip)
+            .order_by(AddressRecord.taxpayer_id, AddressRecord.valid_from, AddressRecord.id)):
+        places[tid] = (state, zip_)  # the latest address wins
+    wages = dict(session.execute(select(W2.return_id, func.sum(W2.wages_cents))
+                                 .group_by(W2.return_id)).all())
+    rows = []
+    for rid, tid, year, fs, agi in session.execute(
+            select(TaxReturn.id, TaxReturn.taxpayer_id, TaxReturn.tax_year,
+                   TaxReturn.filing_status, TaxReturn.agi_cents)):
+        state, zip_ = places.get(tid, (None, None))
+        digits = "".join(ch for ch in (zip_ or "") if ch.isdigit())
+        w = wages.get(rid)
+        rows.append(PopRow(int(rid), int(year), fs, (state or None), digits[:3] or None,
+                           int(agi), int(w) if w is not None else None, births.get(tid)))
+    return rows
+
+
+@dataclass
+class Table:
+    """The population generalized at one level, with the size of each class."""
+
+    level: int
+    rows: list[PopRow]
+    keys: list[tuple[Any, ...]]
+    sizes: Counter[tuple[Any, ...]]
+    k: int
+
+    def releasable(self, i: int) -> bool:
+        """At least k others share the combination (class size ≥ k+1)."""
+        return self.sizes[self.keys[i]] >= self.k + 1
+
+    @property
+    def suppressed_share(self) -> float:
+        if not self.rows:
+            return 0.0
+        return sum(1 for i in range(len(self.rows)) if not self.releasable(i)) / len(self.rows)
+
+
+def table_at(rows: list[PopRow], level: int, k: int) -> Table:
+    keys = [generalize(r, LEVELS[level]) for r in rows]
+    return Table(level, rows, keys, Counter(keys), k)
+
+
+def choose_table(rows: list[PopRow], k: int, floor: int = 0) -> Table:
+    """The finest level from ``floor`` up that suppresses at most MAX_SUPPRESSED of the
+    population (else the coarsest); records in classes under k+1 are suppressed in any case."""
+    t = table_at(rows, floor, k)
+    for level in range(floor + 1, len(LEVELS)):
+        if t.suppressed_share <= MAX_SUPPRESSED:
+            break
+        t = table_at(rows, level, k)
+    return t
+
+
+# -- who is an anonymized principal -------------------------------------------------------
+
+
+def _anonymized_grants(session: Session, employee_id: int, now: datetime) -> list[Grant]:
+    """The principal's anonymized grants that are not over (pending ones included)."""
+    grants = session.scalars(select(Grant).where(
+        Grant.principal_id == employee_id,
+        (Grant.kind == "anonymized") | (Grant.population == "anonymized"),
+        Grant.status.in_((rules.PENDING, rules.APPROVED)))).all()
+    return [g for g in grants
+            if rules.state_of(g.status, g.start_date, g.term_days, now) not in
+            (rules.EXPIRED, rules.REVOKED, rules.ENDED)]
+
+
+def is_anonymized_principal(session: Session, app: App, employee_id: int) -> bool:
+    """Whether the employee holds an anonymized grant that is not over (fail closed: a
+    pending or not yet started one counts too, so that nobody can name taxpayers now and
+    read their pseudonymized records later)."""
+    return bool(_anonymized_grants(session, employee_id, as_utc(app.clock.now())))
+
+
+def anonymized_principal_of_token(app: App, token: str | None) -> Employee | None:
+    """The employee a session token names (whatever the session's state) when they are an
+    anonymized principal; None otherwise. Reads only (the route authenticates as usual)."""
+    if not token:
+        return None
+    from idrs.crypto import sha256_hex
+    from idrs.people.auth import _fetch_session
+
+    with app.engine.connect() as conn:
+        found = _fetch_session(conn, sha256_hex(token))
+        if found is None:
+            return None
+        emp = found[1]
+        with Session(bind=conn) as s:
+            return emp if is_anonymized_principal(s, app, emp.id) else None
+
+
+def refuse_identifier(app: App, who: Employee, what: str, *, interface: str = "api",
+                      address: str | None = None) -> AccessDenied:
+    """Record (outcome denied) and return the AccessDenied for an identifier submitted by an
+    anonymized principal. ``what`` names the field(s), never their values."""
+    idx = None
+    with contextlib.suppress(IdrsError):  # the refusal stands even if it cannot be recorded
+        idx = log.append(app.engine, make_event(
+            GrantEvent.ANON_IDENTIFIER_REFUSED, time=app.clock.now(),  # type: ignore[arg-type]
+            actor=who.seid, outcome="denied", interface=interface, address=address,
+            obj={"seid": who.seid}, reasons=[NO_IDENTIFIER], detail={"fields": what}))
+    return AccessDenied([Reason(NO_IDENTIFIER, "an anonymized principal reaches records by "
+                                f"pseudonym only; no TIN, name or address is accepted ({what})")],
+                        idx)
+
+
+def check_principal(app: App, who: Employee, what: str, *, interface: str = "api",
+                    address: str | None = None) -> None:
+    """Raise the recorded refusal when ``who`` is an anonymized principal."""
+    with session_scope(app.engine) as s:
+        anonymized = is_anonymized_principal(s, app, who.id)
+    if anonymized:
+        raise refuse_identifier(app, who, what, interface=interface, address=address)
+
+
+#: Field names that carry a taxpayer identifier, name or address.
+IDENTIFIER_FIELD = re.compile(
+    r"^(tin|tins|ssn|ssns|ein|eins|itin|[a-z_]*_tin|[a-z_]*_ssn|[a-z_]*_ein|name|names|"
+    r"first|last|middle|first_name|last_name|taxpayer|taxpayers|street|address|city|place|"
+    r"zip|q|query)$")
+#: A value that looks like a TIN (SSN/ITIN 9 digits, with or without dashes; an EIN).
+TIN_VALUE = re.compile(r"(?<!\d)(\d{3}-?\d{2}-?\d{4}|\d{2}-\d{7})(?!\d)")
+
+
+def identifier_fields(values: Mapping[str, Any] | list[Any] | Any, prefix: str = "") -> list[str]:
+    """The names of the fields in ``values`` (a JSON-like tree) that carry an identifier."""
+    found: list[str] = []
+    if isinstance(values, Mapping):
+        for key, value in values.items():
+            name = str(key).lower()
+            path = f"{prefix}.{name}" if prefix else name
+            if IDENTIFIER_FIELD.match(name) and value not in (None, "", [], {}):
+                found.append(path)
+            else:
+                found.extend(identifier_fields(value, path))
+    elif isinstance(values, list):
+        for i, value in enumerate(values):
+            found.extend(identifier_fields(value, f"{prefix}[{i}]"))
+    elif isinstance(values, str) and TIN_VALUE.search(values):
+        found.append(prefix or "value")
+    return found
+
+
+# -- the principal's grant ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GrantKey:
+    grant_id: int
+    key_version: int
+    k: int
+    level: int
+
+
+def _active_grant(app: App, who: Employee, grant_id: int | None, actor: Actor) -> GrantKey:
+    """The anonymized grant the call runs under: active, the principal's, prerequisites met."""
+    now = as_utc(app.clock.now())
+    with session_scope(app.engine) as s:
+        grants = [g for g in _anonymized_grants(s, who.id, now)
+                  if rules.state_of(g.status, g.start_date, g.term_days, now) == rules.ACTIVE]
+        if grant_id is not None:
+            grants = [g for g in grants if g.id == grant_id]
+        chosen = grants[0] if len(grants) == 1 else None
+        pre = prerequisites(s, app, who.id, chosen.agreement_title, now) if chosen else None
+    if chosen is None:
+        if len(grants) > 1:
+            raise ValidationFailed(["grant: you hold several active anonymized grants; name one"])
+        raise _deny(app, who, actor, grant_id, NO_ANONYMIZED_GRANT,
+                    "anonymized records need an active anonymized grant of yours")
+    assert pre is not None
+    for ok, code, text in ((pre["clearance_verified"], "CLEARANCE_NOT_VERIFIED",
+                            "your clearance is not verified"),
+                           (pre["agreement_signed"], "AGREEMENT_NOT_SIGNED",
+                            "you have not signed the current agreement"),
+                           (pre["training_current"], "TRAINING_NOT_CURRENT",
+                            "your UNAX training is not current")):
+        if not ok:
+            raise _deny(app, who, actor, chosen.id, code, text)
+    return GrantKey(chosen.id, chosen.key_version, chosen.anon_k or rules.DEFAULT_K,
+                    chosen.anon_level or 0)
+
+
+def _deny(app: App, who: Employee, actor: Actor, grant_id: int | None, code: str,
+          text: str) -> AccessDenied:
+    idx = None
+    with contextlib.suppress(IdrsError):
+        idx = _record(app, GrantEvent.ANON_RECORDS, actor, {"grant_id": grant_id,
+                                                            "seid": who.seid},
+                      {}, outcome="denied", reasons=[code])
+    return AccessDenied([Reason(code, text)], idx)
+
+
+def _record(app: App, event: GrantEvent, actor: Actor, obj: dict[str, Any],
+            detail: dict[str, Any], outcome: str = "success",
+            reasons: list[str] | None = None) -> int:
+    return log.append(app.engine, make_event(
+        event, time=app.clock.now(), actor=actor.name, outcome=outcome,  # type: ignore[arg-type]
+        interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
+        detail=detail))
+
+
+def _table(app: App, gk: GrantKey) -> Table:
+    """The grant's k-anonymous table now; its level is stored when it rose."""
+    with session_scope(app.engine) as s:
+        rows = population(s, app)
+    t = choose_table(rows, gk.k, gk.level)
+    if t.level > gk.level:
+        with session_scope(app.engine) as s:
+            s.execute(update(Grant).where(Grant.id == gk.grant_id,
+                                          func.coalesce(Grant.anon_level, 0) < t.level)
+                      .values(anon_level=t.level))
+    return t
+
+
+def _record_view(t: Table, i: int, pseudonym: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"pseudonym": pseudonym}
+    out.update(zip(QUASI_IDENTIFIERS, t.keys[i], strict=True))
+    return out
+
+
+# -- filters --------------------------------------------------------------------------------
+
+
+def parse_filters(raw: Mapping[str, Any], level: Level) -> dict[str, Any]:
+    """Filters on the generalized attributes as released at ``level`` (a finer filter than
+    the release would reveal what the release hides: refused)."""
+    out: dict[str, Any] = {}
+    unknown = sorted(set(raw) - set(FILTERS))
+    if unknown:
+        raise ValidationFailed([f"{u}: not a filter; filters: {', '.join(FILTERS)}"
+                                for u in unknown])
+    for name, value in raw.items():
+        if value is None or value == "":
+            continue
+        text = str(value).strip()
+        if name == "tax_year":
+            if not text.isdigit() or not 1900 <= int(text) <= 2100:
+                raise ValidationFailed(["tax_year: a year such as 2023"])
+            out[name] = int(text)
+        elif name == "filing_status":
+            if not re.fullmatch(r"[A-Za-z]{1,3}", text):
+                raise ValidationFailed(["filing_status: a filing status code such as MFJ"])
+            out[name] = text.upper()
+        elif name == "state":
+            if not re.fullmatch(r"[A-Za-z]{2}", text):
+                raise ValidationFailed(["state: a two-letter state code"])
+            if not level.state:
+                raise ValidationFailed(["state: generalized away for this grant"])
+            out[name] = text.upper()
+        elif name == "zip3":
+            if not re.fullmatch(r"\d{3}", text):
+                raise ValidationFailed(["zip3: the first three digits of a ZIP code"])
+            if not level.zip3:
+                raise ValidationFailed(["zip3: generalized to the state for this grant; "
+                                        "filter by state"])
+            out[name] = text
+        elif name == "agi_band":
+            lo = text.split("-")[0].rstrip("+")
+            ok = lo.isdigit() and _band(int(lo) * 100, level.money) == text
+            if not ok and text != "<0":
+                raise ValidationFailed([f"agi_band: a band as released for this grant "
+                                        f"({level.money}-dollar bands, e.g. 0-{level.money - 1})"])
+            out[name] = text
+    return out
+
+
+def _matches(key: tuple[Any, ...], filters: dict[str, Any]) -> bool:
+    return all(key[QUASI_IDENTIFIERS.index(n)] == v for n, v in filters.items())
+
+
+# -- the principal's calls ------------------------------------------------------------------
+
+
+def list_records(app: App, who: Employee, *, filters: Mapping[str, Any], limit: int = 100,
+                 sample: bool = False, grant_id: int | None = None,
+                 actor: Actor) -> dict[str, Any]:
+    """Released records matching ``filters``: listed (in pseudonym order) or a random sample.
+
+    ``{"records", "k", "suppressed", "level", "matched", "grant_id"}``; ``suppressed`` counts
+    the matching returns withheld because fewer than k others share their combination.
+    Recorded (filters, counts, level; never the taxpayers' audit pseudonyms, which would tie
+    the answer to the audit log).
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed([f"limit: from 1 to {MAX_LIMIT}"])
+    gk = _active_grant(app, who, grant_id, actor)
+    parsed = parse_filters(filters, LEVELS[gk.level])  # bad input refused before any work
+    t = _table(app, gk)
+    parsed = parse_filters(filters, LEVELS[t.level])
+    hits = [i for i, key in enumerate(t.keys) if _matches(key, parsed)]
+    released = [i for i in hits if t.releasable(i)]
+    suppressed = len(hits) - len(released)
+    ring = app.keyring
+    if sample:
+        chosen = secrets.SystemRandom().sample(released, min(limit, len(released)))
+        named = sorted((ring.record_pseudonym(gk.grant_id, gk.key_version,
+                                              t.rows[i].return_id), i) for i in chosen)
+    else:
+        named = sorted((ring.record_pseudonym(gk.grant_id, gk.key_version,
+                                              t.rows[i].return_id), i) for i in released)[:limit]
+    records = [_record_view(t, i, p) for p, i in named]
+    idx = _record(app, GrantEvent.ANON_RECORDS, actor, {"grant_id": gk.grant_id,
+                                                        "seid": who.seid},
+                  {"filters": parsed, "limit": limit, "sample": sample, "k": gk.k,
+                   "level": t.level, "returned": len(records), "suppressed": suppressed})
+    return {"grant_id": gk.grant_id, "k": gk.k, "level": t.level, "suppressed": suppressed,
+            "matched": len(released), "records": records, "audit_index": idx}
+
+
+def show_record(app: App, who: Employee, pseudonym: str, *, grant_id: int | None = None,
+                actor: Actor) -> dict[str, Any]:
+    """One released record addressed by its pseudonym under the principal's grant.
+
+    Another grant's pseudonym, a forged one and a record now suppressed all answer the same
+    404 (no oracle). Recorded.
+    """
+    gk = _active_grant(app, who, grant_id, actor)
+    rid = app.keyring.record_of_pseudonym(gk.grant_id, gk.key_version, pseudonym)
+    t = _table(app, gk)
+    found = next((i for i, r in enumerate(t.rows) if r.return_id == rid), None)
+    ok = found is not None and t.releasable(found)
+    _record(app, GrantEvent.ANON_RECORD, actor, {"grant_id": gk.grant_id, "seid": who.seid},
+            {"found": ok, "level": t.level, "k": gk.k}, outcome="success" if ok else "not_found")
+    if not ok:
+        raise NotFound("no released record with that pseudonym under your grant")
+    assert found is not None
+    out = _record_view(t, found, app.keyring.record_pseudonym(gk.grant_id, gk.key_version, rid))
+    return {"grant_id": gk.grant_id, "k": gk.k, "level": t.level, "record": out}
+
+
+# -- security staff ---------------------------------------------------------------------------
+
+
+def reidentify(app: App, who: Employee, *, grant_id: int, pseudonym: str, reason: str,
+               actor: Actor) -> dict[str, Any]:
+    """The taxpayer and return behind one pseudonym of one grant (security staff only).
+
+    Recorded before the answer (with the taxpayer's audit-log pseudonym, never the TIN); a
+    refusal by role is recorded too.
+    """
+    from idrs.grants.service import _text
+
+    obj = {"grant_id": int(grant_id), "seid": who.seid}
+    if not (who.role_set & REIDENTIFIERS):
+        raise _deny_reid(app, actor, obj, "NOT_IN_PROFILE", "re-identification needs one of "
+                         "the roles " + ", ".join(sorted(REIDENTIFIERS)))
+    reason = _text(reason, "reason")
+    with session_scope(app.engine) as s:
+        g = s.get(Grant, int(grant_id))
+        if g is None or g.kind != "anonymized":
+            raise NotFound(f"no anonymized grant {grant_id}")
+        version = g.key_version
+    rid = app.keyring.record_of_pseudonym(int(grant_id), version, pseudonym)
+    with session_scope(app.engine) as s:
+        row = s.execute(select(TaxReturn.tax_year, Taxpayer.tin_enc)
+                        .join(Taxpayer, Taxpayer.id == TaxReturn.taxpayer_id)
+                        .where(TaxReturn.id == rid)).first() if rid is not None else None
+    if row is None:
+        raise NotFound(f"no record of grant {grant_id} with that pseudonym")
+    tin = app.keyring.decrypt(row.tin_enc, "taxpayer.tin")
+    taxpayer = app.keyring.pseudonym(normalize_tin(tin))
+    idx = _record(app, GrantEvent.REIDENTIFY, actor, obj,
+                  {"pseudonym": pseudonym, "taxpayer": taxpayer, "tax_year": row.tax_year,
+                   "reason": reason})
+    return {"grant_id": int(grant_id), "pseudonym": pseudonym, "tin": tin,
+            "taxpayer": taxpayer, "tax_year": row.tax_year, "audit_index": idx}
+
+
+def _deny_reid(app: App, actor: Actor, obj: dict[str, Any], code: str,
+               text: str) -> AccessDenied:
+    idx = None
+    with contextlib.suppress(IdrsError):
+        idx = _record(app, GrantEvent.REIDENTIFY, actor, obj, {}, outcome="denied",
+                      reasons=[code])
+    return AccessDenied([Reason(code, text)], idx)
+
+
+def rotate_key(app: App, who: Employee, *, grant_id: int, actor: Actor) -> dict[str, Any]:
+    """A new pseudonym key version for one anonymized grant (the grant staff): every
+    pseudonym handed out before no longer addresses anything. Recorded."""
+    from idrs.people.roles import GRANT_STAFF
+
+    obj = {"grant_id": int(grant_id), "seid": who.seid}
+    if not (who.role_set & GRANT_STAFF):
+        raise _deny_reid(app, actor, obj, "NOT_IN_PROFILE", "rotating a grant's key needs one "
+                         "of the roles " + ", ".join(sorted(GRANT_STAFF)))
+    with session_scope(app.engine) as s:
+        g = s.get(Grant, int(grant_id))
+        if g is None or g.kind != "anonymized":
+            raise NotFound(f"no anonymized grant {grant_id}")
+        new = g.key_version + 1
+    idx = _record(app, GrantEvent.KEY_ROTATE, actor, obj, {"key_version": new})
+    with session_scope(app.engine) as s:
+        s.execute(update(Grant).where(Grant.id == int(grant_id)).values(key_version=new))
+    return {"grant_id": int(grant_id), "key_version": new, "audit_index": idx}
