@@ -40,8 +40,9 @@ def _ready(w: World, seid: str) -> None:
 
 
 def _anon_grant(w: World, seid: str = "DT001", k: int = 10) -> int:
-    gid = w.request(principal=seid, population=None, kind="anonymized", k=k,
-                    start=w.app.clock.now().date())
+    gid = w.request(
+        principal=seid, population=None, kind="anonymized", k=k, start=w.app.clock.now().date()
+    )
     w.approve_both(gid)
     return gid
 
@@ -86,8 +87,12 @@ def test_the_kind_of_a_grant(world):
         w.request(kind="anonymized", population="all")
     gid = w.request(kind="anonymized", population=None)
     g = service.show_grant(w.app, gid)
-    assert (g["kind"], g["population"], g["k"], g["key_version"]) == ("anonymized",
-                                                                      "anonymized", 10, 1)
+    assert (g["kind"], g["population"], g["k"], g["key_version"]) == (
+        "anonymized",
+        "anonymized",
+        10,
+        1,
+    )
     old = w.request(population="anonymized")  # the population alone implies the kind
     assert service.show_grant(w.app, old)["kind"] == "anonymized"
     assert service.show_grant(w.app, w.request())["kind"] == "records"
@@ -105,15 +110,23 @@ def test_the_reidentification_attack_fails(world, tmp_path):
         actor = service.Actor(seid, "api")
         everything = anonymized.list_records(app, who, filters={}, limit=1000, actor=actor)
         answers.append(everything)
-        answers.append(anonymized.list_records(app, who, filters={}, limit=50, sample=True,
-                                               actor=actor))
+        answers.append(
+            anonymized.list_records(app, who, filters={}, limit=50, sample=True, actor=actor)
+        )
         for year in (2022, 2023):
             for fs in ("S", "MFJ", "HOH"):
-                answers.append(anonymized.list_records(
-                    app, who, filters={"tax_year": year, "filing_status": fs}, limit=1000,
-                    actor=actor))
-        answers.append(anonymized.show_record(app, who, everything["records"][0]["pseudonym"],
-                                              actor=actor))
+                answers.append(
+                    anonymized.list_records(
+                        app,
+                        who,
+                        filters={"tax_year": year, "filing_status": fs},
+                        limit=1000,
+                        actor=actor,
+                    )
+                )
+        answers.append(
+            anonymized.show_record(app, who, everything["records"][0]["pseudonym"], actor=actor)
+        )
     # the attacker's table: every TIN's audit-log pseudonym (the most a TIN-holder can build)
     tins = _tins(app)
     audit_pseudonyms = {app.keyring.pseudonym(t) for t in tins}
@@ -121,7 +134,8 @@ def test_the_reidentification_attack_fails(world, tmp_path):
     audit_service.export(app, tmp_path / "audit", "os:test")
     exported = "\n".join(
         base64.b64decode(json.loads(ln)["leaf_input"]).decode("utf-8", "replace")
-        for ln in (tmp_path / "audit" / "entries.jsonl").read_text().splitlines())
+        for ln in (tmp_path / "audit" / "entries.jsonl").read_text().splitlines()
+    )
 
     records = [r for a in answers for r in a.get("records", [a.get("record")]) if r]
     assert len(records) > 300
@@ -145,8 +159,10 @@ def test_the_reidentification_attack_fails(world, tmp_path):
         assert t not in text and t.replace("-", "") not in text
     values = set(_leaves(answers))
     assert not values & names
-    assert not any(k in text for k in ('"tin"', '"name"', '"street"', '"city"', '"zip"',
-                                      '"markers"', '"date_of_birth"'))
+    assert not any(
+        k in text
+        for k in ('"tin"', '"name"', '"street"', '"city"', '"zip"', '"markers"', '"date_of_birth"')
+    )
     # 3. every released record has at least k others sharing its combination in the population
     with session_scope(app.engine) as s:
         rows = population(s, app)
@@ -174,8 +190,9 @@ def test_a_pseudonym_addresses_only_its_own_grant_and_key_version(world):
     _anon_grant(w, "DT002")
     one = anonymized.list_records(app, w.emp("DT001"), filters={}, limit=5, actor=ANALYST)
     p = one["records"][0]["pseudonym"]
-    assert anonymized.show_record(app, w.emp("DT001"), p, actor=ANALYST)["record"] == \
-        one["records"][0]
+    assert (
+        anonymized.show_record(app, w.emp("DT001"), p, actor=ANALYST)["record"] == one["records"][0]
+    )
     with pytest.raises(NotFound):  # another grant's pseudonym addresses nothing
         anonymized.show_record(app, w.emp("DT002"), p, actor=service.Actor("DT002"))
     with pytest.raises(NotFound):  # a forged one neither
@@ -228,11 +245,23 @@ def test_reidentification_is_for_security_staff_and_recorded(world):
     for seid in ("DT001", "PO001", "EX001"):
         assert not w.emp(seid).role_set & REIDENTIFIERS
         with pytest.raises(AccessDenied) as exc:
-            anonymized.reidentify(app, w.emp(seid), grant_id=gid, pseudonym=p,
-                                  reason="suspected misuse", actor=service.Actor(seid))
+            anonymized.reidentify(
+                app,
+                w.emp(seid),
+                grant_id=gid,
+                pseudonym=p,
+                reason="suspected misuse",
+                actor=service.Actor(seid),
+            )
         assert exc.value.audit_index is not None
-    out = anonymized.reidentify(app, w.emp("SA001"), grant_id=gid, pseudonym=p,
-                                reason="suspected misuse", actor=service.Actor("SA001"))
+    out = anonymized.reidentify(
+        app,
+        w.emp("SA001"),
+        grant_id=gid,
+        pseudonym=p,
+        reason="suspected misuse",
+        actor=service.Actor("SA001"),
+    )
     assert out["tin"] in _tins(app)
     assert out["taxpayer"] == app.keyring.pseudonym(out["tin"])
     with session_scope(app.engine) as s:

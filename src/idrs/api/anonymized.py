@@ -46,8 +46,9 @@ async def _body_fields(request: Request) -> list[str]:
         return []
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
-        return anonymized.identifier_fields({k: v for k, v in form.multi_items()
-                                             if isinstance(v, str)})
+        return anonymized.identifier_fields(
+            {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        )
     raw = await request.body()
     if not raw:
         return []
@@ -64,8 +65,7 @@ async def no_identifiers(request: Request) -> None:
     if getattr(route, "path", None) in CHECKED_IN_SERVICE:
         return
     fields = anonymized.identifier_fields(dict(request.path_params))
-    fields += anonymized.identifier_fields(
-        {k: v for k, v in request.query_params.multi_items()})
+    fields += anonymized.identifier_fields({k: v for k, v in request.query_params.multi_items()})
     fields += await _body_fields(request)
     token = _token(request)
     if not fields or not token:
@@ -76,8 +76,10 @@ async def no_identifiers(request: Request) -> None:
         what = ", ".join(sorted(set(fields)))[:200]
         interface = "api" if request.url.path.startswith("/api/") else "web"
         raise await anyio.to_thread.run_sync(
-            lambda: anonymized.refuse_identifier(app, who, what, interface=interface,
-                                                 address=client_address(request)))
+            lambda: anonymized.refuse_identifier(
+                app, who, what, interface=interface, address=client_address(request)
+            )
+        )
 
 
 def _actor(emp: Any, request: Request) -> Actor:
@@ -92,7 +94,9 @@ class ReidentifyIn(BaseModel):
 
 @router.get("/anonymized/records", openapi_extra=SIGNED_IN)
 def anonymized_records(
-    request: Request, app: AppDep, emp: EmployeeDep,
+    request: Request,
+    app: AppDep,
+    emp: EmployeeDep,
     limit: Annotated[int, Query(ge=1, le=anonymized.MAX_LIMIT)] = 100,
     sample: bool = False,
     grant: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
@@ -104,28 +108,50 @@ def anonymized_records(
 ) -> dict[str, Any]:
     """Released records of the caller's anonymized grant: listed (pseudonym order) or a random
     ``sample``, filtered on generalized attributes. ``{"records", "k", "suppressed", ...}``."""
-    filters = {"tax_year": tax_year, "filing_status": filing_status, "state": state,
-               "zip3": zip3, "agi_band": agi_band}
-    return anonymized.list_records(app, emp, filters=filters, limit=limit, sample=sample,
-                                   grant_id=grant, actor=_actor(emp, request))
+    filters = {
+        "tax_year": tax_year,
+        "filing_status": filing_status,
+        "state": state,
+        "zip3": zip3,
+        "agi_band": agi_band,
+    }
+    return anonymized.list_records(
+        app,
+        emp,
+        filters=filters,
+        limit=limit,
+        sample=sample,
+        grant_id=grant,
+        actor=_actor(emp, request),
+    )
 
 
 @router.get("/anonymized/records/{pseudonym}", openapi_extra=SIGNED_IN)
-def anonymized_record(request: Request, app: AppDep, emp: EmployeeDep, pseudonym: str,
-                      grant: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
-                      ) -> dict[str, Any]:
+def anonymized_record(
+    request: Request,
+    app: AppDep,
+    emp: EmployeeDep,
+    pseudonym: str,
+    grant: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> dict[str, Any]:
     """One released record addressed by its pseudonym under the caller's grant (404 for
     another grant's, a forged or a suppressed one alike)."""
-    return anonymized.show_record(app, emp, pseudonym, grant_id=grant,
-                                  actor=_actor(emp, request))
+    return anonymized.show_record(app, emp, pseudonym, grant_id=grant, actor=_actor(emp, request))
 
 
 @router.post("/grants/{grant_id}/reidentify", openapi_extra=role_rule(REIDENTIFIERS))
-def reidentify(grant_id: RowId, body: ReidentifyIn, request: Request,
-               app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
+def reidentify(
+    grant_id: RowId, body: ReidentifyIn, request: Request, app: AppDep, emp: EmployeeDep
+) -> dict[str, Any]:
     """The taxpayer behind one pseudonym of an anonymized grant (security staff; recorded)."""
-    return anonymized.reidentify(app, emp, grant_id=grant_id, pseudonym=body.pseudonym,
-                                 reason=body.reason, actor=_actor(emp, request))
+    return anonymized.reidentify(
+        app,
+        emp,
+        grant_id=grant_id,
+        pseudonym=body.pseudonym,
+        reason=body.reason,
+        actor=_actor(emp, request),
+    )
 
 
 @router.post("/grants/{grant_id}/rotate-key", openapi_extra=role_rule(GRANT_STAFF))

@@ -66,8 +66,15 @@ MAX_SUPPRESSED = 0.05
 MAX_LIMIT = 1000
 #: money is top-coded: every amount at or above this is one band
 TOP_CODE = 200_000
-QUASI_IDENTIFIERS = ("tax_year", "filing_status", "state", "zip3", "agi_band", "wages_band",
-                     "birth_years")
+QUASI_IDENTIFIERS = (
+    "tax_year",
+    "filing_status",
+    "state",
+    "zip3",
+    "agi_band",
+    "wages_band",
+    "birth_years",
+)
 FILTERS = ("tax_year", "filing_status", "state", "zip3", "agi_band")
 
 
@@ -132,10 +139,15 @@ class PopRow:
 
 def generalize(row: PopRow, level: Level) -> tuple[Any, ...]:
     """The released quasi-identifiers of ``row`` at ``level`` (in QUASI_IDENTIFIERS order)."""
-    return (row.tax_year, row.filing_status, row.state if level.state else None,
-            row.zip3 if level.zip3 else None, _band(row.agi_cents, level.money),
-            _band(row.wages_cents, level.money) if level.wages else None,
-            _years(row.birth_year, level.birth))
+    return (
+        row.tax_year,
+        row.filing_status,
+        row.state if level.state else None,
+        row.zip3 if level.zip3 else None,
+        _band(row.agi_cents, level.money),
+        _band(row.wages_cents, level.money) if level.wages else None,
+        _years(row.birth_year, level.birth),
+    )
 
 
 def population(session: Session, app: App) -> list[PopRow]:
@@ -153,20 +165,39 @@ def population(session: Session, app: App) -> list[PopRow]:
         births[tid] = year
     places: dict[int, tuple[str, str]] = {}
     for tid, state, zip_ in session.execute(
-            select(AddressRecord.taxpayer_id, AddressRecord.state, AddressRecord.zip)
-            .order_by(AddressRecord.taxpayer_id, AddressRecord.valid_from, AddressRecord.id)):
+        select(AddressRecord.taxpayer_id, AddressRecord.state, AddressRecord.zip).order_by(
+            AddressRecord.taxpayer_id, AddressRecord.valid_from, AddressRecord.id
+        )
+    ):
         places[tid] = (state, zip_)  # the latest address wins
-    wages = dict(session.execute(select(W2.return_id, func.sum(W2.wages_cents))
-                                 .group_by(W2.return_id)).all())
+    wages = dict(
+        session.execute(select(W2.return_id, func.sum(W2.wages_cents)).group_by(W2.return_id)).all()
+    )
     rows = []
     for rid, tid, year, fs, agi in session.execute(
-            select(TaxReturn.id, TaxReturn.taxpayer_id, TaxReturn.tax_year,
-                   TaxReturn.filing_status, TaxReturn.agi_cents)):
+        select(
+            TaxReturn.id,
+            TaxReturn.taxpayer_id,
+            TaxReturn.tax_year,
+            TaxReturn.filing_status,
+            TaxReturn.agi_cents,
+        )
+    ):
         state, zip_ = places.get(tid, (None, None))
         digits = "".join(ch for ch in (zip_ or "") if ch.isdigit())
         w = wages.get(rid)
-        rows.append(PopRow(int(rid), int(year), fs, (state or None), digits[:3] or None,
-                           int(agi), int(w) if w is not None else None, births.get(tid)))
+        rows.append(
+            PopRow(
+                int(rid),
+                int(year),
+                fs,
+                (state or None),
+                digits[:3] or None,
+                int(agi),
+                int(w) if w is not None else None,
+                births.get(tid),
+            )
+        )
     return rows
 
 
@@ -212,13 +243,19 @@ def choose_table(rows: list[PopRow], k: int, floor: int = 0) -> Table:
 
 def _anonymized_grants(session: Session, employee_id: int, now: datetime) -> list[Grant]:
     """The principal's anonymized grants that are not over (pending ones included)."""
-    grants = session.scalars(select(Grant).where(
-        Grant.principal_id == employee_id,
-        (Grant.kind == "anonymized") | (Grant.population == "anonymized"),
-        Grant.status.in_((rules.PENDING, rules.APPROVED)))).all()
-    return [g for g in grants
-            if rules.state_of(g.status, g.start_date, g.term_days, now) not in
-            (rules.EXPIRED, rules.REVOKED, rules.ENDED)]
+    grants = session.scalars(
+        select(Grant).where(
+            Grant.principal_id == employee_id,
+            (Grant.kind == "anonymized") | (Grant.population == "anonymized"),
+            Grant.status.in_((rules.PENDING, rules.APPROVED)),
+        )
+    ).all()
+    return [
+        g
+        for g in grants
+        if rules.state_of(g.status, g.start_date, g.term_days, now)
+        not in (rules.EXPIRED, rules.REVOKED, rules.ENDED)
+    ]
 
 
 def is_anonymized_principal(session: Session, app: App, employee_id: int) -> bool:
@@ -245,23 +282,42 @@ def anonymized_principal_of_token(app: App, token: str | None) -> Employee | Non
             return emp if is_anonymized_principal(s, app, emp.id) else None
 
 
-def refuse_identifier(app: App, who: Employee, what: str, *, interface: str = "api",
-                      address: str | None = None) -> AccessDenied:
+def refuse_identifier(
+    app: App, who: Employee, what: str, *, interface: str = "api", address: str | None = None
+) -> AccessDenied:
     """Record (outcome denied) and return the AccessDenied for an identifier submitted by an
     anonymized principal. ``what`` names the field(s), never their values."""
     idx = None
     with contextlib.suppress(IdrsError):  # the refusal stands even if it cannot be recorded
-        idx = log.append(app.engine, make_event(
-            GrantEvent.ANON_IDENTIFIER_REFUSED, time=app.clock.now(),  # type: ignore[arg-type]
-            actor=who.seid, outcome="denied", interface=interface, address=address,
-            obj={"seid": who.seid}, reasons=[NO_IDENTIFIER], detail={"fields": what}))
-    return AccessDenied([Reason(NO_IDENTIFIER, "an anonymized principal reaches records by "
-                                f"pseudonym only; no TIN, name or address is accepted ({what})")],
-                        idx)
+        idx = log.append(
+            app.engine,
+            make_event(
+                GrantEvent.ANON_IDENTIFIER_REFUSED,
+                time=app.clock.now(),  # type: ignore[arg-type]
+                actor=who.seid,
+                outcome="denied",
+                interface=interface,
+                address=address,
+                obj={"seid": who.seid},
+                reasons=[NO_IDENTIFIER],
+                detail={"fields": what},
+            ),
+        )
+    return AccessDenied(
+        [
+            Reason(
+                NO_IDENTIFIER,
+                "an anonymized principal reaches records by "
+                f"pseudonym only; no TIN, name or address is accepted ({what})",
+            )
+        ],
+        idx,
+    )
 
 
-def check_principal(app: App, who: Employee, what: str, *, interface: str = "api",
-                    address: str | None = None) -> None:
+def check_principal(
+    app: App, who: Employee, what: str, *, interface: str = "api", address: str | None = None
+) -> None:
     """Raise the recorded refusal when ``who`` is an anonymized principal."""
     with session_scope(app.engine) as s:
         anonymized = is_anonymized_principal(s, app, who.id)
@@ -273,7 +329,8 @@ def check_principal(app: App, who: Employee, what: str, *, interface: str = "api
 IDENTIFIER_FIELD = re.compile(
     r"^(tin|tins|ssn|ssns|ein|eins|itin|[a-z_]*_tin|[a-z_]*_ssn|[a-z_]*_ein|name|names|"
     r"first|last|middle|first_name|last_name|taxpayer|taxpayers|street|address|city|place|"
-    r"zip|q|query)$")
+    r"zip|q|query)$"
+)
 #: A value that looks like a TIN (SSN/ITIN 9 digits, with or without dashes; an EIN).
 TIN_VALUE = re.compile(r"(?<!\d)(\d{3}-?\d{2}-?\d{4}|\d{2}-\d{7})(?!\d)")
 
@@ -312,8 +369,11 @@ def _active_grant(app: App, who: Employee, grant_id: int | None, actor: Actor) -
     """The anonymized grant the call runs under: active, the principal's, prerequisites met."""
     now = as_utc(app.clock.now())
     with session_scope(app.engine) as s:
-        grants = [g for g in _anonymized_grants(s, who.id, now)
-                  if rules.state_of(g.status, g.start_date, g.term_days, now) == rules.ACTIVE]
+        grants = [
+            g
+            for g in _anonymized_grants(s, who.id, now)
+            if rules.state_of(g.status, g.start_date, g.term_days, now) == rules.ACTIVE
+        ]
         if grant_id is not None:
             grants = [g for g in grants if g.id == grant_id]
         chosen = grants[0] if len(grants) == 1 else None
@@ -321,38 +381,71 @@ def _active_grant(app: App, who: Employee, grant_id: int | None, actor: Actor) -
     if chosen is None:
         if len(grants) > 1:
             raise ValidationFailed(["grant: you hold several active anonymized grants; name one"])
-        raise _deny(app, who, actor, grant_id, NO_ANONYMIZED_GRANT,
-                    "anonymized records need an active anonymized grant of yours")
+        raise _deny(
+            app,
+            who,
+            actor,
+            grant_id,
+            NO_ANONYMIZED_GRANT,
+            "anonymized records need an active anonymized grant of yours",
+        )
     assert pre is not None
-    for ok, code, text in ((pre["clearance_verified"], "CLEARANCE_NOT_VERIFIED",
-                            "your clearance is not verified"),
-                           (pre["agreement_signed"], "AGREEMENT_NOT_SIGNED",
-                            "you have not signed the current agreement"),
-                           (pre["training_current"], "TRAINING_NOT_CURRENT",
-                            "your UNAX training is not current")):
+    for ok, code, text in (
+        (pre["clearance_verified"], "CLEARANCE_NOT_VERIFIED", "your clearance is not verified"),
+        (
+            pre["agreement_signed"],
+            "AGREEMENT_NOT_SIGNED",
+            "you have not signed the current agreement",
+        ),
+        (pre["training_current"], "TRAINING_NOT_CURRENT", "your UNAX training is not current"),
+    ):
         if not ok:
             raise _deny(app, who, actor, chosen.id, code, text)
-    return GrantKey(chosen.id, chosen.key_version, chosen.anon_k or rules.DEFAULT_K,
-                    chosen.anon_level or 0)
+    return GrantKey(
+        chosen.id, chosen.key_version, chosen.anon_k or rules.DEFAULT_K, chosen.anon_level or 0
+    )
 
 
-def _deny(app: App, who: Employee, actor: Actor, grant_id: int | None, code: str,
-          text: str) -> AccessDenied:
+def _deny(
+    app: App, who: Employee, actor: Actor, grant_id: int | None, code: str, text: str
+) -> AccessDenied:
     idx = None
     with contextlib.suppress(IdrsError):
-        idx = _record(app, GrantEvent.ANON_RECORDS, actor, {"grant_id": grant_id,
-                                                            "seid": who.seid},
-                      {}, outcome="denied", reasons=[code])
+        idx = _record(
+            app,
+            GrantEvent.ANON_RECORDS,
+            actor,
+            {"grant_id": grant_id, "seid": who.seid},
+            {},
+            outcome="denied",
+            reasons=[code],
+        )
     return AccessDenied([Reason(code, text)], idx)
 
 
-def _record(app: App, event: GrantEvent, actor: Actor, obj: dict[str, Any],
-            detail: dict[str, Any], outcome: str = "success",
-            reasons: list[str] | None = None) -> int:
-    return log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor.name, outcome=outcome,  # type: ignore[arg-type]
-        interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
-        detail=detail))
+def _record(
+    app: App,
+    event: GrantEvent,
+    actor: Actor,
+    obj: dict[str, Any],
+    detail: dict[str, Any],
+    outcome: str = "success",
+    reasons: list[str] | None = None,
+) -> int:
+    return log.append(
+        app.engine,
+        make_event(
+            event,
+            time=app.clock.now(),
+            actor=actor.name,
+            outcome=outcome,  # type: ignore[arg-type]
+            interface=actor.interface,
+            address=actor.address,
+            obj=obj,
+            reasons=reasons,
+            detail=detail,
+        ),
+    )
 
 
 def _table(app: App, gk: GrantKey) -> Table:
@@ -362,9 +455,11 @@ def _table(app: App, gk: GrantKey) -> Table:
     t = choose_table(rows, gk.k, gk.level)
     if t.level > gk.level:
         with session_scope(app.engine) as s:
-            s.execute(update(Grant).where(Grant.id == gk.grant_id,
-                                          func.coalesce(Grant.anon_level, 0) < t.level)
-                      .values(anon_level=t.level))
+            s.execute(
+                update(Grant)
+                .where(Grant.id == gk.grant_id, func.coalesce(Grant.anon_level, 0) < t.level)
+                .values(anon_level=t.level)
+            )
     return t
 
 
@@ -383,8 +478,9 @@ def parse_filters(raw: Mapping[str, Any], level: Level) -> dict[str, Any]:
     out: dict[str, Any] = {}
     unknown = sorted(set(raw) - set(FILTERS))
     if unknown:
-        raise ValidationFailed([f"{u}: not a filter; filters: {', '.join(FILTERS)}"
-                                for u in unknown])
+        raise ValidationFailed(
+            [f"{u}: not a filter; filters: {', '.join(FILTERS)}" for u in unknown]
+        )
     for name, value in raw.items():
         if value is None or value == "":
             continue
@@ -407,15 +503,20 @@ def parse_filters(raw: Mapping[str, Any], level: Level) -> dict[str, Any]:
             if not re.fullmatch(r"\d{3}", text):
                 raise ValidationFailed(["zip3: the first three digits of a ZIP code"])
             if not level.zip3:
-                raise ValidationFailed(["zip3: generalized to the state for this grant; "
-                                        "filter by state"])
+                raise ValidationFailed(
+                    ["zip3: generalized to the state for this grant; filter by state"]
+                )
             out[name] = text
         elif name == "agi_band":
             lo = text.split("-")[0].rstrip("+")
             ok = lo.isdigit() and _band(int(lo) * 100, level.money) == text
             if not ok and text != "<0":
-                raise ValidationFailed([f"agi_band: a band as released for this grant "
-                                        f"({level.money}-dollar bands, e.g. 0-{level.money - 1})"])
+                raise ValidationFailed(
+                    [
+                        f"agi_band: a band as released for this grant "
+                        f"({level.money}-dollar bands, e.g. 0-{level.money - 1})"
+                    ]
+                )
             out[name] = text
     return out
 
@@ -427,9 +528,16 @@ def _matches(key: tuple[Any, ...], filters: dict[str, Any]) -> bool:
 # -- the principal's calls ------------------------------------------------------------------
 
 
-def list_records(app: App, who: Employee, *, filters: Mapping[str, Any], limit: int = 100,
-                 sample: bool = False, grant_id: int | None = None,
-                 actor: Actor) -> dict[str, Any]:
+def list_records(
+    app: App,
+    who: Employee,
+    *,
+    filters: Mapping[str, Any],
+    limit: int = 100,
+    sample: bool = False,
+    grant_id: int | None = None,
+    actor: Actor,
+) -> dict[str, Any]:
     """Released records matching ``filters``: listed (in pseudonym order) or a random sample.
 
     ``{"records", "k", "suppressed", "level", "matched", "grant_id"}``; ``suppressed`` counts
@@ -449,22 +557,45 @@ def list_records(app: App, who: Employee, *, filters: Mapping[str, Any], limit: 
     ring = app.keyring
     if sample:
         chosen = secrets.SystemRandom().sample(released, min(limit, len(released)))
-        named = sorted((ring.record_pseudonym(gk.grant_id, gk.key_version,
-                                              t.rows[i].return_id), i) for i in chosen)
+        named = sorted(
+            (ring.record_pseudonym(gk.grant_id, gk.key_version, t.rows[i].return_id), i)
+            for i in chosen
+        )
     else:
-        named = sorted((ring.record_pseudonym(gk.grant_id, gk.key_version,
-                                              t.rows[i].return_id), i) for i in released)[:limit]
+        named = sorted(
+            (ring.record_pseudonym(gk.grant_id, gk.key_version, t.rows[i].return_id), i)
+            for i in released
+        )[:limit]
     records = [_record_view(t, i, p) for p, i in named]
-    idx = _record(app, GrantEvent.ANON_RECORDS, actor, {"grant_id": gk.grant_id,
-                                                        "seid": who.seid},
-                  {"filters": parsed, "limit": limit, "sample": sample, "k": gk.k,
-                   "level": t.level, "returned": len(records), "suppressed": suppressed})
-    return {"grant_id": gk.grant_id, "k": gk.k, "level": t.level, "suppressed": suppressed,
-            "matched": len(released), "records": records, "audit_index": idx}
+    idx = _record(
+        app,
+        GrantEvent.ANON_RECORDS,
+        actor,
+        {"grant_id": gk.grant_id, "seid": who.seid},
+        {
+            "filters": parsed,
+            "limit": limit,
+            "sample": sample,
+            "k": gk.k,
+            "level": t.level,
+            "returned": len(records),
+            "suppressed": suppressed,
+        },
+    )
+    return {
+        "grant_id": gk.grant_id,
+        "k": gk.k,
+        "level": t.level,
+        "suppressed": suppressed,
+        "matched": len(released),
+        "records": records,
+        "audit_index": idx,
+    }
 
 
-def show_record(app: App, who: Employee, pseudonym: str, *, grant_id: int | None = None,
-                actor: Actor) -> dict[str, Any]:
+def show_record(
+    app: App, who: Employee, pseudonym: str, *, grant_id: int | None = None, actor: Actor
+) -> dict[str, Any]:
     """One released record addressed by its pseudonym under the principal's grant.
 
     Another grant's pseudonym, a forged one and a record now suppressed all answer the same
@@ -475,8 +606,14 @@ def show_record(app: App, who: Employee, pseudonym: str, *, grant_id: int | None
     t = _table(app, gk)
     found = next((i for i, r in enumerate(t.rows) if r.return_id == rid), None)
     ok = found is not None and t.releasable(found)
-    _record(app, GrantEvent.ANON_RECORD, actor, {"grant_id": gk.grant_id, "seid": who.seid},
-            {"found": ok, "level": t.level, "k": gk.k}, outcome="success" if ok else "not_found")
+    _record(
+        app,
+        GrantEvent.ANON_RECORD,
+        actor,
+        {"grant_id": gk.grant_id, "seid": who.seid},
+        {"found": ok, "level": t.level, "k": gk.k},
+        outcome="success" if ok else "not_found",
+    )
     if not ok:
         raise NotFound("no released record with that pseudonym under your grant")
     assert found is not None
@@ -487,8 +624,9 @@ def show_record(app: App, who: Employee, pseudonym: str, *, grant_id: int | None
 # -- security staff ---------------------------------------------------------------------------
 
 
-def reidentify(app: App, who: Employee, *, grant_id: int, pseudonym: str, reason: str,
-               actor: Actor) -> dict[str, Any]:
+def reidentify(
+    app: App, who: Employee, *, grant_id: int, pseudonym: str, reason: str, actor: Actor
+) -> dict[str, Any]:
     """The taxpayer and return behind one pseudonym of one grant (security staff only).
 
     Recorded before the answer (with the taxpayer's audit-log pseudonym, never the TIN); a
@@ -498,8 +636,13 @@ def reidentify(app: App, who: Employee, *, grant_id: int, pseudonym: str, reason
 
     obj = {"grant_id": int(grant_id), "seid": who.seid}
     if not (who.role_set & REIDENTIFIERS):
-        raise _deny_reid(app, actor, obj, "NOT_IN_PROFILE", "re-identification needs one of "
-                         "the roles " + ", ".join(sorted(REIDENTIFIERS)))
+        raise _deny_reid(
+            app,
+            actor,
+            obj,
+            "NOT_IN_PROFILE",
+            "re-identification needs one of the roles " + ", ".join(sorted(REIDENTIFIERS)),
+        )
     reason = _text(reason, "reason")
     with session_scope(app.engine) as s:
         g = s.get(Grant, int(grant_id))
@@ -508,26 +651,40 @@ def reidentify(app: App, who: Employee, *, grant_id: int, pseudonym: str, reason
         version = g.key_version
     rid = app.keyring.record_of_pseudonym(int(grant_id), version, pseudonym)
     with session_scope(app.engine) as s:
-        row = s.execute(select(TaxReturn.tax_year, Taxpayer.tin_enc)
-                        .join(Taxpayer, Taxpayer.id == TaxReturn.taxpayer_id)
-                        .where(TaxReturn.id == rid)).first() if rid is not None else None
+        row = (
+            s.execute(
+                select(TaxReturn.tax_year, Taxpayer.tin_enc)
+                .join(Taxpayer, Taxpayer.id == TaxReturn.taxpayer_id)
+                .where(TaxReturn.id == rid)
+            ).first()
+            if rid is not None
+            else None
+        )
     if row is None:
         raise NotFound(f"no record of grant {grant_id} with that pseudonym")
     tin = app.keyring.decrypt(row.tin_enc, "taxpayer.tin")
     taxpayer = app.keyring.pseudonym(normalize_tin(tin))
-    idx = _record(app, GrantEvent.REIDENTIFY, actor, obj,
-                  {"pseudonym": pseudonym, "taxpayer": taxpayer, "tax_year": row.tax_year,
-                   "reason": reason})
-    return {"grant_id": int(grant_id), "pseudonym": pseudonym, "tin": tin,
-            "taxpayer": taxpayer, "tax_year": row.tax_year, "audit_index": idx}
+    idx = _record(
+        app,
+        GrantEvent.REIDENTIFY,
+        actor,
+        obj,
+        {"pseudonym": pseudonym, "taxpayer": taxpayer, "tax_year": row.tax_year, "reason": reason},
+    )
+    return {
+        "grant_id": int(grant_id),
+        "pseudonym": pseudonym,
+        "tin": tin,
+        "taxpayer": taxpayer,
+        "tax_year": row.tax_year,
+        "audit_index": idx,
+    }
 
 
-def _deny_reid(app: App, actor: Actor, obj: dict[str, Any], code: str,
-               text: str) -> AccessDenied:
+def _deny_reid(app: App, actor: Actor, obj: dict[str, Any], code: str, text: str) -> AccessDenied:
     idx = None
     with contextlib.suppress(IdrsError):
-        idx = _record(app, GrantEvent.REIDENTIFY, actor, obj, {}, outcome="denied",
-                      reasons=[code])
+        idx = _record(app, GrantEvent.REIDENTIFY, actor, obj, {}, outcome="denied", reasons=[code])
     return AccessDenied([Reason(code, text)], idx)
 
 
@@ -538,8 +695,13 @@ def rotate_key(app: App, who: Employee, *, grant_id: int, actor: Actor) -> dict[
 
     obj = {"grant_id": int(grant_id), "seid": who.seid}
     if not (who.role_set & GRANT_STAFF):
-        raise _deny_reid(app, actor, obj, "NOT_IN_PROFILE", "rotating a grant's key needs one "
-                         "of the roles " + ", ".join(sorted(GRANT_STAFF)))
+        raise _deny_reid(
+            app,
+            actor,
+            obj,
+            "NOT_IN_PROFILE",
+            "rotating a grant's key needs one of the roles " + ", ".join(sorted(GRANT_STAFF)),
+        )
     with session_scope(app.engine) as s:
         g = s.get(Grant, int(grant_id))
         if g is None or g.kind != "anonymized":

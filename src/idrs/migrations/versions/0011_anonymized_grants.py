@@ -23,14 +23,15 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("grant_grant") as batch:
-        batch.add_column(sa.Column("kind", sa.String(length=12), nullable=False,
-                                   server_default="records"))
+        batch.add_column(
+            sa.Column("kind", sa.String(length=12), nullable=False, server_default="records")
+        )
         batch.add_column(sa.Column("anon_k", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("key_version", sa.Integer(), nullable=False,
-                                   server_default="1"))
+        batch.add_column(sa.Column("key_version", sa.Integer(), nullable=False, server_default="1"))
         batch.add_column(sa.Column("anon_level", sa.Integer(), nullable=True))
-    op.execute("UPDATE grant_grant SET kind = 'anonymized', anon_k = 10 "
-               "WHERE population = 'anonymized'")
+    op.execute(
+        "UPDATE grant_grant SET kind = 'anonymized', anon_k = 10 WHERE population = 'anonymized'"
+    )
 
 
 def downgrade() -> None:
