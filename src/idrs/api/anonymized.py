@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import parse_qs
 
 import anyio
 from fastapi import APIRouter, Query, Request
@@ -41,21 +42,21 @@ def _token(request: Request) -> str | None:
 
 
 async def _body_fields(request: Request) -> list[str]:
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    """Identifier fields of a JSON or urlencoded body (read once: Starlette keeps it for the
+    route); any other body counts when its text holds something shaped like a TIN."""
     if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
         return []
-    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
-        return anonymized.identifier_fields(
-            {k: v for k, v in form.multi_items() if isinstance(v, str)}
-        )
     raw = await request.body()
     if not raw:
         return []
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    text = raw.decode("utf-8", "replace")
+    if kind == "application/x-www-form-urlencoded":
+        form = parse_qs(text, keep_blank_values=True, max_num_fields=200)
+        return anonymized.identifier_fields(form)
     try:
-        return anonymized.identifier_fields(json.loads(raw))
+        return anonymized.identifier_fields(json.loads(text))
     except ValueError:
-        text = raw.decode("utf-8", "replace")
         return ["body"] if anonymized.TIN_VALUE.search(text) else []
 
 

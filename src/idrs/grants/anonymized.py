@@ -328,7 +328,7 @@ def check_principal(
 #: Field names that carry a taxpayer identifier, name or address.
 IDENTIFIER_FIELD = re.compile(
     r"^(tin|tins|ssn|ssns|ein|eins|itin|[a-z_]*_tin|[a-z_]*_ssn|[a-z_]*_ein|name|names|"
-    r"first|last|middle|first_name|last_name|taxpayer|taxpayers|street|address|city|place|"
+    r"first_name|last_name|taxpayer|taxpayers|street|address|city|place|"
     r"zip|q|query)$"
 )
 #: A value that looks like a TIN (SSN/ITIN 9 digits, with or without dashes; an EIN).
