@@ -20,11 +20,12 @@ from idrs.errors import IdrsError, ValidationFailed
 
 if TYPE_CHECKING:
     from idrs.context import App
-    from idrs.grants import exports, service
+    from idrs.grants import anonymized, exports, service
     from idrs.people import auth
     from idrs.people.models import Employee
 else:  # imported when a command runs (see common.lazy)
     exports, service = lazy("idrs.grants.exports"), lazy("idrs.grants.service")
+    anonymized = lazy("idrs.grants.anonymized")
     auth = lazy("idrs.people.auth")
 
 clearance_app = typer.Typer(help="Security clearance verifications.", no_args_is_help=True)
@@ -33,12 +34,15 @@ training_app = typer.Typer(help="UNAX training attestations.", no_args_is_help=T
 grant_app = typer.Typer(help="Time-limited access grants and their approvals.", no_args_is_help=True)
 export_app = typer.Typer(help="Registered exports and their destruction.", no_args_is_help=True)
 oversight_app = typer.Typer(help="Reports for oversight bodies.", no_args_is_help=True)
+anonymized_app = typer.Typer(help="Anonymized records under your anonymized grant, by pseudonym.",
+                             no_args_is_help=True)
 app.add_typer(clearance_app, name="clearance")
 app.add_typer(agreement_app, name="agreement")
 app.add_typer(training_app, name="training")
 app.add_typer(grant_app, name="grant")
 app.add_typer(export_app, name="export")
 app.add_typer(oversight_app, name="oversight")
+app.add_typer(anonymized_app, name="anonymized")
 
 
 def _operator() -> service.Actor:
@@ -328,3 +332,78 @@ def oversight_report(
     out.write_bytes(render.render(rep, fmt))
     console.print(f"report written to {out} (checkpoint tree size "
                   f"{rep['checkpoint']['tree_size']})", markup=False, highlight=False)
+
+
+# -- anonymized grants -------------------------------------------------------------------------
+
+
+def _signed_in_actor(a: App) -> tuple[Employee, service.Actor]:
+    emp = _signed_in(a)
+    return emp, service.Actor(emp.seid, "cli")
+
+
+@anonymized_app.command("records")
+def anonymized_records(
+    limit: int = typer.Option(100, "--limit", help="at most this many records (1-1000)"),
+    sample: bool = typer.Option(False, "--sample", help="a random sample instead of a listing"),
+    grant: int | None = typer.Option(None, "--grant", help="which anonymized grant (if several)"),
+    tax_year: int | None = typer.Option(None, "--tax-year"),
+    filing_status: str | None = typer.Option(None, "--filing-status"),
+    state: str | None = typer.Option(None, "--state"),
+    zip3: str | None = typer.Option(None, "--zip3"),
+    agi_band: str | None = typer.Option(None, "--agi-band", help="a band as released"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Released records of your anonymized grant (k-anonymous, by pseudonym)."""
+    a = open_app()
+    emp, actor = _signed_in_actor(a)
+    filters = {"tax_year": tax_year, "filing_status": filing_status, "state": state,
+               "zip3": zip3, "agi_band": agi_band}
+    out = anonymized.list_records(a, emp, filters=filters, limit=limit, sample=sample,
+                                  grant_id=grant, actor=actor)
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"grant {out['grant_id']}: k={out['k']} level {out['level']}, "
+                  f"{len(out['records'])} shown of {out['matched']}, "
+                  f"{out['suppressed']} suppressed", markup=False, highlight=False)
+    for r in out["records"]:
+        console.print(" ".join(str(r[k]) for k in ("pseudonym", *anonymized.QUASI_IDENTIFIERS)),
+                      markup=False, highlight=False)
+
+
+@anonymized_app.command("record")
+def anonymized_record(
+    pseudonym: str = typer.Argument(...),
+    grant: int | None = typer.Option(None, "--grant", help="which anonymized grant (if several)"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """One released record by its pseudonym under your anonymized grant."""
+    a = open_app()
+    emp, actor = _signed_in_actor(a)
+    out = anonymized.show_record(a, emp, pseudonym, grant_id=grant, actor=actor)
+    _show(out, json_out, " ".join(f"{k}={v}" for k, v in out["record"].items()))
+
+
+@grant_app.command("reidentify")
+def grant_reidentify(
+    grant_id: int = typer.Argument(...),
+    pseudonym: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason", help="why (recorded)"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """The taxpayer behind one pseudonym of an anonymized grant (security staff; recorded)."""
+    a = open_app()
+    emp, actor = _signed_in_actor(a)
+    out = anonymized.reidentify(a, emp, grant_id=grant_id, pseudonym=pseudonym, reason=reason,
+                                actor=actor)
+    _show(out, json_out, f"{out['pseudonym']}: TIN {out['tin']}, tax year {out['tax_year']}")
+
+
+@grant_app.command("rotate-key")
+def grant_rotate_key(grant_id: int = typer.Argument(...), json_out: bool = JsonOpt) -> None:
+    """A new pseudonym key version for an anonymized grant (earlier pseudonyms stop working)."""
+    a = open_app()
+    emp, actor = _signed_in_actor(a)
+    out = anonymized.rotate_key(a, emp, grant_id=grant_id, actor=actor)
+    _show(out, json_out, f"grant {grant_id}: pseudonym key version {out['key_version']}")
