@@ -194,6 +194,8 @@ class Keyring:
         body = text[3:].upper()
         try:
             raw = base64.b32decode(body + "=" * (-len(body) % 8))
+            if base64.b32encode(raw).decode().rstrip("=") != body:
+                return None  # one spelling per pseudonym (the last character's spare bits)
             plain = AESSIV(self.grant_record_key(grant_id, key_version)).decrypt(raw, [_ANON_AD])
         except (ValueError, InvalidTag):
             return None

@@ -1,0 +1,97 @@
+"""The pure parts of anonymized grants: per-grant pseudonyms, the k guarantee, identifier
+detection."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from idrs.crypto import Keyring
+from idrs.grants.anonymized import (
+    LEVELS,
+    PopRow,
+    choose_table,
+    generalize,
+    identifier_fields,
+)
+
+
+def test_pseudonyms_are_per_grant_and_key_version_and_not_the_audit_logs(tmp_path):
+    ring = Keyring.create(tmp_path / "a")
+    other = Keyring.create(tmp_path / "b")
+    p = ring.record_pseudonym(7, 1, 42)
+    assert p.startswith("an_")
+    assert ring.record_of_pseudonym(7, 1, p) == 42
+    assert p != ring.record_pseudonym(8, 1, 42)  # another grant
+    assert p != ring.record_pseudonym(7, 2, 42)  # another key version
+    assert p != other.record_pseudonym(7, 1, 42)  # another master key
+    for grant, version in ((8, 1), (7, 2)):
+        assert ring.record_of_pseudonym(grant, version, p) is None
+    assert other.record_of_pseudonym(7, 1, p) is None
+    assert ring.record_of_pseudonym(7, 1, p[:-1] + ("a" if p[-1] != "a" else "b")) is None
+    assert ring.record_of_pseudonym(7, 1, "tp_" + p[3:]) is None
+    assert ring.record_of_pseudonym(7, 1, "an_!!") is None
+    assert ring.grant_record_key(7, 1) not in (ring.pseudonym_key, ring.index_key)
+    assert (tmp_path / "a" / "anon.key").stat().st_mode & 0o077 == 0
+
+
+def test_a_home_made_before_anonymized_grants_gets_its_master_key(tmp_path):
+    Keyring.create(tmp_path / "h")
+    (tmp_path / "h" / "anon.key").unlink()
+    ring = Keyring.load(tmp_path / "h")
+    assert len(ring.anon_key) == 32
+    assert Keyring.load(tmp_path / "h").anon_key == ring.anon_key
+
+
+def test_identifier_fields():
+    assert identifier_fields({"tin": "900-12-3456"}) == ["tin"]
+    assert identifier_fields({"tins": ["1"]}) == ["tins"]
+    assert identifier_fields({"spouse_tin": "x"}) == ["spouse_tin"]
+    assert identifier_fields({"line": "ENMOD 900123456"}) == ["line"]
+    assert identifier_fields({"a": {"b": ["x 90-1234567 y"]}}) == ["a.b[0]"]
+    assert identifier_fields({"name": {"last": "Carter"}}) == ["name"]
+    assert identifier_fields({"address": {"street": "12 Elm"}}) == ["address"]
+    # not identifiers: bands, years, sizes, pseudonyms, empty fields
+    assert (
+        identifier_fields(
+            {
+                "agi_band": "100000-199999",
+                "tax_year": "2023",
+                "first": "12",
+                "limit": "100",
+                "pseudonym": "an_abcdefg234567",
+                "tin": "",
+            }
+        )
+        == []
+    )
+
+
+ROWS = st.lists(
+    st.builds(
+        PopRow,
+        return_id=st.integers(1, 10**6),
+        tax_year=st.sampled_from([2022, 2023]),
+        filing_status=st.sampled_from(["S", "MFJ", "HOH", "MFS"]),
+        state=st.sampled_from(["OH", "TX", None]),
+        zip3=st.sampled_from(["454", "750", None]),
+        agi_cents=st.integers(-(10**7), 10**8),
+        wages_cents=st.one_of(st.none(), st.integers(0, 10**8)),
+        birth_year=st.one_of(st.none(), st.integers(1930, 2010)),
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=ROWS, k=st.integers(2, 20))
+def test_every_releasable_record_has_k_others_in_the_population(rows, k):
+    t = choose_table(rows, k)
+    sizes = Counter(generalize(r, LEVELS[t.level]) for r in rows)
+    for i, row in enumerate(rows):
+        if t.releasable(i):
+            assert sizes[generalize(row, LEVELS[t.level])] >= k + 1
+    # the level chosen is the finest within the suppression limit (or the coarsest)
+    assert t.level == len(LEVELS) - 1 or t.suppressed_share <= 0.05
