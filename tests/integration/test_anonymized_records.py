@@ -270,3 +270,39 @@ def test_reidentification_is_for_security_staff_and_recorded(world):
         body = bytes(e.leaf_input).decode()
     assert "grants:anonymized:reidentify" in body and out["taxpayer"] in body
     assert out["tin"] not in body and out["tin"].replace("-", "") not in body
+
+
+def test_the_command_line(world, capsys, monkeypatch):
+    """``idrs anonymized records|record`` and ``idrs grant reidentify|rotate-key`` wire the
+    options to the service (the signed-in employee stands in for ``idrs login``)."""
+    import idrs.cli.grants as cli_grants
+    from tests.integration.cli_helpers import run_cli
+
+    w = world
+    gid = _anon_grant(w, "DT001")
+    monkeypatch.setattr(cli_grants, "open_app", lambda: w.app)
+    me = {"seid": "DT001"}
+    monkeypatch.setattr(cli_grants, "_signed_in", lambda a: w.emp(me["seid"]))
+    code, out, err = run_cli(
+        capsys, "anonymized", "records", "--limit", "3", "--tax-year", "2023", "--json"
+    )
+    assert code == 0, err
+    got = json.loads(out)
+    assert {"records", "k", "suppressed"} <= set(got) and got["k"] == 10
+    assert all(r["tax_year"] == 2023 for r in got["records"])
+    p = got["records"][0]["pseudonym"]
+    code, out, err = run_cli(capsys, "anonymized", "record", p, "--json")
+    assert code == 0 and json.loads(out)["record"]["pseudonym"] == p
+    code, out, err = run_cli(capsys, "anonymized", "records", "--zip3", "45x")
+    assert code == 1 and "zip3" in err
+    code, out, err = run_cli(capsys, "grant", "reidentify", str(gid), p, "--reason", "audit")
+    assert code != 0 and "NOT_IN_PROFILE" in out + err
+    me["seid"] = "SA001"
+    code, out, err = run_cli(
+        capsys, "grant", "reidentify", str(gid), p, "--reason", "audit", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["tin"] in _tins(w.app)
+    me["seid"] = "PO001"
+    code, out, err = run_cli(capsys, "grant", "rotate-key", str(gid), "--json")
+    assert code == 0 and json.loads(out)["key_version"] == 2
