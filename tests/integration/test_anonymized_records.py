@@ -306,3 +306,47 @@ def test_the_command_line(world, capsys, monkeypatch):
     me["seid"] = "PO001"
     code, out, err = run_cli(capsys, "grant", "rotate-key", str(gid), "--json")
     assert code == 0 and json.loads(out)["key_version"] == 2
+
+
+def test_the_service_paths_refuse_an_anonymized_principal_too(world, tmp_path):
+    """The command line reaches research, adjustments and exports without the HTTP guard."""
+    from idrs import research
+    from idrs.adjustments import service as adjustments
+    from idrs.grants import exports
+
+    w = world
+    _anon_grant(w, "DT001")
+    token = w.token("DT001")
+    tin = _tins(w.app)[0]
+    calls = [
+        lambda: research.run(w.app, token=token, command="ENMOD", tin=tin, interface="cli"),
+        lambda: research.run(
+            w.app,
+            token=token,
+            command="NAMES",
+            tin=None,
+            name="Carter",
+            reason="x",
+            interface="cli",
+        ),
+        lambda: adjustments.request(
+            w.app,
+            token=token,
+            tin=tin,
+            command="REQ77",
+            tax_year=2023,
+            tc="971",
+            action_code="043",
+            reason="x",
+            case="C-1",
+            interface="cli",
+        ),
+        lambda: exports.create_export(
+            w.app, token=token, command="ENMOD", tins=[tin], fmt="csv", interface="cli"
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(AccessDenied) as exc:
+            call()
+        assert anonymized.NO_IDENTIFIER in exc.value.codes
+        assert exc.value.audit_index is not None

@@ -477,6 +477,10 @@ def request(app: App, *, token: str | None, tin: str, command: str, case: str | 
                  tc=change.tc, tin=canonical,
                  detail={"case": case, "contact": contact, "reason_given": True})
     employee = _signed_in(app, call, token)
+    # an anonymized principal names no taxpayer, from any interface (the CLI included)
+    from idrs.grants.anonymized import check_principal
+
+    check_principal(app, employee, "tin", interface=interface, address=origin)
     return _submit(app, call, employee, token or "", canonical, change, case, contact,
                    reversal=None)
 
