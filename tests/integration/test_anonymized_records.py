@@ -350,3 +350,21 @@ def test_the_service_paths_refuse_an_anonymized_principal_too(world, tmp_path):
             call()
         assert anonymized.NO_IDENTIFIER in exc.value.codes
         assert exc.value.audit_index is not None
+
+
+def test_who_can_does_not_list_an_anonymized_principal(world):
+    from idrs.access import explain
+
+    w = world
+    gid = w.request(principal="DT001", population="all", start=w.app.clock.now().date())
+    w.approve_both(gid)
+    tin = _tins(w.app)[0]
+    with session_scope(w.app.engine) as s:
+        before = explain.who_can(s, w.app, tin=tin, command="ENMOD")
+    assert "DT001" in {r["seid"] for r in before["can"]}  # the control can fail
+    _anon_grant(w, "DT001")
+    with session_scope(w.app.engine) as s:
+        after = explain.who_can(s, w.app, tin=tin, command="ENMOD")
+    assert "DT001" not in {r["seid"] for r in after["can"]}
+    refused = {r["seid"]: r["refused"] for r in after["cannot"]} if "cannot" in after else {}
+    assert refused.get("DT001", {}).get("ENMOD") in (None, [anonymized.NO_IDENTIFIER])

@@ -170,6 +170,12 @@ def _commands(emp: Employee, command: str | None) -> list[str]:
     return sorted(c for c in emp.profile_set if c != CommandCode.NAMES) or [CommandCode.ENMOD]
 
 
+def _anonymized() -> tuple[Any, str]:
+    from idrs.grants.anonymized import NO_IDENTIFIER, is_anonymized_principal
+
+    return is_anonymized_principal, NO_IDENTIFIER
+
+
 def who_can(session: Session, app: App, *, tin: str, command: str | None = None) -> dict[str, Any]:
     """The employees who could open ``tin`` now (per command) and why; also who is refused.
 
@@ -202,6 +208,7 @@ def who_can(session: Session, app: App, *, tin: str, command: str | None = None)
         )
     )
     allowed, refused = [], []
+    is_anonymized_principal, no_identifier = _anonymized()
     for emp in session.scalars(
         select(Employee).where(Employee.id.in_(sorted(ids))).order_by(Employee.seid)
     ):
@@ -209,7 +216,12 @@ def who_can(session: Session, app: App, *, tin: str, command: str | None = None)
         unit = session.get(Unit, emp.unit_id)
         ok: list[str] = []
         no: dict[str, list[str]] = {}
+        # an anonymized principal never opens an account by TIN (research refuses them first)
+        barred = is_anonymized_principal(session, app, emp.id)
         for cmd in _commands(emp, command):
+            if barred:
+                no[cmd] = [no_identifier]
+                continue
             v = policy.decide(_for_command(session, app, emp, f0, cmd))
             if v.allowed:
                 ok.append(cmd)
