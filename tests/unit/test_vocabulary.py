@@ -56,6 +56,7 @@ GROUPS: dict[str, set[str]] = {
     "GRANT_RECORD_READERS": {"privacy_officer", "authorizing_official", "security_admin",
                              "auditor"},
     "AGREEMENT_AUTHORS": {"privacy_officer", "authorizing_official"},
+    "REIDENTIFIERS": {"security_admin"},
     "RECORD_KEEPERS": {"security_admin", "privacy_officer", "authorizing_official"},
 }
 
