@@ -156,3 +156,27 @@ def test_an_employee_without_an_anonymized_grant_is_not_affected(world):
         f"/api/v1/accounts/{f.CARTER}/ENMOD", headers={"Authorization": f"Bearer {token}"}
     )
     assert anonymized.NO_IDENTIFIER not in r.text  # refused for want of a case, not by the guard
+
+
+def test_a_tin_hidden_in_a_repeated_parameter_or_a_free_field_is_refused(world):
+    w, _, client = world
+    h = {"Authorization": f"Bearer {w.token('DT001')}"}
+    r = client.get(
+        "/api/v1/anonymized/records", params=[("state", "OH"), ("state", f.CARTER)], headers=h
+    )
+    assert r.status_code == 403 and anonymized.NO_IDENTIFIER in r.text
+    r = client.post(
+        "/api/v1/grants",
+        json={
+            "principal": "DT001",
+            "purpose": f"about {f.CARTER.replace('-', '')}",
+            "basis": "x",
+            "commands": ["ENMOD"],
+            "classes": ["identity"],
+            "population": "all",
+            "start": "2026-03-02",
+        },
+        headers=h,
+    )
+    assert r.status_code == 403 and anonymized.NO_IDENTIFIER in r.text
+    assert f.CARTER not in r.text and f.CARTER.replace("-", "") not in r.text

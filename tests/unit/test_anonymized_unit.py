@@ -95,3 +95,7 @@ def test_every_releasable_record_has_k_others_in_the_population(rows, k):
             assert sizes[generalize(row, LEVELS[t.level])] >= k + 1
     # the level chosen is the finest within the suppression limit (or the coarsest)
     assert t.level == len(LEVELS) - 1 or t.suppressed_share <= 0.05
+
+
+def test_a_repeated_query_parameter_counts_with_every_value():
+    assert identifier_fields({"x": ["1", "900-12-3456"]}) == ["x[1]"]

@@ -63,13 +63,16 @@ async def _body_fields(request: Request) -> list[str]:
 async def no_identifiers(request: Request) -> None:
     """Refuse (403, recorded) a TIN, name or address from an anonymized principal."""
     route = request.scope.get("route")
-    if getattr(route, "path", None) in CHECKED_IN_SERVICE:
-        return
-    fields = anonymized.identifier_fields(dict(request.path_params))
-    fields += anonymized.identifier_fields({k: v for k, v in request.query_params.multi_items()})
-    fields += await _body_fields(request)
     token = _token(request)
-    if not fields or not token:
+    if not token or getattr(route, "path", None) in CHECKED_IN_SERVICE:
+        return  # no credentials: the route refuses by itself
+    query: dict[str, list[str]] = {}
+    for k, v in request.query_params.multi_items():
+        query.setdefault(k, []).append(v)  # every value of a repeated parameter
+    fields = anonymized.identifier_fields(dict(request.path_params))
+    fields += anonymized.identifier_fields(query)
+    fields += await _body_fields(request)
+    if not fields:
         return
     app = request.app.state.app
     who = await anyio.to_thread.run_sync(anonymized.anonymized_principal_of_token, app, token)
