@@ -505,7 +505,7 @@ def parse_filters(raw: Mapping[str, Any], level: Level) -> dict[str, Any]:
             continue
         text = str(value).strip()
         if name == "tax_year":
-            if not text.isdigit() or not 1900 <= int(text) <= 2100:
+            if not (text.isascii() and text.isdigit()) or not 1900 <= int(text) <= 2100:
                 raise ValidationFailed(["tax_year: a year such as 2023"])
             out[name] = int(text)
         elif name == "filing_status":
@@ -519,7 +519,7 @@ def parse_filters(raw: Mapping[str, Any], level: Level) -> dict[str, Any]:
                 raise ValidationFailed(["state: generalized away for this grant"])
             out[name] = text.upper()
         elif name == "zip3":
-            if not re.fullmatch(r"\d{3}", text):
+            if not re.fullmatch(r"[0-9]{3}", text):
                 raise ValidationFailed(["zip3: the first three digits of a ZIP code"])
             if not level.zip3:
                 raise ValidationFailed(
@@ -528,7 +528,7 @@ def parse_filters(raw: Mapping[str, Any], level: Level) -> dict[str, Any]:
             out[name] = text
         elif name == "agi_band":
             lo = text.split("-")[0].rstrip("+")
-            ok = lo.isdigit() and _band(int(lo) * 100, level.money) == text
+            ok = lo.isascii() and lo.isdigit() and _band(int(lo) * 100, level.money) == text
             if not ok and text != "<0":
                 raise ValidationFailed(
                     [
