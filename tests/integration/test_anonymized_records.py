@@ -218,6 +218,13 @@ def test_filters_finer_than_the_release_are_refused(world):
             anonymized.list_records(w.app, who, filters={"zip3": "454"}, actor=ANALYST)
     with pytest.raises(ValidationFailed, match="agi_band"):
         anonymized.list_records(w.app, who, filters={"agi_band": "12345-23456"}, actor=ANALYST)
+    for bad in (
+        {"agi_band": "\u00b2-1"},
+        {"zip3": "\u0664\u0665\u0664"},
+        {"tax_year": "\u0662023"},
+    ):
+        with pytest.raises(ValidationFailed):  # digits of other scripts: 400, never 500
+            anonymized.list_records(w.app, who, filters=bad, actor=ANALYST)
     with pytest.raises(ValidationFailed, match="not a filter"):
         anonymized.list_records(w.app, who, filters={"tin": "900-12-3456"}, actor=ANALYST)
     with pytest.raises(ValidationFailed, match="limit"):
