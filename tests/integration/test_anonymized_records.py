@@ -375,3 +375,21 @@ def test_who_can_does_not_list_an_anonymized_principal(world):
     assert "DT001" not in {r["seid"] for r in after["can"]}
     refused = {r["seid"]: r["refused"] for r in after["refused"]}
     assert refused["DT001"]["ENMOD"] == [anonymized.NO_IDENTIFIER]
+
+
+def test_a_principals_grants_never_answer_finer_than_one_of_them_did(world):
+    """A renewal (or a parallel grant) starts at the coarsest level its principal was
+    answered at: two releases of one principal never combine into a finer view."""
+    w = world
+    app = w.app
+    g1 = _anon_grant(w, "DT001", k=40)
+    coarse = anonymized.list_records(app, w.emp("DT001"), filters={}, grant_id=g1, actor=ANALYST)
+    g2 = _anon_grant(w, "DT001", k=2)
+    fine = anonymized.list_records(app, w.emp("DT001"), filters={}, grant_id=g2, actor=ANALYST)
+    assert fine["level"] >= coarse["level"]
+    # the control: a fresh principal with k=2 gets a finer level than k=40 did
+    g3 = _anon_grant(w, "DT002", k=2)
+    other = anonymized.list_records(
+        app, w.emp("DT002"), filters={}, grant_id=g3, actor=service.Actor("DT002")
+    )
+    assert other["level"] < coarse["level"]

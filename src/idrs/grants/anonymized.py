@@ -397,6 +397,14 @@ def _active_grant(app: App, who: Employee, grant_id: int | None, actor: Actor) -
             grants = [g for g in grants if g.id == grant_id]
         chosen = grants[0] if len(grants) == 1 else None
         pre = prerequisites(s, app, who.id, chosen.agreement_title, now) if chosen else None
+        # the coarsest level any anonymized grant of this principal (a renewal, an earlier or
+        # a parallel grant) was answered at: their answers must not combine into a finer view
+        floor = s.scalar(
+            select(func.max(Grant.anon_level)).where(
+                Grant.principal_id == who.id,
+                (Grant.kind == "anonymized") | (Grant.population == "anonymized"),
+            )
+        )
     if chosen is None:
         if len(grants) > 1:
             raise ValidationFailed(["grant: you hold several active anonymized grants; name one"])
@@ -421,7 +429,10 @@ def _active_grant(app: App, who: Employee, grant_id: int | None, actor: Actor) -
         if not ok:
             raise _deny(app, who, actor, chosen.id, code, text)
     return GrantKey(
-        chosen.id, chosen.key_version, chosen.anon_k or rules.DEFAULT_K, chosen.anon_level or 0
+        chosen.id,
+        chosen.key_version,
+        chosen.anon_k or rules.DEFAULT_K,
+        max(chosen.anon_level or 0, int(floor or 0)),
     )
 
 
