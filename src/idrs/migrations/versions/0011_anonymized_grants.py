@@ -7,7 +7,7 @@ it) and ``anon_level`` (the coarsest generalization level released so far: it on
 so that no two answers of one grant combine into a finer view than either was checked at).
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
