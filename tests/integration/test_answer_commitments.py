@@ -352,7 +352,11 @@ def test_an_export_commits_and_opens_each_taxpayers_answer(gw):
     assert opening.open_answer(gw.app, SECADMIN, idx)["matches"] is False
 
 
-def test_an_anonymized_answer_opens_as_it_was_shown(gw):
+def test_an_anonymized_principals_research_is_refused_and_nothing_is_committed(gw):
+    """Issue 15.1 replaced anonymized research by TIN: an anonymized principal names no
+    taxpayer, so research refuses them (recorded) and no answer exists to commit."""
+    from idrs.errors import AccessDenied
+    from idrs.grants import anonymized
     from idrs.grants import service as grants
 
     gid = gw.request(start=gw.app.clock.now().date(), population="anonymized")
@@ -361,15 +365,17 @@ def test_an_anonymized_answer_opens_as_it_was_shown(gw):
         gw.app, gw.emp("DT001"), agreement_id=gw.agreement_id, otp=gw.otp("DT001")
     )
     grants.verify_clearance(gw.app, seid="DT001", by="SA001", actor=OPERATOR_)
-    ans = research.run(
-        gw.app, token=gw.token("DT001"), command="ENMOD", tin=f.CARTER, interface="test"
-    )
-    assert "Carter" not in json.dumps(ans.data)  # anonymized
-    doc = opening.open_answer(gw.app, SECADMIN, ans.audit_index)
-    assert doc["matches"] is True and doc["answer"] == ans.document()
-    with gw.app.engine.begin() as conn:  # the filing status shown, rewritten
-        conn.execute(text("UPDATE tax_return SET filing_status = 'HOH'"))
-    assert opening.open_answer(gw.app, SECADMIN, ans.audit_index)["matches"] is False
+    with gw.app.engine.connect() as conn:
+        before = conn.execute(text("SELECT COUNT(*) FROM audit_answer")).scalar_one()
+    with pytest.raises(AccessDenied) as exc:
+        research.run(
+            gw.app, token=gw.token("DT001"), command="ENMOD", tin=f.CARTER, interface="test"
+        )
+    assert exc.value.codes == [anonymized.NO_IDENTIFIER]
+    entry = _entry(gw.app, exc.value.audit_index)
+    assert entry["outcome"] == "deny" and "answer" not in entry["object"]
+    with gw.app.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM audit_answer")).scalar_one() == before
 
 
 # -- adjustments' results -------------------------------------------------------------------
