@@ -6,7 +6,7 @@ pseudonyms are derived from the master key, the grant id and this version; rotat
 it) and ``anon_level`` (the coarsest generalization level released so far: it only rises,
 so that no two answers of one grant combine into a finer view than either was checked at).
 
-Revision ID: 0011
+Revision ID: 0008
 Revises: 0007
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
