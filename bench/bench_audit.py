@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from bench import figure as _fig
 from idrs import migrate
 from idrs.audit import log, merkle, service
 from idrs.audit.checkpoint import Checkpoint, ensure_signing_key, load_signer
@@ -46,15 +47,6 @@ TITLE = "Audit log: appends, proofs, verification, storage (issue 4)"
 PG_ADMIN = os.environ.get("IDRS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 WORK = Path(os.environ.get("IDRS_BENCH_TMP", "/tmp"))
 CHUNK = 1 << 16
-
-
-def _fig(
-    what: str, value: float, unit: str, target: str, met: bool | None, note: str = ""
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"what": what, "value": value, "unit": unit, "target": target, "met": met}
-    if note:
-        out["note"] = note
-    return out
 
 
 # ------------------------------------------------------------------ appends

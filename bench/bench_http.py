@@ -57,6 +57,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import figure as _fig
+
 TITLE = "HTTP: research under load (wrk against idrs serve, uvicorn, SQLite)"
 ROOT = Path(__file__).resolve().parent.parent
 PLAN: dict[str, dict[str, Any]] = {
@@ -574,15 +576,6 @@ def _stack() -> str:
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _fig(
-    what: str, value: float, unit: str, target: str = "-", met: bool | None = None, note: str = ""
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"what": what, "value": value, "unit": unit, "target": target, "met": met}
-    if note:
-        out["note"] = note
-    return out
 
 
 def run(scale: str) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from bench import figure as _fig
 from idrs import migrate
 from idrs.audit import log, merkle
 from idrs.audit.checkpoint import ensure_signing_key, load_signer
@@ -34,15 +35,6 @@ from idrs.db import make_engine
 
 TITLE = "Audit log: no unsigned tail, naming a recomputed entry (issue 13)"
 ORIGIN = "idrs.example/audit-log"
-
-
-def _fig(
-    what: str, value: float, unit: str, target: str, met: bool | None, note: str = ""
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"what": what, "value": value, "unit": unit, "target": target, "met": met}
-    if note:
-        out["note"] = note
-    return out
 
 
 def _event(i: int) -> dict[str, Any]:

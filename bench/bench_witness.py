@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench import figure as _fig
 from idrs.audit import merkle, witness
 from idrs.audit.checkpoint import Checkpoint, Signer
 
@@ -58,15 +59,6 @@ def _requests(count: int) -> tuple[list[bytes], str]:
         out.append(("\n".join(head) + "\n\n" + note).encode())
         prev, prev_root = size, root
     return out, signer.vkey()
-
-
-def _fig(
-    what: str, value: float, unit: str, target: str, met: bool | None, note: str = ""
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"what": what, "value": value, "unit": unit, "target": target, "met": met}
-    if note:
-        out["note"] = note
-    return out
 
 
 def _free_port() -> int:
