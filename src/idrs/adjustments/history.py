@@ -14,7 +14,7 @@ adjustment shows who posted it, who approved it, on which case, and what it reve
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,7 +42,7 @@ def as_of_bound(value: date | datetime | str) -> datetime:
         microseconds=1)
 
 
-def _signed(txn: Any, by_id: dict[int, Any]) -> int:
+def _signed(txn: Transaction, by_id: dict[int, Transaction]) -> int:
     if txn.reverses_id is not None and txn.reverses_id in by_id:
         return -_signed(by_id[txn.reverses_id], by_id)
     if txn.tc in DEBIT_TCS:
@@ -52,14 +52,24 @@ def _signed(txn: Any, by_id: dict[int, Any]) -> int:
     return 0
 
 
-def _postings(session: Session, ids: list[int]) -> dict[int, Any]:
+class _Posting(NamedTuple):
+    """Who posted a transaction through an adjustment: the request, its approver, its case."""
+
+    adjustment_id: int
+    approved_by: str | None
+    case_id: str | None
+
+
+def _postings(session: Session, ids: list[int]) -> dict[int, _Posting]:
     if not ids:
         return {}
     rows = session.execute(
         select(AdjustmentPosting.txn_id, AdjustmentPosting.adjustment_id,
                AdjustmentPosting.approved_by, AdjustmentPosting.case_id)
         .where(AdjustmentPosting.txn_id.in_(ids))).all()
-    return {int(r[0]): r for r in rows}
+    # txn_id is never NULL here (the IN filter excludes it); the check narrows the type.
+    return {r.txn_id: _Posting(r.adjustment_id, r.approved_by, r.case_id)
+            for r in rows if r.txn_id is not None}
 
 
 def TXMOD_AS_OF(session: Session, keyring: Keyring, taxpayer: Taxpayer, *, year: int,
@@ -88,14 +98,15 @@ def TXMOD_AS_OF(session: Session, keyring: Keyring, taxpayer: Taxpayer, *, year:
     }
 
 
-def _txn(t: Transaction, p: Any) -> dict[str, F]:
+def _txn(t: Transaction, p: _Posting | None) -> dict[str, F]:
     return {
         "id": F(t.id, OTHER), "tc": F(t.tc, RET), "date": F(t.txn_date.isoformat(), RET),
         "amount": F(money(t.amount_cents), RET), "action_code": F(t.action_code, RET),
         "source": F(t.source, OTHER), "posted_at": F(as_utc(t.posted_at).isoformat(), OTHER),
         "posted_by": F(t.posted_by, OTHER), "reverses": F(t.reverses_id, OTHER),
-        "adjustment": F(p[1] if p else None, OTHER), "approved_by": F(p[2] if p else None, OTHER),
-        "case": F(p[3] if p else None, OTHER),
+        "adjustment": F(p.adjustment_id if p else None, OTHER),
+        "approved_by": F(p.approved_by if p else None, OTHER),
+        "case": F(p.case_id if p else None, OTHER),
     }
 
 
