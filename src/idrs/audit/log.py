@@ -679,7 +679,7 @@ def sign_checkpoint(engine: Engine, home: Path, origin: str, *, min_new: int = 0
         if last is not None and size - last_size < min_new:
             db.rollback()
             return None
-        if size < last_size:
+        if last is not None and size < last_size:
             raise AuditIntegrityError(
                 f"log has {size} entries but checkpoint #{last[0]} covers {last_size}"
             )
