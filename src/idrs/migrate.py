@@ -50,6 +50,9 @@ def regenerate_initial() -> Path:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"render_as_batch": True})
         ops = produce_migrations(ctx, Base.metadata)
+    # alembic types both as optional; produce_migrations always fills them in.
+    if ops.upgrade_ops is None or ops.downgrade_ops is None:
+        raise RuntimeError("alembic produced no upgrade/downgrade operations")
     up = render_python_code(ops.upgrade_ops, migration_context=ctx)
     down = render_python_code(ops.downgrade_ops, migration_context=ctx)
     body = (
