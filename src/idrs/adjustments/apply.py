@@ -79,6 +79,7 @@ def bump_entity(tx: Tx, taxpayer_id: int, base: int) -> int:
 
 def check_version(tx: Tx, target: Target, command: str, base: int) -> None:
     """For a request left pending: refuse at once if its base is already stale."""
+    current: int | None  # None: the tax module is gone
     if command == CommandCode.ENREQ:
         row = tx.one("SELECT version FROM entity_version WHERE taxpayer_id = ?",
                      (target.taxpayer_id,))
