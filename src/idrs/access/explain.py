@@ -143,8 +143,8 @@ def explain(
     }
 
 
-def _base(app: App, emp: Employee) -> dict[str, object]:
-    return dict(
+def _base(app: App, emp: Employee) -> facts.FactsBase:
+    return facts.FactsBase(
         employee_id=emp.id,
         seid=emp.seid,
         roles=emp.role_set,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NotRequired, TypedDict
 
 from sqlalchemy.orm import Session
 
@@ -49,6 +50,27 @@ _Q = (
     "  WHERE employee_id = :e AND day = :d AND tin_index = :t"
 )
 _Q_NAMES = "SELECT 'R' AS k, '' AS v, count(*) AS n FROM access_counter WHERE employee_id = :e AND day = :d"
+
+
+class FactsBase(TypedDict):
+    """The facts known from the employee and the request alone, before any taxpayer lookup.
+
+    Spread into :class:`Facts` (``Facts(**base, ...)``); the keys are its field names.
+    """
+
+    employee_id: int
+    seid: str
+    roles: frozenset[str]
+    profile: frozenset[str]
+    command: str
+    tin: str | None
+    case: NotRequired[str | None]
+    contact: NotRequired[str | None]
+    reason: NotRequired[str | None]
+    authorities: frozenset[str]
+    unit_id: int | None
+    rate_limit: int
+    grant: NotRequired[GrantFacts | None]
 
 
 @dataclass(frozen=True)
@@ -153,7 +175,7 @@ def gather(
     roles = _set_of(employee.roles)
     day = app.clock.now().date()
     limit = ratelimit.limit_for(roles, app.settings)
-    base = dict(
+    base = FactsBase(
         employee_id=employee.id,
         seid=employee.seid,
         roles=roles,
@@ -173,7 +195,7 @@ def gather(
         return Facts(
             **base,
             resource_id="names-search",
-            rate_count=count,  # type: ignore[arg-type]
+            rate_count=count,
             rate_exceeded=count >= limit,
         )
     tin_index = tin_index_of(app, tin)
@@ -183,7 +205,7 @@ def gather(
 def gather_indexed(
     session: Session,
     app: App,
-    base: dict[str, object],
+    base: FactsBase,
     tin_index: bytes,
     employee: Employee,
     day: object,
@@ -231,9 +253,9 @@ def gather_indexed(
         ).codes_for(tin_index)
     if employee.tin_index is not None and employee.tin_index == tin_index:
         conflicts.add("CONFLICT_SELF")  # independent of any index
-    limit = int(base["rate_limit"])  # type: ignore[call-overload]
+    limit = base["rate_limit"]
     return Facts(
-        **base,  # type: ignore[arg-type]
+        **base,
         tin_index=tin_index,
         # the blind index is already a keyed hash: Cedar never sees a TIN
         resource_id=tin_index.hex(),
