@@ -120,12 +120,13 @@ def score_alerts(truth: dict[str, Any], alerts: list[dict[str, Any]], *,
     def per_k(n: int) -> float | None:
         return round(1000.0 * n / days, 3) if days else None
 
-    out = {"overall": overall, "by_type": by_type,
-           "alerts_per_1000_employee_days": per_k(len(alerts)),
-           "false_alerts_per_1000_employee_days": per_k(len(alerts) - sum(a_true)),
-           "employee_days": days, "curve": _curve(alerts, a_true, violations, v_by_seid)}
+    curve = _curve(alerts, a_true, violations, v_by_seid)
+    out: dict[str, Any] = {"overall": overall, "by_type": by_type,
+                           "alerts_per_1000_employee_days": per_k(len(alerts)),
+                           "false_alerts_per_1000_employee_days": per_k(len(alerts) - sum(a_true)),
+                           "employee_days": days, "curve": curve}
     if plot is not None:
-        out["plot"] = str(plot_curve(out["curve"], plot))
+        out["plot"] = str(plot_curve(curve, plot))
     return out
 
 
