@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from idrs.audit import log as audit_log
 from idrs.audit import merkle
@@ -122,21 +123,21 @@ def _parse_time(text: str) -> Any:
 # ---------------------------------------------------------------- the queue
 
 
-def _analyst(s: Any, seid: str) -> Employee:
+def _analyst(s: Session, seid: str) -> Employee:
     emp = s.scalar(select(Employee).where(Employee.seid == (seid or "").strip().upper()))
     if emp is None or not emp.active or not (emp.role_set & ALERT_REVIEWERS):
         raise AccessDenied([NOT_ANALYST])
     return emp
 
 
-def _alert(s: Any, alert_id: str) -> Alert:
+def _alert(s: Session, alert_id: str) -> Alert:
     alert = s.scalar(select(Alert).where(Alert.alert_id == (alert_id or "").strip().upper()))
     if alert is None:
         raise NotFound(f"no alert {alert_id}")
     return alert
 
 
-def _check_may_work(s: Any, analyst: Employee, alert: Alert) -> None:
+def _check_may_work(s: Session, analyst: Employee, alert: Alert) -> None:
     """Never about themselves, never about their own unit."""
     if alert.seid == analyst.seid:
         raise AccessDenied([OWN_ALERT])
