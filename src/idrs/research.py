@@ -443,9 +443,9 @@ def _lookup(session: Session, app: App, tin: str | None) -> TaxpayerRow | None:
     if not rows:
         return None
     r = rows[0]
-    blobs = (bytes(r[1]), bytes(r[2]), *(None if b is None else bytes(b) for b in r[8:10]))
+    dob, phone = (None if b is None else bytes(b) for b in r[8:10])
     return TaxpayerRow(
-        int(r[0]), blobs[0], blobs[1], r[3], r[4], r[5], r[6], r[7], blobs[2], blobs[3]
+        int(r[0]), bytes(r[1]), bytes(r[2]), r[3], r[4], r[5], r[6], r[7], dob, phone
     )
 
 
