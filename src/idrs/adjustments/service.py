@@ -53,7 +53,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, configure_mappers
@@ -413,7 +413,8 @@ def _earlier_locked(tx: Tx, app: App, taxpayer_id: int, tc: str) -> tuple[rules.
 
 def _account_facts(session: Session, app: App, facts: pip.Facts, account: _Account,
                    change: rules.Change, reversal: bool) -> rules.AccountFacts:
-    unissued, issued = (False, ())
+    unissued = False
+    issued: tuple[date, ...] = ()
     if change.address is not None and account.taxpayer_id is not None:
         unissued, issued = _refunds(session, account.taxpayer_id)
     tc = rules.effective_tc(change, reversal)
@@ -501,16 +502,14 @@ def _submit(app: App, call: _Call, employee: Employee, token: str, canonical: st
             reasons.append(Reason("PREREQUISITE_RESEARCH", _PREREQ_MSG[change.command]))
         if reasons:
             raise call.deny(employee.seid, reasons, verdict)
-        _check_account(call, employee, account, change, verdict, reversal)
+        target, current = _check_account(call, employee, account, change, verdict, reversal)
         acct = _account_facts(s, app, facts, account, change, reversal is not None)
     triggers = rules.two_person_triggers(change, acct, thresholds_for(app), app.clock.now().date(),
                                          reversal=reversal is not None)
-    current = account.entity_version if change.command == CommandCode.ENREQ else account.module_version
     seen = account.version_seen
     base = change.base_version if change.base_version is not None else (
         seen if seen is not None else current)
     sid = account.signin_session_id or 0
-    target = post.Target(account.taxpayer_id, account.module_id, change.tax_year)  # type: ignore[arg-type]
     call.detail.update(basis=verdict.basis, base_version=base)
     if triggers:
         return _leave_pending(app, call, employee, sid, change, target, base, triggers,
@@ -526,19 +525,31 @@ def _submit(app: App, call: _Call, employee: Employee, token: str, canonical: st
 
 
 def _check_account(call: _Call, employee: Employee, account: _Account, change: rules.Change,
-                   verdict: Verdict, reversal: dict[str, Any] | None) -> None:
-    """Allowed, but the account or module cannot take this change: recorded, then raised."""
+                   verdict: Verdict, reversal: dict[str, Any] | None) -> tuple[post.Target, int]:
+    """Allowed, but the account or module cannot take this change: recorded, then raised.
+
+    Otherwise the target of the change and the current version of what it changes (the
+    entity's, or the tax module's).
+    """
     if account.taxpayer_id is None:
         call.record(employee.seid, "not_found", [], verdict)
         raise NotFound("no taxpayer with that TIN")
-    problem = None
-    if change.command != CommandCode.ENREQ and account.module_id is None:
-        problem = f"tax_year: no tax module for {change.tax_year} on this account"
-    elif reversal is None and change.tc == "571" and account.open_holds <= 0:
-        problem = f"tc: 571 releases a refund hold and module {change.tax_year} has none"
-    if problem:
-        call.record(employee.seid, "invalid", [], verdict, problem=problem.split(":")[0])
-        raise ValidationFailed([problem])
+    enreq = change.command == CommandCode.ENREQ
+    current = account.entity_version if enreq else account.module_version
+    # the module's version is NULL exactly when there is no module (same LEFT JOIN row)
+    if current is None or (not enreq and account.module_id is None):
+        _invalid(call, employee, verdict,
+                 f"tax_year: no tax module for {change.tax_year} on this account")
+    if reversal is None and change.tc == "571" and account.open_holds <= 0:
+        _invalid(call, employee, verdict,
+                 f"tc: 571 releases a refund hold and module {change.tax_year} has none")
+    return post.Target(account.taxpayer_id, account.module_id, change.tax_year), current
+
+
+def _invalid(call: _Call, employee: Employee, verdict: Verdict, problem: str) -> NoReturn:
+    """Record the refusal (naming the field only), then raise it."""
+    call.record(employee.seid, "invalid", [], verdict, problem=problem.split(":")[0])
+    raise ValidationFailed([problem])
 
 
 def _request_row(call: _Call, employee: Employee, sid: int, change: rules.Change,
