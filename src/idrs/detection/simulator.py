@@ -35,8 +35,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -54,6 +55,9 @@ from idrs.people.models import Employee, SignInSession
 from idrs.people.service import record
 from idrs.vocabulary import CommandCode as C
 from idrs.vocabulary import Role
+
+if TYPE_CHECKING:  # imported lazily at run time (see research_run)
+    from idrs.research import ResearchAnswer
 
 VIOLATION_TYPES = (
     "self", "spouse", "relative", "household", "undeclared_relative", "neighbour", "celebrity",
@@ -105,7 +109,7 @@ class _Violation:
                 "audit_indexes": sorted(self.indexes), "taxpayer": self.target}
 
 
-Action = Callable[[], None]
+Action = Callable[[], object]  # its result, if any, is ignored
 
 
 class Simulator:
@@ -304,7 +308,7 @@ class Simulator:
             t = self._worktime(day0)
             walk_in = self.rng.random() < 0.06
             by_name = not walk_in and self.rng.random() < 0.12
-            self.at(t, lambda s=s, t=t, w=walk_in, b=by_name: self._contact(s, t, w, b))
+            self.at(t, partial(self._contact, s, t, walk_in, by_name))
 
     def _contact(self, s: Staff, t: datetime, walk_in: bool, by_name: bool) -> None:
         p = self.public()
@@ -319,7 +323,7 @@ class Simulator:
         when = self.clock.now()
         for c in cmds:
             when += timedelta(seconds=self.rng.uniform(0.5, 1.5) * step)
-            self.at(when, lambda c=c: self.research(s, c, p, contact=cid))
+            self.at(when, partial(self.research, s, c, p, contact=cid))
         self.at(when + timedelta(seconds=40), lambda: self.close_contact(s, cid))
 
     def _examiner_day(self, s: Staff, day0: datetime, pace: float, *,
@@ -330,7 +334,7 @@ class Simulator:
         k = cases if cases is not None else max(1, min(len(inventory), _poisson(self.rng, 2.2 * pace)))
         for cid, p in self.rng.sample(inventory, min(k, len(inventory))):
             t = self._worktime(day0, hours)
-            self.at(t, lambda cid=cid, p=p: self._work_case(s, cid, p))
+            self.at(t, partial(self._work_case, s, cid, p))
         if cases is None and self.rng.random() < 0.04:  # staying late on a case, legitimately
             cid, p = self.rng.choice(inventory)
             self.at(day0 + timedelta(hours=self.rng.uniform(18.0, 19.5)),
@@ -340,7 +344,7 @@ class Simulator:
         when = self.clock.now()
         for c in self.rng.sample(_EXAM_COMMANDS, self.rng.randint(3, 5)):
             when += timedelta(seconds=self.rng.uniform(60, 240))
-            self.at(when, lambda c=c: self.research(s, c, p, case=cid))
+            self.at(when, partial(self.research, s, c, p, case=cid))
         if self.rng.random() < 0.12:
             self.at(when + timedelta(minutes=5), lambda: self._rotate_case(s, cid))
 
@@ -365,7 +369,7 @@ class Simulator:
                 return
             s = self.rng.choice(team)
             _, p = self.rng.choice(self.cases[s.seid])
-            self.at(self._worktime(day0), lambda p=p: self._review(m, p))
+            self.at(self._worktime(day0), partial(self._review, m, p))
 
     def _review(self, m: Staff, p: Person) -> None:
         # the case system routes the review to the manager (nobody assigns a case to themselves)
@@ -373,7 +377,7 @@ class Simulator:
         when = self.clock.now()
         for c in (C.ENMOD, C.TXMOD, C.RTVUE):
             when += timedelta(seconds=self.rng.uniform(60, 180))
-            self.at(when, lambda c=c: self.research(m, c, p, case=rid))
+            self.at(when, partial(self.research, m, c, p, case=rid))
         self.at(when + timedelta(minutes=2), lambda: self.close_case(m.seid, rid))
 
     def _typo(self, s: Staff, day0: datetime) -> None:
@@ -411,7 +415,7 @@ class Simulator:
         v.target = v.target or p.tin
         when = self.clock.now()
         for c in cmds:
-            self.at(when, lambda c=c: self._keep(v, self.research(s, c, p)))
+            self.at(when, partial(self._keep_research, v, s, c, p))
             when += timedelta(seconds=self.rng.uniform(20, 90))
 
     def _pretext(self, s: Staff, v: _Violation, p: Person, *, cmds: tuple[str, ...] = (C.ENMOD, C.IMFOL),
@@ -424,13 +428,18 @@ class Simulator:
         when = self.clock.now()
         for c in cmds:
             when += timedelta(seconds=self.rng.uniform(10, 45))
-            self.at(when, lambda c=c: self._keep(v, self.research(s, c, p, contact=cid)))
+            self.at(when, partial(self._keep_research, v, s, c, p, contact=cid))
         if self.rng.random() < 0.5:
             self.at(when + timedelta(seconds=30), lambda: self.close_contact(s, cid))
 
     def _keep(self, v: _Violation, idx: int | None) -> None:
         if idx is not None:
             v.indexes.append(idx)
+
+    def _keep_research(self, v: _Violation, s: Staff, command: str, p: Person, *,
+                       contact: str | None = None) -> None:
+        """One research call of violation ``v``, its entry kept (scheduled as one action)."""
+        self._keep(v, self.research(s, command, p, contact=contact))
 
     def _do_violation(self, s: Staff, v: _Violation) -> None:
         k = v.type
@@ -475,7 +484,7 @@ class Simulator:
             for _ in range(self.rng.randint(40, 70)):
                 p = self.public()
                 when += timedelta(seconds=self.rng.uniform(2, 8))
-                self.at(when, lambda p=p: self._keep(v, self.research(s, C.ENMOD, p)))
+                self.at(when, partial(self._keep_research, v, s, C.ENMOD, p))
 
     def _sweep(self, s: Staff, v: _Violation) -> None:
         zip_code = s.own.zip if self.world.by_zip.get(s.own.zip) else self.public().zip
@@ -487,7 +496,7 @@ class Simulator:
         when = self.clock.now()
         for p in hits:
             when += timedelta(seconds=self.rng.uniform(10, 40))
-            self.at(when, lambda p=p: self._keep(v, self.research(s, C.ENMOD, p)))
+            self.at(when, partial(self._keep_research, v, s, C.ENMOD, p))
 
     def _news_spike(self, day0: datetime) -> None:
         """Someone is in the news: a legitimate examiner works the case, many others peek."""
@@ -508,7 +517,7 @@ class Simulator:
             v = _Violation("news_spike", s.seid, day0.date().isoformat(), target=p.tin)
             self.truth.append(v)
             t = t0 + timedelta(minutes=self.rng.uniform(0, 180))
-            self.at(t, lambda s=s, v=v: self._pretext(s, v, p, cmds=(C.ENMOD, C.IMFOL)))
+            self.at(t, partial(self._pretext, s, v, p, cmds=(C.ENMOD, C.IMFOL)))
 
     # ------------------------------------------------------------------ output
 
@@ -529,7 +538,7 @@ def _log_size(app: App) -> int:
         return int(db.size())
 
 
-def research_run(app: App, **kw: Any) -> Any:
+def research_run(app: App, **kw: Any) -> ResearchAnswer:
     from idrs import research
 
     return research.run(app, **kw)
