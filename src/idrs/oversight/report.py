@@ -34,7 +34,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -172,6 +172,20 @@ def _population_counts(session: Session, app: App) -> dict[str, int]:
             "adoption_records": adoption}
 
 
+class _CommandReach(TypedDict):
+    """One command code in a principal's potential access (the keys after ``taxpayers`` only
+    when it is reachable)."""
+
+    command: str
+    reachable: bool
+    taxpayers: int
+    kind: NotRequired[str]
+    population: NotRequired[str]
+    basis: NotRequired[str]
+    anonymized: NotRequired[bool]
+    visible_classes: NotRequired[list[str]]
+
+
 def potential_of(session: Session, app: App, emp: Employee, pop: dict[str, int],
                  grant_ids: list[int], now: datetime) -> dict[str, Any]:
     """What ``emp`` could reach now, from the decision point (see the module docstring)."""
@@ -180,7 +194,9 @@ def potential_of(session: Session, app: App, emp: Employee, pop: dict[str, int],
     grants = [session.get(Grant, g) for g in grant_ids]
     grant_cmds = {c for g in grants if g is not None for c in g.commands.split(",")}
     role_classes = masking.classes_for(emp.role_set, emp.authority_set)
-    commands, classes, sensitive = [], set(), Counter()
+    commands: list[_CommandReach] = []
+    classes: set[str] = set()
+    sensitive: Counter[str] = Counter()
     can_change = False
     for cmd in sorted(emp.profile_set | grant_cmds):
         gf = gfacts.grant_facts(session, app, emp, cmd, now)
@@ -261,8 +277,10 @@ def sensitive_pseudonyms(session: Session, app: App) -> dict[str, set[str]]:
     for (enc,) in session.execute(select(Taxpayer.tin_enc).join(
             Marker, Marker.taxpayer_id == Taxpayer.id).where(Marker.marker == "high_profile")):
         out["high_profile"].add(ring.pseudonym(normalize_tin(ring.decrypt(enc, "taxpayer.tin"))))
-    for (enc,) in session.execute(select(Employee.tin_enc).where(Employee.tin_enc.is_not(None))):
-        out["employee_account"].add(ring.pseudonym(normalize_tin(ring.decrypt(enc, "employee.tin"))))
+    for emp_enc in session.scalars(select(Employee.tin_enc).where(Employee.tin_enc.is_not(None))):
+        if emp_enc is not None:  # the query excludes NULL; this narrows the column's type
+            out["employee_account"].add(
+                ring.pseudonym(normalize_tin(ring.decrypt(emp_enc, "employee.tin"))))
     for (enc,) in session.execute(select(Dependent.tin_enc).where(
             Dependent.adoption_pending.is_(True))):
         out["adoption"].add(ring.pseudonym(normalize_tin(ring.decrypt(enc, "dependent.tin"))))
@@ -314,9 +332,9 @@ def _team_filter(db: Any, seids: list[str]) -> tuple[str, list[Any]]:
 
 @dataclass
 class _Tally:
-    accesses: Counter = field(default_factory=Counter)  # type: ignore[type-arg]
-    classes: Counter = field(default_factory=Counter)  # type: ignore[type-arg]
-    denials: Counter = field(default_factory=Counter)  # type: ignore[type-arg]
+    accesses: Counter[str] = field(default_factory=Counter)
+    classes: Counter[str] = field(default_factory=Counter)
+    denials: Counter[str] = field(default_factory=Counter)
     taxpayers: set[str] = field(default_factory=set)
     sensitive: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     allowed: int = 0
@@ -505,8 +523,8 @@ def _actual(tallies: dict[str, _Tally], per_day: dict[str, list[int]],
             alerts: list[dict[str, Any]], exports: list[dict[str, Any]], sc: Scope) -> dict[str, Any]:
     principals = []
     all_tp: set[str] = set()
-    totals: dict[str, Counter] = {"accesses": Counter(), "classes": Counter(),  # type: ignore[type-arg]
-                                  "denials": Counter()}
+    totals: dict[str, Counter[str]] = {"accesses": Counter(), "classes": Counter(),
+                                       "denials": Counter()}
     sens_all: dict[str, set[str]] = defaultdict(set)
     for seid in sorted(tallies):
         t = tallies[seid]
