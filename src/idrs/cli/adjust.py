@@ -63,13 +63,14 @@ def request_cmd(
     json_out: bool = JsonOpt,
 ) -> None:
     """Request an adjustment; it applies at once or waits for approval."""
-    fields = {k: v for k, v in dict(tax_year=year, tc=tc, amount=amount, action_code=action_code,
-                                    date=date, base_version=base_version,
-                                    name=_json("name", name)).items() if v is not None}
+    name_obj = _json("name", name)  # bad JSON is refused before the app is opened
     a = open_app()
+    # an option left out is None, which the service's validation treats as absent
     res = service.request(a, token=read_token(a.settings.home), tin=tin, command=command,
                           case=case, contact=contact, reason=reason, interface="cli",
-                          address=_json("address", address), **fields)
+                          address=_json("address", address), tax_year=year, tc=tc,
+                          amount=amount, action_code=action_code, date=date,
+                          base_version=base_version, name=name_obj)
     _show(res, json_out)
 
 
