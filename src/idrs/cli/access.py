@@ -131,7 +131,7 @@ def _record_question(a: App, what: str, obj: dict[str, Any]) -> None:
     log.append(
         a.engine,
         make_event(
-            EXPLAIN_EVENT,  # type: ignore[arg-type]
+            EXPLAIN_EVENT,
             time=a.clock.now(),
             actor=operator_actor(),
             outcome="success",
@@ -257,7 +257,7 @@ def access_rebuild(as_json: bool = JsonOpt) -> None:
     log.append(
         a.engine,
         make_event(
-            REBUILD_EVENT,  # type: ignore[arg-type]
+            REBUILD_EVENT,
             time=a.clock.now(),
             actor=operator_actor(),
             outcome="success",
