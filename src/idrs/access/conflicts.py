@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -358,7 +358,7 @@ def conflicts_of(
     return result
 
 
-def _all_edges(links: _Links):  # type: ignore[no-untyped-def]
+def _all_edges(links: _Links) -> Callable[[set[bytes]], list[Edge]]:
     def edges(frontier: set[bytes]) -> list[Edge]:
         return links.claim_edges(frontier) + links.spouse_edges(frontier)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -73,7 +73,7 @@ def _day(value: str | None, what: str) -> date | None:
         raise ValidationFailed([f"{what}: not a date (YYYY-MM-DD): {value!r}"]) from None
 
 
-def _show(obj: dict, json_out: bool, line: str) -> None:  # type: ignore[type-arg]
+def _show(obj: dict[str, Any], json_out: bool, line: str) -> None:
     if json_out:
         print_json(obj)
     else:
