@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import typer
 from rich.table import Table
@@ -46,6 +46,12 @@ def _signed_in(a: App) -> str:
     return auth.authenticate(a, read_token(a.settings.home), interface="cli").seid
 
 
+@overload
+def _day(text: str, what: str) -> date: ...
+@overload
+def _day(text: None, what: str) -> None: ...
+@overload
+def _day(text: str | None, what: str) -> date | None: ...
 def _day(text: str | None, what: str) -> date | None:
     if text is None:
         return None
@@ -79,7 +85,7 @@ def simulate_cmd(
     result = simulator.simulate(a, days=days, employees=employees, seed=seed,
                                 violation_rate=violation_rate, truth_out=truth_out,
                                 workers=workers,
-                                start=datetime(first.year, first.month, first.day, tzinfo=UTC)  # type: ignore[union-attr]
+                                start=datetime(first.year, first.month, first.day, tzinfo=UTC)
                                 )
     print_json(result) if as_json else _kv(result)
 
@@ -222,7 +228,7 @@ def self_report_cmd(audit_index: int = typer.Option(..., "--audit-index"),
 
 @reports_app.command("weekly")
 def reports_weekly(unit: str = typer.Option(..., "--unit"),
-                   week: str = typer.Option(None, "--week", help="any day of the week (default: this week)"),
+                   week: str | None = typer.Option(None, "--week", help="any day of the week (default: this week)"),
                    as_json: bool = JsonOpt) -> None:
     """Build the unit's weekly security report (refusals for conflicts, open alerts)."""
     from idrs.detection import reports
@@ -252,12 +258,12 @@ def reports_certify(unit: str = typer.Option(..., "--unit"), week: str = typer.O
     from idrs.detection import reports
 
     a = open_app()
-    r = reports.certify(a, unit=unit, week=_day(week, "--week"), manager=_signed_in(a))  # type: ignore[arg-type]
+    r = reports.certify(a, unit=unit, week=_day(week, "--week"), manager=_signed_in(a))
     print_json(r) if as_json else _kv({k: v for k, v in r.items() if k != "report"})
 
 
 @reports_app.command("certification-rate")
-def reports_rate(week: str = typer.Option(None, "--week"), as_json: bool = JsonOpt) -> None:
+def reports_rate(week: str | None = typer.Option(None, "--week"), as_json: bool = JsonOpt) -> None:
     """How many weekly reports are certified, and which units (managers) have not."""
     from idrs.detection import reports
 

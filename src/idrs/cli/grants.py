@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import typer
 
@@ -64,6 +64,12 @@ def _otp(otp: str | None) -> str:
     return otp if otp else typer.prompt("one-time code", hide_input=False)
 
 
+@overload
+def _day(value: str, what: str) -> date: ...
+@overload
+def _day(value: None, what: str) -> None: ...
+@overload
+def _day(value: str | None, what: str) -> date | None: ...
 def _day(value: str | None, what: str) -> date | None:
     if value is None:
         return None
@@ -168,7 +174,7 @@ def grant_request(
     out = service.request_grant(
         open_app(), principal=principal, purpose=purpose, basis=basis, commands=commands,
         classes=classes, population=population, allow_changes=allow_changes,
-        start=_day(start, "start"), days=days, end=_day(end, "end"),  # type: ignore[arg-type]
+        start=_day(start, "start"), days=days, end=_day(end, "end"),
         renewal_of=renewal_of, daily_limit=daily_limit, agreement=agreement, kind=kind, k=k,
         epsilon=epsilon, actor=_operator())
     _show(out, json_out, f"grant {out['grant_id']} {out['status']} ({out['start']} to {out['end']})")
