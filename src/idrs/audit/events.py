@@ -18,7 +18,13 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:  # the modules' own event enums (they import this module at run time)
+    from idrs.detection.events import DetectionEvent
+    from idrs.detection.notices import NoticeEvent
+    from idrs.grants.events import GrantEvent
+    from idrs.grants.records import RecordEvent
 
 
 class EventType(StrEnum):
@@ -68,6 +74,9 @@ class EventType(StrEnum):
     SYSTEM_THROTTLE_BURST = "system:throttle:burst"
 
 
+#: every event type an entry may have: the shared ones and each module's own
+AuditEventType: TypeAlias = "EventType | DetectionEvent | GrantEvent | NoticeEvent | RecordEvent"
+
 #: the origin address of entries made outside any HTTP request: this host
 LOCAL_ORIGIN = "local"
 #: the origin address of an HTTP request whose peer the server did not see (a Unix socket)
@@ -92,7 +101,7 @@ def origin_address(address: str | None = None) -> str:
 
 
 def make_event(
-    event_type: EventType,
+    event_type: AuditEventType,
     *,
     time: datetime,
     actor: str,

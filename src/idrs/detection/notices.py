@@ -86,7 +86,7 @@ def document(app: App, *, notice_id: int, fmt: str, actor: str,
     else:
         content, media = html.encode("utf-8"), "text/html; charset=utf-8"
     audit_log.append(app.engine, make_event(
-        NoticeEvent.TAXPAYER_NOTICE_READ, time=app.clock.now(), actor=actor,  # type: ignore[arg-type]
+        NoticeEvent.TAXPAYER_NOTICE_READ, time=app.clock.now(), actor=actor,
         outcome="success", interface=interface,
         obj={"notice_id": int(notice_id), "alert_id": aid, "taxpayer": pseud},
         detail={"format": fmt}))

@@ -46,7 +46,7 @@ def week_of(day: date) -> date:
 def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any],
             detail: dict[str, Any] | None = None, interface: str = "cli") -> int:
     return audit_log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor, outcome="success",  # type: ignore[arg-type]
+        event, time=app.clock.now(), actor=actor, outcome="success",
         interface=interface, obj=obj, detail=detail))
 
 

@@ -265,7 +265,7 @@ def run(app: App, *, since: datetime | None = None, to_index: int | None = None,
     summary = {**summary, "alerts": len(out), "alerts_withdrawn": len(withdrawn)}
     detail = {**summary, "withdrawn": withdrawn} if withdrawn else summary
     audit_log.append(app.engine, make_event(
-        DetectionEvent.DETECT_RUN_COMPLETE, time=now, actor=actor, outcome="success",  # type: ignore[arg-type]
+        DetectionEvent.DETECT_RUN_COMPLETE, time=now, actor=actor, outcome="success",
         interface=interface, obj={"kind": "detection"}, detail=detail))
     return {"alerts": out, "summary": summary}
 

@@ -622,7 +622,7 @@ def simulate(app: App, *, days: int, employees: int, seed: int = 7, violation_ra
         write_truth(days, stats, truth)
     out = {**stats.as_dict(), "population_seconds": round(built, 1), "workers": workers,
            "taxpayers": len(world.people), "truth_out": str(truth_out)}
-    record(app, DetectionEvent.DETECT_SIMULATION_RUN, actor="system:simulator",  # type: ignore[arg-type]
+    record(app, DetectionEvent.DETECT_SIMULATION_RUN, actor="system:simulator",
            interface="system", obj={"kind": "simulation"},
            detail={k: v for k, v in out.items() if k != "truth_out"})
     return out

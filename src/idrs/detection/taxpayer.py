@@ -47,7 +47,7 @@ PURPOSES = {
 def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any],
             detail: dict[str, Any] | None = None, interface: str = "cli") -> int:
     return audit_log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor, outcome="success",  # type: ignore[arg-type]
+        event, time=app.clock.now(), actor=actor, outcome="success",
         interface=interface, obj=obj, detail=detail))
 
 

@@ -55,7 +55,7 @@ def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any], *,
             interface: str = "cli", outcome: str = "success",
             detail: dict[str, Any] | None = None) -> int:
     return audit_log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor, outcome=outcome,  # type: ignore[arg-type]
+        event, time=app.clock.now(), actor=actor, outcome=outcome,
         interface=interface, obj=obj, detail=detail))
 
 
@@ -91,7 +91,7 @@ def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
     entry, _ = read_entry(app, audit_index)
     if entry.get("type") != "access:research:decide" or entry.get("actor") != emp.seid:
         idx = audit_log.append(app.engine, make_event(
-            DetectionEvent.DETECT_SELF_REPORT, time=app.clock.now(), actor=emp.seid,  # type: ignore[arg-type]
+            DetectionEvent.DETECT_SELF_REPORT, time=app.clock.now(), actor=emp.seid,
             outcome="deny", interface=interface, address=address,
             obj={"audit_index": audit_index}, reasons=[NOT_OWN_ENTRY.code]))
         raise AccessDenied([NOT_OWN_ENTRY], audit_index=idx)

@@ -51,7 +51,7 @@ def refuse(app: App, who: Employee | None, what: str, roles: frozenset[str],
     idx = None
     with contextlib.suppress(IdrsError):
         actor = Actor(who.seid if who else "anonymous", interface, address)
-        idx = _record(app, RecordEvent.ROUTE_DENY, actor,  # type: ignore[arg-type]
+        idx = _record(app, RecordEvent.ROUTE_DENY, actor,
                       {"what": what}, {"roles": sorted(roles)}, outcome="denied",
                       reasons=["NOT_IN_PROFILE"])
     return AccessDenied([Reason("NOT_IN_PROFILE", message)], idx)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idrs.audit import log
-from idrs.audit.events import make_event
+from idrs.audit.events import AuditEventType, make_event
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -59,12 +59,12 @@ class Actor:
     address: str | None = None
 
 
-def _record(app: App, event: GrantEvent, actor: Actor, obj: dict[str, Any],
+def _record(app: App, event: AuditEventType, actor: Actor, obj: dict[str, Any],
             detail: dict[str, Any] | None = None, outcome: str = "success",
             reasons: list[str] | None = None) -> int:
     """Append one entry (committed before return); AuditUnavailable stops the action."""
     return log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor.name, outcome=outcome,  # type: ignore[arg-type]
+        event, time=app.clock.now(), actor=actor.name, outcome=outcome,
         interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
         detail=detail))
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from idrs.access import conflicts
 from idrs.audit import log
-from idrs.audit.events import EventType, make_event
+from idrs.audit.events import AuditEventType, EventType, make_event
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
@@ -37,7 +37,7 @@ SECURITY_UNIT = "SEC"
 FIRST_ADMIN_SEID = "SA001"
 
 
-def record(app: App, event: EventType, *, actor: str, interface: str = "cli",
+def record(app: App, event: AuditEventType, *, actor: str, interface: str = "cli",
            address: str | None = None, outcome: str = "success", **kw: Any) -> int:
     """Append one audit entry for a people event and return its index."""
     entry = make_event(event, time=app.clock.now(), actor=actor, outcome=outcome,
