@@ -17,6 +17,7 @@ import contextlib
 import json
 import random
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,7 @@ class _Gen:
 
 
 def _record(p: Person, *, status: str = "S", spouse: Person | None = None,
-            deps: list[tuple[Person, str]] = (), file_return: bool = True) -> dict[str, Any]:  # type: ignore[assignment]
+            deps: Sequence[tuple[Person, str]] = (), file_return: bool = True) -> dict[str, Any]:
     addr = {"street": p.street, "city": p.city, "state": STATE, "zip": p.zip}
     rec: dict[str, Any] = {"tin": p.tin, "name": {"first": p.first, "last": p.last},
                            "address": addr, "markers": list(p.markers)}
