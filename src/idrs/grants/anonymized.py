@@ -164,12 +164,12 @@ def population(session: Session, app: App) -> list[PopRow]:
                 year = int(text[:4]) if text[:4].isdigit() else None
         births[tid] = year
     places: dict[int, tuple[str, str]] = {}
-    for tid, state, zip_ in session.execute(
+    for tid, addr_state, addr_zip in session.execute(
         select(AddressRecord.taxpayer_id, AddressRecord.state, AddressRecord.zip).order_by(
             AddressRecord.taxpayer_id, AddressRecord.valid_from, AddressRecord.id
         )
     ):
-        places[tid] = (state, zip_)  # the latest address wins
+        places[tid] = (addr_state, addr_zip)  # the latest address wins
     wages = dict(
         session.execute(select(W2.return_id, func.sum(W2.wages_cents)).group_by(W2.return_id)).all()
     )
@@ -312,7 +312,7 @@ def refuse_identifier(
             app.engine,
             make_event(
                 GrantEvent.ANON_IDENTIFIER_REFUSED,
-                time=app.clock.now(),  # type: ignore[arg-type]
+                time=app.clock.now(),
                 actor=who.seid,
                 outcome="denied",
                 interface=interface,
@@ -468,7 +468,7 @@ def _record(
             event,
             time=app.clock.now(),
             actor=actor.name,
-            outcome=outcome,  # type: ignore[arg-type]
+            outcome=outcome,
             interface=actor.interface,
             address=actor.address,
             obj=obj,
@@ -644,7 +644,7 @@ def show_record(
         {"found": ok, "level": t.level, "k": gk.k},
         outcome="success" if ok else "not_found",
     )
-    if not ok:
+    if not ok or rid is None:  # rid None (no such record) already means not ok
         raise NotFound("no released record with that pseudonym under your grant")
     assert found is not None
     out = _record_view(t, found, app.keyring.record_pseudonym(gk.grant_id, gk.key_version, rid))
