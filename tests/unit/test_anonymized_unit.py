@@ -99,3 +99,39 @@ def test_every_releasable_record_has_k_others_in_the_population(rows, k):
 
 def test_a_repeated_query_parameter_counts_with_every_value():
     assert identifier_fields({"x": ["1", "900-12-3456"]}) == ["x[1]"]
+
+
+def test_account_research_skips_the_route_check_its_service_makes(monkeypatch) -> None:
+    """The research service refuses an anonymized principal itself; the app-wide dependency
+    must not look the session up a second time on that route (it did: it compared the route's
+    path without the /api/v1 prefix, and every research call paid a second lookup)."""
+    import asyncio
+
+    import pytest
+    from starlette.requests import Request
+
+    from idrs.api import anonymized as api_anonymized
+    from idrs.api import research as api_research
+    from idrs.grants import anonymized as grants_anonymized
+
+    def looked_up(*_a: object, **_k: object) -> None:
+        raise AssertionError("looked the session up again")
+
+    monkeypatch.setattr(grants_anonymized, "anonymized_principal_of_token", looked_up)
+
+    def request(endpoint: object) -> Request:
+        return Request({
+            "type": "http", "method": "GET", "path": "/api/v1/accounts/900-00-0001/ENMOD",
+            "headers": [(b"authorization", b"Bearer t0ken")], "query_string": b"",
+            "endpoint": endpoint, "path_params": {"tin": "900-00-0001", "command": "ENMOD"},
+        })
+
+    asyncio.run(api_anonymized.no_identifiers(request(api_research.account_research)))
+
+    class _State:
+        app = object()
+
+    other = request(api_research.names_search)
+    other.scope["app"] = type("A", (), {"state": _State()})()
+    with pytest.raises(AssertionError, match="looked the session up again"):
+        asyncio.run(api_anonymized.no_identifiers(other))
