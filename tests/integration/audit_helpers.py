@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from idrs.audit import log
+from idrs.audit import log, merkle
 from idrs.audit.checkpoint import ensure_signing_key
 from idrs.audit.events import EventType, make_event
+from idrs.audit.models import node_key
 from idrs.context import App
 
 
@@ -50,3 +51,23 @@ def drop_triggers(app: App) -> None:
         else:
             for table in ("audit_entry", "audit_node", "audit_checkpoint"):
                 conn.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
+
+
+def rebuild_nodes(app: App) -> None:
+    """Rewrite the node cache from the stored leaves, as a forger who edited leaves would.
+
+    Only the signed checkpoints (and the copies kept with them) can then tell the edit.
+    """
+    with app.engine.begin() as conn:
+        leaves = [
+            bytes(r[0])
+            for r in conn.execute(text("SELECT leaf_input FROM audit_entry ORDER BY idx"))
+        ]
+        conn.execute(text("DELETE FROM audit_node"))
+        made = merkle.append_nodes(0, [merkle.leaf_hash(x) for x in leaves], lambda n: b"")
+        for (lvl, i), h in made:
+            if lvl >= 2:
+                conn.execute(
+                    text("INSERT INTO audit_node (id, hash) VALUES (:k, :h)"),
+                    {"k": node_key(lvl, i), "h": h},
+                )

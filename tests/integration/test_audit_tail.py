@@ -25,13 +25,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from idrs.audit import log, merkle, service
+from idrs.audit import log, service
 from idrs.audit.models import node_key
 from idrs.context import App
 from idrs.errors import AccessDenied
 from tests import ready
 
-from .audit_helpers import drop_triggers, entry, prepare
+from .audit_helpers import drop_triggers, entry, prepare, rebuild_nodes
 
 #: generous cap on waiting for the signer (the bound is 1 s; a loaded machine is slow)
 WAIT_CAP = 120.0
@@ -244,19 +244,7 @@ def _forge(app: App, at: int, *, nodes: bool = True) -> None:
     )
     if not nodes:
         return
-    with app.engine.begin() as conn:
-        leaves = [
-            bytes(r[0])
-            for r in conn.execute(text("SELECT leaf_input FROM audit_entry ORDER BY idx"))
-        ]
-        conn.execute(text("DELETE FROM audit_node"))
-        made = merkle.append_nodes(0, [merkle.leaf_hash(x) for x in leaves], lambda n: b"")
-        for (lvl, i), h in made:
-            if lvl >= 2:
-                conn.execute(
-                    text("INSERT INTO audit_node (id, hash) VALUES (:k, :h)"),
-                    {"k": node_key(lvl, i), "h": h},
-                )
+    rebuild_nodes(app)
 
 
 @pytest.mark.parametrize("at", [0, 7, 8, 13, 24, 25, 39])

@@ -18,7 +18,7 @@ from idrs.audit.checkpoint import Checkpoint, ensure_signing_key, load_signer
 from idrs.audit.models import node_key
 from idrs.context import App
 
-from .audit_helpers import drop_triggers, entry, prepare
+from .audit_helpers import drop_triggers, entry, prepare, rebuild_nodes
 
 N = 40
 
@@ -221,21 +221,7 @@ def test_signing_refuses_a_log_that_no_longer_extends_the_last_checkpoint(app: A
     drop_triggers(app)
     altered_with_hashes(app)
     # rewrite the whole node cache consistently with the forged leaf: only the checkpoints still object
-    from idrs.audit import merkle
-
-    with app.engine.begin() as conn:
-        leaves = [
-            bytes(r[0])
-            for r in conn.execute(text("SELECT leaf_input FROM audit_entry ORDER BY idx"))
-        ]
-        conn.execute(text("DELETE FROM audit_node"))
-        made = merkle.append_nodes(0, [merkle.leaf_hash(x) for x in leaves], lambda n: b"")
-        for (lvl, i), h in made:
-            if lvl >= 2:
-                conn.execute(
-                    text("INSERT INTO audit_node (id, hash) VALUES (:k, :h)"),
-                    {"k": node_key(lvl, i), "h": h},
-                )
+    rebuild_nodes(app)
     log.append(app.engine, entry(app, 100))
     with pytest.raises(log.AuditIntegrityError):
         service.checkpoint_now(app)
