@@ -289,14 +289,12 @@ def anonymized_principal_of_token(app: App, token: str | None) -> Employee | Non
     anonymized principal; None otherwise. Reads only (the route authenticates as usual)."""
     if not token:
         return None
-    from idrs.crypto import sha256_hex
-    from idrs.people.auth import _fetch_session
+    from idrs.people.auth import employee_of_token
 
     with app.engine.connect() as conn:
-        found = _fetch_session(conn, sha256_hex(token))
-        if found is None:
+        emp = employee_of_token(conn, token)
+        if emp is None:
             return None
-        emp = found[1]
         with Session(bind=conn) as s:
             return emp if is_anonymized_principal(s, app, emp.id) else None
 

@@ -99,6 +99,13 @@ def _fetch_session(conn: Connection, token_hash: str) -> tuple[_SessionRow, Empl
     return _SessionRow(*values[:n]), _detached_employee(values[n:])
 
 
+def employee_of_token(conn: Connection, token: str) -> Employee | None:
+    """The (detached) employee a session token names, whatever the session's state; None for
+    an unknown token. Reads only: it authenticates nothing (``authenticate`` does)."""
+    found = _fetch_session(conn, sha256_hex(token))
+    return None if found is None else found[1]
+
+
 _EMPLOYEE_MAPPER = Employee.__mapper__
 _EMPLOYEE_MANAGER = _EMPLOYEE_MAPPER.class_manager
 
