@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -17,6 +18,16 @@ from idrs.errors import ConfigurationError
 __all__ = ["App", "unavailable_errors"]
 
 
+@lru_cache(maxsize=1)
+def _register_models() -> None:
+    """Register every package's tables and resolve every mapper, once per process: a fresh
+    process may otherwise meet an unconfigured attribute in its first query (seen with
+    ``Employee.active``), and whole-schema walks (key rotation) need every table."""
+    import idrs.models  # noqa: F401 - the registry of every package's models
+
+    configure_mappers()
+
+
 @dataclass
 class App:
     settings: Settings
@@ -27,6 +38,7 @@ class App:
     replica: Engine | None = None
 
     def __post_init__(self) -> None:
+        _register_models()
         if self.replica is None and self.settings.replica_url:
             if self.engine.dialect.name != "postgresql":
                 raise ConfigurationError("IDRS_REPLICA_URL is set but IDRS_DATABASE_URL is not "
@@ -58,10 +70,6 @@ class App:
         if home:
             settings = settings.model_copy(update={"home": home})
         keyring = Keyring.load(settings.home)
-        # Resolve every mapper now (a fresh process may otherwise meet an unconfigured one).
-        import idrs.models  # noqa: F401
-
-        configure_mappers()
         engine = engine_for(settings.database_url)
         from idrs.audit import log  # checkpoints of this engine are signed with this IDRS_HOME
 

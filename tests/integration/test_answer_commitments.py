@@ -16,10 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from idrs import research
-from idrs.audit import commitment, opening
+from idrs.audit import commitment
 from idrs.db import session_scope
 from idrs.errors import AccessDenied
 from idrs.masterfile.models import TaxModule, Transaction
+from idrs.oversight import opening
 from tests.integration import factories as f
 from tests.integration.audit_helpers import prepare
 from tests.integration.cli_helpers import run_cli, sign_in_for_cli

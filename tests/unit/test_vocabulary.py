@@ -198,3 +198,33 @@ def test_the_template_guard_sees_a_typo() -> None:
 
 def test_adjustment_thresholds_default_to_the_settings_defaults() -> None:
     assert Thresholds.from_settings(Settings.model_construct()) == Thresholds()
+
+
+def test_every_event_type_is_one_family_on_one_base_with_unique_values() -> None:
+    """Every enum whose members name audit event types derives from AuditEvent, and no value
+    is spelled twice (an entry's type names one event, wherever it was recorded)."""
+    from enum import Enum
+
+    from idrs.audit.events import AuditEvent
+
+    for info in pkgutil.walk_packages(idrs.__path__, "idrs."):
+        if not info.name.endswith("__main__") and ".migrations" not in info.name:
+            importlib.import_module(info.name)
+    families: list[type[AuditEvent]] = []
+    stack: list[type[AuditEvent]] = [AuditEvent]
+    while stack:
+        cls = stack.pop()
+        families.extend(cls.__subclasses__())
+        stack.extend(cls.__subclasses__())
+    assert {f.__name__ for f in families} >= {
+        "EventType", "DetectionEvent", "GrantEvent", "NoticeEvent", "RecordEvent"}
+    values = [m.value for f in families for m in f]
+    assert len(values) == len(set(values)), sorted(v for v in values if values.count(v) > 1)
+    event_shape = re.compile(r"^[a-z-]+:[a-z-]+:[a-z-]+$")
+    for module in list(__import__("sys").modules.values()):
+        if not getattr(module, "__name__", "").startswith("idrs."):
+            continue
+        for obj in vars(module).values():
+            if (isinstance(obj, type) and issubclass(obj, Enum) and obj.__module__ == module.__name__
+                    and any(event_shape.match(str(m.value)) for m in obj)):
+                assert issubclass(obj, AuditEvent), f"{obj.__module__}.{obj.__name__}"

@@ -52,11 +52,10 @@ import logging
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Any, NoReturn
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session, configure_mappers
+from sqlalchemy.orm import Session
 
 from idrs.access import facts as pip
 from idrs.access import policy, sqlraw
@@ -202,20 +201,10 @@ def _screened(case: str | None, contact: str | None,
 
 def _signed_in(app: App, call: _Call, token: str | None) -> Employee:
     """The employee behind ``token`` or a recorded AccessDenied."""
-    _mappers_ready()
     try:
         return auth.authenticate(app, token, interface=call.interface, address=call.origin)
     except AccessDenied as exc:
         raise call.deny(exc.seid or "anonymous", exc.reasons) from None
-
-
-@lru_cache(maxsize=1)
-def _mappers_ready() -> None:
-    """Configure every mapper once: in a fresh process the first ORM query in
-    ``auth.authenticate`` otherwise meets unconfigured attributes (seen with ``Employee.active``)."""
-    import idrs.models  # noqa: F401 - every model
-
-    configure_mappers()
 
 
 def _sqlite_lock(app: App) -> threading.Lock | None:

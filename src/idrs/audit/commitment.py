@@ -6,7 +6,7 @@ JSON document that leaves the process after masking (over HTTP the response body
 ``audit_index``). The salt is 32 fresh random bytes per answer: without it nobody can test a
 guessed answer against the leaf (a TIN or a balance has few enough values to guess). It is
 kept *outside* the leaf, encrypted with the keyring, in ``audit_answer`` keyed by the entry's
-index, together with the *recipe*: what :mod:`idrs.audit.opening` needs to reproduce the
+index, together with the *recipe*: what :mod:`idrs.oversight.opening` needs to reproduce the
 answer from the master file's history (the TIN, the command's parameters, the classes the
 masking showed, the related people withheld). Both are written in the entry's own commit
 (``log.append(..., also=...)`` with :data:`idrs.audit.log.ENTRY_INDEX`), so an answer never

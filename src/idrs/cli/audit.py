@@ -185,8 +185,8 @@ def open_cmd(
 ) -> None:
     """Reproduce an answer from history, with its salt, and check it against its entry's
     commitment (security staff; recorded). Exit 1 when it does not match."""
-    from idrs.audit import opening
     from idrs.cli.people import read_token
+    from idrs.oversight import opening
     from idrs.people import auth
 
     a = open_app()
@@ -216,7 +216,7 @@ def check_opening_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Check an opening independently: SHA-256, the signed checkpoint, the inclusion proof."""
-    from idrs.audit.opening import OpeningInvalid, check_opening
+    from idrs.oversight.opening import OpeningInvalid, check_opening
 
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))

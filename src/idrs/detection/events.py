@@ -1,15 +1,14 @@
 """Audit event types of the detection package (``scope:resource:action``, alphabetized).
 
-``audit.events.make_event`` takes an EventType but only uses ``str(...)``, so this StrEnum of
-our own works with it; the lead may move these into ``audit/events.py`` later.
+A family of :class:`idrs.audit.events.AuditEvent`, the one base of every event type.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from idrs.audit.events import AuditEvent
 
 
-class DetectionEvent(StrEnum):
+class DetectionEvent(AuditEvent):
     DETECT_ALERT_ASSIGN = "detect:alert:assign"
     DETECT_ALERT_DISMISS = "detect:alert:dismiss"
     DETECT_ALERT_REFER = "detect:alert:refer"
@@ -18,7 +17,6 @@ class DetectionEvent(StrEnum):
     DETECT_REPORT_CERTIFY = "detect:report:certify"
     DETECT_REPORT_WEEKLY = "detect:report:weekly"
     DETECT_RUN_COMPLETE = "detect:run:complete"
-    DETECT_SELF_REPORT = "access:research:self-report"
     DETECT_SIMULATION_RUN = "detect:simulation:run"
     TAXPAYER_ACCESSES_READ = "taxpayer:accesses:read"
     TAXPAYER_NOTICE_SEND = "taxpayer:notice:send"

@@ -12,7 +12,6 @@ Who: the privacy roles (``people.roles.NOTICE_STAFF``); the interfaces check bef
 from __future__ import annotations
 
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy import select
 
 from idrs import documents
 from idrs.audit import log as audit_log
-from idrs.audit.events import make_event
+from idrs.audit.events import AuditEvent, make_event
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -31,7 +30,7 @@ from idrs.errors import NotFound, ValidationFailed
 FORMATS = ("html", "pdf")
 
 
-class NoticeEvent(StrEnum):
+class NoticeEvent(AuditEvent):
     TAXPAYER_NOTICE_READ = "taxpayer:notice:read"
 
 

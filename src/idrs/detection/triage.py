@@ -31,7 +31,7 @@ from idrs.audit import log as audit_log
 from idrs.audit import merkle
 from idrs.audit import service as audit_service
 from idrs.audit.checkpoint import Checkpoint
-from idrs.audit.events import make_event
+from idrs.audit.events import AuditEvent, EventType, make_event
 from idrs.audit.store import raw
 from idrs.clock import as_utc
 from idrs.context import App
@@ -51,7 +51,7 @@ OWN_UNIT = Reason("CONFLICT_COWORKER", "an analyst never reviews an alert about 
 NOT_OWN_ENTRY = Reason("NO_BUSINESS_NEED", "you can self-report only your own research entries")
 
 
-def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any], *,
+def _record(app: App, event: AuditEvent, actor: str, obj: dict[str, Any], *,
             interface: str = "cli", outcome: str = "success",
             detail: dict[str, Any] | None = None) -> int:
     return audit_log.append(app.engine, make_event(
@@ -91,7 +91,7 @@ def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
     entry, _ = read_entry(app, audit_index)
     if entry.get("type") != "access:research:decide" or entry.get("actor") != emp.seid:
         idx = audit_log.append(app.engine, make_event(
-            DetectionEvent.DETECT_SELF_REPORT, time=app.clock.now(), actor=emp.seid,
+            EventType.ACCESS_SELF_REPORT, time=app.clock.now(), actor=emp.seid,
             outcome="deny", interface=interface, address=address,
             obj={"audit_index": audit_index}, reasons=[NOT_OWN_ENTRY.code]))
         raise AccessDenied([NOT_OWN_ENTRY], audit_index=idx)
@@ -102,7 +102,7 @@ def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
     with session_scope(app.engine) as s:
         if s.scalar(select(SelfReport.id).where(SelfReport.audit_index == audit_index)):
             raise Conflict(f"entry {audit_index} is already self-reported")
-    idx = _record(app, DetectionEvent.DETECT_SELF_REPORT, emp.seid,
+    idx = _record(app, EventType.ACCESS_SELF_REPORT, emp.seid,
                   {"audit_index": audit_index, "taxpayer": entry.get("object", {}).get("taxpayer")},
                   interface=interface, detail={"reason": text})
     with session_scope(app.engine) as s:

@@ -1,15 +1,14 @@
 """Audit event types of the grants package (``scope:resource:action``, alphabetized).
 
-``audit.events.make_event`` only uses ``str(type)``, so these StrEnum members are passed to it
-as they are.
+A family of :class:`idrs.audit.events.AuditEvent`, the one base of every event type.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from idrs.audit.events import AuditEvent
 
 
-class GrantEvent(StrEnum):
+class GrantEvent(AuditEvent):
     ANON_IDENTIFIER_REFUSED = "grants:anonymized:identifier-refused"
     ANON_RECORD = "grants:anonymized:record"
     ANON_RECORDS = "grants:anonymized:records"

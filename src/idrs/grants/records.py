@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 from datetime import date, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
 
+from idrs.audit.events import AuditEvent
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -37,7 +37,7 @@ from idrs.people.roles import GRANT_RECORD_READERS
 RENEWABLE = (rules.APPROVED, rules.ACTIVE, rules.EXPIRED)
 
 
-class RecordEvent(StrEnum):
+class RecordEvent(AuditEvent):
     ROUTE_DENY = "access:route:deny"
 
 

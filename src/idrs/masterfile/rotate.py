@@ -57,8 +57,9 @@ class RotateResult:
 
 
 def encrypted_tables() -> list[tuple[Table, list[str]]]:
-    """Every table with ``*_enc`` columns, with those columns (the whole schema, all packages)."""
-    from idrs.models import Base
+    """Every table with ``*_enc`` columns, with those columns (the whole schema, all packages:
+    building an App registered every package's models)."""
+    from idrs.db import Base
 
     out = []
     for table in Base.metadata.sorted_tables:
