@@ -110,9 +110,9 @@ def _ensure(n: int) -> tuple[Any, float]:
 def run(scale: str) -> list[dict[str, Any]]:
     from sqlalchemy import func, select
 
+    from idrs.audit.events import Actor
     from idrs.db import session_scope
     from idrs.grants import anonymized
-    from idrs.grants.service import Actor
     from idrs.masterfile.models import TaxReturn
     from idrs.people.models import Employee
 

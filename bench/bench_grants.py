@@ -212,7 +212,7 @@ def _grant_check(app: Any, out: list[dict[str, Any]]) -> None:
 
 
 def run(scale: str) -> list[dict[str, Any]]:
-    from idrs.grants.service import Actor
+    from idrs.audit.events import Actor
     from idrs.oversight import render, report
 
     n = int(os.environ.get("IDRS_BENCH_GRANTS_ENTRIES", SIZES[scale]))

@@ -21,6 +21,7 @@ from idrs.access.service import assign_case
 from idrs.adjustments import service as adjustments
 from idrs.adjustments import trail
 from idrs.audit.checkpoint import ensure_signing_key
+from idrs.audit.events import Actor
 from idrs.config import Settings
 from idrs.context import App
 from idrs.crypto import Keyring
@@ -229,7 +230,7 @@ def _pending_adjustment(w: World) -> None:
 
 
 def _pending_grant(w: World) -> None:
-    op = grants.Actor(OPERATOR)
+    op = Actor(OPERATOR)
     grants.add_agreement(
         w.app,
         title="Confidentiality agreement",

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import select
 
 from idrs.access import conflicts, service
+from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.identifiers import synthetic_routing
@@ -266,6 +267,6 @@ def build(app: App, tmp: Path) -> dict[str, int]:
     }
     conflicts.rebuild_all(app)
     service.declare_relationship(
-        app, seid="EMP", tin=T["FRIEND"], kind="friend", actor=service.Actor("os:test")
+        app, seid="EMP", tin=T["FRIEND"], kind="friend", actor=Actor("os:test")
     )
     return ids

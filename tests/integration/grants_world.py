@@ -10,6 +10,7 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
+from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.grants import service
@@ -18,7 +19,7 @@ from idrs.people import service as people
 from idrs.people.models import Employee
 from tests.integration import factories as f
 
-OPERATOR = service.Actor("os:test")
+OPERATOR = Actor("os:test")
 AGREEMENT_TEXT = "I will not inspect or disclose return information except as authorized.\n"
 
 

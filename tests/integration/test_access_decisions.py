@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from idrs.access import conflicts, facts, policy, ratelimit, service
 from idrs.access.models import CaseAssignment, ConflictEntry, DeclaredRelationship, TaxpayerContact
+from idrs.audit.events import Actor
 from idrs.audit.models import AuditEntry
 from idrs.db import session_scope
 from idrs.errors import Conflict, NotFound, ValidationFailed
@@ -22,7 +23,7 @@ from idrs.people.models import Employee
 
 from . import access_fixtures as af
 
-OP = service.Actor("os:test")
+OP = Actor("os:test")
 
 
 @pytest.fixture

@@ -8,13 +8,14 @@ from fastapi.testclient import TestClient
 
 from idrs.access import service
 from idrs.api.app import create_app
+from idrs.audit.events import Actor
 from idrs.people import auth, totp
 from idrs.people import service as people
 from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fixture
 
 from . import access_fixtures as af
 
-OP = service.Actor("os:test")
+OP = Actor("os:test")
 
 
 @pytest.fixture

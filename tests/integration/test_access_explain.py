@@ -10,13 +10,14 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from idrs.access import explain, service
+from idrs.audit.events import Actor
 from idrs.config import get_settings
 from idrs.db import session_scope
 from idrs.people.models import Employee
 
 from . import access_fixtures as af
 
-OP = service.Actor("os:test")
+OP = Actor("os:test")
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 from sqlalchemy import delete, select, update
 
 from idrs.access import conflicts, facts, policy, service
+from idrs.audit.events import Actor
 from idrs.db import session_scope
 from idrs.identifiers import synthetic_routing
 from idrs.masterfile.importer import import_file
@@ -262,7 +263,7 @@ def make_machine(app, tmp: Path):
             self.seq = getattr(self, "seq", 0) + 1
             cid = f"C{self.seq}"
             service.assign_case(
-                app, seid=seid, tin=TINS[who], case_id=cid, actor=service.Actor("t")
+                app, seid=seid, tin=TINS[who], case_id=cid, actor=Actor("t")
             )
             self.cases[cid] = (seid, who)
 
@@ -270,7 +271,7 @@ def make_machine(app, tmp: Path):
         def close_case(self, data) -> None:
             if self.cases:
                 cid = data.draw(st.sampled_from(sorted(self.cases)))
-                service.close_case(app, case_id=cid, actor=service.Actor("t"))
+                service.close_case(app, case_id=cid, actor=Actor("t"))
                 del self.cases[cid]
 
         @rule(seid=st.sampled_from(sorted(EMPLOYEES)), who=st.integers(0, N - 1))
@@ -278,7 +279,7 @@ def make_machine(app, tmp: Path):
             self.seq = getattr(self, "seq", 0) + 1
             cid = f"K{self.seq}"
             service.record_inbound(  # routed by the intake feed (any role may hold one)
-                app, seid=seid, tin=TINS[who], contact_id=cid, actor=service.Actor("system:t")
+                app, seid=seid, tin=TINS[who], contact_id=cid, actor=Actor("system:t")
             )
             self.contacts[cid] = (seid, who)
 
@@ -286,7 +287,7 @@ def make_machine(app, tmp: Path):
         def close_contact(self, data) -> None:
             if self.contacts:
                 cid = data.draw(st.sampled_from(sorted(self.contacts)))
-                service.close_contact(app, contact_id=cid, actor=service.Actor("t"))
+                service.close_contact(app, contact_id=cid, actor=Actor("t"))
                 del self.contacts[cid]
 
         @rule(
@@ -296,7 +297,7 @@ def make_machine(app, tmp: Path):
         )
         def declare(self, seid, who, kind) -> None:
             service.declare_relationship(
-                app, seid=seid, tin=TINS[who], kind=kind, actor=service.Actor("t")
+                app, seid=seid, tin=TINS[who], kind=kind, actor=Actor("t")
             )
             self.oracle.declared.add((seid, who))
 

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from idrs.api.app import create_app
+from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.errors import AccessDenied, Conflict, NotFound, ValidationFailed
 from idrs.people import admin, auth, passwords, totp
@@ -38,8 +39,8 @@ class World:
     app: App
     creds: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def actor(self, seid: str) -> admin.Actor:
-        return admin.Actor(seid, "test")
+    def actor(self, seid: str) -> Actor:
+        return Actor(seid, "test")
 
     def token(self, seid: str) -> str:
         self.app.clock.advance(seconds=30)  # type: ignore[attr-defined]

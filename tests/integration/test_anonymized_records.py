@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from idrs.audit import service as audit_service
 from idrs.audit.checkpoint import ensure_signing_key
+from idrs.audit.events import Actor
 from idrs.audit.models import AuditEntry
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, NotFound, ValidationFailed
@@ -29,7 +30,7 @@ from idrs.masterfile.models import Taxpayer
 from idrs.people.roles import REIDENTIFIERS
 from tests.integration.grants_world import OPERATOR, World, make_world
 
-ANALYST = service.Actor("DT001", "api")
+ANALYST = Actor("DT001", "api")
 TIN_SHAPE = re.compile(r"(?<!\d)\d{3}-?\d{2}-?\d{4}(?!\d)")
 
 
@@ -107,7 +108,7 @@ def test_the_reidentification_attack_fails(world, tmp_path):
     answers: list[dict[str, Any]] = []
     for gid, seid in ((g1, "DT001"), (g2, "DT002")):
         who = w.emp(seid)
-        actor = service.Actor(seid, "api")
+        actor = Actor(seid, "api")
         everything = anonymized.list_records(app, who, filters={}, limit=1000, actor=actor)
         answers.append(everything)
         answers.append(
@@ -194,7 +195,7 @@ def test_a_pseudonym_addresses_only_its_own_grant_and_key_version(world):
         anonymized.show_record(app, w.emp("DT001"), p, actor=ANALYST)["record"] == one["records"][0]
     )
     with pytest.raises(NotFound):  # another grant's pseudonym addresses nothing
-        anonymized.show_record(app, w.emp("DT002"), p, actor=service.Actor("DT002"))
+        anonymized.show_record(app, w.emp("DT002"), p, actor=Actor("DT002"))
     with pytest.raises(NotFound):  # a forged one neither
         anonymized.show_record(app, w.emp("DT001"), p[:-2] + "aa", actor=ANALYST)
     out = anonymized.rotate_key(app, w.emp("PO001"), grant_id=g1, actor=OPERATOR)
@@ -258,7 +259,7 @@ def test_reidentification_is_for_security_staff_and_recorded(world):
                 grant_id=gid,
                 pseudonym=p,
                 reason="suspected misuse",
-                actor=service.Actor(seid),
+                actor=Actor(seid),
             )
         assert exc.value.audit_index is not None
     out = anonymized.reidentify(
@@ -267,7 +268,7 @@ def test_reidentification_is_for_security_staff_and_recorded(world):
         grant_id=gid,
         pseudonym=p,
         reason="suspected misuse",
-        actor=service.Actor("SA001"),
+        actor=Actor("SA001"),
     )
     assert out["tin"] in _tins(app)
     assert out["taxpayer"] == app.keyring.pseudonym(out["tin"])
@@ -390,6 +391,6 @@ def test_a_principals_grants_never_answer_finer_than_one_of_them_did(world):
     # the control: a fresh principal with k=2 gets a finer level than k=40 did
     g3 = _anon_grant(w, "DT002", k=2)
     other = anonymized.list_records(
-        app, w.emp("DT002"), filters={}, grant_id=g3, actor=service.Actor("DT002")
+        app, w.emp("DT002"), filters={}, grant_id=g3, actor=Actor("DT002")
     )
     assert other["level"] < coarse["level"]

@@ -18,7 +18,8 @@ from pathlib import Path
 import pyotp
 import pytest
 
-from idrs.access.service import Actor, assign_case
+from idrs.access.service import assign_case
+from idrs.audit.events import Actor
 from idrs.config import Settings, get_settings
 from idrs.context import App
 from idrs.crypto import Keyring

@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from idrs import research
 from idrs.access import service as access
 from idrs.audit.checkpoint import ensure_signing_key
+from idrs.audit.events import Actor
 from idrs.audit.store import raw
 from idrs.clock import FakeClock
 from idrs.context import App
@@ -146,7 +147,7 @@ def _quick_look(app: App, seid: str, tins: list[str], prefix: str) -> tuple[str,
     for n, tin in enumerate(tins):
         cid = f"{prefix}{n:04d}"
         access.open_contact(app, seid=seid, tin=tin, contact_id=cid, channel="phone",
-                            actor=access.Actor(seid, "api"))
+                            actor=Actor(seid, "api"))
         try:
             r = research.run(app, token=_session(app, seid), command="ENMOD", tin=tin, contact=cid,
                              interface="api")

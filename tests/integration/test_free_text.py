@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 
 from idrs import research
 from idrs.access import policy
-from idrs.access.service import Actor, assign_case
+from idrs.access.service import assign_case
 from idrs.api import middleware
 from idrs.api.app import create_app
 from idrs.audit.checkpoint import ensure_signing_key
-from idrs.audit.events import LOCAL_ORIGIN, EventType, make_event
+from idrs.audit.events import LOCAL_ORIGIN, Actor, EventType, make_event
 from idrs.audit.store import raw
 from idrs.db import session_scope
 from idrs.detection import triage
@@ -289,12 +289,12 @@ def test_grant_texts_are_screened(w):
                     population="all",
                     start=date(2026, 3, 2),
                     days=30,
-                    actor=grants.Actor(OP),
+                    actor=Actor(OP),
                     **texts,
                 )
             assert exc.value.problems[0].startswith(f"{field}:")
         with pytest.raises(ValidationFailed) as exc:
-            grants.add_agreement(w.app, title=f"NDA {attack}", text="t", actor=grants.Actor(OP))
+            grants.add_agreement(w.app, title=f"NDA {attack}", text="t", actor=Actor(OP))
         assert exc.value.problems[0].startswith("title:")
     _nothing_written(w, size)
 

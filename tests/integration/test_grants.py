@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from idrs.audit.events import Actor
 from idrs.audit.models import AuditEntry
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, Conflict, NotFound, ValidationFailed
@@ -116,7 +117,7 @@ def test_the_service_follows_the_settings_of_its_app(w):
 
 
 def test_the_requester_and_non_approvers_may_not_approve(w):
-    gid = w.request(actor=service.Actor("PO001"))
+    gid = w.request(actor=Actor("PO001"))
     with pytest.raises(AccessDenied) as exc:
         service.approve_grant(w.app, w.emp("PO001"), grant_id=gid, otp=w.otp("PO001"))
     assert exc.value.codes == ["SELF_APPROVAL"]

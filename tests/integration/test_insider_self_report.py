@@ -25,6 +25,7 @@ from idrs import research
 from idrs.access import service as access
 from idrs.api.app import create_app
 from idrs.audit.checkpoint import ensure_signing_key
+from idrs.audit.events import Actor
 from idrs.cli.people import write_token
 from idrs.context import App
 from idrs.db import session_scope
@@ -88,7 +89,7 @@ def _pretext_look(app: App) -> int:
         tin=f.CARTER,
         contact_id="K-1",
         channel="phone",
-        actor=access.Actor("EX1", "api"),
+        actor=Actor("EX1", "api"),
     )
     r = research.run(
         app, token=_token(app, "EX1"), command="ENMOD", tin=f.CARTER, contact="K-1", interface="api"

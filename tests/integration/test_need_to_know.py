@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from idrs.access import service as access
 from idrs.api.app import create_app
+from idrs.audit.events import Actor
 from idrs.audit.models import AuditEntry
 from idrs.config import get_settings
 from idrs.db import session_scope
@@ -259,7 +260,7 @@ def test_a_manager_cannot_assign_a_case_to_themselves(world):
     # the service refuses it whoever calls
     with pytest.raises(access.AccessDenied) as exc:
         access.assign_case(
-            app, seid="mgr1", tin=f.CARTER, case_id="SELF-2", actor=access.Actor("MGR1", "web")
+            app, seid="mgr1", tin=f.CARTER, case_id="SELF-2", actor=Actor("MGR1", "web")
         )
     assert exc.value.codes == ["SELF_ASSIGNMENT"] and exc.value.audit_index is not None
     # assigning to a member of the unit still works

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from idrs.access import service as access
 from idrs.api.app import create_app
+from idrs.audit.events import Actor
 from idrs.cli.people import write_token
 from idrs.context import App
 from idrs.db import session_scope
@@ -108,7 +109,7 @@ def test_a_conflicted_spouse_tin_is_withheld_from_inole_and_rtvue(world: App, ca
     assert rtvue["data"]["spouse_tin"] == f.CARTER_SPOUSE and not rtvue.get("withheld")
 
     access.declare_relationship(
-        app, seid="EX1", tin=f.CARTER_SPOUSE, kind="relative", actor=access.Actor(OP)
+        app, seid="EX1", tin=f.CARTER_SPOUSE, kind="relative", actor=Actor(OP)
     )
     # the API's JSON
     rtvue = _api(app, client, "EX1", "RTVUE", 2023)

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 from idrs.audit import log as audit_log
 from idrs.audit.checkpoint import ensure_signing_key
-from idrs.audit.events import make_event
+from idrs.audit.events import Actor, make_event
 from idrs.config import Settings, get_settings
 from idrs.context import App
 from idrs.db import make_engine, make_read_engine, session_scope
@@ -37,7 +37,6 @@ from idrs.detection import reports, service, weekly
 from idrs.detection.events import DetectionEvent
 from idrs.detection.simulator import simulate
 from idrs.errors import ConfigurationError, ReplicaBehind
-from idrs.grants.service import Actor
 from idrs.oversight import report
 from idrs.people.models import Unit
 

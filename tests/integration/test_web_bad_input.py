@@ -44,6 +44,7 @@ from sqlalchemy import select
 import idrs.models  # noqa: F401 - every package's tables in Base.metadata
 from idrs.api.app import create_app
 from idrs.audit.checkpoint import ensure_signing_key
+from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.db import Base, session_scope
 from idrs.detection.models import Alert
@@ -174,7 +175,7 @@ def w(app: App) -> World:
             unax_attested_at=app.clock.now() if kind == "employee" else None, actor=OP,
         )
     f.open_case(app, "EX1", f.CARTER, "C-31")
-    actor = grants.Actor(OP)
+    actor = Actor(OP)
     agreement = grants.add_agreement(app, title="Confidentiality agreement",
                                      text="I will keep taxpayer information confidential.",
                                      actor=actor)

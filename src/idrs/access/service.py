@@ -24,7 +24,6 @@ the answer is the same whether or not the taxpayer exists.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -33,7 +32,7 @@ from sqlalchemy.orm import Session
 from idrs.access import conflicts
 from idrs.access.models import CaseAssignment, DeclaredRelationship, TaxpayerContact
 from idrs.audit import log
-from idrs.audit.events import EventType, make_event
+from idrs.audit.events import Actor, EventType, make_event
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
@@ -54,15 +53,6 @@ NO_INBOUND_RECORD = Reason(
 SELF_ASSIGNMENT = Reason("SELF_ASSIGNMENT", "a case is assigned by someone else, never to oneself")
 NO_TAXPAYER = "no taxpayer with this TIN in the master file"
 KINDS = ("friend", "relative", "neighbor", "business", "former_spouse", "other")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who performs an administrative change and through which interface."""
-
-    name: str  # "os:<user>" for operator commands, the SEID for signed-in employees
-    interface: str = "cli"
-    address: str | None = None
 
 
 def _canonical_tin(tin: str | None) -> str:
@@ -122,7 +112,7 @@ def _attempt(
         make_event(
             EventType.ACCESS_BASIS_DENY,
             time=app.clock.now(),
-            actor=actor.name,
+            actor=actor.seid,
             outcome=outcome,
             interface=actor.interface,
             address=actor.address,
@@ -168,27 +158,6 @@ def _not_found(app: App, actor: Actor, operation: str, *, seid: str, tin: str) -
     return NotFound(NO_TAXPAYER)
 
 
-def _record(
-    app: App,
-    event: EventType,
-    actor: Actor,
-    obj: dict[str, Any],
-    detail: dict[str, Any] | None = None,
-) -> int:
-    return log.append(
-        app.engine,
-        make_event(
-            event,
-            time=app.clock.now(),
-            actor=actor.name,
-            outcome="success",
-            interface=actor.interface,
-            address=actor.address,
-            obj=obj,
-            detail=detail,
-        ),
-    )
-
 
 def assign_case(app: App, *, seid: str, tin: str, case_id: str, actor: Actor) -> dict[str, Any]:
     """Open a case on ``tin`` assigned to ``seid`` (the need-to-know basis). Records it.
@@ -198,7 +167,7 @@ def assign_case(app: App, *, seid: str, tin: str, case_id: str, actor: Actor) ->
     """
     case_id = _check_id(case_id, "case_id")
     canonical = _canonical_tin(tin)
-    if actor.name.strip().upper() == (seid or "").strip().upper():
+    if actor.seid.strip().upper() == (seid or "").strip().upper():
         raise refuse(
             app,
             actor,
@@ -219,7 +188,7 @@ def assign_case(app: App, *, seid: str, tin: str, case_id: str, actor: Actor) ->
         raise _not_found(app, actor, "case:assign", seid=emp_seid, tin=canonical)
     if taken:
         raise Conflict(f"case {case_id} already exists")
-    index = _record(
+    index = log.record(
         app,
         EventType.ADMIN_CASE_ASSIGN,
         actor,
@@ -244,7 +213,7 @@ def close_case(app: App, *, case_id: str, actor: Actor) -> dict[str, Any]:
         if case.closed_at is not None:
             raise Conflict(f"case {case_id} is already closed")
         seid = s.get(Employee, case.employee_id).seid  # type: ignore[union-attr]
-    index = _record(app, EventType.ADMIN_CASE_CLOSE, actor, {"case_id": case_id, "seid": seid})
+    index = log.record(app, EventType.ADMIN_CASE_CLOSE, actor, {"case_id": case_id, "seid": seid})
     with session_scope(app.engine) as s:
         case = s.scalar(select(CaseAssignment).where(CaseAssignment.case_id == case_id))
         case.closed_at = app.clock.now()  # type: ignore[union-attr]
@@ -330,7 +299,7 @@ def _open(
     }
     if origin == DECLARED:
         obj["declared"] = True
-    index = _record(app, EventType.ADMIN_CONTACT_OPEN, actor, obj)
+    index = log.record(app, EventType.ADMIN_CONTACT_OPEN, actor, obj)
     with session_scope(app.engine) as s:
         s.add(
             TaxpayerContact(
@@ -340,7 +309,7 @@ def _open(
                 channel=channel,
                 opened_at=app.clock.now(),
                 origin=origin,
-                recorded_by=actor.name[:60] if origin == INBOUND else None,
+                recorded_by=actor.seid[:60] if origin == INBOUND else None,
             )
         )
     return {
@@ -365,7 +334,7 @@ def close_contact(
         if c.closed_at is not None:
             raise Conflict(f"contact {contact_id} is already closed")
         seid = s.get(Employee, c.employee_id).seid  # type: ignore[union-attr]
-    index = _record(
+    index = log.record(
         app, EventType.ADMIN_CONTACT_CLOSE, actor, {"contact_id": contact_id, "seid": seid}
     )
     with session_scope(app.engine) as s:
@@ -389,7 +358,7 @@ def declare_relationship(
     with session_scope(app.engine) as s:
         emp = employee_by_seid(s, seid)
         emp_id, emp_seid = emp.id, emp.seid
-    index = _record(
+    index = log.record(
         app,
         EventType.ADMIN_RELATIONSHIP_DECLARE,
         actor,

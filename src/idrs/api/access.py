@@ -37,7 +37,7 @@ from idrs.api.deps import (
 from idrs.api.middleware import problem_responses
 from idrs.api.paging import Page, PageDep
 from idrs.audit import log
-from idrs.audit.events import EventType, make_event
+from idrs.audit.events import Actor, EventType, make_event
 from idrs.context import App
 from idrs.errors import AccessDenied
 from idrs.people.roles import ACCESS_EXPLAINERS, UNIT_MANAGERS
@@ -84,13 +84,13 @@ class InboundIn(BaseModel):
     contact_id: str = Field(..., max_length=40, description="the feed's own record id")
 
 
-def _actor(emp: Employee, request: Request) -> service.Actor:
-    return service.Actor(name=emp.seid, interface="api", address=client_address(request))
+def _actor(emp: Employee, request: Request) -> Actor:
+    return Actor(seid=emp.seid, interface="api", address=client_address(request))
 
 
 def _checked(
     app: App,
-    actor: service.Actor,
+    actor: Actor,
     operation: str,
     seid: str | None,
     tin: str,
@@ -120,7 +120,7 @@ def inbound_contact(
         tin=body.tin,
         contact_id=body.contact_id,
         channel=body.channel,
-        actor=service.Actor(name=feed.actor, interface="api", address=client_address(request)),
+        actor=Actor(seid=feed.actor, interface="api", address=client_address(request)),
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from idrs.api.bounds import RowId
 from idrs.api.deps import AppDep, EmployeeDep, client_address, role_rule
 from idrs.api.paging import PageDep, paged
+from idrs.audit.events import Actor
 from idrs.people import admin
 from idrs.people.roles import SECURITY_ADMINS
 
@@ -28,8 +29,8 @@ router = APIRouter(tags=["security administration"])
 ADMIN_ONLY: dict[str, Any] = role_rule(SECURITY_ADMINS)
 
 
-def _actor(emp: Employee, request: Request) -> admin.Actor:
-    return admin.Actor(emp.seid, "api", client_address(request))
+def _actor(emp: Employee, request: Request) -> Actor:
+    return Actor(emp.seid, "api", client_address(request))
 
 
 # -- schemas -------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.api.bounds import RowId
 from idrs.api.deps import AppDep, EmployeeDep, client_address, role_rule
+from idrs.audit.events import Actor
 from idrs.grants import anonymized
-from idrs.grants.service import Actor
 from idrs.people.roles import GRANT_STAFF, REIDENTIFIERS
 
 router = APIRouter(tags=["anonymized"])

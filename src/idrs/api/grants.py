@@ -26,6 +26,7 @@ from idrs.api.bounds import BoundedDate, DbCount, RowId
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
 from idrs.api.middleware import problem
 from idrs.api.paging import PageDep, paged
+from idrs.audit.events import Actor
 from idrs.config import get_settings
 from idrs.context import App
 from idrs.errors import AccessDenied
@@ -70,8 +71,8 @@ RecordKeeper = Annotated[Employee, needs(RECORD_KEEPERS, "recording for another 
 SignatureReader = Annotated[Employee, needs(GRANT_RECORD_READERS, "the signatures of an agreement")]
 
 
-def _actor(emp: Any, request: Request) -> service.Actor:
-    return service.Actor(emp.seid, "api", client_address(request))
+def _actor(emp: Any, request: Request) -> Actor:
+    return Actor(emp.seid, "api", client_address(request))
 
 
 def _with_code(request: Request, action: Callable[[], dict[str, Any]]) -> Any:

@@ -26,9 +26,10 @@ from idrs.api.bounds import MAX_DB_INT, BoundedDate
 from idrs.api.deps import AppDep, client_address, role_rule
 from idrs.api.grants import needs
 from idrs.api.paging import PageDep, paged
+from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.detection import reports, weekly
-from idrs.grants import records, service
+from idrs.grants import records
 from idrs.people.roles import OVERSIGHT_READERS, UNIT_MANAGERS, WEEKLY_OVERSEERS, WEEKLY_READERS
 
 if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
@@ -160,7 +161,7 @@ def oversight_report(
     rep = report.build(app, grant_id=grant,
                        seids=[s for s in (seids or "").replace(",", " ").split() if s] or None,
                        unit=unit, start=start, end=end,
-                       actor=service.Actor(me.seid, "api", client_address(request)))
+                       actor=Actor(me.seid, "api", client_address(request)))
     headers = {"Content-Disposition": f'attachment; filename="oversight-report.{format}"'}
     if format == "html":
         headers["Content-Security-Policy"] = REPORT_CSP

@@ -16,6 +16,7 @@ import contextlib
 import json
 from collections.abc import Iterator
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -81,6 +82,20 @@ class EventType(AuditEvent):
 
 #: every event type an entry may have: the shared ones and each package's own family
 AuditEventType: TypeAlias = AuditEvent
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, through which interface and from where: every service that records takes one.
+
+    ``seid``: the SEID of a signed-in employee or machine principal, or ``os:<user>`` for an
+    operator at the command line. ``address``: the client's address (None: the request's, else
+    this host, see :func:`origin_address`).
+    """
+
+    seid: str
+    interface: str = "cli"
+    address: str | None = None
+
 
 #: the origin address of entries made outside any HTTP request: this host
 LOCAL_ORIGIN = "local"

@@ -45,16 +45,19 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from idrs.audit import merkle
 from idrs.audit.checkpoint import Checkpoint, load_signer, read_witness, write_witness
-from idrs.audit.events import canonical
+from idrs.audit.events import Actor, AuditEvent, canonical, make_event
 from idrs.audit.models import MIN_STORED_LEVEL, node_key
 from idrs.audit.store import Raw, raw
 from idrs.errors import IdrsError
+
+if TYPE_CHECKING:
+    from idrs.context import App
 
 log = logging.getLogger(__name__)
 
@@ -625,6 +628,27 @@ def append(
     request's reads and its commit). Nothing else changes: the same lock, the same order.
     """
     return appender_for(engine).append(entry, also, via)
+
+
+def record(
+    app: App,
+    event: AuditEvent,
+    actor: Actor,
+    obj: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None,
+    *,
+    outcome: str = "success",
+    reasons: list[str] | None = None,
+    policy: str | None = None,
+    also: list[Write] | None = None,
+) -> int:
+    """Record what ``actor`` did: one entry, committed durably (with ``also``, the caller's
+    own writes, in the same transaction) before this returns its index. AuditUnavailable
+    when it cannot be written: the action it records must then not happen."""
+    return append(app.engine, make_event(
+        event, time=app.clock.now(), actor=actor.seid, outcome=outcome,
+        interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
+        policy=policy, detail=detail), also)
 
 
 def _statement_error(exc: BaseException) -> bool:

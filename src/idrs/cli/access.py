@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
-from idrs.audit.events import EventType, make_event
+from idrs.audit.events import Actor, EventType, make_event
 from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
 
@@ -48,8 +48,8 @@ EXPLAIN_EVENT = EventType.ACCESS_EXPLAIN
 REBUILD_EVENT = EventType.ACCESS_INDEX_REBUILD
 
 
-def _actor() -> service.Actor:
-    return service.Actor(name=operator_actor(), interface="cli")
+def _actor() -> Actor:
+    return Actor(seid=operator_actor(), interface="cli")
 
 
 def _app() -> App:

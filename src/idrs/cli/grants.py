@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 import typer
 
+from idrs.audit.events import Actor
 from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
 from idrs.errors import IdrsError, ValidationFailed
@@ -45,8 +46,8 @@ app.add_typer(oversight_app, name="oversight")
 app.add_typer(anonymized_app, name="anonymized")
 
 
-def _operator() -> service.Actor:
-    return service.Actor(operator_actor(), "cli")
+def _operator() -> Actor:
+    return Actor(operator_actor(), "cli")
 
 
 def _token(a: App) -> str | None:
@@ -343,9 +344,9 @@ def oversight_report(
 # -- anonymized grants -------------------------------------------------------------------------
 
 
-def _signed_in_actor(a: App) -> tuple[Employee, service.Actor]:
+def _signed_in_actor(a: App) -> tuple[Employee, Actor]:
     emp = _signed_in(a)
-    return emp, service.Actor(emp.seid, "cli")
+    return emp, Actor(emp.seid, "cli")
 
 
 @anonymized_app.command("records")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.table import Table
 
+from idrs.audit.events import Actor
 from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
 
@@ -156,10 +157,10 @@ def logout() -> None:
 # -- security administration (as the signed-in security administrator) ----------------------
 
 
-def _admin_actor(a: App) -> admin.Actor:
+def _admin_actor(a: App) -> Actor:
     """The security administrator signed in here (``idrs login``); AUTH_REQUIRED otherwise."""
     emp = auth.authenticate(a, read_token(a.settings.home), interface="cli")
-    return admin.Actor(emp.seid, "cli")
+    return Actor(emp.seid, "cli")
 
 
 def _codes_text(codes: list[str]) -> str:

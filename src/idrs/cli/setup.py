@@ -434,7 +434,8 @@ def _demo_employees(a: App) -> list[dict[str, Any]]:
         people.append({**creds, "roles": [role], "tin": tin})
     case_tin = _pick_case_tin(a)
     if case_tin is not None:
-        from idrs.access.service import Actor, assign_case
+        from idrs.access.service import assign_case
+        from idrs.audit.events import Actor
 
         assign_case(
             a, seid="DEMOEX1", tin=case_tin, case_id="DEMO-1", actor=Actor(operator_actor())

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from idrs.access import service as access
-from idrs.audit.events import make_event
+from idrs.audit.events import Actor, make_event
 from idrs.clock import FakeClock
 from idrs.context import App
 from idrs.db import session_scope
@@ -194,18 +194,18 @@ class Simulator:
         self.stats.admin += 1
         if by.startswith("system:"):
             res = access.record_inbound(self.app, seid=staff.seid, tin=person.tin, contact_id=cid,
-                                        channel=channel, actor=access.Actor(by, "api"))
+                                        channel=channel, actor=Actor(by, "api"))
             return cid, int(res["audit_index"])
         try:
             res = access.open_contact(self.app, seid=staff.seid, tin=person.tin, contact_id=cid,
-                                      channel=channel, actor=access.Actor(by, "api"))
+                                      channel=channel, actor=Actor(by, "api"))
         except AccessDenied as exc:
             return cid, exc.audit_index
         return cid, int(res["audit_index"])
 
     def close_contact(self, staff: Staff, cid: str) -> None:
         try:
-            access.close_contact(self.app, contact_id=cid, actor=access.Actor(staff.seid, "api"))
+            access.close_contact(self.app, contact_id=cid, actor=Actor(staff.seid, "api"))
             self.stats.admin += 1
         except IdrsError:
             pass
@@ -213,13 +213,13 @@ class Simulator:
     def assign_case(self, staff: Staff, person: Person, *, by: str, prefix: str = "C") -> str:
         cid = self._next(prefix)
         access.assign_case(self.app, seid=staff.seid, tin=person.tin, case_id=cid,
-                           actor=access.Actor(by, "api"))
+                           actor=Actor(by, "api"))
         self.stats.admin += 1
         return cid
 
     def close_case(self, by: str, cid: str) -> None:
         try:
-            access.close_case(self.app, case_id=cid, actor=access.Actor(by, "api"))
+            access.close_case(self.app, case_id=cid, actor=Actor(by, "api"))
             self.stats.admin += 1
         except IdrsError:
             pass

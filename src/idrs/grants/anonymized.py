@@ -42,7 +42,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from idrs.audit import log
-from idrs.audit.events import make_event
+from idrs.audit.events import Actor, make_event
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -50,7 +50,7 @@ from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFai
 from idrs.grants import rules
 from idrs.grants.events import GrantEvent
 from idrs.grants.models import Grant
-from idrs.grants.service import Actor, prerequisites
+from idrs.grants.service import prerequisites
 from idrs.identifiers import normalize_tin
 from idrs.masterfile.models import W2, AddressRecord, Taxpayer, TaxReturn
 from idrs.people.models import Employee
@@ -439,7 +439,7 @@ def _deny(
 ) -> AccessDenied:
     idx = None
     with contextlib.suppress(IdrsError):
-        idx = _record(
+        idx = log.record(
             app,
             GrantEvent.ANON_RECORDS,
             actor,
@@ -449,31 +449,6 @@ def _deny(
             reasons=[code],
         )
     return AccessDenied([Reason(code, text)], idx)
-
-
-def _record(
-    app: App,
-    event: GrantEvent,
-    actor: Actor,
-    obj: dict[str, Any],
-    detail: dict[str, Any],
-    outcome: str = "success",
-    reasons: list[str] | None = None,
-) -> int:
-    return log.append(
-        app.engine,
-        make_event(
-            event,
-            time=app.clock.now(),
-            actor=actor.name,
-            outcome=outcome,
-            interface=actor.interface,
-            address=actor.address,
-            obj=obj,
-            reasons=reasons,
-            detail=detail,
-        ),
-    )
 
 
 def _table(app: App, gk: GrantKey) -> Table:
@@ -595,7 +570,7 @@ def list_records(
             for i in released
         )[:limit]
     records = [_record_view(t, i, p) for p, i in named]
-    idx = _record(
+    idx = log.record(
         app,
         GrantEvent.ANON_RECORDS,
         actor,
@@ -634,7 +609,7 @@ def show_record(
     t = _table(app, gk)
     found = next((i for i, r in enumerate(t.rows) if r.return_id == rid), None)
     ok = found is not None and t.releasable(found)
-    _record(
+    log.record(
         app,
         GrantEvent.ANON_RECORD,
         actor,
@@ -692,7 +667,7 @@ def reidentify(
         raise NotFound(f"no record of grant {grant_id} with that pseudonym")
     tin = app.keyring.decrypt(row.tin_enc, "taxpayer.tin")
     taxpayer = app.keyring.pseudonym(normalize_tin(tin))
-    idx = _record(
+    idx = log.record(
         app,
         GrantEvent.REIDENTIFY,
         actor,
@@ -712,7 +687,7 @@ def reidentify(
 def _deny_reid(app: App, actor: Actor, obj: dict[str, Any], code: str, text: str) -> AccessDenied:
     idx = None
     with contextlib.suppress(IdrsError):
-        idx = _record(app, GrantEvent.REIDENTIFY, actor, obj, {}, outcome="denied", reasons=[code])
+        idx = log.record(app, GrantEvent.REIDENTIFY, actor, obj, {}, outcome="denied", reasons=[code])
     return AccessDenied([Reason(code, text)], idx)
 
 
@@ -735,7 +710,7 @@ def rotate_key(app: App, who: Employee, *, grant_id: int, actor: Actor) -> dict[
         if g is None or g.kind != "anonymized":
             raise NotFound(f"no anonymized grant {grant_id}")
         new = g.key_version + 1
-    idx = _record(app, GrantEvent.KEY_ROTATE, actor, obj, {"key_version": new})
+    idx = log.record(app, GrantEvent.KEY_ROTATE, actor, obj, {"key_version": new})
     with session_scope(app.engine) as s:
         s.execute(update(Grant).where(Grant.id == int(grant_id)).values(key_version=new))
     return {"grant_id": int(grant_id), "key_version": new, "audit_index": idx}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.grants import service
 from idrs.people import service as people
@@ -38,7 +39,7 @@ PEOPLE = (  # SEID, name, roles, kind, home organization, synthetic TIN
 
 def seed_outside_detail(app: App, *, actor: str = "system") -> dict[str, Any]:
     """Create the scenario (see the module docstring); the grant starts today, pending."""
-    who = service.Actor(actor)
+    who = Actor(actor)
     creds = {}
     for seid, name, roles, kind, org, tin in PEOPLE:
         creds[seid] = {**people.create_employee(

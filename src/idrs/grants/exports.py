@@ -36,6 +36,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from idrs import documents, research
+from idrs.audit import log as audit_log
+from idrs.audit.events import Actor
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -44,7 +46,7 @@ from idrs.grants import rules
 from idrs.grants.events import GrantEvent
 from idrs.grants.facts import grant_facts
 from idrs.grants.models import Export
-from idrs.grants.service import Actor, _deny, _employee, _record, _text
+from idrs.grants.service import _deny, _employee, _text
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.people import auth
 from idrs.people.models import Employee
@@ -227,7 +229,7 @@ def create_export(app: App, *, token: str | None, command: str, tins: list[str],
     digest = hashlib.sha256(content).hexdigest()
     counts = {c.value: len(rows) for c in sorted(rules.COMMAND_CLASSES[code])}
     pseudonyms = [p for p, _ in rows]
-    idx = _record(app, GrantEvent.EXPORT_CREATE, Actor(emp.seid, interface, address),
+    idx = audit_log.record(app, GrantEvent.EXPORT_CREATE, Actor(emp.seid, interface, address),
                   {"export_id": export_id, "grant_id": grant_id, "command": code, "format": fmt},
                   {"counts": counts, "taxpayers": pseudonyms, "sha256": digest,
                    "research_indexes": indexes})
@@ -270,7 +272,7 @@ def destroy_export(app: App, holder: Employee, *, export_id: str, method: str, w
     if holder.seid != owner_seid:
         raise _deny(app, GrantEvent.EXPORT_DESTROY, actor, obj, "NOT_IN_PROFILE",
                     "only the holder of an export certifies its destruction")
-    idx = _record(app, GrantEvent.EXPORT_DESTROY, actor, obj,
+    idx = audit_log.record(app, GrantEvent.EXPORT_DESTROY, actor, obj,
                   {"witness": witness_seid_n, "method": method,
                    "destroyed_at": when.isoformat()})
     with session_scope(app.engine) as s:

@@ -17,7 +17,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from idrs.audit.events import AuditEvent
+from idrs.audit import log as audit_log
+from idrs.audit.events import Actor, AuditEvent
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -30,7 +31,7 @@ from idrs.grants.models import (
     Export,
     TrainingAttestation,
 )
-from idrs.grants.service import Actor, _employee, _record, prerequisites
+from idrs.grants.service import _employee, prerequisites
 from idrs.people.models import Employee
 from idrs.people.roles import GRANT_RECORD_READERS
 
@@ -51,7 +52,7 @@ def refuse(app: App, who: Employee | None, what: str, roles: frozenset[str],
     idx = None
     with contextlib.suppress(IdrsError):
         actor = Actor(who.seid if who else "anonymous", interface, address)
-        idx = _record(app, RecordEvent.ROUTE_DENY, actor,
+        idx = audit_log.record(app, RecordEvent.ROUTE_DENY, actor,
                       {"what": what}, {"roles": sorted(roles)}, outcome="denied",
                       reasons=["NOT_IN_PROFILE"])
     return AccessDenied([Reason("NOT_IN_PROFILE", message)], idx)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idrs.audit import log
-from idrs.audit.events import AuditEventType, make_event
+from idrs.audit.events import Actor
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -50,31 +49,12 @@ from idrs.vocabulary import ADJUSTMENT_CODES
 _TEXT_MAX = 2000
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who acts and through which interface: a SEID (signed in) or ``os:<user>`` (operator)."""
-
-    name: str
-    interface: str = "cli"
-    address: str | None = None
-
-
-def _record(app: App, event: AuditEventType, actor: Actor, obj: dict[str, Any],
-            detail: dict[str, Any] | None = None, outcome: str = "success",
-            reasons: list[str] | None = None) -> int:
-    """Append one entry (committed before return); AuditUnavailable stops the action."""
-    return log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor.name, outcome=outcome,
-        interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
-        detail=detail))
-
-
 def _deny(app: App, event: GrantEvent, actor: Actor, obj: dict[str, Any], code: str,
           message: str) -> AccessDenied:
     """Record a refused action and return the AccessDenied to raise."""
     idx = None
     with contextlib.suppress(IdrsError):  # the refusal stands even if it cannot be recorded
-        idx = _record(app, event, actor, obj, outcome="denied", reasons=[code])
+        idx = log.record(app, event, actor, obj, outcome="denied", reasons=[code])
     return AccessDenied([Reason(code, message)], idx)
 
 
@@ -145,10 +125,10 @@ def verify_clearance(app: App, *, seid: str, by: str, actor: Actor,
             raise ValidationFailed(["by: nobody verifies their own clearance"])
         emp_id, emp_seid, by_seid = emp.id, emp.seid, verifier.seid
     now = _now(app)
-    idx = _record(app, GrantEvent.CLEARANCE_VERIFY, actor, {"seid": emp_seid},
+    idx = log.record(app, GrantEvent.CLEARANCE_VERIFY, actor, {"seid": emp_seid},
                   {"verified_by": by_seid})
     with session_scope(app.engine) as s:
-        row = ClearanceVerification(employee_id=emp_id, verified_by=by_seid, recorded_by=actor.name,
+        row = ClearanceVerification(employee_id=emp_id, verified_by=by_seid, recorded_by=actor.seid,
                                     verified_at=now, note=(note or None))
         s.add(row)
     return {"seid": emp_seid, "verified_by": by_seid, "verified_at": now.isoformat(),
@@ -173,12 +153,12 @@ def add_agreement(app: App, *, title: str, text: str, actor: Actor) -> dict[str,
     with session_scope(app.engine) as s:
         version = int(s.scalar(select(func.max(Agreement.version))
                                .where(Agreement.title == title)) or 0) + 1
-    idx = _record(app, GrantEvent.AGREEMENT_ADD, actor, {"title": title, "version": version},
+    idx = log.record(app, GrantEvent.AGREEMENT_ADD, actor, {"title": title, "version": version},
                   {"sha256": digest})
     with session_scope(app.engine) as s:
         s.execute(update(Agreement).where(Agreement.title == title).values(current=False))
         row = Agreement(title=title, version=version, text=text, sha256=digest, current=True,
-                        added_by=actor.name, added_at=_now(app))
+                        added_by=actor.seid, added_at=_now(app))
         s.add(row)
         s.flush()
         agreement_id = row.id
@@ -214,7 +194,7 @@ def sign_agreement(app: App, signer: Employee, *, agreement_id: int, otp: str,
         digest, title, version = ag.sha256, ag.title, ag.version
     step = _otp_or_deny(app, signer, otp, GrantEvent.AGREEMENT_SIGN, actor, obj)
     now = _now(app)
-    idx = _record(app, GrantEvent.AGREEMENT_SIGN, actor, obj,
+    idx = log.record(app, GrantEvent.AGREEMENT_SIGN, actor, obj,
                   {"sha256": digest, "title": title, "version": version})
     with session_scope(app.engine) as s:
         row = AgreementSignature(agreement_id=agreement_id, employee_id=signer.id, sha256=digest,
@@ -250,7 +230,7 @@ def _attest(app: App, emp_id: int, obj: dict[str, Any], actor: Actor,
             step: int | None) -> dict[str, Any]:
     now = _now(app)
     valid = app.settings.grant_training_valid_days
-    idx = _record(app, GrantEvent.TRAINING_ATTEST, actor, obj, {"otp": step is not None})
+    idx = log.record(app, GrantEvent.TRAINING_ATTEST, actor, obj, {"otp": step is not None})
     with session_scope(app.engine) as s:
         s.add(TrainingAttestation(employee_id=emp_id, course="UNAX", attested_at=now,
                                   otp_step=step))
@@ -315,9 +295,9 @@ def request_grant(app: App, *, principal: str, purpose: str, basis: str,
               "population": population, "allow_changes": allow_changes,
               "start": start.isoformat(), "term_days": term, "renewal_of": renewal_of,
               "daily_limit": daily_limit, "agreement": title, "kind": kind, "k": k}
-    idx = _record(app, GrantEvent.GRANT_REQUEST, actor, {"principal": emp_seid}, detail)
+    idx = log.record(app, GrantEvent.GRANT_REQUEST, actor, {"principal": emp_seid}, detail)
     with session_scope(app.engine) as s:
-        g = Grant(principal_id=emp_id, requested_by=actor.name, purpose=purpose,
+        g = Grant(principal_id=emp_id, requested_by=actor.seid, purpose=purpose,
                   legal_basis=basis, commands=",".join(cmds), classes=",".join(cls),
                   population=population, allow_changes=allow_changes, start_date=start,
                   term_days=term, renewal_of_id=renewal_of, daily_limit=daily_limit,
@@ -385,7 +365,7 @@ def approve_grant(app: App, approver: Employee, *, grant_id: int, otp: str,
     step = _otp_or_deny(app, approver, otp, GrantEvent.GRANT_APPROVE, actor, obj)
     complete = set(done) | {role} >= set(rule.roles)
     status = rules.APPROVED if complete else rules.PENDING
-    idx = _record(app, GrantEvent.GRANT_APPROVE, actor, obj,
+    idx = log.record(app, GrantEvent.GRANT_APPROVE, actor, obj,
                   {"role": role, "complete": complete, "rule": list(rule.roles)})
     try:
         with session_scope(app.engine) as s:
@@ -418,7 +398,7 @@ def _close(app: App, who: Employee, grant_id: int, reason: str, *, revoke: bool,
         state = rules.state_of(g.status, g.start_date, g.term_days, now)
     if state in (rules.REVOKED, rules.ENDED, rules.EXPIRED):
         raise Conflict(f"grant {grant_id} is already {state}")
-    idx = _record(app, event, actor, obj, {"reason": reason, "previous_state": state})
+    idx = log.record(app, event, actor, obj, {"reason": reason, "previous_state": state})
     new = rules.REVOKED if revoke else rules.ENDED
     with session_scope(app.engine) as s:
         values: dict[str, Any] = ({"status": new, "revoked_at": now, "revoked_by": who.seid,
@@ -468,7 +448,7 @@ def check_outstanding(app: App) -> list[dict[str, Any]]:
                     seid = s.get(Employee, g.principal_id).seid  # type: ignore[union-attr]
                     todo.append((g.id, seid, state, ids))
     for gid, seid, state, ids in todo:
-        idx = _record(app, GrantEvent.EXPORTS_OUTSTANDING, Actor("system", "system"),
+        idx = log.record(app, GrantEvent.EXPORTS_OUTSTANDING, Actor("system", "system"),
                       {"grant_id": gid, "seid": seid}, {"state": state, "exports": ids},
                       outcome="alert")
         with session_scope(app.engine) as s:

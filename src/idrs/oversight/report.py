@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from idrs.access import explain, masking
 from idrs.audit import log as audit_log
 from idrs.audit.checkpoint import Checkpoint
+from idrs.audit.events import Actor
 from idrs.audit.store import raw
 from idrs.clock import as_utc
 from idrs.context import App
@@ -51,7 +52,7 @@ from idrs.grants import cedar, rules
 from idrs.grants import facts as gfacts
 from idrs.grants.events import GrantEvent
 from idrs.grants.models import Export, Grant
-from idrs.grants.service import Actor, _record, grant_view
+from idrs.grants.service import grant_view
 from idrs.identifiers import normalize_tin
 from idrs.masterfile.models import Dependent, Marker, Taxpayer
 from idrs.masterfile.screens import Sensitivity
@@ -481,7 +482,7 @@ def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = No
     with session_scope(app.engine) as s:
         sc = resolve_scope(s, app, grant_id=grant_id, seids=seids, unit=unit, start=start,
                            end=end)
-    idx = _record(app, GrantEvent.OVERSIGHT_REPORT, actor,
+    idx = audit_log.record(app, GrantEvent.OVERSIGHT_REPORT, actor,
                   {"scope": sc.description, "grant_id": sc.grant_id, "unit": sc.unit},
                   {"principals": len(sc.seids), "from": str(sc.start), "to": str(sc.end)})
     check_outstanding(app)

@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from idrs.audit.events import EventType
+from idrs.audit.events import Actor, EventType
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -70,15 +70,6 @@ MAX_NOTE = 500
 STATUSES = ("pending", "applied", "confirmed", "rejected", "expired")
 
 SELF = "SELF_ADMINISTRATION"
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts (the SEID of a signed-in employee) and from where."""
-
-    seid: str
-    interface: str = "cli"
-    address: str | None = None
 
 
 @dataclass(frozen=True)

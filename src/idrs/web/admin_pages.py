@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from idrs.api.bounds import RowId
+from idrs.audit.events import Actor
 from idrs.errors import AccessDenied, IdrsError
 from idrs.people import admin
 from idrs.people.roles import ALL_ROLES, RESTRICTED_ROLES, SECURITY_ADMINS
@@ -33,8 +34,8 @@ AUTHORITIES: tuple[str, ...] = tuple(KNOWN_AUTHORITIES)
 PAGE = 50
 
 
-def _actor(user: WebUser, request: Request) -> admin.Actor:
-    return admin.Actor(user.seid, "web", client_address(request))
+def _actor(user: WebUser, request: Request) -> Actor:
+    return Actor(user.seid, "web", client_address(request))
 
 
 def _offset(raw: str | None) -> int:

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from idrs.api.bounds import MAX_DATE, MAX_DB_INT, MIN_DATE, RowId
+from idrs.audit.events import Actor
 from idrs.config import get_settings
 from idrs.errors import AccessDenied, IdrsError, ValidationFailed
 from idrs.grants import records, rules
@@ -37,8 +38,8 @@ APPROVERS: dict[str, Any] = role_rule(rules.ApprovalRule.from_settings(get_setti
 BAD_CODE = "the one-time code was not accepted (wrong, expired or already used); nothing was done"
 
 
-def _actor(user: WebUser, request: Request) -> grants.Actor:
-    return grants.Actor(user.seid, "web", client_address(request))
+def _actor(user: WebUser, request: Request) -> Actor:
+    return Actor(user.seid, "web", client_address(request))
 
 
 def _int(value: str | None, what: str) -> int | None:

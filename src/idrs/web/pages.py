@@ -22,9 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from idrs.adjustments import service as adjustments
 from idrs.api.bounds import MAX_DB_INT, RowId
 from idrs.audit import service as audit
+from idrs.audit.events import Actor
 from idrs.detection import triage
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFailed
-from idrs.grants import service as grants
 from idrs.people.roles import (
     ADJUSTMENT_APPROVERS,
     ALERT_REVIEWERS,
@@ -345,7 +345,7 @@ async def oversight_report(request: Request) -> Response:
     grant = (form.get("grant") or "").strip()
     unit = (form.get("unit") or "").strip() or None
     seids = [s for s in (form.get("seids") or "").replace(",", " ").split() if s] or None
-    actor = grants.Actor(user.seid, "web", client_address(request))
+    actor = Actor(user.seid, "web", client_address(request))
 
     def build() -> bytes:
         rep = report.build(
