@@ -391,7 +391,7 @@ def _read_phase(
         return _Decided(denied=AccessDenied([Reason(
             anonymized.NO_IDENTIFIER, "an anonymized principal reaches records by pseudonym "
             "only; no TIN, name or address is accepted")], seid=employee.seid))
-    taxpayer = _lookup(s, app, req.tin)
+    taxpayer = lookup(s, app, req.tin)
     verdict = _decide(s, app, employee, req, call.case, call.contact, call.reason)
     got = _Decided(employee, sid, None, taxpayer, verdict, touches=touches)
     if verdict.allowed and req.command == CommandCode.NAMES:
@@ -435,7 +435,7 @@ _TAXPAYER_BY_INDEX = (
 )
 
 
-def _lookup(session: Session, app: App, tin: str | None) -> TaxpayerRow | None:
+def lookup(session: Session, app: App, tin: str | None) -> TaxpayerRow | None:
     """The taxpayer by blind index, or None."""
     if tin is None:
         return None

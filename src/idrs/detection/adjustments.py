@@ -185,9 +185,9 @@ def _refund_near(app: App, money: _Req, address: _Req) -> str | None:
         if issued:
             return "a refund (TC 846) was issued after the first change"
         if money.module_id is not None:
-            from idrs.masterfile.commands import _balance, _module_txns
+            from idrs.masterfile.commands import balance, module_transactions
 
-            bal = _balance(_module_txns(s, money.module_id))
+            bal = balance(module_transactions(s, money.module_id))
             if bal < 0:
                 return f"the module is in credit ({_money(-bal)} refundable)"
     return None

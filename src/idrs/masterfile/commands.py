@@ -184,7 +184,7 @@ def module_status(txns: list[Transaction], balance: int) -> str:
     return "settled"
 
 
-def _module_txns(session: Session, module_id: int) -> list[Transaction]:
+def module_transactions(session: Session, module_id: int) -> list[Transaction]:
     return list(
         session.scalars(
             select(Transaction)
@@ -194,7 +194,7 @@ def _module_txns(session: Session, module_id: int) -> list[Transaction]:
     )
 
 
-def _balance(txns: list[Transaction]) -> int:
+def balance(txns: list[Transaction]) -> int:
     by_id = {t.id: t for t in txns}
     return sum(_signed(t, by_id) for t in txns)
 
@@ -239,8 +239,8 @@ def IMFOL(session: Session, keyring: Keyring, taxpayer: Taxpayer, **_: Any) -> d
     ).all()
     out = []
     for mod in modules:
-        txns = _module_txns(session, mod.id)
-        bal = _balance(txns)
+        txns = module_transactions(session, mod.id)
+        bal = balance(txns)
         out.append(
             {
                 "tax_year": F(mod.tax_year, RET),
@@ -268,8 +268,8 @@ def TXMOD(
     mod = session.scalar(
         select(TaxModule).where(TaxModule.taxpayer_id == tp.id, TaxModule.tax_year == year)
     )
-    txns = _module_txns(session, mod.id) if mod is not None else []
-    bal = _balance(txns)
+    txns = module_transactions(session, mod.id) if mod is not None else []
+    bal = balance(txns)
     return {
         "tin": F(_tin(keyring, tp.tin_enc, "taxpayer.tin"), ID, "tin"),
         "name_control": F(tp.name_control, ID),

@@ -112,7 +112,7 @@ def reproduce(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict[s
                 if app.keyring.pseudonym(_canonical_tin(m["tin"].value)) in shown
             ]
         else:
-            taxpayer = research._lookup(s, app, recipe["tin"])
+            taxpayer = research.lookup(s, app, recipe["tin"])
             if taxpayer is None:
                 return None
             if recipe.get("as_of"):
