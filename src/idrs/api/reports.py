@@ -20,7 +20,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.api.bounds import MAX_DB_INT, BoundedDate
 from idrs.api.deps import AppDep, client_address, role_rule
@@ -45,6 +45,39 @@ Overseer = Annotated[Employee, needs(WEEKLY_OVERSEERS, "the certification rate")
 OversightReader = Annotated[Employee, needs(OVERSIGHT_READERS, "the oversight report")]
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8",
          "html": "text/html; charset=utf-8", "pdf": "application/pdf"}
+class ReportScope(BaseModel):
+    description: str
+    grant_id: int | None
+    unit: str | None
+    seids: list[str]
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+
+
+class ReportCheckpoint(BaseModel):
+    origin: str
+    tree_size: int
+    root_hash: str
+    root_hex: str
+    note: str
+
+
+class OversightReportOut(BaseModel):
+    """The JSON form of the oversight report (``format=json``); the other formats render it.
+    Sections may add fields (``extra``): the ones named here are always present."""
+
+    model_config = ConfigDict(extra="allow")
+
+    title: str
+    generated_at: str
+    audit_index: int
+    scope: ReportScope
+    population: dict[str, int]
+    potential: list[dict[str, Any]]
+    actual: dict[str, Any]
+    checkpoint: ReportCheckpoint
+
+
 #: the report's HTML is a standalone document: its own inline style and data: charts only
 REPORT_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
@@ -143,7 +176,10 @@ def certification_rate(app: AppDep, me: Overseer, page: PageDep,
 
 @router.get("/oversight/report", openapi_extra=role_rule(OVERSIGHT_READERS),
             response_class=Response,
-            responses={200: {"content": {m.split(";")[0]: {} for m in MEDIA.values()}}})
+            responses={200: {"content": {
+                m.split(";")[0]: ({"schema": OversightReportOut.model_json_schema(by_alias=True)}
+                                  if f == "json" else {})
+                for f, m in MEDIA.items()}}})
 def oversight_report(
     request: Request,
     app: AppDep,
@@ -165,4 +201,6 @@ def oversight_report(
     headers = {"Content-Disposition": f'attachment; filename="oversight-report.{format}"'}
     if format == "html":
         headers["Content-Security-Policy"] = REPORT_CSP
+    if format == "json":  # the document that leaves has the declared shape
+        OversightReportOut.model_validate(rep)
     return Response(render.render(rep, format), media_type=MEDIA[format], headers=headers)
