@@ -45,6 +45,7 @@ GROUPS: dict[str, set[str]] = {
     "ACCESS_EXPLAINERS": {"security_admin", "privacy_analyst", "privacy_officer"},
     "AUDIT_READERS": {"auditor"},
     "ALERT_REVIEWERS": {"privacy_analyst"},
+    "INVESTIGATORS": {"security_admin"},
     "DETECTION_RUNNERS": {"privacy_analyst", "privacy_officer"},
     "NOTICE_STAFF": {"privacy_analyst", "privacy_officer"},
     "ACCOUNTING_READERS": {"privacy_analyst", "auditor", "privacy_officer"},

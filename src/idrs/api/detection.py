@@ -3,11 +3,15 @@
 - ``POST /detection/runs`` (privacy staff): one detection run over the audit log;
 - ``GET /alerts`` (privacy analysts: the alerts they may work, paged), ``GET /alerts/{id}``,
   ``POST /alerts/{id}/assign|review|dismiss|refer`` (the signed-in analyst);
+- ``GET /investigations`` (investigators: the cases they may work, paged),
+  ``GET /investigations/{case_id}``, ``POST /investigations/{case_id}/open|outcomes|close``
+  (the signed-in investigator); an outcome that is a statutory trigger (criminal charge,
+  proposed adverse action) issues the taxpayers' §7431(e) notices, once;
 - ``POST /self-reports`` (the signed-in employee's own accidental access);
 - ``GET /taxpayers/{tin}/accesses`` (the accounting of who opened an account, without
   employee identities; privacy staff and auditors answering a taxpayer's request);
-- ``POST /alerts/{id}/notice`` (privacy roles): the IRC §7431(e) notice(s) of a referred
-  alert, recorded as sent; ``GET /notices`` and ``GET /notices/{id}/{html|pdf}`` hand a
+- ``POST /alerts/{id}/notice`` (privacy roles): the IRC §7431(e) notice(s) of an alert whose
+  investigation recorded a trigger (a retry: the trigger issues them), recorded as sent; ``GET /notices`` and ``GET /notices/{id}/{html|pdf}`` hand a
   stored notice out by its number (recorded).
 
 Every route declares ``x-authorization`` (see api/grants.py).
@@ -17,15 +21,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.api.bounds import BoundedDatetime, DbCount, RowId
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
 from idrs.api.grants import SIGNED_IN, needs
 from idrs.api.paging import PageDep, paged
-from idrs.detection import notices, service, taxpayer, triage
-from idrs.people.roles import ACCOUNTING_READERS, ALERT_REVIEWERS, DETECTION_RUNNERS, NOTICE_STAFF
+from idrs.detection import investigations, notices, service, taxpayer, triage
+from idrs.people.roles import (
+    ACCOUNTING_READERS,
+    ALERT_REVIEWERS,
+    DETECTION_RUNNERS,
+    INVESTIGATORS,
+    NOTICE_STAFF,
+)
 
 if TYPE_CHECKING:  # the HTTP layer names the model for type checking only (service path)
     from idrs.people.models import Employee
@@ -39,6 +49,7 @@ ANALYST_RULE = role_rule(ALERT_REVIEWERS)
 Accountant = Annotated[Employee, needs(ACCOUNTING_READERS, "the accounting of accesses")]
 NoticeStaff = Annotated[Employee, needs(NOTICE_STAFF, "taxpayer notices")]
 Runner = Annotated[Employee, needs(DETECTION_RUNNERS, "a detection run")]
+Investigator = Annotated[Employee, needs(INVESTIGATORS, "investigations")]
 #: an upper bound the alert list is read to (the queue is ranked; paging slices it)
 ALERTS_READ = 100_000
 
@@ -70,7 +81,20 @@ class NoticeOut(BaseModel):
     alert_id: str
     taxpayer: str
     dates: list[str]
+    trigger: str | None = None
     audit_index: int
+
+
+class InvestigationStepIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["unsubstantiated", "substantiated", "adverse_action_proposed",
+                     "criminal_charge", "resigned"]
+    reason: str = Field(..., min_length=1, max_length=2000)
 
 
 class NoticesIssued(BaseModel):
@@ -81,6 +105,7 @@ class NoticeRow(BaseModel):
     notice_id: int
     alert_id: str
     taxpayer: str
+    trigger: str | None = None
     sent_at: str
     audit_index: int
 
@@ -144,6 +169,56 @@ def refer_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> di
                         interface="api")
 
 
+# -- investigations of referred alerts ----------------------------------------------------------
+
+CaseId = Annotated[str, Path(max_length=40)]
+
+
+@router.get("/investigations", openapi_extra=role_rule(INVESTIGATORS))
+def list_investigations(app: AppDep, me: Investigator, page: PageDep,
+                        state: Annotated[Literal["referred", "opened", "closed"] | None,
+                                         Query()] = None) -> dict[str, Any]:
+    """The cases the signed-in investigator may work, newest referral first (never a case
+    about themselves, their unit, or one they referred)."""
+    rows = investigations.list_cases(app, investigator=me.seid, state=state, interface="api")
+    return paged(rows, page, key="investigations")
+
+
+@router.get("/investigations/{case_id}", openapi_extra=role_rule(INVESTIGATORS))
+def show_investigation(case_id: CaseId, app: AppDep, me: Investigator) -> dict[str, Any]:
+    """One case: steps (each with its audit entry), ``next`` steps, notices sent (recorded)."""
+    return investigations.show(app, case_id=case_id, investigator=me.seid, interface="api")
+
+
+@router.post("/investigations/{case_id}/open", openapi_extra=role_rule(INVESTIGATORS))
+def open_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
+                       me: Investigator) -> dict[str, Any]:
+    """Take a referred case (referred → opened). 403 for the subject, their unit, the analyst
+    who referred it; 409 unless referred."""
+    return investigations.open_case(app, case_id=case_id, investigator=me.seid,
+                                    reason=body.reason, interface="api")
+
+
+@router.post("/investigations/{case_id}/outcomes", status_code=201,
+             openapi_extra=role_rule(INVESTIGATORS))
+def record_investigation_outcome(case_id: CaseId, body: OutcomeIn, app: AppDep,
+                                 me: Investigator) -> dict[str, Any]:
+    """Record one outcome (each at most once; 409 out of order). On ``criminal_charge`` or
+    ``adverse_action_proposed`` the answer's ``notices`` lists the §7431(e) notices issued
+    (or why none was: already sent, or no allowed inspection cited)."""
+    return investigations.record_outcome(app, case_id=case_id, outcome=body.outcome,
+                                         investigator=me.seid, reason=body.reason,
+                                         interface="api")
+
+
+@router.post("/investigations/{case_id}/close", openapi_extra=role_rule(INVESTIGATORS))
+def close_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
+                        me: Investigator) -> dict[str, Any]:
+    """End an opened case that is substantiated or whose subject resigned."""
+    return investigations.close(app, case_id=case_id, investigator=me.seid,
+                                reason=body.reason, interface="api")
+
+
 @router.post("/self-reports", status_code=201, openapi_extra=SIGNED_IN)
 def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenDep,
                 emp: EmployeeDep) -> dict[str, Any]:
@@ -174,11 +249,13 @@ def taxpayer_accesses(tin: str, app: AppDep, me: Accountant, page: PageDep) -> d
 @router.post("/alerts/{alert_id}/notice", status_code=201, response_model=NoticesIssued,
              openapi_extra=role_rule(NOTICE_STAFF))
 def send_notice(alert_id: str, app: AppDep, me: NoticeStaff) -> dict[str, Any]:
-    """Produce the IRC §7431(e) notice(s) of a referred alert (one per inspected taxpayer).
+    """Produce the IRC §7431(e) notice(s) of an alert (one per inspected taxpayer).
 
-    Each is rendered (HTML and PDF), stored and recorded as sent (``taxpayer:notice:send``);
-    download them by ``notice_id``. 400 unless the alert was referred (confirmed), 409 when
-    its notices were already sent.
+    The investigation issues them itself when it records a criminal charge or a proposed
+    adverse action; this retries one that failed. Each is rendered (HTML and PDF), stored
+    and recorded as sent (``taxpayer:notice:send``); download them by ``notice_id``. 400
+    unless the alert's investigation records a trigger (a referral is none), 409 when its
+    notices were already sent.
     """
     return {"notices": notices.issue(app, alert_id=alert_id[:40], actor=me.seid,
                                      interface="api")}

@@ -106,6 +106,7 @@ class StoredReport(BaseModel):
     created_at: str
     conflict_refusals: int
     open_alerts: int
+    outcomes_this_week: int = 0
     certified_by: str | None
     certified_at: str | None
 

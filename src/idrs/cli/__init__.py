@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "witness": ("witness", "Witnesses that cosign the audit log's checkpoints: run one, or configure the log's."),
     "detect": ("detect", "Unauthorized-access detection over the audit log."),
     "alerts": ("detect", "The privacy analysts' alert queue."),
+    "investigations": ("detect", "Investigations of referred alerts: open, record outcomes, close."),
     "reports": ("detect", "Weekly security reports and their certification."),
     "taxpayer": ("detect", "The taxpayer's side: accounting of accesses, §7431(e) notices."),
     "simulate": ("detect", "Simulate the agency's work (and labeled browsing) through the real service path."),

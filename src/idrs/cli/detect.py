@@ -1,11 +1,12 @@
 """CLI of the detection domain (registered on the root app when imported).
 
 ``idrs simulate`` · ``idrs detect run|evaluate`` · ``idrs alerts list|show|assign|review|
-dismiss|refer`` · ``idrs self-report`` · ``idrs reports weekly|certify|certification-rate`` ·
+dismiss|refer`` · ``idrs investigations list|show|open|outcome|close`` · ``idrs self-report`` · ``idrs reports weekly|certify|certification-rate`` ·
 ``idrs taxpayer accesses|notice``.
 
 Who acts: ``simulate``, ``detect``, ``reports weekly`` and ``taxpayer`` are operator commands
-(recorded under the OS user name); the alert queue acts as the signed-in privacy analyst,
+(recorded under the OS user name); the alert queue acts as the signed-in privacy analyst, investigations as the signed-in
+investigator,
 ``self-report`` as the signed-in employee, ``reports certify`` as the signed-in manager
 (``idrs login`` first).
 """
@@ -30,11 +31,14 @@ if TYPE_CHECKING:
 
 detect_app = typer.Typer(help="Unauthorized-access detection over the audit log.", no_args_is_help=True)
 alerts_app = typer.Typer(help="The privacy analysts' alert queue.", no_args_is_help=True)
+investigations_app = typer.Typer(help="Investigations of referred alerts: open, record outcomes, close.",
+                                  no_args_is_help=True)
 reports_app = typer.Typer(help="Weekly security reports and their certification.", no_args_is_help=True)
 taxpayer_app = typer.Typer(help="The taxpayer's side: accounting of accesses, §7431(e) notices.",
                            no_args_is_help=True)
 app.add_typer(detect_app, name="detect")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(investigations_app, name="investigations")
 app.add_typer(reports_app, name="reports")
 app.add_typer(taxpayer_app, name="taxpayer")
 
@@ -214,6 +218,82 @@ def alerts_refer(alert: str = typer.Option(..., "--alert"), note: str = typer.Op
     print_json(summary) if as_json else _kv(summary)
 
 
+@investigations_app.command("list")
+def investigations_list(state: str = typer.Option(None, "--state", help="referred, opened or closed"),
+                        as_json: bool = JsonOpt) -> None:
+    """The cases the signed-in investigator may work (never their own, their unit's)."""
+    from idrs.detection import investigations
+
+    a = open_app()
+    rows = investigations.list_cases(a, investigator=_signed_in(a), state=state)
+    if as_json:
+        print_json({"investigations": rows})
+        return
+    t = Table("case", "alert", "subject", "unit", "state", "finding", "investigator", "outcomes")
+    for r in rows:
+        t.add_row(r["case_id"], r["alert_id"], r["subject"], r["unit"], r["state"], r["finding"] or "",
+                  r["investigator"] or "", ", ".join(r["outcomes"]))
+    console.print(t)
+
+
+@investigations_app.command("show")
+def investigations_show(case: str = typer.Option(..., "--case"), as_json: bool = JsonOpt) -> None:
+    """One case: its steps, what may be done next, the notices sent (recorded)."""
+    from idrs.detection import investigations
+
+    a = open_app()
+    data = investigations.show(a, case_id=case, investigator=_signed_in(a))
+    if as_json:
+        print_json(data)
+    else:
+        console.print_json(json.dumps(data, default=str))
+
+
+@investigations_app.command("open")
+def investigations_open(case: str = typer.Option(..., "--case"), reason: str = typer.Option(..., "--reason"),
+                        as_json: bool = JsonOpt) -> None:
+    """Take a referred case as the signed-in investigator (referred → opened)."""
+    from idrs.detection import investigations
+
+    a = open_app()
+    r = investigations.open_case(a, case_id=case, investigator=_signed_in(a), reason=reason)
+    print_json(r) if as_json else _kv(r)
+
+
+@investigations_app.command("outcome")
+def investigations_outcome(
+    case: str = typer.Option(..., "--case"),
+    outcome: str = typer.Option(..., "--outcome", help="unsubstantiated, substantiated, "
+                                "adverse_action_proposed, criminal_charge or resigned"),
+    reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt,
+) -> None:
+    """Record an outcome; a criminal charge or a proposed adverse action issues the notices."""
+    from idrs.detection import investigations
+
+    a = open_app()
+    r = investigations.record_outcome(a, case_id=case, outcome=outcome, investigator=_signed_in(a),
+                                      reason=reason)
+    if as_json:
+        print_json(r)
+        return
+    _kv({k: v for k, v in r.items() if k != "notices"})
+    if "notices" in r:
+        sent = r["notices"]["sent"]
+        console.print(f"IRC 7431(e) notices sent: {len(sent)}"
+                      + (f" ({r['notices']['why_none']})" if not sent else ""), highlight=False)
+
+
+@investigations_app.command("close")
+def investigations_close(case: str = typer.Option(..., "--case"), reason: str = typer.Option(..., "--reason"),
+                         as_json: bool = JsonOpt) -> None:
+    """End an opened case that is substantiated or whose subject resigned."""
+    from idrs.detection import investigations
+
+    a = open_app()
+    r = investigations.close(a, case_id=case, investigator=_signed_in(a), reason=reason)
+    print_json(r) if as_json else _kv(r)
+
+
 @app.command("self-report")
 def self_report_cmd(audit_index: int = typer.Option(..., "--audit-index"),
                     reason: str = typer.Option(..., "--reason"), as_json: bool = JsonOpt) -> None:
@@ -298,7 +378,9 @@ def taxpayer_accesses(tin: str = typer.Option(..., "--tin"), as_json: bool = Jso
 def taxpayer_notice(alert: str = typer.Option(..., "--alert"),
                     out: Path = typer.Option(Path("notices"), "--out", help="folder for the HTML and PDF"),
                     as_json: bool = JsonOpt) -> None:
-    """Produce the IRC §7431(e) notice(s) of a referred alert (HTML + PDF), recorded as sent."""
+    """Produce the IRC §7431(e) notice(s) of an alert whose investigation recorded a criminal
+    charge or a proposed adverse action (HTML + PDF), recorded as sent. The investigation
+    issues them itself on the trigger; this retries one that failed (refused before it)."""
     from idrs.detection import taxpayer
 
     r = taxpayer.notice(open_app(), alert_id=alert, out_dir=out, actor=operator_actor())

@@ -1,5 +1,5 @@
 """Detection tables: the cursor, what the log taught us (bases, volumes), alerts and triage,
-self-reports, weekly reports and certifications, taxpayer notices.
+self-reports, weekly reports and certifications, taxpayer notices, investigations.
 
 Nothing here holds a plaintext TIN or name: taxpayers appear as audit-log pseudonyms.
 """
@@ -164,4 +164,48 @@ class TaxpayerNotice(Base):
     pdf_path: Mapped[str | None] = mapped_column(Text, nullable=True)
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     audit_index: Mapped[int] = mapped_column(BigInteger)
+    #: the statutory trigger it was issued on (criminal_charge | adverse_action_proposed);
+    #: None for a notice sent before investigations were recorded (at referral)
+    trigger: Mapped[str | None] = mapped_column(String(32), nullable=True)
     __table_args__ = (UniqueConstraint("alert_id", "taxpayer", name="uq_detection_notice"),)
+
+
+class Investigation(Base):
+    """The investigation of a referred alert: referred → opened → closed, with its finding.
+
+    One per alert (created at referral). ``finding`` is unsubstantiated | substantiated |
+    None; every step (opening, each outcome, the closing) is a row of
+    ``InvestigationStep`` and an audit entry.
+    """
+
+    __tablename__ = "detection_investigation"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(24), unique=True)
+    alert_id: Mapped[str] = mapped_column(String(16), unique=True)
+    subject: Mapped[str] = mapped_column(String(8), index=True)
+    unit: Mapped[str] = mapped_column(String(20), default="")
+    state: Mapped[str] = mapped_column(String(12), default="referred")  # referred|opened|closed
+    finding: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    investigator: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    referred_by: Mapped[str] = mapped_column(String(64), default="")
+    referred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InvestigationStep(Base):
+    """One step of an investigation (open, an outcome, close): each at most once per case."""
+
+    __tablename__ = "detection_investigation_step"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(24), index=True)
+    step: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    audit_index: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (UniqueConstraint("case_id", "step", name="uq_detection_investigation_step"),
+                      Index("ix_detection_investigation_step_at", "at"))

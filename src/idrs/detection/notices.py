@@ -1,6 +1,8 @@
 """The §7431(e) notices as records the interfaces can list and hand out by id.
 
-``issue`` produces the notices of a referred alert through ``taxpayer.notice`` (which renders,
+``issue`` produces the notices of an alert whose investigation recorded a statutory trigger
+(a criminal charge or a proposed adverse action; ``detection.investigations`` calls it on
+the trigger, and the interfaces may retry one that failed) through ``taxpayer.notice`` (which renders,
 stores and records them as sent), writing the files under ``IDRS_HOME/notices`` — a folder
 the server chooses, never one a client names. ``document`` hands one stored notice out by
 its number, as HTML or as a PDF rendered from the stored HTML (no path is read), and records
@@ -44,18 +46,21 @@ def notice_folder(app: App) -> Path:
 
 def _row(n: TaxpayerNotice) -> dict[str, Any]:
     return {"notice_id": n.id, "alert_id": n.alert_id, "taxpayer": n.taxpayer,
-            "sent_at": as_utc(n.sent_at).isoformat(), "audit_index": n.audit_index}
+            "trigger": n.trigger, "sent_at": as_utc(n.sent_at).isoformat(),
+            "audit_index": n.audit_index}
 
 
 def issue(app: App, *, alert_id: str, actor: str, interface: str = "api") -> list[dict[str, Any]]:
-    """Produce and record the notice(s) of a referred alert; each with its ``notice_id``."""
+    """Produce and record the notice(s) of an alert with a statutory trigger; each with its
+    ``notice_id`` (400 without a trigger, 409 once sent)."""
     sent = taxpayer.notice(app, alert_id=alert_id, out_dir=notice_folder(app), actor=actor,
                            interface=interface)
     with session_scope(app.engine) as s:
         ids = {(n.alert_id, n.taxpayer): n.id for n in s.scalars(
             select(TaxpayerNotice).where(TaxpayerNotice.alert_id.in_({r["alert_id"] for r in sent})))}
     return [{"notice_id": ids.get((r["alert_id"], r["taxpayer"])), "alert_id": r["alert_id"],
-             "taxpayer": r["taxpayer"], "dates": r["dates"], "audit_index": r["audit_index"]}
+             "taxpayer": r["taxpayer"], "dates": r["dates"], "trigger": r["trigger"],
+             "audit_index": r["audit_index"]}
             for r in sent]
 
 

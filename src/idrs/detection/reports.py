@@ -3,7 +3,9 @@
 The report follows the agency's weekly *Security Violations* and *Sensitive Access
 (own/spouse/employee)* reports: for the unit's employees, the week's refusals for conflicts
 (own account, spouse, employee accounts, the other conflicts) and the other refusals,
-then the unit's open alerts. A report is regenerated until certified; once a manager of
+then the unit's open alerts, then the statistics of investigations about the unit's
+employees: the outcomes recorded in the week and to its end, the notices sent on a
+statutory trigger, and the cases by state (counts only, no names). A report is regenerated until certified; once a manager of
 the unit certifies it, it is frozen. Every report and certification is recorded.
 
 Whether a report is already certified, and the writes, go to the primary; the week's log
@@ -24,7 +26,7 @@ from idrs.audit import log as audit_log
 from idrs.audit.events import make_event
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.detection import logscan
+from idrs.detection import investigations, logscan
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Alert, WeeklyReport
 from idrs.detection.service import _log_size, first_index_at
@@ -72,7 +74,11 @@ def _refusals(app: App, start: datetime, end: datetime, members: set[str]) -> li
 
 
 def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli") -> dict[str, Any]:
-    """Build (or rebuild, until certified) the unit's report for the week starting ``week``."""
+    """Build (or rebuild, until certified) the unit's report for the week starting ``week``.
+
+    ``investigations``: ``{"week": ..., "to_date": ...}``, each the counts of
+    ``investigations.statistics`` (outcomes, notices sent, cases by state).
+    """
     week = week_of(week)
     start = datetime(week.year, week.month, week.day, tzinfo=UTC)
     if start > app.clock.now():
@@ -90,6 +96,9 @@ def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli
                        for a in s.scalars(select(Alert).where(Alert.seid.in_(list(members)),
                                                               Alert.state.in_(("open", "assigned")))
                                           .order_by(Alert.score.desc()))]
+        end = start + timedelta(days=7)
+        cases = {"week": investigations.statistics(s, subjects=set(members), start=start, end=end),
+                 "to_date": investigations.statistics(s, subjects=set(members), end=end)}
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     other: Counter[str] = Counter()
     for idx, seid, t, cmd, reasons in refusals:
@@ -104,7 +113,8 @@ def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli
                 other[c] += 1
     content = {"unit": code, "week_start": week.isoformat(),
                "conflict_refusals": {g: groups.get(g, []) for g in ("own", "spouse", "employee", "other_conflict")},
-               "other_refusals": dict(other), "open_alerts": open_alerts}
+               "other_refusals": dict(other), "open_alerts": open_alerts,
+               "investigations": cases}
     idx = _record(app, DetectionEvent.DETECT_REPORT_WEEKLY, actor, {"unit": code, "week": week.isoformat()},
                   {"conflict_refusals": sum(len(v) for v in groups.values()),
                    "open_alerts": len(open_alerts)}, interface)

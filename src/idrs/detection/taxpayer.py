@@ -4,11 +4,13 @@
 results), with the date, the unit and a purpose category, never the employee's identity;
 refused attempts are counted (nothing was shown). Recorded as ``taxpayer:accesses:read``.
 
-``notice``: for an alert referred to the inspector general (confirmed as an unauthorized
-inspection), the notice IRC §7431(e) requires: that an unauthorized inspection of the
-taxpayer's return information occurred, its date(s), and the taxpayer's right to bring a
-civil action (§7431(a), within two years of discovery, §7431(d)). Rendered as HTML
-and PDF (``idrs.documents``), stored, and recorded as sent (``taxpayer:notice:send``).
+``notice``: the notice IRC §7431(e) requires once the alert's investigation records one of
+the statute's triggers — a criminal charge, or a proposed disciplinary or adverse action
+(``detection.investigations``); a referral alone is no trigger. It says that an
+unauthorized inspection of the taxpayer's return information occurred, its date(s), which
+trigger occurred, and the taxpayer's right to bring a civil action (§7431(a), within two
+years of discovery, §7431(d)). Rendered as HTML and PDF (``idrs.documents``), stored, and
+recorded as sent (``taxpayer:notice:send``), once per taxpayer and alert.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from idrs.audit.store import raw
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection.events import DetectionEvent
+from idrs.detection.investigations import trigger_of
 from idrs.detection.models import Alert, DetectionTaxpayerKey, TaxpayerNotice
 from idrs.detection.service import refresh_pseudonyms
 from idrs.detection.triage import read_entry
@@ -119,14 +122,17 @@ def _taxpayer_letterhead(app: App, pseud: str) -> dict[str, str]:
 
 def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
            interface: str = "cli") -> list[dict[str, Any]]:
-    """Produce and record the §7431(e) notice(s) of a referred alert (one per inspected taxpayer)."""
+    """Produce and record the §7431(e) notice(s) of an alert whose investigation recorded a
+    statutory trigger (one per inspected taxpayer, once)."""
     with session_scope(app.engine) as s:
-        alert = s.scalar(select(Alert).where(Alert.alert_id == (alert_id or "").strip().upper()))
+        alert = s.scalar(select(Alert).where(Alert.alert_id == (alert_id or "").strip().upper()[:40]))
         if alert is None:
             raise NotFound(f"no alert {alert_id}")
-        if alert.state != "referred" or not alert.confirmed:
-            raise IdrsError(f"alert {alert.alert_id} is {alert.state}: a notice goes out only for an "
-                            "inspection confirmed by referral")
+        trigger = trigger_of(s, alert.alert_id)
+        if trigger is None:
+            raise IdrsError(f"alert {alert.alert_id} ({alert.state}): no notice is due — IRC "
+                            "7431(e) requires it on a criminal charge or a proposed adverse "
+                            "action, and its investigation records neither")
         aid, indexes = alert.alert_id, json.loads(alert.audit_indexes)
         sent = {n.taxpayer for n in s.scalars(select(TaxpayerNotice).where(TaxpayerNotice.alert_id == aid))}
     inspected: dict[str, list[str]] = {}
@@ -149,16 +155,17 @@ def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
         when: datetime = app.clock.now()
         html = documents.html(documents.TaxpayerNotice(
             notice_id=notice_id, sent=when.date().isoformat(),
-            dates=", ".join(sorted(set(dates))), **letter))
+            dates=", ".join(sorted(set(dates))), trigger=trigger, **letter))
         html_path = out / f"notice-{notice_id}.html"
         html_path.write_text(html)
         pdf_path = out / f"notice-{notice_id}.pdf"
         pdf_path.write_bytes(documents.html_to_pdf(html))
         idx = _record(app, DetectionEvent.TAXPAYER_NOTICE_SEND, actor,
-                      {"alert_id": aid, "taxpayer": pseud}, {"dates": sorted(set(dates))}, interface)
+                      {"alert_id": aid, "taxpayer": pseud},
+                      {"dates": sorted(set(dates)), "trigger": trigger}, interface)
         with session_scope(app.engine) as s:
             s.add(TaxpayerNotice(alert_id=aid, taxpayer=pseud, html=html, pdf_path=str(pdf_path),
-                                 sent_at=when, audit_index=idx))
-        results.append({"alert_id": aid, "taxpayer": pseud, "html": str(html_path),
+                                 sent_at=when, audit_index=idx, trigger=trigger))
+        results.append({"alert_id": aid, "taxpayer": pseud, "trigger": trigger, "html": str(html_path),
                         "pdf": str(pdf_path), "dates": sorted(set(dates)), "audit_index": idx})
     return results

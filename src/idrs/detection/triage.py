@@ -5,7 +5,9 @@ Rules (each check raises; nothing is changed by a refused step):
 - only a ``privacy_analyst`` assigns, reviews, dismisses or refers; an analyst never acts on
   an alert about themselves or about anyone in their own unit;
 - an alert is worked in order: open → assigned (to one analyst) → dismissed (with a reason)
-  or referred (with a referral package); a closed alert takes no further step;
+  or referred (with a referral package); a closed alert takes no further step; a referral
+  opens the alert's investigation case (``detection.investigations``), where it goes on —
+  a referral is no trigger of the taxpayer's §7431(e) notice;
 - the referral package holds the alert's evidence and every cited audit entry with its
   RFC 9162 inclusion proof against a signed checkpoint covering it (one is signed if the
   latest does not cover the entries yet);
@@ -36,6 +38,7 @@ from idrs.audit.store import raw
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
+from idrs.detection import investigations
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Alert, AlertAction, Referral, SelfReport
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
@@ -213,11 +216,16 @@ def refer(app: App, *, alert_id: str, analyst: str, note: str = "", interface: s
     out = _step(app, alert_id, analyst, "refer", need_state=("assigned",), new_state="referred",
                 note=note or "referred to the inspector general", interface=interface,
                 event=DetectionEvent.DETECT_ALERT_REFER,
-                extra={"entries": len(indexes), "tree_size": package["checkpoint"]["tree_size"]})
+                extra={"entries": len(indexes), "tree_size": package["checkpoint"]["tree_size"],
+                       "case_id": investigations.case_id_of(alert_id)})
     package["referred_by"] = out["by"]
     with session_scope(app.engine) as s:
         s.add(Referral(alert_id=out["alert_id"], package=json.dumps(package), created_at=app.clock.now()))
-    return {**out, "package": package}
+        alert = _alert(s, out["alert_id"])
+        case_id = investigations.create(s, alert_id=alert.alert_id, subject=alert.seid,
+                                        unit=alert.unit, referred_by=out["by"],
+                                        at=app.clock.now())
+    return {**out, "case_id": case_id, "package": package}
 
 
 def _covering_checkpoint(app: App, needed: int) -> str:

@@ -56,6 +56,8 @@ def list_reports(app: App, *, unit: str | None = None) -> list[dict[str, Any]]:
                         "created_at": as_utc(r.created_at).isoformat(),
                         "conflict_refusals": conflicts,
                         "open_alerts": len(content.get("open_alerts") or []),
+                        "outcomes_this_week": sum(((content.get("investigations") or {}).get(
+                            "week") or {}).get("outcomes", {}).values()),
                         "certified_by": r.certified_by,
                         "certified_at": as_utc(r.certified_at).isoformat() if r.certified_at else None})
     return out

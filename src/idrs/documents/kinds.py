@@ -48,6 +48,8 @@ class TaxpayerNotice(Document):
     city: str
     state: str
     zip: str
+    #: the statutory trigger: criminal_charge | adverse_action_proposed (IRC 7431(e))
+    trigger: str = "adverse_action_proposed"
 
 
 @dataclass(frozen=True)

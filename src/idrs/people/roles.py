@@ -78,6 +78,10 @@ ACCESS_EXPLAINERS: frozenset[Role] = frozenset(
 AUDIT_READERS: frozenset[Role] = frozenset({Role.AUDITOR})
 #: Who reviews detection alerts (the alert desk, triage).
 ALERT_REVIEWERS: frozenset[Role] = frozenset({Role.PRIVACY_ANALYST})
+#: Who investigates a referred alert and records its outcomes (the agency's security staff,
+#: the liaison of the inspector general): never the subject, never in the subject's unit,
+#: never the analyst who referred it (detection/investigations.py).
+INVESTIGATORS: frozenset[Role] = frozenset({Role.SECURITY_ADMIN})
 #: Who starts a detection run.
 DETECTION_RUNNERS: frozenset[Role] = frozenset({Role.PRIVACY_ANALYST, Role.PRIVACY_OFFICER})
 #: Who produces and reads the notices to taxpayers (§7431(e)).

@@ -1,4 +1,5 @@
-"""Pages of the watching roles: audit log, approvals, alert desk, oversight, unlocks.
+"""Pages of the watching roles: audit log, approvals, alert desk, investigations, oversight,
+unlocks.
 
 (Grants, agreements and training are web/grant_pages.py.)
 
@@ -23,12 +24,13 @@ from idrs.adjustments import service as adjustments
 from idrs.api.bounds import MAX_DB_INT, RowId
 from idrs.audit import service as audit
 from idrs.audit.events import Actor
-from idrs.detection import triage
+from idrs.detection import investigations, triage
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.people.roles import (
     ADJUSTMENT_APPROVERS,
     ALERT_REVIEWERS,
     AUDIT_READERS,
+    INVESTIGATORS,
     OVERSIGHT_READERS,
 )
 from idrs.vocabulary import CommandCode
@@ -322,6 +324,72 @@ async def alert_act(request: Request, alert_id: str, action: str) -> Response:
         raise NotFound("no such triage action")
     await run_in_threadpool(steps[action])
     return RedirectResponse(f"/alerts/{aid}", status_code=303)
+
+
+# -- the investigator's cases ---------------------------------------------------------------
+
+#: the outcomes as the investigator's form names them
+OUTCOME_LABELS = {
+    "unsubstantiated": "unsubstantiated (closes the case)",
+    "substantiated": "substantiated",
+    "adverse_action_proposed": "disciplinary or adverse action proposed (notifies the taxpayers)",
+    "criminal_charge": "criminal charge (notifies the taxpayers)",
+    "resigned": "resignation before completion",
+}
+
+
+@router.get("/investigations", openapi_extra=role_rule(INVESTIGATORS))
+async def investigations_page(request: Request) -> HTMLResponse:
+    user = current_user(request)
+    _require(user, INVESTIGATORS, "investigations")
+    app = app_of(request)
+    state = request.query_params.get("state") or None
+    if state not in (None, *investigations.STATES):
+        raise IdrsError("state: one of " + ", ".join(investigations.STATES))
+    rows = await run_in_threadpool(lambda: investigations.list_cases(
+        app, investigator=user.seid, state=state, interface="web"))
+    return page(request, "investigations.html", user, cases=rows, state=state or "",
+                states=investigations.STATES)
+
+
+@router.get("/investigations/{case_id}", openapi_extra=role_rule(INVESTIGATORS))
+async def investigation_page(request: Request, case_id: str) -> HTMLResponse:
+    user = current_user(request)
+    _require(user, INVESTIGATORS, "investigations")
+    app = app_of(request)
+    case = await run_in_threadpool(lambda: investigations.show(
+        app, case_id=case_id[:40], investigator=user.seid, interface="web"))
+    outcomes = [(o, OUTCOME_LABELS[o]) for o in investigations.OUTCOMES if o in case["next"]]
+    done = request.query_params.get("done", "")
+    sent = request.query_params.get("sent", "")
+    return page(request, "investigation.html", user, case=case, outcomes=outcomes,
+                done=done if done in investigations.STEPS else "",
+                sent=int(sent) if sent.isdigit() and len(sent) < 6 else 0)
+
+
+@router.post("/investigations/{case_id}/{action}", openapi_extra=role_rule(INVESTIGATORS))
+async def investigation_act(request: Request, case_id: str, action: str) -> Response:
+    user, form = await posted(request)
+    _require(user, INVESTIGATORS, "investigations")
+    app = app_of(request)
+    cid = case_id[:40]
+    reason = (form.get("reason") or "").strip()[:2000]
+    outcome = (form.get("outcome") or "").strip()[:40]
+    steps = {
+        "open": lambda: investigations.open_case(
+            app, case_id=cid, investigator=user.seid, reason=reason, interface="web"),
+        "outcome": lambda: investigations.record_outcome(
+            app, case_id=cid, outcome=outcome, investigator=user.seid, reason=reason,
+            interface="web"),
+        "close": lambda: investigations.close(
+            app, case_id=cid, investigator=user.seid, reason=reason, interface="web"),
+    }
+    if action not in steps:
+        raise NotFound("no such investigation step")
+    done = await run_in_threadpool(steps[action])
+    sent = len((done.get("notices") or {}).get("sent") or [])
+    return RedirectResponse(f"/investigations/{done['case_id']}?done={done['step']}&sent={sent}",
+                            status_code=303)
 
 
 # -- the oversight report ------------------------------------------------------------------
