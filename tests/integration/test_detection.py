@@ -18,7 +18,7 @@ from idrs.audit import merkle
 from idrs.audit.checkpoint import ensure_signing_key
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.detection import evaluate, reports, service, taxpayer, triage
+from idrs.detection import evaluate, investigations, notices, reports, service, taxpayer, triage
 from idrs.detection.models import Alert, DetectionTaxpayerKey
 from idrs.detection.simulator import _start_session, simulate
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound
@@ -166,17 +166,31 @@ def _investigate(app: App, tmp_path: Path) -> None:
     text = json.dumps(acct)
     assert acct["taxpayer"] == pseud and "E0" not in text and "seid" not in text
     assert all({"date", "unit", "purpose"} <= set(o) for o in acct["openings"])
+    # issue 16.4: the referral is no longer the notice's trigger (it was before); the
+    # investigation's proposed adverse action is, and issues the notice itself
+    with pytest.raises(IdrsError, match="no notice is due"):
+        taxpayer.notice(app, alert_id=target.alert_id, out_dir=tmp_path / "n", actor="os:test")
+    people.create_unit(app, "SECX", actor="os:test")
+    people.create_employee(app, unax_attested_at=app.clock.now(), seid="SIX",
+                           name="Investigator", tin=None, roles=["security_admin"], unit="SECX")
+    case = ref["case_id"]
+    investigations.open_case(app, case_id=case, investigator="SIX", reason="taken")
+    investigations.record_outcome(app, case_id=case, outcome="substantiated",
+                                  investigator="SIX", reason="no business need")
+    done = investigations.record_outcome(app, case_id=case, outcome="adverse_action_proposed",
+                                         investigator="SIX", reason="suspension proposed")
     if '"contact_without_call"' in target.signals:
-        sent = taxpayer.notice(
-            app, alert_id=target.alert_id, out_dir=tmp_path / "n", actor="os:test"
-        )
-        assert sent and Path(sent[0]["pdf"]).read_bytes()[:4] == b"%PDF"
-        html = Path(sent[0]["html"]).read_text()
+        sent = done["notices"]["sent"]
+        assert sent
+        pdf = notices.document(app, notice_id=sent[0]["notice_id"], fmt="pdf", actor="os:test")
+        assert pdf[0][:4] == b"%PDF"
+        html = notices.document(app, notice_id=sent[0]["notice_id"], fmt="html",
+                                actor="os:test")[0].decode()
         assert "7431" in html and "unauthorized" in html and "civil action" in html
         with pytest.raises(Conflict):
             taxpayer.notice(app, alert_id=target.alert_id, out_dir=tmp_path / "n", actor="os:test")
     open_one = next(a for a in _alerts(app) if a.state == "open" and a.seid != "PA001")
-    with pytest.raises(IdrsError, match="confirmed"):
+    with pytest.raises(IdrsError, match="no notice is due"):
         taxpayer.notice(app, alert_id=open_one.alert_id, out_dir=tmp_path / "m", actor="os:test")
 
 

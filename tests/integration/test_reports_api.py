@@ -3,7 +3,8 @@ notice over HTTP, and their pages (SQLite and PostgreSQL).
 
 A unit U1 with a manager and an examiner who looked up their own account (refused:
 CONFLICT_SELF) and, on a case, a taxpayer's (allowed); the examiner's alert is referred and
-the taxpayer's notice is produced, listed and downloaded. Refusals by role, pagination, bad
+investigated; a proposed adverse action issues the taxpayer's notice, which is listed and
+downloaded (the notice route itself only retries). Refusals by role, pagination, bad
 input → a clear 4xx and nothing changed.
 """
 
@@ -43,6 +44,7 @@ STAFF = {
     "PA1": ("privacy_analyst", "PRIV"),
     "PO1": ("privacy_officer", "PRIV"),
     "AU1": ("auditor", "PRIV"),
+    "SI1": ("security_admin", "PRIV"),
 }
 
 
@@ -199,15 +201,27 @@ def test_notice_produced_listed_and_downloaded(w, client):
     assert client.post(notice).status_code == 401
     assert client.post(notice, headers=w.h("EX1")).status_code == 403
     r = client.post(notice, headers=w.h("PA1"))  # not referred yet: no notice is due
-    assert r.status_code == 400 and "confirmed" in r.json()["error"]
+    assert r.status_code == 400 and "no notice is due" in r.json()["error"]
     assert _count(w.app, TaxpayerNotice) == 0
     assert client.post(f"/api/v1/alerts/{aid}/assign", headers=w.h("PA1")).status_code == 200
     r = client.post(f"/api/v1/alerts/{aid}/refer", json={"note": "to TIGTA"}, headers=w.h("PA1"))
     assert r.status_code == 200 and r.json()["state"] == "referred"
-
+    # issue 16.4: a referral is not the statute's trigger (it was, before): still none due
     r = client.post(notice, headers=w.h("PO1"))
+    assert r.status_code == 400 and "no notice is due" in r.json()["error"]
+    assert _count(w.app, TaxpayerNotice) == 0
+
+    # the investigation records a proposed adverse action: the notice is issued then
+    case = f"/api/v1/investigations/INV-{aid}"
+    assert client.post(f"{case}/open", json={"reason": "taken"},
+                       headers=w.h("SI1")).status_code == 200
+    assert client.post(f"{case}/outcomes", json={"outcome": "substantiated", "reason": "pretext"},
+                       headers=w.h("SI1")).status_code == 201
+    r = client.post(f"{case}/outcomes", json={"outcome": "adverse_action_proposed",
+                                              "reason": "suspension proposed"},
+                    headers=w.h("SI1"))
     assert r.status_code == 201, r.text
-    sent = r.json()["notices"]
+    sent = r.json()["notices"]["sent"]
     assert len(sent) == 1 and sent[0]["taxpayer"] == w.app.keyring.pseudonym(normalize_tin(f.CARTER))
     nid = sent[0]["notice_id"]
     assert "taxpayer:notice:send" in _types(w.app) and _count(w.app, TaxpayerNotice) == 1

@@ -105,6 +105,8 @@ SAMPLES: dict[str, Sample] = {
                               "tc": "291", "amount": "10.00", "action_code": "", "date": "",
                               "street": "", "city": "", "state": "", "zip": ""}),
     "/alerts/{alert_id}/{action}": Sample("PA1", {"note": "looked at it"}),
+    "/investigations/{case_id}/{action}": Sample("SA1", {"reason": "taken",
+                                                         "outcome": "substantiated"}),
     "/oversight": Sample("PO1", {"grant": "not a number", "unit": "", "seids": ""}),
     "/admin/unlock": Sample("SA1", {"seid": "CS1"}),
     "/admin/employees/{seid}/profile": Sample("SA1", {"role_csr": "1", "code_ENMOD": "1",
@@ -191,6 +193,7 @@ def w(app: App) -> World:
                     state="open", created_at=now, updated_at=now))
     world.ids = {
         "adjustment_id": "1", "decision": "approve", "alert_id": ALERT, "action": "assign",
+        "case_id": f"INV-{ALERT}",
         "seid": "CS1", "code": "U1", "change_id": "1",
         "grant_id": str(grant["grant_id"]), "agreement_id": str(agreement["agreement_id"]),
     }
