@@ -461,3 +461,83 @@ def test_investigator_pages(w: World) -> None:
                      data={"csrf": subject_token, "reason": "done"})
     assert r.status_code == 403
     assert _state(w.app, case)[0] == "opened"
+
+
+def test_investigations_from_the_command_line(w: World, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from idrs.config import get_settings
+    from tests.integration.cli_helpers import run_cli, sign_in_for_cli
+
+    app = w.app
+    case = _refer(w, _alert(w, "A700001"))
+    monkeypatch.setenv("IDRS_HOME", str(app.settings.home))
+    monkeypatch.setenv("IDRS_DATABASE_URL", app.settings.database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    try:
+        sign_in_for_cli(app, "SIU")  # an investigator of the subject's unit
+        code, _, err = run_cli(capsys, "investigations", "open", "--case", case, "--reason", "x")
+        assert code == 1 and "CONFLICT_COWORKER" in err and "Traceback" not in err
+        sign_in_for_cli(app, "SI1")
+        code, out, err = run_cli(capsys, "investigations", "list", "--state", "referred", "--json")
+        assert code == 0, err
+        assert [c["case_id"] for c in json.loads(out)["investigations"]] == [case]
+        code, _, err = run_cli(capsys, "investigations", "list", "--state", "nope")
+        assert code == 1 and "state" in err
+        code, out, err = run_cli(capsys, "investigations", "open", "--case", case,
+                                 "--reason", "taken", "--json")
+        assert code == 0 and json.loads(out)["state"] == "opened", err
+        code, _, err = run_cli(capsys, "investigations", "outcome", "--case", case,
+                               "--outcome", "fired", "--reason", "x")
+        assert code == 1 and "outcome: one of" in err
+        code, out, err = run_cli(capsys, "investigations", "outcome", "--case", case,
+                                 "--outcome", "substantiated", "--reason", "pretext")
+        assert code == 0 and "substantiated" in out, err
+        code, out, err = run_cli(capsys, "investigations", "outcome", "--case", case,
+                                 "--outcome", "criminal_charge", "--reason", "information filed")
+        assert code == 0 and "notices sent: 1" in out, err
+        code, _, err = run_cli(capsys, "taxpayer", "notice", "--alert", "A700001",
+                               "--out", str(app.settings.home / "n"))
+        assert code == 1 and "already sent" in err  # exactly once
+        code, out, err = run_cli(capsys, "investigations", "close", "--case", case,
+                                 "--reason", "charged", "--json")
+        assert code == 0 and json.loads(out)["state"] == "closed", err
+        code, out, err = run_cli(capsys, "investigations", "show", "--case", case, "--json")
+        assert code == 0 and [s["step"] for s in json.loads(out)["steps"]] == [
+            "open", "substantiated", "criminal_charge", "close"]
+    finally:
+        get_settings.cache_clear()
+    assert _count(app, TaxpayerNotice) == 1
+
+
+def test_migration_gives_alerts_referred_before_it_their_case(tmp_path: Path) -> None:
+    """Revision 0010 on a database whose alerts were referred (and noticed) under 0008."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from idrs import migrate
+    from idrs.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = migrate.alembic_config(engine)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0008")
+    with engine.begin() as conn:
+        for aid, state in (("A1", "referred"), ("A2", "open")):
+            conn.execute(text(
+                "INSERT INTO detection_alert (alert_id, seid, unit, day, score, category, "
+                "signals, audit_indexes, taxpayers, state, assignee, self_reported, confirmed, "
+                "created_at, updated_at) VALUES (:a, 'EX1', 'U1', '2026-03-02', 5, 'x', '[]', "
+                "'[]', '[]', :s, 'PA1', 0, 0, '2026-03-02 10:00:00', '2026-03-02 11:00:00')"),
+                {"a": aid, "s": state})
+        conn.execute(text(
+            "INSERT INTO detection_taxpayer_notice (alert_id, taxpayer, html, sent_at, "
+            "audit_index) VALUES ('A1', 'p', '<p>', '2026-03-02 12:00:00', 7)"))
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT case_id, alert_id, subject, state, referred_by "
+                                 "FROM detection_investigation")).all()
+        trigger = conn.execute(text("SELECT trigger FROM detection_taxpayer_notice")).scalar()
+    assert [tuple(r) for r in rows] == [("INV-A1", "A1", "EX1", "referred", "PA1")]
+    assert trigger is None  # sent at referral, before the statute's trigger was recorded
+    engine.dispose()

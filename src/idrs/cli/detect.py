@@ -329,6 +329,13 @@ def reports_weekly(unit: str = typer.Option(..., "--unit"),
         t.add_row(c, str(n))
     console.print(t)
     console.print(f"open alerts: {len(rep['open_alerts'])}", highlight=False)
+    inv = rep.get("investigations")
+    if inv:
+        t = Table("investigation outcome", "this week", "to the week's end")
+        for o, n in inv["week"]["outcomes"].items():
+            t.add_row(o, str(n), str(inv["to_date"]["outcomes"].get(o, 0)))
+        t.add_row("notices sent", str(inv["week"]["notices_sent"]), str(inv["to_date"]["notices_sent"]))
+        console.print(t)
 
 
 @reports_app.command("certify")
