@@ -59,6 +59,7 @@ PLAN: list[tuple[str, str]] = [
     ("SAB02", "/admin/employees/CSB01"),
     ("SAB02", "/admin/units"),
     ("SAB02", "/admin/changes"),
+    ("SAB02", "/investigations"),
 ]
 
 #: JavaScript helpers shared by the measurements (WCAG 2.x relative luminance and contrast).
