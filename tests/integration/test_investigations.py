@@ -245,6 +245,7 @@ def test_referral_opens_a_case_and_the_notice_waits_for_the_statute(w: World,
         ("SI1", "criminal_charge"), ("SI1", "close")]
     assert all(e["object"]["case_id"] == case and e["detail"]["reason"] for e in steps)
 
+    assert triage.show(app, aid, analyst="PA1")["case_id"] == case
     shown = investigations.show(app, case_id=case, investigator="SI1")
     assert shown["next"] == [] and len(shown["notices"]) == 1
     assert [r["case_id"] for r in investigations.list_cases(app, investigator="SI1")] == [case]
@@ -456,11 +457,15 @@ def test_investigator_pages(w: World) -> None:
     assert r.status_code == 422 and "<script>" not in r.text
     r = browser.post(f"/investigations/{case}/frobnicate", data={"csrf": token, "reason": "x"})
     assert r.status_code == 404
-    subject, subject_token = w.web("SIU")
-    r = subject.post(f"/investigations/{case}/close",
-                     data={"csrf": subject_token, "reason": "done"})
-    assert r.status_code == 403
-    assert _state(w.app, case)[0] == "opened"
+    for seid in ("EX1", "SIU"):  # the subject; an investigator of the subject's unit
+        other, other_token = w.web(seid)
+        r = other.post(f"/investigations/{case}/outcome",
+                       data={"csrf": other_token, "outcome": "unsubstantiated",
+                             "reason": "nothing here"})
+        assert r.status_code == 403, seid
+        assert other.get(f"/investigations/{case}").status_code == 403
+    assert _state(w.app, case) == ("opened", "substantiated",
+                                   ["open", "substantiated", "adverse_action_proposed"])
 
 
 def test_investigations_from_the_command_line(w: World, monkeypatch: pytest.MonkeyPatch,
@@ -474,6 +479,9 @@ def test_investigations_from_the_command_line(w: World, monkeypatch: pytest.Monk
     monkeypatch.setenv("IDRS_DATABASE_URL", app.settings.database_url)
     monkeypatch.setenv("COLUMNS", "200")
     try:
+        sign_in_for_cli(app, "EX1")  # the subject
+        code, _, err = run_cli(capsys, "investigations", "open", "--case", case, "--reason", "x")
+        assert code == 1 and "NOT_IN_PROFILE" in err and "Traceback" not in err
         sign_in_for_cli(app, "SIU")  # an investigator of the subject's unit
         code, _, err = run_cli(capsys, "investigations", "open", "--case", case, "--reason", "x")
         assert code == 1 and "CONFLICT_COWORKER" in err and "Traceback" not in err

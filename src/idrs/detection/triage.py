@@ -329,6 +329,7 @@ def show(app: App, alert_id: str, *, analyst: str | None = None, interface: str 
                                 for r in s.scalars(select(SelfReport).where(
                                     SelfReport.audit_index.in_(data["audit_indexes"]),
                                     SelfReport.seid == alert.seid).order_by(SelfReport.id))]
+    data["case_id"] = investigations.case_id_of(data["alert_id"]) if data["state"] == "referred" else None
     _record(app, DetectionEvent.DETECT_ALERT_SHOW, analyst or "system", {"alert_id": data["alert_id"]},
             interface=interface)
     return data
