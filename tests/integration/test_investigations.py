@@ -549,3 +549,38 @@ def test_migration_gives_alerts_referred_before_it_their_case(tmp_path: Path) ->
     assert [tuple(r) for r in rows] == [("INV-A1", "A1", "EX1", "referred", "PA1")]
     assert trigger is None  # sent at referral, before the statute's trigger was recorded
     engine.dispose()
+
+
+def test_two_triggers_at_once_send_one_notice(w: World) -> None:
+    """A proposed action and a charge recorded at the same moment: one notice, one entry."""
+    import threading
+
+    app = w.app
+    case = _refer(w, _alert(w, "A700001"))
+    investigations.open_case(app, case_id=case, investigator="SI1", reason="taken")
+    investigations.record_outcome(app, case_id=case, outcome="substantiated",
+                                  investigator="SI1", reason="pretext")
+    barrier = threading.Barrier(2)
+    results: dict[str, Any] = {}
+
+    def record(outcome: str) -> None:
+        barrier.wait()
+        try:
+            results[outcome] = investigations.record_outcome(
+                app, case_id=case, outcome=outcome, investigator="SI1", reason="at once")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            results[outcome] = exc
+
+    threads = [threading.Thread(target=record, args=(o,))
+               for o in ("adverse_action_proposed", "criminal_charge")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(r, dict) for r in results.values()), results
+    sent = [n for r in results.values() for n in r["notices"]["sent"]]
+    assert len(sent) == 1
+    assert _count(app, TaxpayerNotice) == 1
+    assert [e["type"] for e in _entries(app)].count("taxpayer:notice:send") == 1
+    assert _state(app, case)[2][-2:] in (["adverse_action_proposed", "criminal_charge"],
+                                         ["criminal_charge", "adverse_action_proposed"])

@@ -67,7 +67,9 @@ def issue(app: App, *, alert_id: str, actor: str, interface: str = "api") -> lis
 def list_notices(app: App, *, alert_id: str | None = None) -> list[dict[str, Any]]:
     """Every notice sent (newest first): number, alert, taxpayer pseudonym, when; no identity."""
     with session_scope(app.engine) as s:
-        q = select(TaxpayerNotice).order_by(TaxpayerNotice.id.desc())
+        # a row with audit_index -1 is a notice being sent right now (taxpayer.notice)
+        q = select(TaxpayerNotice).where(TaxpayerNotice.audit_index >= 0).order_by(
+            TaxpayerNotice.id.desc())
         if alert_id:
             q = q.where(TaxpayerNotice.alert_id == alert_id.strip().upper())
         return [_row(n) for n in s.scalars(q)]
@@ -81,7 +83,7 @@ def document(app: App, *, notice_id: int, fmt: str, actor: str,
         raise ValidationFailed([f"format: one of {', '.join(FORMATS)}"])
     with session_scope(app.engine) as s:
         n = s.get(TaxpayerNotice, int(notice_id))
-        if n is None:
+        if n is None or n.audit_index < 0:
             raise NotFound(f"no notice {notice_id}")
         html, aid, pseud = n.html, n.alert_id, n.taxpayer
     if fmt == "pdf":

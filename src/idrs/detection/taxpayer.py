@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from idrs import documents
 from idrs.audit import log as audit_log
@@ -150,22 +151,41 @@ def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for n, (pseud, dates) in enumerate(sorted(todo.items()), start=1):
-        letter = _taxpayer_letterhead(app, pseud)
-        notice_id = f"{aid}-{n}"
         when: datetime = app.clock.now()
-        html = documents.html(documents.TaxpayerNotice(
-            notice_id=notice_id, sent=when.date().isoformat(),
-            dates=", ".join(sorted(set(dates))), trigger=trigger, **letter))
-        html_path = out / f"notice-{notice_id}.html"
-        html_path.write_text(html)
-        pdf_path = out / f"notice-{notice_id}.pdf"
-        pdf_path.write_bytes(documents.html_to_pdf(html))
-        idx = _record(app, DetectionEvent.TAXPAYER_NOTICE_SEND, actor,
-                      {"alert_id": aid, "taxpayer": pseud},
-                      {"dates": sorted(set(dates)), "trigger": trigger}, interface)
+        # claim the (alert, taxpayer) row first: of two requests at once (two triggers, two
+        # retries) only one gets past the unique key and sends; a failure gives it back
+        try:
+            with session_scope(app.engine) as s:
+                claim = TaxpayerNotice(alert_id=aid, taxpayer=pseud, html="", pdf_path=None,
+                                       sent_at=when, audit_index=-1, trigger=trigger)
+                s.add(claim)
+                s.flush()
+                claim_id = claim.id
+        except IntegrityError:
+            continue  # another request is sending this one
+        try:
+            letter = _taxpayer_letterhead(app, pseud)
+            notice_id = f"{aid}-{n}"
+            html = documents.html(documents.TaxpayerNotice(
+                notice_id=notice_id, sent=when.date().isoformat(),
+                dates=", ".join(sorted(set(dates))), trigger=trigger, **letter))
+            html_path = out / f"notice-{notice_id}.html"
+            html_path.write_text(html)
+            pdf_path = out / f"notice-{notice_id}.pdf"
+            pdf_path.write_bytes(documents.html_to_pdf(html))
+            idx = _record(app, DetectionEvent.TAXPAYER_NOTICE_SEND, actor,
+                          {"alert_id": aid, "taxpayer": pseud},
+                          {"dates": sorted(set(dates)), "trigger": trigger}, interface)
+        except BaseException:
+            with session_scope(app.engine) as s:
+                s.execute(delete(TaxpayerNotice).where(TaxpayerNotice.id == claim_id))
+            raise
         with session_scope(app.engine) as s:
-            s.add(TaxpayerNotice(alert_id=aid, taxpayer=pseud, html=html, pdf_path=str(pdf_path),
-                                 sent_at=when, audit_index=idx, trigger=trigger))
+            row = s.get(TaxpayerNotice, claim_id)
+            assert row is not None
+            row.html, row.pdf_path, row.audit_index = html, str(pdf_path), idx
         results.append({"alert_id": aid, "taxpayer": pseud, "trigger": trigger, "html": str(html_path),
                         "pdf": str(pdf_path), "dates": sorted(set(dates)), "audit_index": idx})
+    if not results:
+        raise Conflict(f"the notices of alert {aid} were already sent")
     return results
