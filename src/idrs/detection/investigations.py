@@ -259,7 +259,7 @@ def record_outcome(app: App, *, case_id: str, outcome: str, investigator: str, r
     """Record one outcome; on a statutory trigger the taxpayers' notices are issued once."""
     name = (outcome or "").strip().lower().replace("-", "_")
     if name not in OUTCOMES:
-        raise ValidationFailed([f"outcome: one of {', '.join(OUTCOMES)} (got {outcome!r})"])
+        raise ValidationFailed([f"outcome: one of {', '.join(OUTCOMES)}"])  # never echoed
     return _take(app, case_id=case_id, step=name, actor=investigator, reason=reason,
                  interface=interface)
 
