@@ -548,6 +548,13 @@ def test_migration_gives_alerts_referred_before_it_their_case(tmp_path: Path) ->
         trigger = conn.execute(text("SELECT trigger FROM detection_taxpayer_notice")).scalar()
     assert [tuple(r) for r in rows] == [("INV-A1", "A1", "EX1", "referred", "PA1")]
     assert trigger is None  # sent at referral, before the statute's trigger was recorded
+    with engine.begin() as conn:  # and back down: the tables and the column go
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+    with engine.connect() as conn:
+        names = set(conn.execute(text("SELECT name FROM sqlite_master")).scalars())
+        columns = {r[1] for r in conn.execute(text("PRAGMA table_info(detection_taxpayer_notice)"))}
+    assert "detection_investigation" not in names and "trigger" not in columns
     engine.dispose()
 
 
