@@ -110,6 +110,78 @@ class NoticeRow(BaseModel):
     audit_index: int
 
 
+class InvestigationRow(BaseModel):
+    case_id: str
+    alert_id: str
+    subject: str
+    unit: str
+    state: str
+    finding: str | None
+    investigator: str | None
+    referred_by: str
+    referred_at: str
+    opened_at: str | None
+    closed_at: str | None
+    outcomes: list[str]
+
+
+class InvestigationsPage(BaseModel):
+    investigations: list[InvestigationRow]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+class InvestigationStepOut(BaseModel):
+    step: str
+    actor: str
+    reason: str
+    at: str
+    audit_index: int
+
+
+class CaseNotice(BaseModel):
+    notice_id: int
+    taxpayer: str
+    trigger: str | None
+    sent_at: str
+    audit_index: int
+
+
+class InvestigationDetail(BaseModel):
+    case_id: str
+    alert_id: str
+    subject: str
+    unit: str
+    state: str
+    finding: str | None
+    investigator: str | None
+    referred_by: str
+    referred_at: str
+    opened_at: str | None
+    closed_at: str | None
+    steps: list[InvestigationStepOut]
+    next: list[str]
+    notices: list[CaseNotice]
+
+
+class TriggeredNotices(BaseModel):
+    sent: list[NoticeOut]
+    why_none: str | None
+
+
+class InvestigationStepDone(BaseModel):
+    case_id: str
+    alert_id: str
+    step: str
+    by: str
+    state: str
+    finding: str | None
+    audit_index: int
+    notices: TriggeredNotices | None = None
+
+
 class NoticesPage(BaseModel):
     notices: list[NoticeRow]
     limit: int
@@ -174,7 +246,8 @@ def refer_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> di
 CaseId = Annotated[str, Path(max_length=40)]
 
 
-@router.get("/investigations", openapi_extra=role_rule(INVESTIGATORS))
+@router.get("/investigations", response_model=InvestigationsPage,
+            openapi_extra=role_rule(INVESTIGATORS))
 def list_investigations(app: AppDep, me: Investigator, page: PageDep,
                         state: Annotated[Literal["referred", "opened", "closed"] | None,
                                          Query()] = None) -> dict[str, Any]:
@@ -184,13 +257,15 @@ def list_investigations(app: AppDep, me: Investigator, page: PageDep,
     return paged(rows, page, key="investigations")
 
 
-@router.get("/investigations/{case_id}", openapi_extra=role_rule(INVESTIGATORS))
+@router.get("/investigations/{case_id}", response_model=InvestigationDetail,
+            openapi_extra=role_rule(INVESTIGATORS))
 def show_investigation(case_id: CaseId, app: AppDep, me: Investigator) -> dict[str, Any]:
     """One case: steps (each with its audit entry), ``next`` steps, notices sent (recorded)."""
     return investigations.show(app, case_id=case_id, investigator=me.seid, interface="api")
 
 
-@router.post("/investigations/{case_id}/open", openapi_extra=role_rule(INVESTIGATORS))
+@router.post("/investigations/{case_id}/open", response_model=InvestigationStepDone,
+             openapi_extra=role_rule(INVESTIGATORS))
 def open_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
                        me: Investigator) -> dict[str, Any]:
     """Take a referred case (referred → opened). 403 for the subject, their unit, the analyst
@@ -200,7 +275,7 @@ def open_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
 
 
 @router.post("/investigations/{case_id}/outcomes", status_code=201,
-             openapi_extra=role_rule(INVESTIGATORS))
+             response_model=InvestigationStepDone, openapi_extra=role_rule(INVESTIGATORS))
 def record_investigation_outcome(case_id: CaseId, body: OutcomeIn, app: AppDep,
                                  me: Investigator) -> dict[str, Any]:
     """Record one outcome (each at most once; 409 out of order). On ``criminal_charge`` or
@@ -211,7 +286,8 @@ def record_investigation_outcome(case_id: CaseId, body: OutcomeIn, app: AppDep,
                                          interface="api")
 
 
-@router.post("/investigations/{case_id}/close", openapi_extra=role_rule(INVESTIGATORS))
+@router.post("/investigations/{case_id}/close", response_model=InvestigationStepDone,
+             openapi_extra=role_rule(INVESTIGATORS))
 def close_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
                         me: Investigator) -> dict[str, Any]:
     """End an opened case that is substantiated or whose subject resigned."""
