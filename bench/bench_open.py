@@ -14,7 +14,7 @@ checks every new leaf and the consistency proof from the previous checkpoint bef
 signs); the same answers, now deep inside the big log, are opened again, and so are new
 answers made at its end.
 
-What one opening does (``audit.opening.open_answer``, all timed, wall clock): record the
+What one opening does (``oversight.opening.open_answer``, all timed, wall clock): record the
 opening in the audit log (a durable commit), read the entry and its encrypted salt and recipe
 by index, reproduce the answer from the master file bounded by the entry's time, hash it,
 sign a fresh checkpoint, and compute the inclusion proof.
@@ -126,7 +126,7 @@ def _answers(app: Any, token: str, tins: list[str], per_command: int, skip: int)
 
 def _open_all(app: Any, opener: Any, indexes: list[int]) -> list[float]:
     """Wall seconds of each opening; every one must match its commitment."""
-    from idrs.audit import opening
+    from idrs.oversight import opening
 
     opening.open_answer(app, opener, indexes[0])  # warm the caches and the imports
     times = []

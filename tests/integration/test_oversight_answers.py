@@ -14,13 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from idrs import research
-from idrs.audit import opening
 from idrs.audit import service as audit_service
 from idrs.audit.checkpoint import ensure_signing_key, load_signer
 from idrs.audit.models import AuditEntry
 from idrs.errors import AccessDenied
 from idrs.grants import exports, service
-from idrs.oversight import render, report
+from idrs.oversight import opening, render, report
 from tests.integration import factories as f
 from tests.integration.grants_world import OPERATOR, World, make_world
 

@@ -45,7 +45,8 @@ def _per_day_chart(days: list[dict[str, Any]]) -> str:
            color="#c0392b", label="denials")
     step = max(1, len(days) // 10)
     ax.set_xticks(xs[::step], [d["day"][5:] for d in days][::step], fontsize=7)
-    ax.set_ylim(bottom=0)
+    # from zero, with room above the tallest bar for the legend
+    ax.set_ylim(0, max(d["accesses"] + d["denials"] for d in days) * 1.3)
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("requests")
     ax.set_title("Accesses and denials per day (UTC)", fontsize=9)
