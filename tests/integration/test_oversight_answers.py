@@ -159,6 +159,21 @@ def test_the_report_lists_every_answer_by_commitment_with_a_witnessed_checkpoint
     assert pdf.startswith(b"%PDF")
     text, images = _pdf_text(html)
     assert "Answers received" in text and images == 2
+
+    # over HTTP the JSON form carries the same list (validated against its declared model)
+    from fastapi.testclient import TestClient
+
+    from idrs.api.app import create_app
+
+    with TestClient(create_app(app)) as client:
+        r = client.get("/api/v1/oversight/report", params={"grant": gid, "format": "json"},
+                       headers={"Authorization": f"Bearer {w.token('PO001')}"})
+    assert r.status_code == 200, r.text
+    got = r.json()["answers"]
+    assert [(a["index"], a["commitment"]) for a in got["items"]] == [
+        (a["index"], a["commitment"]) for a in ans["items"]
+    ]
+    assert got["checkpoint"]["witnesses"][0]["cosigned"] is True
     assert all(a["commitment"][:16] in text.replace(" ", "") for a in ans["items"])
     assert not any(secret in text for secret in SECRET)
 
