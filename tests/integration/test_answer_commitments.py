@@ -18,7 +18,7 @@ from sqlalchemy import text
 from idrs import research
 from idrs.audit import commitment
 from idrs.db import session_scope
-from idrs.errors import AccessDenied
+from idrs.errors import AccessDenied, NotFound
 from idrs.masterfile.models import TaxModule, Transaction
 from idrs.oversight import opening
 from tests.integration import factories as f
@@ -467,3 +467,79 @@ def test_a_page_commits_the_answer_it_renders(app):
     doc = opening.open_answer(app, SECADMIN, idx)
     assert doc["matches"] is True
     assert doc["answer"]["data"]["balance"] in r.text  # what the page showed is what was committed
+
+
+# -- anonymized records: listings, samples and single records are answers too ---------------
+
+
+@pytest.fixture
+def anon(app, monkeypatch):
+    from idrs.grants import service as grants
+    from idrs.masterfile import seed
+    from tests.integration.grants_world import make_world
+
+    prepare(app)
+    w = make_world(app, monkeypatch)
+    seed.seed(app, taxpayers=300, employees=0, seed=7)
+    grants.sign_agreement(w.app, w.emp("DT001"), agreement_id=w.agreement_id, otp=w.otp("DT001"))
+    grants.verify_clearance(w.app, seid="DT001", by="SA001", actor=OPERATOR_)
+    w.train("DT001")
+    gid = w.request(population=None, kind="anonymized", k=5, start=app.clock.now().date())
+    w.approve_both(gid)
+    return w
+
+
+def test_anonymized_records_are_committed_open_and_catch_an_edit(anon):
+    from idrs.audit.events import Actor
+    from idrs.grants import anonymized
+
+    app = anon.app
+    who, actor = anon.emp("DT001"), Actor("DT001", "api")
+    listed = anonymized.list_records(app, who, filters={}, limit=40, actor=actor)
+    sample = anonymized.list_records(app, who, filters={}, limit=10, sample=True, actor=actor)
+    year = listed["records"][0]["tax_year"]
+    filtered = anonymized.list_records(app, who, filters={"tax_year": year}, actor=actor)
+    assert listed["records"] and sample["records"] and filtered["records"]
+    with app.engine.connect() as conn:
+        before = conn.execute(text("SELECT MAX(idx) FROM audit_answer")).scalar_one()
+    one = anonymized.show_record(app, who, listed["records"][0]["pseudonym"], actor=actor)
+    with app.engine.connect() as conn:
+        shown_idx = conn.execute(text("SELECT MAX(idx) FROM audit_answer")).scalar_one()
+    assert shown_idx > before
+
+    opened = {}
+    for idx, doc in [(a["audit_index"], {k: v for k, v in a.items() if k != "audit_index"})
+                     for a in (listed, sample, filtered)] + [(shown_idx, one)]:
+        entry = _entry(app, idx)
+        assert entry["object"]["answer"] == _hand_digest(_salt(app, idx), doc)
+        got = opening.open_answer(app, SECADMIN, idx)
+        assert got["matches"] is True and got["answer"] == doc
+        assert opening.check_opening(json.loads(json.dumps(got)))["ok"]
+        opened[idx] = doc
+
+    # a pseudonym that releases nothing commits nothing (the 404 is the same for all)
+    with pytest.raises(NotFound):
+        anonymized.show_record(app, who, "not-a-pseudonym", actor=actor)
+    with app.engine.connect() as conn:
+        assert conn.execute(text("SELECT MAX(idx) FROM audit_answer")).scalar_one() == shown_idx
+
+    # returns received after the answers change the population, not the openings
+    from idrs.masterfile.models import TaxReturn
+
+    app.clock.advance(seconds=60)
+    with session_scope(app.engine) as s:
+        for tid in range(1, 60):
+            s.add(TaxReturn(taxpayer_id=tid, tax_year=2010, filing_status="S",
+                            agi_cents=4_000_000, total_tax_cents=300_000,
+                            received_at=app.clock.now()))
+    assert anonymized.list_records(app, who, filters={}, limit=40, actor=actor)["matched"] != (
+        listed["matched"]
+    )
+    for idx in opened:
+        assert opening.open_answer(app, SECADMIN, idx)["matches"] is True, idx
+
+    # history rewritten under the released records: every opening now fails to match
+    with app.engine.begin() as conn:
+        conn.execute(text("UPDATE tax_return SET agi_cents = agi_cents + 500000000"))
+    for idx in opened:
+        assert opening.open_answer(app, SECADMIN, idx)["matches"] is False, idx

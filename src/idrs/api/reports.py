@@ -62,6 +62,45 @@ class ReportCheckpoint(BaseModel):
     note: str
 
 
+class ReportAnswer(BaseModel):
+    """One answer a principal received: its entry and commitment (never its content)."""
+
+    seid: str
+    index: int
+    time: str | None
+    type: str | None
+    command: str
+    commitment: str
+    open: str
+
+
+class ReportWitness(BaseModel):
+    name: str
+    vkey: str
+    cosigned: bool
+
+
+class ReportAnswersCheckpoint(BaseModel):
+    origin: str
+    tree_size: int
+    root_hex: str
+    note: str
+    witnesses: list[ReportWitness]
+    cosignatures: int
+
+
+class ReportAnswers(BaseModel):
+    """Every committed answer of the scope in the period, the witnessed checkpoint covering
+    them, and the commands that open one (``idrs audit open``) and check the opening."""
+
+    total: int
+    items: list[ReportAnswer]
+    checkpoint: ReportAnswersCheckpoint
+    open_command: str
+    check_command: str
+    how: str
+
+
 class OversightReportOut(BaseModel):
     """The JSON form of the oversight report (``format=json``); the other formats render it.
     Sections may add fields (``extra``): the ones named here are always present."""
@@ -76,6 +115,7 @@ class OversightReportOut(BaseModel):
     potential: list[dict[str, Any]]
     actual: dict[str, Any]
     checkpoint: ReportCheckpoint
+    answers: ReportAnswers
 
 
 #: the report's HTML is a standalone document: its own inline style and data: charts only

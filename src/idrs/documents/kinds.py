@@ -30,8 +30,11 @@ class OversightReport(Document):
 
     template: ClassVar[str] = "oversight_report.html.j2"
     report: Mapping[str, Any]
-    #: ``per_day`` and ``classes``: PNG charts as ``data:`` URIs (the page stays one file)
-    charts: Mapping[str, str]
+    #: ``per_day`` and ``classes``: PNG charts as ``data:`` URIs (the page stays one file);
+    #: None for a chart with nothing to show (the page says so in words)
+    charts: Mapping[str, str | None]
+    #: how many committed answers the page lists one by one (the JSON and CSV list all)
+    max_listed: int = 1000
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from idrs.audit import log
+from idrs.audit import commitment, log
 from idrs.audit.events import Actor, make_event
 from idrs.clock import as_utc
 from idrs.context import App
@@ -451,6 +451,50 @@ def _deny(
     return AccessDenied([Reason(code, text)], idx)
 
 
+def _commit(doc: dict[str, Any], call: str, gk: GrantKey, t: Table, return_ids: list[int],
+            **extra: Any) -> commitment.Commitment:
+    """The commitment of an anonymized answer (issue 14.1), and what reproduces it: the call,
+    the grant's key version, the level and k it was cut at, and the returns released
+    (row ids, kept encrypted with the salt; a sample is random, so it is named)."""
+    return commitment.commit(doc, {
+        "kind": "anonymized", "call": call, "grant_id": gk.grant_id,
+        "key_version": gk.key_version, "k": gk.k, "level": t.level,
+        "return_ids": return_ids, **extra,
+    })
+
+
+def reproduce(app: App, session: Session, recipe: dict[str, Any]) -> dict[str, Any] | None:
+    """An anonymized answer rebuilt from the master file ``session`` reads (the opener bounds
+    it by the entry's time): the same table cut, the same returns, the same counts."""
+    t = table_at(population(session, app), int(recipe["level"]), int(recipe["k"]))
+    gid, version = int(recipe["grant_id"]), int(recipe["key_version"])
+    at = {r.return_id: i for i, r in enumerate(t.rows)}
+    chosen = [at.get(int(rid)) for rid in recipe["return_ids"]]
+    if any(i is None or not t.releasable(i) for i in chosen):
+        return None  # a return it released is gone, or no longer k-anonymous at that cut
+    ring = app.keyring
+    named = sorted(
+        (ring.record_pseudonym(gid, version, t.rows[i].return_id), i)
+        for i in chosen if i is not None
+    )
+    if recipe["call"] == "show":
+        if len(named) != 1:
+            return None
+        p, i = named[0]
+        return {"grant_id": gid, "k": t.k, "level": t.level, "record": _record_view(t, i, p)}
+    filters = recipe["filters"]
+    hits = [i for i, key in enumerate(t.keys) if _matches(key, filters)]
+    released = sum(1 for i in hits if t.releasable(i))
+    return {
+        "grant_id": gid,
+        "k": t.k,
+        "level": t.level,
+        "suppressed": len(hits) - released,
+        "matched": released,
+        "records": [_record_view(t, i, p) for p, i in named],
+    }
+
+
 def _table(app: App, gk: GrantKey) -> Table:
     """The grant's k-anonymous table now; its level is stored when it rose."""
     with session_scope(app.engine) as s:
@@ -570,11 +614,21 @@ def list_records(
             for i in released
         )[:limit]
     records = [_record_view(t, i, p) for p, i in named]
+    doc = {
+        "grant_id": gk.grant_id,
+        "k": gk.k,
+        "level": t.level,
+        "suppressed": suppressed,
+        "matched": len(released),
+        "records": records,
+    }
+    committed = _commit(doc, "list", gk, t, [t.rows[i].return_id for _, i in named],
+                        filters=parsed)
     idx = log.record(
         app,
         GrantEvent.ANON_RECORDS,
         actor,
-        {"grant_id": gk.grant_id, "seid": who.seid},
+        {"grant_id": gk.grant_id, "seid": who.seid, "answer": committed.hex},
         {
             "filters": parsed,
             "limit": limit,
@@ -584,16 +638,9 @@ def list_records(
             "returned": len(records),
             "suppressed": suppressed,
         },
+        also=committed.writes(app.keyring),  # the salt and recipe, in the entry's commit
     )
-    return {
-        "grant_id": gk.grant_id,
-        "k": gk.k,
-        "level": t.level,
-        "suppressed": suppressed,
-        "matched": len(released),
-        "records": records,
-        "audit_index": idx,
-    }
+    return {**doc, "audit_index": idx}
 
 
 def show_record(
@@ -609,19 +656,27 @@ def show_record(
     t = _table(app, gk)
     found = next((i for i, r in enumerate(t.rows) if r.return_id == rid), None)
     ok = found is not None and t.releasable(found)
+    doc: dict[str, Any] | None = None
+    committed = None
+    if ok and found is not None and rid is not None:
+        out = _record_view(
+            t, found, app.keyring.record_pseudonym(gk.grant_id, gk.key_version, rid)
+        )
+        doc = {"grant_id": gk.grant_id, "k": gk.k, "level": t.level, "record": out}
+        committed = _commit(doc, "show", gk, t, [rid])
     log.record(
         app,
         GrantEvent.ANON_RECORD,
         actor,
-        {"grant_id": gk.grant_id, "seid": who.seid},
+        {"grant_id": gk.grant_id, "seid": who.seid,
+         **({"answer": committed.hex} if committed else {})},
         {"found": ok, "level": t.level, "k": gk.k},
         outcome="success" if ok else "not_found",
+        also=committed.writes(app.keyring) if committed else None,
     )
-    if not ok or rid is None:  # rid None (no such record) already means not ok
+    if doc is None:  # no such record, another grant's, or suppressed: one answer for all
         raise NotFound("no released record with that pseudonym under your grant")
-    assert found is not None
-    out = _record_view(t, found, app.keyring.record_pseudonym(gk.grant_id, gk.key_version, rid))
-    return {"grant_id": gk.grant_id, "k": gk.k, "level": t.level, "record": out}
+    return doc
 
 
 # -- security staff ---------------------------------------------------------------------------

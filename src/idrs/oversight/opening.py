@@ -82,6 +82,8 @@ def reproduce(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict[s
     """The answer of ``entry`` rebuilt from history (None: its taxpayer no longer exists)."""
     if recipe.get("kind") == "adjustment":
         return _adjustment(app, recipe, entry)
+    if recipe.get("kind") == "anonymized":
+        return _anonymized(app, recipe, entry)
     if recipe.get("kind") != "research":
         raise NoCommitment(
             f"entry {entry.get('index')}: no reproduction for {recipe.get('kind')!r}"
@@ -128,6 +130,27 @@ def reproduce(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict[s
                 tree = anonymize(tree, app.keyring.pseudonym)
     data, masked = masking.apply(tree, obligations)
     return {"command": command, "data": data, "masked": masked, "withheld": withheld}
+
+
+def _anonymized(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any] | None:
+    """An anonymized principal's records rebuilt from the master file as it stood at the
+    entry's time (returns received by then, taxpayers created by then), cut at the level and
+    k the answer was cut at (:func:`idrs.grants.anonymized.reproduce`)."""
+    from idrs.grants import anonymized
+    from idrs.masterfile.models import TaxReturn
+
+    bound = datetime.fromisoformat(entry["time"])
+    with Session(app.engine) as s:
+        _bounded(s, bound)
+
+        @event.listens_for(s, "do_orm_execute")
+        def _returns_by_then(state: Any) -> None:
+            if state.is_select:
+                state.statement = state.statement.options(
+                    with_loader_criteria(TaxReturn, TaxReturn.received_at <= bound)
+                )
+
+        return anonymized.reproduce(app, s, recipe)
 
 
 def _adjustment(app: App, recipe: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,10 +19,25 @@ from idrs.errors import ValidationFailed
 FORMATS = ("html", "pdf", "json", "csv")
 
 
-def charts(report: dict[str, Any]) -> dict[str, str]:
-    """Two charts: accesses and denials per day; data classes touched."""
-    plt = pyplot()
+#: the answers an HTML or PDF report lists one by one (JSON and CSV list every one)
+MAX_LISTED = 1000
+
+
+def charts(report: dict[str, Any]) -> dict[str, str | None]:
+    """Two charts: accesses and denials per day; data classes touched.
+
+    A chart with nothing to show is None (the document says so in words rather than draw
+    empty axes).
+    """
     days = report["actual"]["per_day"]
+    classes = {k: v for k, v in report["actual"]["totals"]["accesses_by_class"].items() if v}
+    busy = any(d["accesses"] or d["denials"] for d in days)
+    return {"per_day": _per_day_chart(days) if busy else None,
+            "classes": _classes_chart(classes) if classes else None}
+
+
+def _per_day_chart(days: list[dict[str, Any]]) -> str:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 2.8))
     xs = list(range(len(days)))
     ax.bar(xs, [d["accesses"] for d in days], color="#3b6ea5", label="accesses")
@@ -30,17 +45,25 @@ def charts(report: dict[str, Any]) -> dict[str, str]:
            color="#c0392b", label="denials")
     step = max(1, len(days) // 10)
     ax.set_xticks(xs[::step], [d["day"][5:] for d in days][::step], fontsize=7)
+    # from zero, with room above the tallest bar for the legend
+    ax.set_ylim(0, max(d["accesses"] + d["denials"] for d in days) * 1.3)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("requests")
     ax.set_title("Accesses and denials per day (UTC)", fontsize=9)
-    ax.legend(fontsize=7)
-    per_day = png_data_uri(fig)
-    classes = report["actual"]["totals"]["accesses_by_class"]
+    ax.legend(fontsize=7, loc="upper right")
+    return png_data_uri(fig)
+
+
+def _classes_chart(classes: dict[str, int]) -> str:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 2.6))
-    names = sorted(classes) or ["(none)"]
-    ax.barh(names, [classes.get(n, 0) for n in names], color="#6c5b7b")
+    names = sorted(classes)
+    ax.barh(names, [classes[n] for n in names], color="#6c5b7b")
+    ax.set_xlim(left=0)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("allowed answers carrying the class")
     ax.set_title("Data classes touched", fontsize=9)
-    return {"per_day": per_day, "classes": png_data_uri(fig)}
+    return png_data_uri(fig)
 
 
 def to_json(report: dict[str, Any]) -> bytes:
@@ -81,11 +104,25 @@ def to_csv(report: dict[str, Any]) -> bytes:
     for e in report["actual"]["exports"]:
         w.writerow(["export", e["holder"] or "", "destroyed" if e["destroyed"] else "outstanding",
                     e["export_id"], e["taxpayers"]])
+    _answer_rows(w, report)
     return buf.getvalue().encode()
 
 
+def _answer_rows(w: Any, report: dict[str, Any]) -> None:
+    """CSV: one ``answer`` row per committed answer (key: entry index; value: commitment)
+    and the witnesses' cosignatures on the checkpoint covering them."""
+    answers = report.get("answers")
+    if not answers:
+        return
+    for wit in answers["checkpoint"]["witnesses"]:
+        w.writerow(["witness", "", "cosigned", wit["name"], wit["cosigned"]])
+    for a in answers["items"]:
+        w.writerow(["answer", a["seid"], a["command"] or a["type"], a["index"], a["commitment"]])
+
+
 def _document(report: dict[str, Any]) -> documents.OversightReport:
-    return documents.OversightReport(report=report, charts=charts(report))
+    return documents.OversightReport(report=report, charts=charts(report),
+                                     max_listed=MAX_LISTED)
 
 
 def to_html(report: dict[str, Any]) -> bytes:

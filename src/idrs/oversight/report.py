@@ -14,6 +14,9 @@
   distinct taxpayers (counted by pseudonym, never listed), sensitive accounts touched,
   denials by reason code, per-day counts, alerts (detection, and grants' exports-outstanding)
   and exports with their destruction status.
+- *answers*: every answer the principals received in the period, by entry index and
+  commitment (never its content), the checkpoint covering them with the witnesses'
+  cosignatures, and the commands that open one for a court and check the opening.
 - *checkpoint*: the tree size and root the actual part was computed against (a fresh
   checkpoint is signed first when the signing key is present), so a reader can verify it
   against ``idrs audit export``.
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -58,6 +62,8 @@ from idrs.masterfile.models import Dependent, Marker, Taxpayer
 from idrs.masterfile.screens import Sensitivity
 from idrs.people.models import Employee, Unit
 from idrs.vocabulary import ADJUSTMENT_CODES
+
+_log = logging.getLogger(__name__)
 
 ACCESS_TYPES = {"access:research:decide": "research", "access:adjustment:decide": "adjustment"}
 ALLOWED = frozenset({"allow", "allowed", "success"})
@@ -340,6 +346,8 @@ class _Tally:
     sensitive: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     allowed: int = 0
     denied: int = 0
+    #: the answers this principal received, committed in their entries (see _note_answer)
+    answers: list[dict[str, Any]] = field(default_factory=list)
 
 
 def scan(app: App, team: set[str], classes_of: dict[str, dict[str, frozenset[str]]],
@@ -367,10 +375,13 @@ def scan(app: App, team: set[str], classes_of: dict[str, dict[str, frozenset[str
                     continue
                 e = json.loads(b.decode())
                 who = e.get("actor")
-                if who not in tallies or e.get("type") not in ACCESS_TYPES:
+                if who not in tallies:
                     continue
                 t = e["time"]
                 if not (start_s <= t < end_s):
+                    continue
+                _note_answer(tallies[who], e)
+                if e.get("type") not in ACCESS_TYPES:
                     continue
                 _count(tallies[who], e, per_day[t[:10]], classes_of.get(who, {}), sensitive)
         cur.close()
@@ -465,6 +476,90 @@ def _exports(session: Session, team: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+# -- answers received (issue 14.4) ------------------------------------------------------------
+#
+# Every answer a principal received is committed in its audit entry (``object.answer``,
+# audit/commitment.py). The report lists each one by entry index and commitment, never by
+# content, with the checkpoint covering them as the witnesses cosigned it and the commands
+# that open one for a court (security staff) and check the opening (anyone).
+
+#: what opens the answer of entry INDEX (security staff; the opening is itself recorded)
+OPEN_COMMAND = "idrs audit open {index} --json > opening-{index}.json"
+#: what checks an opening with SHA-256, the checkpoint and the inclusion proof only
+CHECK_COMMAND = "idrs audit check-opening opening-{index}.json"
+
+
+def _note_answer(t: _Tally, e: dict[str, Any]) -> None:
+    """Keep an allowed entry of the principal that commits to an answer (any kind of entry:
+    research, NAMES, exports, adjustments' results, anonymized records)."""
+    obj = e.get("object") or {}
+    committed = obj.get("answer")
+    if not isinstance(committed, str) or e.get("outcome") not in ALLOWED:
+        return
+    index = e.get("index")
+    if not isinstance(index, int):
+        return
+    t.answers.append({
+        "index": index, "time": e.get("time"), "type": e.get("type"),
+        "command": obj.get("command") or "", "commitment": committed,
+        "open": OPEN_COMMAND.format(index=index),
+    })
+
+
+def witnessed_checkpoint(app: App, note: str) -> dict[str, Any]:
+    """The report's checkpoint with the cosignatures of the configured witnesses.
+
+    The checkpoint is submitted to every witness now (a witness that is down, or refuses,
+    simply does not cosign: the report says so). ``witnesses``: each configured witness and
+    whether its cosignature on this checkpoint verifies against its key.
+    """
+    from idrs.audit import witnesses
+    from idrs.audit.cosignature import CosignerKey, cosigned_by
+    from idrs.audit.service import cosigned_now
+
+    configured = witnesses.configured(app.engine)
+    cosigned = note
+    if configured:
+        try:
+            cosigned = cosigned_now(app, note)
+        except (IdrsError, OSError) as exc:  # the report still names the operator's checkpoint
+            _log.warning("submitting the report's checkpoint to the witnesses failed: %s", exc)
+    keys: list[tuple[dict[str, str], CosignerKey | None]] = []
+    for w in configured:
+        try:
+            keys.append((w, CosignerKey.parse(w["vkey"])))
+        except IdrsError:
+            keys.append((w, None))
+    valid = cosigned_by(cosigned, [k for _, k in keys if k is not None])
+    rows = [{"name": w["name"], "vkey": w["vkey"],
+             "cosigned": k is not None and k.vkey() in valid} for w, k in keys]
+    return {"note": cosigned, "witnesses": rows,
+            "cosignatures": sum(1 for r in rows if r["cosigned"])}
+
+
+def answers_received(app: App, tallies: dict[str, _Tally], ck: dict[str, Any]) -> dict[str, Any]:
+    """The ``answers`` section: every committed answer of the scope's principals in the
+    period (index order), the witnessed checkpoint covering them, how to open one."""
+    items = sorted(({"seid": seid, **a} for seid, t in tallies.items() for a in t.answers),
+                   key=lambda a: a["index"])
+    witnessed = witnessed_checkpoint(app, ck["note"])
+    return {
+        "total": len(items),
+        "items": items,
+        "checkpoint": {"origin": ck["origin"], "tree_size": ck["tree_size"],
+                       "root_hex": ck["root_hex"], **witnessed},
+        "open_command": OPEN_COMMAND.format(index="INDEX"),
+        "check_command": CHECK_COMMAND.format(index="INDEX"),
+        "how": ("Each answer is committed in its audit entry as SHA-256(salt || RFC 8785 JSON "
+                "of the answer); the content is not in this report. A security administrator "
+                "opens one for a court with the open command (itself recorded): it rebuilds "
+                "the answer from the master file's history, prints it with its salt, the "
+                "signed checkpoint and the inclusion proof, and says whether it matches the "
+                "commitment. Anyone checks the opening file with the check command, or by hand "
+                "with SHA-256, the checkpoint and the proof (docs/interface.md)."),
+    }
+
+
 # -- the report ----------------------------------------------------------------------------
 
 
@@ -509,13 +604,14 @@ def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = No
     tallies, per_day = scan(app, set(sc.seids), classes_of, sc.start, sc.end, ck["tree_size"],
                             sensitive)
     actual = _actual(tallies, per_day, alerts, exports, sc)
+    answers = answers_received(app, tallies, ck)
     return {
         "title": "Oversight report: potential and actual access",
         "generated_at": now.isoformat(), "audit_index": idx,
         "scope": {"description": sc.description, "grant_id": sc.grant_id, "unit": sc.unit,
                   "seids": sc.seids, "from": sc.start.isoformat(), "to": sc.end.isoformat()},
         "population": pop,
-        "potential": potential, "actual": actual,
+        "potential": potential, "actual": actual, "answers": answers,
         "checkpoint": {k: ck[k] for k in ("origin", "tree_size", "root_hash", "root_hex", "note")},
     }
 
