@@ -488,3 +488,35 @@ def test_the_cli_submits_as_the_system_and_the_officer_approves(world, cli, tmp_
     assert code == 0 and json.loads(out)[0]["state"] == "active"
     code, out, err = cli("taxpayer", "accesses", "--tin", tin, "--json")
     assert code == 0 and len(json.loads(out)["disclosures"]) == 46
+
+
+# -- the pages ------------------------------------------------------------------------------
+
+
+def test_the_pages_show_the_queue_the_batch_and_the_accounting(world):
+    from idrs.web.security import SESSION_COOKIE, session_csrf
+
+    app, client = world["app"], world["client"]
+    tin, a, b, addr = PEOPLE[0]
+    _post(world, [_rec(tin, a, b, addr)] * 30)
+    held = _post(world, [_rec(tin, a, b, addr), _rec(tin, a, b, PLACEHOLDERS[0])] * 10).json()
+    assert held["status"] == "held"
+    # an examiner is refused the queue
+    client.cookies.set(SESSION_COOKIE, world["tokens"]["EX1"])
+    assert client.get("/disclosures").status_code == 403
+    token = world["tokens"]["PO1"]
+    client.cookies.set(SESSION_COOKIE, token)
+    page = client.get("/disclosures")
+    assert page.status_code == 200
+    assert held["batch_id"] in page.text and "AGENT K. MOSS" in page.text
+    r = client.post(f"/disclosures/{held['batch_id']}/approve",
+                    data={"csrf": session_csrf(app, token)})
+    assert r.status_code == 303
+    page = client.get(f"/disclosures/{held['batch_id']}")
+    assert page.status_code == 200 and "ADDRESS_MISSING" in page.text
+    assert "address confirmed" in page.text
+    page = client.get("/disclosures?system=dhs-ice&status=decided")
+    assert page.status_code == 200 and held["batch_id"] in page.text
+    r = client.post("/taxpayers", data={"tin": tin, "csrf": session_csrf(app, token)})
+    assert r.status_code == 200 and "26 U.S.C. § 6103(i)(2)" in r.text and AGENCY in r.text
+    client.cookies.clear()
