@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
-
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
