@@ -411,7 +411,7 @@ def test_the_taxpayer_accounting_lists_each_disclosure(world):
 
 def test_the_oversight_report_of_an_agency_system(world):
     from idrs.audit.checkpoint import ensure_signing_key
-    from idrs.grants.service import Actor
+    from idrs.audit.events import Actor
     from idrs.oversight import render, report
 
     ensure_signing_key(world["app"].settings.home, world["app"].settings.audit_origin)

@@ -62,7 +62,107 @@ class DisclosureIn(BaseModel):
     )
 
 
-@router.post("/disclosures", status_code=201, openapi_extra=system_rule(AGENCIES),
+class DecisionOut(BaseModel):
+    line: int
+    outcome: Literal["disclosed", "refused"]
+    reasons: list[str]
+    #: the basis's scope only: ``{"address_confirmed": true}`` or ``{}``
+    answer: dict[str, bool]
+
+
+class CountOut(BaseModel):
+    name: str
+    batch: int
+    window: int | None = None
+    cap: int | None = None
+    over: bool | None = None
+
+
+class CountsOut(BaseModel):
+    officials: list[CountOut]
+    investigations: list[CountOut]
+    over_cap: bool | None = None
+    cap_official: int | None = None
+    cap_investigation: int | None = None
+    window_days: int | None = None
+
+
+class SubmittedOut(BaseModel):
+    """A batch as submitted or decided: ``decisions`` empty while it is held."""
+
+    batch_id: str
+    status: Literal["held", "decided", "rejected"]
+    basis: str
+    audit_index: int
+    root: str | None
+    records: int
+    disclosed: int | None = None
+    refused: int | None = None
+    counts: CountsOut | None = None
+    decisions: list[DecisionOut]
+
+
+class BatchOut(BaseModel):
+    batch_id: str
+    system: str
+    agency: str | None
+    basis: str
+    status: Literal["held", "decided", "rejected"]
+    records: int
+    disclosed: int
+    refused: int
+    reasons: dict[str, int]
+    submitted_at: str
+    decided_at: str | None
+    audit_index: int | None
+    root: str | None
+    hold_index: int | None
+    approved_by: str | None
+    approval_index: int | None
+    counts: CountsOut | None = None
+
+
+class BatchPage(BatchOut):
+    decisions: list[DecisionOut]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class BatchesOut(BaseModel):
+    batches: list[BatchOut]
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class ProofOut(BaseModel):
+    batch_id: str
+    line: int
+    #: the decision document exactly as hashed (canonical JSON)
+    document: str
+    leaf_hash: str
+    leaf_index: int
+    tree_size: int
+    proof: list[str]
+    root: str
+    audit_index: int
+
+
+class RefusedOut(BaseModel):
+    batch_id: str
+    line: int
+    reasons: list[str]
+    system: str
+    basis: str
+
+
+class QueueOut(BaseModel):
+    held: list[BatchOut]
+    refused: list[RefusedOut]
+
+
+@router.post("/disclosures", status_code=201, response_model=SubmittedOut, openapi_extra=system_rule(AGENCIES),
              responses=_ERRORS)
 def submit(body: DisclosureIn, request: Request, response: Response, app: AppDep,
            me: AgencyDep) -> dict[str, Any]:
@@ -76,7 +176,8 @@ def submit(body: DisclosureIn, request: Request, response: Response, app: AppDep
     return out
 
 
-@router.get("/disclosures", openapi_extra=system_rule(AGENCIES), responses=_ERRORS)
+@router.get("/disclosures", response_model=BatchesOut, openapi_extra=system_rule(AGENCIES),
+            responses=_ERRORS)
 def own_batches(app: AppDep, me: AgencyDep, page: PageDep,
                 status: Literal["held", "decided", "rejected"] | None = None) -> dict[str, Any]:
     """The requesting system's own batches, newest first."""
@@ -84,7 +185,8 @@ def own_batches(app: AppDep, me: AgencyDep, page: PageDep,
                                 limit=page.limit, offset=page.offset)
 
 
-@router.get("/disclosures/{batch_id}", openapi_extra=system_rule(AGENCIES), responses=_ERRORS)
+@router.get("/disclosures/{batch_id}", response_model=BatchPage,
+            openapi_extra=system_rule(AGENCIES), responses=_ERRORS)
 def own_batch(batch_id: str, app: AppDep, me: AgencyDep, page: PageDep,
               outcome: Literal["disclosed", "refused"] | None = None) -> dict[str, Any]:
     """One of the system's batches with its decisions (paged by ``limit``/``offset``)."""
@@ -92,14 +194,15 @@ def own_batch(batch_id: str, app: AppDep, me: AgencyDep, page: PageDep,
                              limit=page.limit, offset=page.offset, outcome=outcome)
 
 
-@router.get("/disclosures/{batch_id}/records/{line}/proof", openapi_extra=system_rule(AGENCIES),
-            responses=_ERRORS)
+@router.get("/disclosures/{batch_id}/records/{line}/proof", response_model=ProofOut,
+            openapi_extra=system_rule(AGENCIES), responses=_ERRORS)
 def own_proof(batch_id: str, line: Line, app: AppDep, me: AgencyDep) -> dict[str, Any]:
     """One decision: its document, leaf hash, inclusion proof and the committed root."""
     return service.proof(app, service.Viewer(system_id=me.id), batch_id[:24], line)
 
 
-@router.get("/disclosure-queue", openapi_extra=role_rule(DISCLOSURE_READERS), responses=_ERRORS)
+@router.get("/disclosure-queue", response_model=QueueOut,
+            openapi_extra=role_rule(DISCLOSURE_READERS), responses=_ERRORS)
 def queue(request: Request, app: AppDep, me: Reader,
           limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> dict[str, Any]:
     """Held batches (counts per official and per investigation against the caps) and the
@@ -107,7 +210,8 @@ def queue(request: Request, app: AppDep, me: Reader,
     return service.queue(app, me, limit=limit, address=client_address(request))
 
 
-@router.get("/disclosure-batches", openapi_extra=role_rule(DISCLOSURE_READERS), responses=_ERRORS)
+@router.get("/disclosure-batches", response_model=BatchesOut,
+            openapi_extra=role_rule(DISCLOSURE_READERS), responses=_ERRORS)
 def batches(request: Request, app: AppDep, me: Reader, page: PageDep,
             status: Literal["held", "decided", "rejected"] | None = None,
             system: Annotated[str | None, Query(max_length=40)] = None) -> dict[str, Any]:
@@ -117,8 +221,8 @@ def batches(request: Request, app: AppDep, me: Reader, page: PageDep,
                                 address=client_address(request))
 
 
-@router.get("/disclosure-batches/{batch_id}", openapi_extra=role_rule(DISCLOSURE_READERS),
-            responses=_ERRORS)
+@router.get("/disclosure-batches/{batch_id}", response_model=BatchPage,
+            openapi_extra=role_rule(DISCLOSURE_READERS), responses=_ERRORS)
 def batch(batch_id: str, request: Request, app: AppDep, me: Reader, page: PageDep,
           outcome: Literal["disclosed", "refused"] | None = None) -> dict[str, Any]:
     """One batch, its counts and decisions."""
@@ -127,7 +231,7 @@ def batch(batch_id: str, request: Request, app: AppDep, me: Reader, page: PageDe
                              address=client_address(request))
 
 
-@router.get("/disclosure-batches/{batch_id}/records/{line}/proof",
+@router.get("/disclosure-batches/{batch_id}/records/{line}/proof", response_model=ProofOut,
             openapi_extra=role_rule(DISCLOSURE_READERS), responses=_ERRORS)
 def batch_proof(batch_id: str, line: Line, request: Request, app: AppDep,
                 me: Reader) -> dict[str, Any]:
@@ -136,7 +240,7 @@ def batch_proof(batch_id: str, line: Line, request: Request, app: AppDep,
                          address=client_address(request))
 
 
-@router.post("/disclosure-batches/{batch_id}/{decision}",
+@router.post("/disclosure-batches/{batch_id}/{decision}", response_model=SubmittedOut,
              openapi_extra=role_rule(DISCLOSURE_OFFICERS), responses=_ERRORS)
 def decide_held(batch_id: str, decision: Literal["approve", "reject"], request: Request,
                 app: AppDep, me: Officer) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from idrs.audit.events import AuditEvent
 
 
-class DisclosureEvent(StrEnum):
+class DisclosureEvent(AuditEvent):
     AGREEMENT_ADD = "disclosure:agreement:add"
     AGREEMENT_REVOKE = "disclosure:agreement:revoke"
     BATCH_APPROVE = "disclosure:batch:approve"
