@@ -548,10 +548,17 @@ def _resolve_held(app: App, who: Employee, batch_id: str, *, approve: bool, inte
         assert held is not None
         held.approved_by, held.approval_index = who.seid, approval
     bf = _batch_facts(agency, req, a, as_utc(app.clock.now()).date())
-    out = _decide_and_commit(
-        app, batch_id=bid, basis=basis, system=system, batch_facts=bf, prep=prep,
-        over_cap=True, cap_approved=approve, interface=interface,
-        extra={"approved" if approve else "rejected": {"by": who.seid, "index": approval}})
+    try:
+        out = _decide_and_commit(
+            app, batch_id=bid, basis=basis, system=system, batch_facts=bf, prep=prep,
+            over_cap=True, cap_approved=approve, interface=interface,
+            extra={"approved" if approve else "rejected": {"by": who.seid, "index": approval}})
+    except AccessDenied:  # nothing was released: the batch waits again
+        with session_scope(app.engine) as s:
+            held = s.get(DisclosureBatch, bid)
+            if held is not None and held.status == "deciding":
+                held.status = "held"
+        raise
     if not approve:
         with session_scope(app.engine) as s:
             done = s.get(DisclosureBatch, bid)
