@@ -80,6 +80,9 @@ class DisclosureBatch(Base):
     #: the one audit entry committing the decisions' Merkle root
     audit_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     root: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the hashes (32 bytes each, in order) of every complete block of BLOCK leaves: a proof
+    #: reads one or two blocks' leaves and these, not the whole batch
+    blocks: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     policy: Mapped[str | None] = mapped_column(String(64), nullable=True)
     __table_args__ = (Index("ix_disclosure_batch_status", "status"),)
 

@@ -59,6 +59,9 @@ RECORD_FIELDS = ("tin", "first_name", "last_name", "address", "proceeding", "off
                  "reference")
 AUDIT_UNAVAILABLE = Reason("AUDIT_UNAVAILABLE", "the audit log cannot be written; nothing was done")
 INSERT_CHUNK = 5000
+#: leaves per stored block hash (a perfect subtree: level BLOCK_LEVEL)
+BLOCK_LEVEL = 10
+BLOCK = 1 << BLOCK_LEVEL
 
 
 # -- agreements --------------------------------------------------------------------------------
@@ -371,6 +374,7 @@ def _decide_and_commit(app: App, *, batch_id: str, basis: str, system: str,
     pseuds = _pseudonyms(app, {m.taxpayer_id for m in prep.matches if m.taxpayer_id})
     rows: list[dict[str, Any]] = []
     tree = merkle.CompactRange()
+    hashes: list[bytes] = []
     reasons_count: Counter[str] = Counter()
     disclosed = 0
     decisions: list[dict[str, Any]] = []
@@ -383,6 +387,7 @@ def _decide_and_commit(app: App, *, batch_id: str, basis: str, system: str,
         leaf = canonical(doc)
         h = merkle.leaf_hash(leaf)
         tree.append(h)
+        hashes.append(h)
         disclosed += allowed
         reasons_count.update(reasons)
         rows.append({"batch_id": batch_id, "line": n, "outcome": doc["outcome"],
@@ -392,6 +397,8 @@ def _decide_and_commit(app: App, *, batch_id: str, basis: str, system: str,
                           "answer": doc["answer"]})
     root = tree.root().hex()
     total = len(rows)
+    blocks = b"".join(merkle.subtree_hash(hashes[i:i + BLOCK])
+                      for i in range(0, total - total % BLOCK, BLOCK))
     table = cast(Table, DisclosureDecision.__table__)
     bind = app.engine.execution_options(idrs_write=True) if is_sqlite(app.engine) else app.engine
     with bind.begin() as conn:  # Core executemany: no ORM bookkeeping per row
@@ -406,9 +413,10 @@ def _decide_and_commit(app: App, *, batch_id: str, basis: str, system: str,
                 "reasons": dict(sorted(reasons_count.items())), **extra},
         policy=policy)
     sql = ("UPDATE disclosure_batch SET status = :status, audit_index = :idx, root = :root, "
-           "policy = :policy, disclosed = :disclosed, refused = :refused, reasons = :reasons, "
+           "policy = :policy, blocks = :blocks, disclosed = :disclosed, refused = :refused, reasons = :reasons, "
            "decided_at = :at WHERE id = :id")
     params = {"status": "decided", "idx": audit_log.ENTRY_INDEX, "root": root, "policy": policy,
+              "blocks": blocks,
               "disclosed": disclosed, "refused": total - disclosed,
               "reasons": json.dumps(dict(sorted(reasons_count.items()))),
               "at": now, "id": batch_id}
@@ -709,20 +717,33 @@ def queue(app: App, who: Employee, *, limit: int = 200, interface: str = "api",
 
 
 def inclusion_proof(leaf_hashes: list[bytes], index: int) -> list[bytes]:
-    """RFC 9162 PATH(index, D[0:n]) from the leaf hashes (audit.merkle's plan, evaluated)."""
-    plan = merkle.inclusion_plan(index, len(leaf_hashes))
+    """RFC 9162 PATH(index, D[0:n]) from all the leaf hashes (audit.merkle's plan, evaluated)."""
+    return _proof_from(len(leaf_hashes), index, dict(enumerate(leaf_hashes)), [])
+
+
+def _proof_from(size: int, index: int, leaves: dict[int, bytes],
+                blocks: list[bytes]) -> list[bytes]:
+    """The proof from the leaves it needs and the hashes of complete BLOCK-leaf blocks."""
+    plan = merkle.inclusion_plan(index, size)
     nodes = {}
     for group in plan:
         for level, i in group:
-            nodes[(level, i)] = merkle.subtree_hash(
-                leaf_hashes[i << level:(i + 1) << level])
+            if level >= BLOCK_LEVEL and blocks:
+                lo = i << (level - BLOCK_LEVEL)
+                nodes[(level, i)] = merkle.subtree_hash(
+                    blocks[lo:lo + (1 << (level - BLOCK_LEVEL))])
+            else:
+                lo = i << level
+                nodes[(level, i)] = merkle.subtree_hash(
+                    [leaves[j] for j in range(lo, lo + (1 << level))])
     return merkle.evaluate(plan, nodes)
 
 
 def proof(app: App, viewer: Viewer, batch_id: str, line: int, *, interface: str = "api",
           address: str | None = None) -> dict[str, Any]:
     """One record's decision document, its leaf hash, its inclusion proof and the root
-    committed in the batch's audit entry."""
+    committed in the batch's audit entry. Reads the record's block of leaves, the last
+    (incomplete) block's, and the stored hashes of the complete blocks."""
     _check_reader(app, viewer, interface, address)
     with session_scope(app.engine) as s:
         b, _system, _agency = _batch_row(s, batch_id, viewer)
@@ -732,16 +753,25 @@ def proof(app: App, viewer: Viewer, batch_id: str, line: int, *, interface: str 
             raise NotFound(f"batch {b.id} has no line {line} (1 to {b.records})")
         doc = s.scalar(select(DisclosureDecision.document).where(
             DisclosureDecision.batch_id == b.id, DisclosureDecision.line == line))
-        hashes = [bytes.fromhex(h) for h in s.scalars(
-            select(DisclosureDecision.leaf_hash).where(DisclosureDecision.batch_id == b.id)
-            .order_by(DisclosureDecision.line))]
+        size = b.records
+        raw_blocks = bytes(b.blocks or b"")
+        blocks = [raw_blocks[i:i + 32] for i in range(0, len(raw_blocks), 32)]
+        wanted = {(line - 1) // BLOCK, (size - 1) // BLOCK}
+        leaves: dict[int, bytes] = {}
+        for blk in wanted:
+            for n, h in s.execute(select(DisclosureDecision.line, DisclosureDecision.leaf_hash)
+                                  .where(DisclosureDecision.batch_id == b.id,
+                                         DisclosureDecision.line > blk * BLOCK,
+                                         DisclosureDecision.line <= (blk + 1) * BLOCK)):
+                leaves[n - 1] = bytes.fromhex(h)
         bid, root, idx = b.id, b.root, b.audit_index
     assert doc is not None
-    path = inclusion_proof(hashes, line - 1)
-    merkle.verify_inclusion(line - 1, len(hashes), hashes[line - 1], path, bytes.fromhex(root))
+    path = _proof_from(size, line - 1, leaves, blocks)
+    # served only if it verifies against the committed root (fail closed)
+    merkle.verify_inclusion(line - 1, size, leaves[line - 1], path, bytes.fromhex(root))
     return {"batch_id": bid, "line": line, "document": doc,
-            "leaf_hash": hashes[line - 1].hex(), "leaf_index": line - 1,
-            "tree_size": len(hashes), "proof": [p.hex() for p in path], "root": root,
+            "leaf_hash": leaves[line - 1].hex(), "leaf_index": line - 1,
+            "tree_size": size, "proof": [p.hex() for p in path], "root": root,
             "audit_index": idx}
 
 

@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("approval_index", sa.Integer(), nullable=True),
         sa.Column("audit_index", sa.Integer(), nullable=True),
         sa.Column("root", sa.String(length=64), nullable=True),
+        sa.Column("blocks", sa.LargeBinary(), nullable=True),
         sa.Column("policy", sa.String(length=64), nullable=True),
     )
     op.create_index("ix_disclosure_batch_system_id", "disclosure_batch", ["system_id"])
