@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from idrs.audit import log as audit_log
 from idrs.audit import merkle
-from idrs.audit.events import canonical, make_event
+from idrs.audit.events import Actor, canonical, make_event
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import is_sqlite, session_scope
@@ -74,15 +74,6 @@ def _system(s: Session, name: str) -> SystemPrincipal:
     return p
 
 
-def _record(app: App, event: DisclosureEvent, *, actor: str, interface: str,
-            obj: dict[str, Any], detail: dict[str, Any] | None = None,
-            outcome: str = "success", reasons: list[str] | None = None,
-            policy: str | None = None) -> int:
-    return audit_log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor, outcome=outcome, interface=interface,
-        obj=obj, detail=detail, reasons=reasons, policy=policy))
-
-
 def add_agreement(app: App, *, system: str, basis: str, agency: str, federal: bool,
                   ranks: list[str], cap_official: int, cap_investigation: int,
                   window_days: int, start: date | None, days: int, actor: str,
@@ -110,11 +101,12 @@ def add_agreement(app: App, *, system: str, basis: str, agency: str, federal: bo
         if p.kind != AGENCY_SYSTEM:
             raise ValidationFailed([f"system: {p.name} is a {p.kind}, not an {AGENCY_SYSTEM}"])
         pid, pname = p.id, p.name
-    idx = _record(app, DisclosureEvent.AGREEMENT_ADD, actor=actor, interface=interface,
-                  obj={"system": pname, "basis": basis},
-                  detail={"agency": agency, "federal": federal, "ranks": clean_ranks,
-                          "cap_official": cap_official, "cap_investigation": cap_investigation,
-                          "window_days": window_days, "start": start.isoformat(), "days": days})
+    idx = audit_log.record(
+        app, DisclosureEvent.AGREEMENT_ADD, Actor(actor, interface),
+        {"system": pname, "basis": basis},
+        {"agency": agency, "federal": federal, "ranks": clean_ranks,
+         "cap_official": cap_official, "cap_investigation": cap_investigation,
+         "window_days": window_days, "start": start.isoformat(), "days": days})
     with session_scope(app.engine) as s:
         row = DisclosureAgreement(
             system_id=pid, basis=basis, agency=agency, federal=federal,
@@ -135,8 +127,8 @@ def revoke_agreement(app: App, *, agreement_id: int, actor: str,
             raise NotFound(f"no disclosure agreement {agreement_id}")
         if a.revoked_at is not None:
             raise Conflict(f"disclosure agreement {agreement_id} is already revoked")
-    idx = _record(app, DisclosureEvent.AGREEMENT_REVOKE, actor=actor, interface=interface,
-                  obj={"agreement": agreement_id})
+    idx = audit_log.record(app, DisclosureEvent.AGREEMENT_REVOKE, Actor(actor, interface),
+                           {"agreement": agreement_id})
     with session_scope(app.engine) as s:
         a = s.get(DisclosureAgreement, agreement_id)
         assert a is not None
@@ -466,10 +458,10 @@ def submit(app: App, principal: Principal, *, basis: Any, request: Any, records:
     if hold:
         detail = _hold_detail(plaus)
         try:
-            idx = _record(app, DisclosureEvent.BATCH_HOLD, actor=principal.actor,
-                          interface=interface, outcome="held",
-                          obj={"batch": batch_id, "basis": basis_name, "records": len(recs)},
-                          detail=detail)
+            idx = audit_log.record(
+                app, DisclosureEvent.BATCH_HOLD, Actor(principal.actor, interface),
+                {"batch": batch_id, "basis": basis_name, "records": len(recs)}, detail,
+                outcome="held")
         except audit_log.AuditUnavailable:
             _drop_batch(app, batch_id)
             raise AccessDenied([AUDIT_UNAVAILABLE]) from None
@@ -542,9 +534,9 @@ def _resolve_held(app: App, who: Employee, batch_id: str, *, approve: bool, inte
     plaus = _plausibility(prep, prior, a)
     event = DisclosureEvent.BATCH_APPROVE if approve else DisclosureEvent.BATCH_REJECT
     try:
-        approval = _record(app, event, actor=who.seid, interface=interface,
-                           obj={"batch": bid, "basis": basis, "system": system},
-                           detail=_hold_detail(plaus))
+        approval = audit_log.record(app, event, Actor(who.seid, interface, address),
+                                    {"batch": bid, "basis": basis, "system": system},
+                                    _hold_detail(plaus))
     except audit_log.AuditUnavailable:
         with session_scope(app.engine) as s:
             held = s.get(DisclosureBatch, bid)
