@@ -47,6 +47,7 @@ PLAN: list[tuple[str, str]] = [
     ("PAB01", "/alerts/{alert}"),
     ("PAB01", "/taxpayers"),
     ("PAB01", "/notices"),
+    ("POB01", "/disclosures"),
     ("POB01", "/grants/{grant}"),
     ("POB01", "/agreements"),
     ("POB01", "/agreements/{agreement}"),

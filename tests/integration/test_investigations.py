@@ -518,7 +518,7 @@ def test_investigations_from_the_command_line(w: World, monkeypatch: pytest.Monk
 
 
 def test_migration_gives_alerts_referred_before_it_their_case(tmp_path: Path) -> None:
-    """Revision 0010 on a database whose alerts were referred (and noticed) under 0008."""
+    """Revision 0010 on a database whose alerts were referred (and noticed) under 0009 (the revision before it)."""
     from alembic import command
     from sqlalchemy import text
 
@@ -529,7 +529,7 @@ def test_migration_gives_alerts_referred_before_it_their_case(tmp_path: Path) ->
     cfg = migrate.alembic_config(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0008")
+        command.upgrade(cfg, "0009")
     with engine.begin() as conn:
         for aid, state in (("A1", "referred"), ("A2", "open")):
             conn.execute(text(
@@ -550,7 +550,7 @@ def test_migration_gives_alerts_referred_before_it_their_case(tmp_path: Path) ->
     assert trigger is None  # sent at referral, before the statute's trigger was recorded
     with engine.begin() as conn:  # and back down: the tables and the column go
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0008")
+        command.downgrade(cfg, "0009")
     with engine.connect() as conn:
         names = set(conn.execute(text("SELECT name FROM sqlite_master")).scalars())
         columns = {r[1] for r in conn.execute(text("PRAGMA table_info(detection_taxpayer_notice)"))}

@@ -51,7 +51,7 @@ from idrs.detection.models import Alert
 from idrs.grants import service as grants
 from idrs.people import auth, totp
 from idrs.people import service as people
-from idrs.web import admin_pages, grant_pages, pages, report_pages, routes
+from idrs.web import admin_pages, disclosure_pages, grant_pages, pages, report_pages, routes
 from idrs.web.render import MAX_FORM, WebRoute
 from idrs.web.security import PRE_CSRF_COOKIE, SESSION_COOKIE, session_csrf
 from tests import aio
@@ -63,7 +63,7 @@ OP = "os:test"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 STALE = "did not come from idrs"  # the CSRF refusal's message (web/security.py BAD_CSRF)
 ALERT = "A700001"
-WEB_MODULES = (routes, pages, admin_pages, grant_pages, report_pages)
+WEB_MODULES = (routes, pages, admin_pages, grant_pages, report_pages, disclosure_pages)
 PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 #: what must never come back (compared in lower case: some fields are upper-cased)
 RAW = ("<script>alert(1)", "<img src=x")
@@ -132,6 +132,7 @@ SAMPLES: dict[str, Sample] = {
     "/reports/weekly/certify": Sample("MG1", {"unit": "U1", "week": "2026-03-02"}),
     "/taxpayers": Sample("PA1", {"tin": f.CARTER}),
     "/notices": Sample("PA1", {"alert": ALERT}),
+    "/disclosures/{batch_id}/{decision}": Sample("PO1"),
 }
 
 
@@ -194,7 +195,7 @@ def w(app: App) -> World:
     world.ids = {
         "adjustment_id": "1", "decision": "approve", "alert_id": ALERT, "action": "assign",
         "case_id": f"INV-{ALERT}",
-        "seid": "CS1", "code": "U1", "change_id": "1",
+        "seid": "CS1", "code": "U1", "change_id": "1", "batch_id": "D-0000000000000000",
         "grant_id": str(grant["grant_id"]), "agreement_id": str(agreement["agreement_id"]),
     }
     return world

@@ -53,6 +53,8 @@ GROUPS: dict[str, set[str]] = {
     "WEEKLY_READERS": {"privacy_officer", "privacy_analyst", "authorizing_official", "auditor",
                        "manager"},
     "OVERSIGHT_READERS": {"privacy_officer", "authorizing_official", "auditor"},
+    "DISCLOSURE_OFFICERS": {"privacy_officer"},
+    "DISCLOSURE_READERS": {"privacy_officer", "auditor"},
     "GRANT_STAFF": {"privacy_officer", "authorizing_official", "security_admin"},
     "GRANT_RECORD_READERS": {"privacy_officer", "authorizing_official", "security_admin",
                              "auditor"},

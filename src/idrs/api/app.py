@@ -58,6 +58,7 @@ def create_app(app: App) -> FastAPI:
         anonymized,
         audit,
         detection,
+        disclosures,
         grants,
         middleware,
         reports,
@@ -86,7 +87,7 @@ def create_app(app: App) -> FastAPI:
     api.add_exception_handler(AccessDenied, _denied)
     api.add_exception_handler(IdrsError, _error)
     for module in (sessions, research, audit, access, adjustments, grants, anonymized,
-                   detection, reports, admin):
+                   detection, reports, admin, disclosures):
         api.include_router(module.router, prefix=API_PREFIX)
     web.mount(api, app)
     # Security headers, request ids, the body limit; errors as application/problem+json that

@@ -315,11 +315,12 @@ def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenD
 def taxpayer_accesses(tin: str, app: AppDep, me: Accountant, page: PageDep) -> dict[str, Any]:
     """Who in the agency opened the account: date, unit, purpose (no employee identity).
 
-    Refused attempts (nothing shown) are counted. Recorded as ``taxpayer:accesses:read``.
+    Refused attempts (nothing shown) are counted; ``disclosures`` lists each disclosure to
+    another agency (agency, basis, date, what). Recorded as ``taxpayer:accesses:read``.
     """
     out = taxpayer.accesses(app, tin=tin[:20], actor=me.seid, interface="api")
     return paged(out["openings"], page, key="openings", taxpayer=out["taxpayer"],
-                 refused_attempts=out["refused_attempts"])
+                 refused_attempts=out["refused_attempts"], disclosures=out["disclosures"])
 
 
 @router.post("/alerts/{alert_id}/notice", status_code=201, response_model=NoticesIssued,

@@ -229,15 +229,17 @@ def oversight_report(
     grant: Annotated[int | None, Query(ge=1, le=MAX_DB_INT)] = None,
     seids: Annotated[str | None, Query(max_length=2000, description="S1,S2,…")] = None,
     unit: Annotated[str | None, Query(max_length=20)] = None,
+    system: Annotated[str | None, Query(max_length=40, description="an agency system")] = None,
     start: Annotated[BoundedDate | None, Query(alias="from")] = None,
     end: Annotated[BoundedDate | None, Query(alias="to")] = None,
 ) -> Response:
-    """Potential and actual access of a grant's principal, some SEIDs or a unit (recorded)."""
+    """Potential and actual access of a grant's principal, some SEIDs or a unit; potential
+    and actual disclosures of an agency system (``system=``). Recorded."""
     from idrs.oversight import render, report
 
     rep = report.build(app, grant_id=grant,
                        seids=[s for s in (seids or "").replace(",", " ").split() if s] or None,
-                       unit=unit, start=start, end=end,
+                       unit=unit, system=system, start=start, end=end,
                        actor=Actor(me.seid, "api", client_address(request)))
     headers = {"Content-Disposition": f'attachment; filename="oversight-report.{format}"'}
     if format == "html":

@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grant": ("grants", "Time-limited access grants and their approvals."),
     "export": ("grants", "Registered exports and their destruction."),
     "oversight": ("grants", "Reports for oversight bodies."),
+    "disclosure": ("disclosure", "Disclosures to other agencies under a statute: agreements, bulk requests, approvals."),
     "anonymized": ("grants", "Anonymized records under your anonymized grant, by pseudonym."),
 }  # fmt: skip
 

@@ -367,7 +367,8 @@ def reports_rate(week: str | None = typer.Option(None, "--week"), as_json: bool 
 
 @taxpayer_app.command("accesses")
 def taxpayer_accesses(tin: str = typer.Option(..., "--tin"), as_json: bool = JsonOpt) -> None:
-    """Who in the agency opened the account: date, unit, purpose (no employee identity)."""
+    """Who in the agency opened the account: date, unit, purpose (no employee identity); each
+    disclosure to another agency: date, agency, basis, what."""
     from idrs.detection import taxpayer
 
     r = taxpayer.accesses(open_app(), tin=tin, actor=operator_actor())
@@ -379,6 +380,10 @@ def taxpayer_accesses(tin: str = typer.Option(..., "--tin"), as_json: bool = Jso
         t.add_row(o["date"], o["unit"], o["purpose"])
     console.print(t)
     console.print(f"refused attempts (nothing shown): {r['refused_attempts']}", highlight=False)
+    d = Table("date", "agency", "basis", "disclosed")
+    for x in r["disclosures"]:
+        d.add_row(x["date"], x["agency"] or x["system"], x["statute"], x["disclosed"])
+    console.print(d)
 
 
 @taxpayer_app.command("notice")

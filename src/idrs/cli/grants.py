@@ -323,19 +323,22 @@ def oversight_report(
     grant: int | None = typer.Option(None, "--grant"),
     seids: str | None = typer.Option(None, "--seids", help="S1,S2,…"),
     unit: str | None = typer.Option(None, "--unit"),
+    system: str | None = typer.Option(None, "--system", help="an agency system (disclosures)"),
     start: str | None = typer.Option(None, "--from", help="YYYY-MM-DD"),
     end: str | None = typer.Option(None, "--to", help="YYYY-MM-DD"),
     fmt: str = typer.Option(..., "--format", help="html|pdf|json|csv"),
     out: Path = typer.Option(..., "--out"),
 ) -> None:
-    """Potential and actual access of a grant's principal, some SEIDs or a unit."""
+    """Potential and actual access of a grant's principal, some SEIDs or a unit; potential
+    and actual disclosures of an agency system."""
     from idrs.oversight import render, report
 
     if fmt.lower() not in render.FORMATS:
         raise ValidationFailed([f"format: one of {', '.join(render.FORMATS)}"])
     a = open_app()
     rep = report.build(a, grant_id=grant, seids=seids.split(",") if seids else None, unit=unit,
-                       start=_day(start, "from"), end=_day(end, "to"), actor=_operator())
+                       system=system, start=_day(start, "from"), end=_day(end, "to"),
+                       actor=_operator())
     out.write_bytes(render.render(rep, fmt))
     console.print(f"report written to {out} (checkpoint tree size "
                   f"{rep['checkpoint']['tree_size']})", markup=False, highlight=False)

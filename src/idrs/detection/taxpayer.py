@@ -2,7 +2,10 @@
 
 ``accesses``: every research entry that opened the account (or revealed it among NAMES
 results), with the date, the unit and a purpose category, never the employee's identity;
-refused attempts are counted (nothing was shown). Recorded as ``taxpayer:accesses:read``.
+refused attempts are counted (nothing was shown); and every disclosure of the taxpayer's
+return information to another agency (agency, basis, date, what was disclosed: the
+§ 6103(p)(3) accounting, from ``disclosure.service.accounting``). Recorded as
+``taxpayer:accesses:read``.
 
 ``notice``: the notice IRC §7431(e) requires once the alert's investigation records one of
 the statute's triggers — a criminal charge, or a proposed disciplinary or adverse action
@@ -101,9 +104,13 @@ def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[
                 continue
             opened.append({"date": e["time"][:10], "unit": units.get(e.get("actor", ""), "unknown"),
                            "purpose": _purpose(e), "command": obj.get("command")})
+    from idrs.disclosure import service as disclosure  # § 6103(p)(3): disclosures beside them
+
+    disclosed = disclosure.accounting(app, pseud)
     _record(app, DetectionEvent.TAXPAYER_ACCESSES_READ, actor, {"taxpayer": pseud},
-            {"openings": len(opened)}, interface)
-    return {"taxpayer": pseud, "openings": opened, "refused_attempts": refused}
+            {"openings": len(opened), "disclosures": len(disclosed)}, interface)
+    return {"taxpayer": pseud, "openings": opened, "refused_attempts": refused,
+            "disclosures": disclosed}
 
 
 def _taxpayer_letterhead(app: App, pseud: str) -> dict[str, str]:

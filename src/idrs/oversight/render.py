@@ -105,6 +105,13 @@ def to_csv(report: dict[str, Any]) -> bytes:
         w.writerow(["export", e["holder"] or "", "destroyed" if e["destroyed"] else "outstanding",
                     e["export_id"], e["taxpayers"]])
     _answer_rows(w, report)
+    for x in report.get("systems", []):
+        for k in ("batches", "records", "disclosed", "refused", "distinct_taxpayers_disclosed"):
+            w.writerow(["disclosures", x["system"], k, "", x["actual"][k]])
+        for code, n in x["actual"]["refusals_by_reason"].items():
+            w.writerow(["disclosures", x["system"], "refusals_by_reason", code, n])
+        w.writerow(["potential_disclosures", x["system"], "taxpayers_reachable", "",
+                    x["potential"]["taxpayers_reachable"]])
     return buf.getvalue().encode()
 
 

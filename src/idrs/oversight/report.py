@@ -1,6 +1,6 @@
 """The oversight report: potential and actual access of a set of principals.
 
-``idrs oversight report (--grant ID | --seids S1,S2 | --unit U) [--from --to]
+``idrs oversight report (--grant ID | --seids S1,S2 | --unit U | --system NAME) [--from --to]
 --format html|pdf|json|csv --out FILE``.
 
 - *potential*: per principal, what the decision point would allow now: for each command of
@@ -17,6 +17,10 @@
 - *answers*: every answer the principals received in the period, by entry index and
   commitment (never its content), the checkpoint covering them with the witnesses'
   cosignatures, and the commands that open one for a court and check the opening.
+- *an agency system* (``--system NAME``): its disclosures the same way: potential (the
+  agreements in force, each basis's answer scope, the taxpayers reachable, the caps) and
+  actual (batches, records disclosed and refused by reason, distinct taxpayers disclosed,
+  per day), from ``disclosure.service.oversight``.
 - *checkpoint*: the tree size and root the actual part was computed against (a fresh
   checkpoint is signed first when the signing key is present), so a reader can verify it
   against ``idrs audit export``.
@@ -564,8 +568,8 @@ def answers_received(app: App, tallies: dict[str, _Tally], ck: dict[str, Any]) -
 
 
 def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = None,
-          unit: str | None = None, start: date | None = None, end: date | None = None,
-          actor: Actor) -> dict[str, Any]:
+          unit: str | None = None, system: str | None = None, start: date | None = None,
+          end: date | None = None, actor: Actor) -> dict[str, Any]:
     """The report as a dict with top-level keys ``potential``, ``actual``, ``checkpoint``.
 
     Callers: cli (``idrs oversight report``), the tests, the benchmark. Records the request
@@ -574,9 +578,12 @@ def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = No
     from idrs.grants.service import check_outstanding
 
     now = as_utc(app.clock.now())
-    with session_scope(app.engine) as s:
-        sc = resolve_scope(s, app, grant_id=grant_id, seids=seids, unit=unit, start=start,
-                           end=end)
+    if system:
+        sc = _system_scope(app, system, grant_id, seids, unit, start, end)
+    else:
+        with session_scope(app.engine) as s:
+            sc = resolve_scope(s, app, grant_id=grant_id, seids=seids, unit=unit, start=start,
+                               end=end)
     idx = audit_log.record(app, GrantEvent.OVERSIGHT_REPORT, actor,
                   {"scope": sc.description, "grant_id": sc.grant_id, "unit": sc.unit},
                   {"principals": len(sc.seids), "from": str(sc.start), "to": str(sc.end)})
@@ -605,6 +612,11 @@ def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = No
                             sensitive)
     actual = _actual(tallies, per_day, alerts, exports, sc)
     answers = answers_received(app, tallies, ck)
+    systems = []
+    if system:
+        from idrs.disclosure import service as disclosure
+
+        systems.append(disclosure.oversight(app, system, sc.start, sc.end, pop["taxpayers"]))
     return {
         "title": "Oversight report: potential and actual access",
         "generated_at": now.isoformat(), "audit_index": idx,
@@ -612,8 +624,29 @@ def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = No
                   "seids": sc.seids, "from": sc.start.isoformat(), "to": sc.end.isoformat()},
         "population": pop,
         "potential": potential, "actual": actual, "answers": answers,
+        # an agency system: potential and actual disclosures (idrs.disclosure)
+        "systems": systems,
         "checkpoint": {k: ck[k] for k in ("origin", "tree_size", "root_hash", "root_hex", "note")},
     }
+
+
+def _system_scope(app: App, system: str, grant_id: int | None, seids: list[str] | None,
+                  unit: str | None, start: date | None, end: date | None) -> Scope:
+    """The scope of an agency system (no employee): its disclosures over the period."""
+    if grant_id or seids or unit:
+        raise ValidationFailed(["scope: give exactly one of --grant, --seids, --unit, --system"])
+    from idrs.people.systems import list_systems
+
+    name = system.strip().lower()
+    if name not in {r["system"] for r in list_systems(app)}:
+        raise NotFound(f"no system {name}")
+    today = as_utc(app.clock.now()).date()
+    sc = Scope([], description=f"agency system {name}")
+    sc.end = end or today
+    sc.start = start or (sc.end - timedelta(days=DEFAULT_DAYS - 1))
+    if sc.end < sc.start:
+        raise ValidationFailed(["to: before from"])
+    return sc
 
 
 def _actual(tallies: dict[str, _Tally], per_day: dict[str, list[int]],

@@ -114,6 +114,10 @@ AGREEMENT_AUTHORS: frozenset[Role] = frozenset({Role.PRIVACY_OFFICER, Role.AUTHO
 RECORD_KEEPERS: frozenset[Role] = frozenset(
     {Role.SECURITY_ADMIN, Role.PRIVACY_OFFICER, Role.AUTHORIZING_OFFICIAL}
 )
+#: Who approves or rejects a disclosure batch held over its caps (the disclosure officer).
+DISCLOSURE_OFFICERS: frozenset[Role] = frozenset({Role.PRIVACY_OFFICER})
+#: Who reads disclosure batches, their decisions and proofs, and the disclosure queue.
+DISCLOSURE_READERS: frozenset[Role] = DISCLOSURE_OFFICERS | {Role.AUDITOR}
 # Who approves a grant is a setting (``IDRS_GRANT_APPROVAL_ROLES``, grants.rules.ApprovalRule).
 
 
