@@ -32,6 +32,12 @@ app.add_typer(keys_app, name="keys")
 @app.command("import")
 def import_cmd(
     file: Path = typer.Argument(..., help="JSON Lines file, one taxpayer a line (format: docs/interface.md)"),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="processes validating lines (default: one per CPU for files of 4 MiB or more, else 1)",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Load taxpayers from JSON Lines: all or nothing; re-importing a taxpayer and year replaces it."""
@@ -52,7 +58,11 @@ def import_cmd(
         task = bar.add_task("import", total=size or None)
         try:
             result = import_file(
-                application, file, operator_actor(), progress=lambda n: bar.advance(task, n)
+                application,
+                file,
+                operator_actor(),
+                progress=lambda n: bar.advance(task, n),
+                workers=workers,
             )
         except ValidationFailed as exc:
             bar.stop()
