@@ -37,7 +37,7 @@ from bench import figure as _fig
 TITLE = "PostgreSQL at scale beside SQLite: appends, adjustments, bulk loads (issue 18.1)"
 WORK = Path(os.environ.get("IDRS_BENCH_TMP", "/tmp"))
 SIZES = {
-    "full": {"per_writer": 1500, "adjust": 1000, "seed": 50_000, "import": 20_000},
+    "full": {"per_writer": 1500, "adjust": 600, "seed": 30_000, "import": 12_000},
     "quick": {"per_writer": 300, "adjust": 300, "seed": 5_000, "import": 6_000},
 }
 
@@ -220,6 +220,15 @@ def _database(kind: str, tmp: Path, tag: str) -> tuple[str, str | None]:
     return url, name
 
 
+def _db_bytes(engine: Any, url: str) -> int:
+    if url.startswith("sqlite"):
+        path = Path(url.removeprefix("sqlite:///"))
+        wal = Path(str(path) + "-wal")
+        return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+
+
 def _bulk_figures(tmp: Path, n_seed: int, n_import: int) -> list[dict[str, Any]]:
     from idrs.audit import log
     from idrs.masterfile.importer import import_file
@@ -234,9 +243,11 @@ def _bulk_figures(tmp: Path, n_seed: int, n_import: int) -> list[dict[str, Any]]
         url, name = _database(kind, tmp, "seed")
         try:
             app = _app(url, tmp / f"home-seed-{kind}")
+            base = _db_bytes(app.engine, url)
             t0, c0 = time.perf_counter(), time.process_time()
             seed(app, taxpayers=n_seed, employees=5)
             s, cpu = time.perf_counter() - t0, time.process_time() - c0
+            per_tp = (_db_bytes(app.engine, url) - base) / n_seed
             log.forget(app.engine)
             app.engine.dispose()
         finally:
@@ -252,6 +263,18 @@ def _bulk_figures(tmp: Path, n_seed: int, n_import: int) -> list[dict[str, Any]]
                 f"{n_seed / s:,.0f} taxpayers/s; {cpu:.1f} s CPU in this process"
                 f" ({n_seed / cpu:,.0f}/s of CPU); 1M at this rate: {1e6 / (n_seed / s) / 60:.1f}"
                 f" min; {'COPY' if kind == 'postgresql' else 'executemany'}; {_load()}",
+            )
+        )
+        out.append(
+            _fig(
+                f"database size per seeded taxpayer ({kind})",
+                round(per_tp),
+                "bytes",
+                "-",
+                None,
+                f"growth of {'pg_database_size' if kind == 'postgresql' else 'the file'} over"
+                f" {n_seed:,} taxpayers with 3 tax years each (returns, transactions, addresses,"
+                " indexes)",
             )
         )
         for workers in (1, 2):
