@@ -32,11 +32,8 @@ app.add_typer(keys_app, name="keys")
 @app.command("import")
 def import_cmd(
     file: Path = typer.Argument(..., help="JSON Lines file, one taxpayer a line (format: docs/interface.md)"),
-    workers: int | None = typer.Option(
-        None,
-        "--workers",
-        min=1,
-        help="processes validating lines (default: one per CPU for files of 4 MiB or more, else 1)",
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="processes validating lines (1: this process)"
     ),
     as_json: bool = JsonOpt,
 ) -> None:

@@ -10,18 +10,18 @@ Records one audit entry ``data:import:run`` (counts only, never identities) afte
 outcome is known: a successful import is committed first, then recorded; a refused one is
 recorded as a failure with the number of bad lines.
 
-Worker processes (``workers`` > 1, the default for files of ``PARALLEL_BYTES`` or more):
-parsing and validating a line is most of an import's CPU, so blocks of ``BLOCK_LINES``
-lines are validated by a pool of worker processes (spawned: no connection or key is
-shared; they get only the bytes of the lines) while this process writes the validated
-records, in file order, on its ONE connection and transaction (PostgreSQL: COPY). At most
-``2 × workers`` blocks are in flight, so memory stays bounded. All or nothing and the
-reported problems are exactly those of a serial run.
+Worker processes (``workers`` > 1, opt-in): blocks of ``BLOCK_LINES`` lines are validated
+by a pool of worker processes (spawned: no connection or key is shared; they get only the
+bytes of the lines) while this process writes the validated records, in file order, on its
+ONE connection and transaction (PostgreSQL: COPY). At most ``2 × workers`` blocks are in
+flight, so memory stays bounded. All or nothing and the reported problems are exactly those
+of a serial run. Measured (bench_pgscale): handing the validated records back costs this
+process about as much CPU as validating them itself, so workers only help where the
+writing process, not validation, is short of a core; the default is 1.
 """
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -43,8 +43,6 @@ from idrs.masterfile.store import MasterFileWriter, WriteStats, lock_for_write
 MAX_PROBLEMS = 10_000
 #: lines per block handed to a validation worker
 BLOCK_LINES = 1000
-#: files at least this large are validated by worker processes when ``workers`` is not given
-PARALLEL_BYTES = 4 * 2**20
 
 #: one line's outcome: (line number, the record) or (line number, its problems)
 _Parsed = tuple[int, TaxpayerIn | list[str]]
@@ -101,15 +99,6 @@ def _parsed(
                 f.cancel()
 
 
-def default_workers(path: Path) -> int:
-    """Worker processes for validating ``path``: one per CPU for a large file, else none."""
-    try:
-        big = path.stat().st_size >= PARALLEL_BYTES
-    except OSError:
-        big = False
-    return max(1, os.cpu_count() or 1) if big else 1
-
-
 @dataclass
 class ImportResult:
     lines: int
@@ -126,18 +115,17 @@ def import_file(
     actor: str,
     progress: Callable[[int], None] | None = None,
     interface: str = "cli",
-    workers: int | None = None,
+    workers: int = 1,
 ) -> ImportResult:
     """Import one JSON Lines file as ``actor`` (an operator). See the module docstring.
 
     ``progress`` is called with the number of bytes consumed since its previous call.
-    ``workers``: validation processes (None: :func:`default_workers`; 1: validate here).
+    ``workers``: validation processes (1: validate in this process).
     Raises ValidationFailed (nothing stored) or IdrsError (unreadable file).
     """
     path = Path(path)
-    if workers is not None and workers < 1:
+    if workers < 1:
         raise IdrsError("--workers must be at least 1")
-    nworkers = default_workers(path) if workers is None else workers
     try:
         fh = path.open("rb")
     except OSError as exc:
@@ -153,7 +141,7 @@ def import_file(
             writer = MasterFileWriter(
                 app.keyring, conn, now=app.clock.now(), source="import", actor=actor
             )
-            for _lineno, rec in _parsed(fh, synthetic, nworkers, progress):
+            for _lineno, rec in _parsed(fh, synthetic, workers, progress):
                 lines += 1
                 if isinstance(rec, list):
                     bad_lines += 1
