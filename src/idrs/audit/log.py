@@ -253,12 +253,18 @@ def _append_batch_pg_cached(
                 cur.execute(db.named(sql), params)
             db.conn.commit()
         cur.close()
-    except Exception as exc:  # noqa: BLE001 - nothing committed; the reading path decides
-        db.rollback()
+    except Exception as exc:
         import psycopg
 
+        # Only errors the server raised before COMMIT ran (the pipeline then skips the rest
+        # and nothing is committed) may be retried on the reading path: the guard's refusal,
+        # a database without the guard, a caller's refused write. Anything else (a broken
+        # connection, maybe during COMMIT) is raised: re-appending could duplicate entries.
         if isinstance(exc, psycopg.errors.UndefinedFunction):
             edge.unguarded = True
+        elif not (isinstance(exc, psycopg.errors.SerializationFailure) or _statement_error(exc)):
+            raise
+        db.rollback()
         return None
     new_size = size + len(leaves)
     all_nodes = {**edge.nodes, **dict(made)}
