@@ -235,9 +235,12 @@ def _append_batch_pg_cached(
     made = merkle.append_nodes(size, hashes, edge.nodes.__getitem__)
     inner = [(node_key(lvl, i), h) for (lvl, i), h in made if lvl >= MIN_STORED_LEVEL]
     writes = _caller_writes(also, results)
-    try:
-        with db.conn.pipeline():
-            cur = db.conn.cursor()
+    import psycopg
+
+    failed: psycopg.Error | None = None
+    with db.conn.pipeline() as pipe:
+        cur = db.conn.cursor()
+        try:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,), prepare=True)
             cur.execute(_PG_EXPECT, (size,), prepare=True)
             cur.execute(
@@ -252,18 +255,22 @@ def _append_batch_pg_cached(
             for sql, params in writes:
                 cur.execute(db.named(sql), params)
             db.conn.commit()
-        cur.close()
-    except Exception as exc:
-        import psycopg
-
+        except psycopg.Error as exc:
+            failed = exc
+            with contextlib.suppress(psycopg.Error):
+                pipe.sync()  # settle the aborted pipeline here (no warning at its exit)
+    cur.close()
+    if failed is not None:
         # Only errors the server raised before COMMIT ran (the pipeline then skips the rest
         # and nothing is committed) may be retried on the reading path: the guard's refusal,
         # a database without the guard, a caller's refused write. Anything else (a broken
         # connection, maybe during COMMIT) is raised: re-appending could duplicate entries.
-        if isinstance(exc, psycopg.errors.UndefinedFunction):
+        if isinstance(failed, psycopg.errors.UndefinedFunction):
             edge.unguarded = True
-        elif not (isinstance(exc, psycopg.errors.SerializationFailure) or _statement_error(exc)):
-            raise
+        elif not (
+            isinstance(failed, psycopg.errors.SerializationFailure) or _statement_error(failed)
+        ):
+            raise failed
         db.rollback()
         return None
     new_size = size + len(leaves)
