@@ -369,3 +369,28 @@ def test_cli_import_json_and_bad_lines(app, tmp_path, monkeypatch, capsys):
     assert "line 2: tin: not a TIN" in err and "nothing was imported" in err
     assert "Traceback" not in err
     assert count(app, m.Taxpayer) == 1
+
+
+def test_worker_processes_validate_and_the_outcome_is_the_serial_one(app, tmp_path, monkeypatch):
+    """Issue 18.1: lines validated by worker processes, written in file order in one
+    transaction: the same records, the same refusal with the same problems."""
+    from idrs.masterfile import importer
+
+    monkeypatch.setattr(importer, "BLOCK_LINES", 2)  # several blocks in flight at once
+    bad_tin = person("900-12-345", "Xavier")
+    lines = [ANN, bob(), bad_tin, "{not json", person("900-12-4001", "Zed")]
+    with pytest.raises(ValidationFailed) as info:
+        import_file(app, write(tmp_path / "bad.jsonl", lines), "os:tester", workers=2)
+    assert info.value.problems == [
+        "line 3: tin: not a TIN (9 digits, NNN-NN-NNNN)",
+        "line 4: json: invalid JSON",
+    ]
+    assert count(app, m.Taxpayer) == 0
+    # the same TIN twice across blocks: file order still decides (the last one wins)
+    later = person("900-12-3456", "Annie")
+    good = [ANN, bob(), person("900-12-4001", "Zed"), later]
+    result = import_file(app, write(tmp_path / "good.jsonl", good), "os:tester", workers=2)
+    assert result.lines == 4 and result.stats.taxpayers_created >= 3
+    with app.engine.connect() as conn:
+        names = {r[0] for r in conn.execute(text("SELECT first_name FROM taxpayer"))}
+    assert "Annie" in names and "Ann" not in names

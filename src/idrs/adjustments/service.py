@@ -263,10 +263,10 @@ def _committed(app: App, call: _Call, work: Any, actor: str,
             if slot is None:
                 slot = reserve_audit(tx)
             update = (index_column, call.adjustment_id) if tx.pg and call.adjustment_id else None
-            write_audit(tx, slot, entry, update)
-            if committed is not None:
-                tx.execute("INSERT INTO audit_answer (idx, salt_enc, recipe_enc) VALUES (?, ?, ?)",
-                           (slot.index, *committed.row(app.keyring)))
+            also = [] if committed is None else [(
+                "INSERT INTO audit_answer (idx, salt_enc, recipe_enc) VALUES (?, ?, ?)",
+                (slot.index, *committed.row(app.keyring)))]
+            write_audit(tx, slot, entry, update, also)
         except Exception:  # noqa: BLE001 - no entry, no change
             _log.exception("audit append inside the adjustment transaction failed")
             raise _AuditFailed from None

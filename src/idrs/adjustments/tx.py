@@ -144,22 +144,32 @@ def reserve_audit(tx: Tx) -> AuditSlot:
     SQLite: the write lock is already held since ``BEGIN IMMEDIATE``. Nothing is written:
     a transaction that rolls back after reserving leaves no gap.
     """
+    last = "SELECT idx FROM audit_entry ORDER BY idx DESC LIMIT 1"
     if tx.pg:
         # its own statement: a statement's snapshot is taken before the lock is granted, so
-        # reading the size in the same statement would see a stale log (duplicate index)
-        tx.one("SELECT pg_advisory_xact_lock(?)", (PG_LOCK_KEY,))
-    row = tx.one("SELECT idx FROM audit_entry ORDER BY idx DESC LIMIT 1")
+        # reading the size in the same statement would see a stale log (duplicate index);
+        # both statements still go in one round trip (pipeline mode)
+        with tx.conn.pipeline():
+            cur = tx.conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,), prepare=True)
+            cur.execute(last, prepare=True)
+        row = cur.fetchone()
+        cur.close()
+    else:
+        row = tx.one(last)
     size = 0 if row is None else int(row[0]) + 1
     return AuditSlot(size, _as_raw(tx).nodes(merkle.right_edge(size)))
 
 
 def write_audit(tx: Tx, slot: AuditSlot, entry: dict[str, Any],
-                index_update: tuple[str, int] | None = None) -> int:
+                index_update: tuple[str, int] | None = None,
+                also: Sequence[tuple[str, Sequence[Any]]] = ()) -> int:
     """Write ``entry`` at the reserved index: the leaf and the Merkle nodes it completes, in
-    the audit store's layout (levels below ``MIN_STORED_LEVEL`` are not stored).
+    the audit store's layout (levels below ``MIN_STORED_LEVEL`` are not stored), then the
+    statements ``also`` (``?`` placeholders) in the same transaction.
 
     PostgreSQL: one statement, which also stores the index on the adjustment row when
-    ``index_update`` = (column, adjustment id) is given.
+    ``index_update`` = (column, adjustment id) is given, sent with ``also`` in one round trip.
     """
     leaf = leaf_bytes(entry, slot.index)
     h = merkle.leaf_hash(leaf)
@@ -180,12 +190,19 @@ def write_audit(tx: Tx, slot: AuditSlot, entry: dict[str, Any],
             params += [slot.index, adj_id]
         else:
             tail = "SELECT 1"
-        tx.execute("WITH " + ", ".join(parts) + " " + tail, params)
+        with tx.conn.pipeline():
+            cur = tx.conn.cursor()
+            cur.execute(tx._q("WITH " + ", ".join(parts) + " " + tail), params)
+            for sql, ps in also:
+                cur.execute(tx._q(sql), tuple(ps))
+        cur.close()
         return slot.index
     tx.execute("INSERT INTO audit_entry (idx, leaf_input, leaf_hash) VALUES (?, ?, ?)",
                (slot.index, leaf, h))
     for key, nh in inner:
         tx.execute("INSERT INTO audit_node (id, hash) VALUES (?, ?)", (key, nh))
+    for sql, ps in also:
+        tx.execute(sql, ps)
     return slot.index
 
 

@@ -53,7 +53,7 @@ from idrs.audit import merkle
 from idrs.audit.checkpoint import Checkpoint, load_signer, read_witness, write_witness
 from idrs.audit.events import Actor, AuditEvent, canonical, make_event
 from idrs.audit.models import MIN_STORED_LEVEL, node_key
-from idrs.audit.store import Raw, raw
+from idrs.audit.store import PG_LOCK_KEY, Raw, raw
 from idrs.errors import IdrsError
 
 if TYPE_CHECKING:
@@ -170,6 +170,9 @@ class _Edge:
 
     size: int = -1
     nodes: dict[merkle.Node, bytes] | None = None
+    #: PostgreSQL without the guard function (a database not migrated to 0012): no
+    #: one-round-trip path for it
+    unguarded: bool = False
 
 
 _PG_INSERT_ENTRIES = (
@@ -179,6 +182,101 @@ _PG_INSERT_ENTRIES = (
 _PG_INSERT_NODES = (
     "INSERT INTO audit_node (id, hash) SELECT * FROM unnest(%s::bigint[], %s::bytea[])"
 )
+
+
+def _leaves_from(
+    entries: list[dict[str, Any]], size: int
+) -> tuple[list[int | Exception], list[bytes]]:
+    """The leaf inputs of ``entries`` numbered from ``size`` (an unserializable one fails alone)."""
+    results: list[int | Exception] = []
+    leaves: list[bytes] = []
+    for e in entries:
+        try:
+            leaves.append(leaf_bytes(e, size + len(leaves)))
+            results.append(size + len(leaves) - 1)
+        except (TypeError, ValueError) as exc:
+            results.append(exc)
+    return results, leaves
+
+
+def _caller_writes(
+    also: list[list[Write]] | None, results: list[int | Exception]
+) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (sql, _bind(params, r))
+        for ws, r in zip(also or [], results, strict=False)
+        if ws and not isinstance(r, Exception)
+        for sql, params in ws
+    ]
+
+
+#: PostgreSQL: the guard run under the lock on the one-round-trip path (migration 0012).
+_PG_EXPECT = "SELECT idrs_audit_expect(%s)"
+
+
+def _append_batch_pg_cached(
+    db: Raw, entries: list[dict[str, Any]], edge: _Edge, also: list[list[Write]] | None
+) -> list[int | Exception] | None:
+    """PostgreSQL, one round trip per batch: lock, guard, inserts, caller writes, commit.
+
+    Uses the right edge this appender cached after its last batch. Every statement is sent
+    in one pipeline; the guard ``idrs_audit_expect(size)`` runs after the lock is granted and
+    raises unless the stored log ends exactly at ``size`` and no signed checkpoint covers
+    more (the same checks :func:`_append_batch` makes by reading). On any failure nothing
+    was committed: returns None for the caller to take the reading path (which re-reads the
+    size under the lock, and reports a real integrity error or a caller's bad write itself).
+    """
+    size = edge.size
+    assert edge.nodes is not None
+    results, leaves = _leaves_from(entries, size)
+    if not leaves:
+        return results
+    hashes = [merkle.leaf_hash(li) for li in leaves]
+    made = merkle.append_nodes(size, hashes, edge.nodes.__getitem__)
+    inner = [(node_key(lvl, i), h) for (lvl, i), h in made if lvl >= MIN_STORED_LEVEL]
+    writes = _caller_writes(also, results)
+    import psycopg
+
+    failed: psycopg.Error | None = None
+    with db.conn.pipeline() as pipe:
+        cur = db.conn.cursor()
+        try:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,), prepare=True)
+            cur.execute(_PG_EXPECT, (size,), prepare=True)
+            cur.execute(
+                _PG_INSERT_ENTRIES,
+                (list(range(size, size + len(leaves))), leaves, hashes),
+                prepare=True,
+            )
+            if inner:
+                cur.execute(
+                    _PG_INSERT_NODES, ([k for k, _ in inner], [h for _, h in inner]), prepare=True
+                )
+            for sql, params in writes:
+                cur.execute(db.named(sql), params)
+            db.conn.commit()
+        except psycopg.Error as exc:
+            failed = exc
+            with contextlib.suppress(psycopg.Error):
+                pipe.sync()  # settle the aborted pipeline here (no warning at its exit)
+    cur.close()
+    if failed is not None:
+        # Only errors the server raised before COMMIT ran (the pipeline then skips the rest
+        # and nothing is committed) may be retried on the reading path: the guard's refusal,
+        # a database without the guard, a caller's refused write. Anything else (a broken
+        # connection, maybe during COMMIT) is raised: re-appending could duplicate entries.
+        if isinstance(failed, psycopg.errors.UndefinedFunction):
+            edge.unguarded = True
+        elif not (
+            isinstance(failed, psycopg.errors.SerializationFailure) or _statement_error(failed)
+        ):
+            raise failed
+        db.rollback()
+        return None
+    new_size = size + len(leaves)
+    all_nodes = {**edge.nodes, **dict(made)}
+    edge.size, edge.nodes = new_size, {n: all_nodes[n] for n in merkle.right_edge(new_size)}
+    return results
 
 
 def _append_batch(
@@ -196,12 +294,33 @@ def _append_batch(
     of the batch is then stored), and AuditIntegrityError if the log is shorter than its
     latest signed checkpoint: a truncated log is never silently refilled; the system fails
     closed instead.
+
+    On PostgreSQL with a cached right edge the whole batch is one round trip
+    (:func:`_append_batch_pg_cached`); otherwise (first batch, another process appended
+    meanwhile, a refused write) the lock and the size read share one round trip and the
+    inserts and the commit a second one.
     """
-    db.begin_locked()
-    row = db.one(
+    if db.pg and edge.size >= 0 and edge.nodes is not None and not edge.unguarded:
+        done = _append_batch_pg_cached(db, entries, edge, also)
+        if done is not None:
+            return done
+        edge.size, edge.nodes = -1, None  # re-read under the lock below
+    sql_size = (
         "SELECT (SELECT idx FROM audit_entry ORDER BY idx DESC LIMIT 1),"
         " (SELECT tree_size FROM audit_checkpoint ORDER BY id DESC LIMIT 1)"
     )
+    if db.pg:
+        # the lock, then the read (its own statement: its snapshot is taken once the lock is
+        # granted), in one round trip
+        with db.conn.pipeline():
+            cur = db.conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (PG_LOCK_KEY,), prepare=True)
+            cur.execute(sql_size, prepare=True)
+        row = cur.fetchone()
+        cur.close()
+    else:
+        db.begin_locked()
+        row = db.one(sql_size)
     size = 0 if row[0] is None else int(row[0]) + 1
     floor = 0 if row[1] is None else int(row[1])
     if size < floor:
@@ -209,14 +328,7 @@ def _append_batch(
         raise AuditIntegrityError(
             f"the log has {size} entries but a signed checkpoint covers {floor}"
         )
-    results: list[int | Exception] = []
-    leaves: list[bytes] = []
-    for e in entries:
-        try:
-            leaves.append(leaf_bytes(e, size + len(leaves)))
-            results.append(size + len(leaves) - 1)
-        except (TypeError, ValueError) as exc:
-            results.append(exc)
+    results, leaves = _leaves_from(entries, size)
     if not leaves:
         db.rollback()
         return results
@@ -229,19 +341,16 @@ def _append_batch(
     made = merkle.append_nodes(size, hashes, known.__getitem__)
     idxs = list(range(size, size + len(leaves)))
     inner = [(node_key(lvl, i), h) for (lvl, i), h in made if lvl >= MIN_STORED_LEVEL]
-    writes = [
-        (sql, _bind(params, r))
-        for ws, r in zip(also or [], results, strict=False)
-        if ws and not isinstance(r, Exception)
-        for sql, params in ws
-    ]
+    writes = _caller_writes(also, results)
     if db.pg:
         # the inserts, the callers' writes and the commit in one round trip (pipeline mode)
         with db.conn.pipeline():
             cur = db.conn.cursor()
-            cur.execute(_PG_INSERT_ENTRIES, (idxs, leaves, hashes))
+            cur.execute(_PG_INSERT_ENTRIES, (idxs, leaves, hashes), prepare=True)
             if inner:
-                cur.execute(_PG_INSERT_NODES, ([k for k, _ in inner], [h for _, h in inner]))
+                cur.execute(
+                    _PG_INSERT_NODES, ([k for k, _ in inner], [h for _, h in inner]), prepare=True
+                )
             for sql, params in writes:
                 cur.execute(db.named(sql), params)
             db.conn.commit()
@@ -323,6 +432,9 @@ class GroupAppender:
         self._edge = _Edge()
         self._last_ckpt_size: int | None = None
         self._last_ckpt_time = 0.0
+        #: PostgreSQL: the log size from which to make sure partitions lie ahead again
+        #: (None: not known yet; 0: audit_entry is not partitioned)
+        self._partition_check: int | None = None
 
     def _drop(self, db: Raw | None) -> None:
         """After a failed batch: roll back; a connection of our own is dropped (a lent one
@@ -434,7 +546,21 @@ class GroupAppender:
         assert isinstance(first, int)
         return first
 
+    def _maybe_partition(self, size: int) -> None:
+        """Keep empty partitions ready past the log's end (off the commit path; PostgreSQL)."""
+        check = self._partition_check
+        if check == 0 or (check is not None and size < check):
+            return
+        try:
+            from idrs.audit.partitions import ensure_partitions
+
+            self._partition_check = ensure_partitions(self.engine, size)
+        except Exception:  # noqa: BLE001 - the entry is committed; retried after the next commit
+            log.exception("audit partitions could not be created ahead of the log")
+
     def _maybe_checkpoint(self, size: int) -> None:
+        if self.engine.dialect.name == "postgresql":
+            self._maybe_partition(size)
         policy = _policy(self.engine)
         if policy is None:
             return

@@ -310,6 +310,45 @@ def export(
     return summary
 
 
+def archive_partition(
+    app: App, name: str, out_dir: Any, actor: str, *, interface: str = "cli"
+) -> dict[str, Any]:
+    """Write the archive of one ``audit_entry`` partition (PostgreSQL) to a new or empty
+    ``out_dir``: its entries, a fresh signed checkpoint covering them, the verifier key and
+    the subtree's audit path to that checkpoint's root (:mod:`idrs.audit.partitions`).
+
+    Recorded first (as an export naming the partition), then a checkpoint is signed, then the
+    archive is written. The partition is left attached: detaching and dropping it is the
+    operator's step with PostgreSQL's tools (docs/operations.md).
+    """
+    from pathlib import Path
+
+    from idrs.audit import partitions
+    from idrs.audit.checkpoint import load_signer
+    from idrs.audit.export import check_out_dir
+
+    out = Path(out_dir)
+    check_out_dir(out)
+    if not partitions._NAME.match(name):
+        raise NotFound(f"{name!r} is not an audit_entry partition name")
+    signer = load_signer(app.settings.home)
+    idx = append(
+        app.engine,
+        make_event(
+            EventType.AUDIT_LOG_EXPORT,
+            time=app.clock.now(),
+            actor=actor,
+            outcome="allowed",
+            interface=interface,
+            detail={"directory": out.name, "partition": name},
+        ),
+    )
+    checkpoint_now(app)
+    summary = partitions.archive_partition(app.engine, name, out, signer.vkey())
+    summary["audit_index"] = idx
+    return summary
+
+
 # ---------------------------------------------------------------- witnesses
 
 

@@ -20,6 +20,10 @@ from idrs.audit.models import LEVEL_SHIFT, MIN_STORED_LEVEL, node_key
 
 #: PostgreSQL advisory lock key of the audit log ("idrsaudt").
 PG_LOCK_KEY = 0x6964727361756474
+_PG_NODES = (
+    "SELECT 0, idx, leaf_hash FROM audit_entry WHERE idx = ANY(%s::bigint[])"
+    " UNION ALL SELECT 1, id, hash FROM audit_node WHERE id = ANY(%s::bigint[])"
+)
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
@@ -123,6 +127,18 @@ class Raw:
                 out[(lvl, i)] = level[0]
         leaves = sorted(i for lvl, i in wanted if lvl == 0)
         inner = sorted(node_key(lvl, i) for lvl, i in wanted if lvl >= MIN_STORED_LEVEL)
+        mask = (1 << LEVEL_SHIFT) - 1
+        if self.pg and (leaves or inner):
+            # one round trip, one prepared statement whatever the number of nodes
+            cur = self.conn.cursor()
+            cur.execute(_PG_NODES, (leaves, inner), prepare=True)
+            for kind, key, h in cur.fetchall():
+                if kind == 0:
+                    out[(0, int(key))] = bytes(h)
+                else:
+                    out[(int(key) >> LEVEL_SHIFT, int(key) & mask)] = bytes(h)
+            cur.close()
+            return out
         if leaves:
             marks = ",".join("?" * len(leaves))
             sql = f"SELECT idx, leaf_hash FROM audit_entry WHERE idx IN ({marks})"  # noqa: S608
@@ -133,7 +149,6 @@ class Raw:
         if inner:
             marks = ",".join("?" * len(inner))
             cur = self.execute(f"SELECT id, hash FROM audit_node WHERE id IN ({marks})", inner)  # noqa: S608
-            mask = (1 << LEVEL_SHIFT) - 1
             for key, h in cur.fetchall():
                 out[(int(key) >> LEVEL_SHIFT, int(key) & mask)] = bytes(h)
             cur.close()

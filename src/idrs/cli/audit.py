@@ -1,5 +1,5 @@
 """CLI commands of the audit domain: ``idrs audit verify|export|verify-export|checkpoint|open|
-check-opening``.
+check-opening|partitions|archive-partition|verify-archive``.
 
 Exit status: 0 intact / done, 1 tampering found or bad input (one line on stderr says why).
 ``verify`` and ``export`` are themselves recorded in the audit log under the operator's OS
@@ -166,6 +166,71 @@ def verify_export_cmd(
             extra += f"; cosigned by {report.cosigned_by} of {len(keys)} witnesses"
         sys.stdout.write(
             f"export verifies: {report.size} entries, root {report.root.hex()}{extra}\n"
+        )
+
+
+@audit_app.command("partitions")
+def partitions_cmd(as_json: bool = JsonOpt) -> None:
+    """List the partitions of audit_entry (PostgreSQL) with their entry ranges."""
+    from idrs.audit.partitions import list_partitions
+    from idrs.audit.store import raw
+
+    with raw(open_app().engine) as db:
+        parts = list_partitions(db)
+        db.rollback()
+    rows = [{"name": p.name, "first": p.start, "last": p.end - 1} for p in parts]
+    if as_json:
+        print_json({"partitions": rows})
+    elif not rows:
+        sys.stdout.write("audit_entry is not partitioned (SQLite, or PostgreSQL before 0012)\n")
+    else:
+        for r in rows:
+            sys.stdout.write(f"{r['name']}\t{r['first']}\t{r['last']}\n")
+
+
+@audit_app.command("archive-partition")
+def archive_partition_cmd(
+    name: str = typer.Argument(..., help="a partition of audit_entry (idrs audit partitions)"),
+    out: Path = typer.Option(..., "--out", help="a new or empty directory"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write one partition's entries, a checkpoint covering them and the subtree's audit path."""
+    from idrs.audit import service
+
+    summary = service.archive_partition(open_app(), name, out, operator_actor())
+    if as_json:
+        print_json(summary)
+    else:
+        sys.stdout.write(
+            f"archived {summary['partition']} (entries {summary['start']}..{summary['end'] - 1})"
+            f" with a checkpoint of size {summary['tree_size']} to {out}\n"
+        )
+
+
+@audit_app.command("verify-archive")
+def verify_archive_cmd(
+    directory: Path = typer.Argument(..., help="a directory written by archive-partition"),
+    key: Path | None = typer.Option(
+        None, "--key", help="the log's verifier key, obtained elsewhere than the archive"
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Check an archived partition using only its files against the checkpoint it carries."""
+    from idrs.audit.partitions import ArchiveInvalid, verify_archive
+
+    vkey = None
+    if key is not None:
+        try:
+            vkey = key.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ArchiveInvalid(f"cannot read {key}: {exc}") from None
+    report = verify_archive(directory, vkey)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        sys.stdout.write(
+            f"archive verifies: {report.partition}, entries {report.start}..{report.end - 1},"
+            f" in the checkpoint of size {report.tree_size}, root {report.root.hex()}\n"
         )
 
 

@@ -32,6 +32,9 @@ app.add_typer(keys_app, name="keys")
 @app.command("import")
 def import_cmd(
     file: Path = typer.Argument(..., help="JSON Lines file, one taxpayer a line (format: docs/interface.md)"),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="processes validating lines (1: this process)"
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Load taxpayers from JSON Lines: all or nothing; re-importing a taxpayer and year replaces it."""
@@ -52,7 +55,11 @@ def import_cmd(
         task = bar.add_task("import", total=size or None)
         try:
             result = import_file(
-                application, file, operator_actor(), progress=lambda n: bar.advance(task, n)
+                application,
+                file,
+                operator_actor(),
+                progress=lambda n: bar.advance(task, n),
+                workers=workers,
             )
         except ValidationFailed as exc:
             bar.stop()

@@ -9,11 +9,22 @@ goes on so that every bad line is reported; then the transaction is rolled back 
 Records one audit entry ``data:import:run`` (counts only, never identities) after the
 outcome is known: a successful import is committed first, then recorded; a refused one is
 recorded as a failure with the number of bad lines.
+
+Worker processes (``workers`` > 1, opt-in): blocks of ``BLOCK_LINES`` lines are validated
+by a pool of worker processes (spawned: no connection or key is shared; they get only the
+bytes of the lines) while this process writes the validated records, in file order, on its
+ONE connection and transaction (PostgreSQL: COPY). At most ``2 × workers`` blocks are in
+flight, so memory stays bounded. All or nothing and the reported problems are exactly those
+of a serial run. Measured (bench_pgscale): handing the validated records back costs this
+process about as much CPU as validating them itself, so workers only help where the
+writing process, not validation, is short of a core; the default is 1.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,11 +36,67 @@ from idrs.audit import log as audit_log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
 from idrs.errors import IdrsError, ValidationFailed
-from idrs.masterfile.schema import LineInvalid, parse_line
+from idrs.masterfile.schema import LineInvalid, TaxpayerIn, parse_line
 from idrs.masterfile.store import MasterFileWriter, WriteStats, lock_for_write
 
 #: problems kept in full; beyond this only the count is reported (a wrong file can be huge)
 MAX_PROBLEMS = 10_000
+#: lines per block handed to a validation worker
+BLOCK_LINES = 1000
+
+#: one line's outcome: (line number, the record) or (line number, its problems)
+_Parsed = tuple[int, TaxpayerIn | list[str]]
+
+
+def _validate_block(block: list[tuple[int, bytes]], synthetic: bool) -> list[_Parsed]:
+    """Validate lines in a worker process (picklable results only)."""
+    out: list[_Parsed] = []
+    for lineno, raw in block:
+        try:
+            out.append((lineno, parse_line(raw, lineno, synthetic)))
+        except LineInvalid as bad:
+            out.append((lineno, bad.problems))
+    return out
+
+
+def _blocks(fh: Any, progress: Callable[[int], None] | None) -> Iterator[list[tuple[int, bytes]]]:
+    block: list[tuple[int, bytes]] = []
+    for lineno, raw in enumerate(fh, start=1):
+        if progress is not None:
+            progress(len(raw))
+        if not raw.strip():
+            continue
+        block.append((lineno, raw))
+        if len(block) >= BLOCK_LINES:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _parsed(
+    fh: Any, synthetic: bool, workers: int, progress: Callable[[int], None] | None
+) -> Iterator[_Parsed]:
+    """Every non-blank line's outcome in file order, validated here or by ``workers`` processes."""
+    if workers <= 1:
+        for block in _blocks(fh, progress):
+            yield from _validate_block(block, synthetic)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        window: deque[Future[list[_Parsed]]] = deque()
+        try:
+            for block in _blocks(fh, progress):
+                window.append(pool.submit(_validate_block, block, synthetic))
+                if len(window) >= 2 * workers:
+                    yield from window.popleft().result()
+            while window:
+                yield from window.popleft().result()
+        finally:
+            for f in window:
+                f.cancel()
 
 
 @dataclass
@@ -48,13 +115,17 @@ def import_file(
     actor: str,
     progress: Callable[[int], None] | None = None,
     interface: str = "cli",
+    workers: int = 1,
 ) -> ImportResult:
     """Import one JSON Lines file as ``actor`` (an operator). See the module docstring.
 
     ``progress`` is called with the number of bytes consumed since its previous call.
+    ``workers``: validation processes (1: validate in this process).
     Raises ValidationFailed (nothing stored) or IdrsError (unreadable file).
     """
     path = Path(path)
+    if workers < 1:
+        raise IdrsError("--workers must be at least 1")
     try:
         fh = path.open("rb")
     except OSError as exc:
@@ -70,18 +141,12 @@ def import_file(
             writer = MasterFileWriter(
                 app.keyring, conn, now=app.clock.now(), source="import", actor=actor
             )
-            for lineno, raw in enumerate(fh, start=1):
-                if progress is not None:
-                    progress(len(raw))
-                if not raw.strip():
-                    continue
+            for _lineno, rec in _parsed(fh, synthetic, workers, progress):
                 lines += 1
-                try:
-                    rec = parse_line(raw, lineno, synthetic)
-                except LineInvalid as bad:
+                if isinstance(rec, list):
                     bad_lines += 1
                     if len(problems) < MAX_PROBLEMS:
-                        problems.extend(bad.problems)
+                        problems.extend(rec)
                     continue
                 if not problems:  # after the first bad line: validate only
                     writer.add(rec)

@@ -15,8 +15,9 @@ years of ``information_returns`` replace that payee's information returns of tho
 The entity (name, date of birth, phone) is overwritten; markers are added, never removed; a
 changed entity address is appended to the address history.
 
-Speed: rows go in with DBAPI ``executemany`` (no per-row ORM); parents get explicit ids
-from :class:`IdAllocator` so children can reference them without a round trip.
+Speed: rows go in with PostgreSQL ``COPY`` (SQLite: DBAPI ``executemany``; no per-row ORM);
+parents get explicit ids from :class:`IdAllocator` so children can reference them without a
+round trip.
 """
 
 from __future__ import annotations
@@ -330,8 +331,20 @@ class MasterFileWriter:
             inflight.result()  # re-raises the insert's exception here, in the caller's thread
 
     def insert(self, table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Raw executemany of ``rows`` (tuples in ``cols`` order) into ``table``."""
+        """``rows`` (tuples in ``cols`` order) into ``table``: PostgreSQL ``COPY ... FROM
+        STDIN`` (one stream per batch and table, in the caller's transaction), SQLite a raw
+        executemany."""
         if not rows:
+            return
+        if not self.sqlite:
+            dbapi: Any = self.conn.connection.dbapi_connection  # psycopg's Connection
+            assert dbapi is not None
+            with (
+                dbapi.cursor() as cur,
+                cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy,  # noqa: S608 - our names
+            ):
+                for row in rows:
+                    copy.write_row(row)
             return
         key = (table, cols)
         sql = self._sql.get(key)
