@@ -154,14 +154,18 @@ def grant_request(
     principal: str = typer.Option(..., "--principal"),
     purpose: str = typer.Option(..., "--purpose"),
     basis: str = typer.Option(..., "--basis", help="legal basis (the provision cited)"),
-    commands: str = typer.Option(..., "--commands", help="e.g. ENMOD,IMFOL"),
-    classes: str = typer.Option(..., "--classes", help="e.g. identity,return"),
+    commands: str | None = typer.Option(None, "--commands",
+                                        help="e.g. ENMOD,IMFOL (none for --kind statistics)"),
+    classes: str | None = typer.Option(None, "--classes",
+                                       help="e.g. identity,return (none for --kind statistics)"),
     population: str | None = typer.Option(None, "--population",
                                           help="cases|all|anonymized (implied by --kind anonymized)"),
     kind: str | None = typer.Option(None, "--kind", help="records|anonymized|statistics"),
     k: int | None = typer.Option(None, "--k", help="anonymized grants: k of k-anonymity (10)"),
     epsilon: float | None = typer.Option(None, "--epsilon",
-                                         help="statistics grants (not yet available)"),
+                                         help="statistics grants: the privacy budget ε in all"),
+    delta: float | None = typer.Option(None, "--delta",
+                                       help="statistics grants: δ in all (default 1e-6)"),
     allow_changes: bool = typer.Option(False, "--allow-changes"),
     start: str = typer.Option(..., "--start", help="YYYY-MM-DD (UTC)"),
     days: int | None = typer.Option(None, "--days", help="term in days (default 120)"),
@@ -177,7 +181,7 @@ def grant_request(
         classes=classes, population=population, allow_changes=allow_changes,
         start=_day(start, "start"), days=days, end=_day(end, "end"),
         renewal_of=renewal_of, daily_limit=daily_limit, agreement=agreement, kind=kind, k=k,
-        epsilon=epsilon, actor=_operator())
+        epsilon=epsilon, delta=delta, actor=_operator())
     _show(out, json_out, f"grant {out['grant_id']} {out['status']} ({out['start']} to {out['end']})")
 
 
@@ -191,7 +195,7 @@ def grant_show(grant_id: int = typer.Argument(...), json_out: bool = JsonOpt) ->
     console.print(f"grant {out['grant_id']} for {out['principal']} ({out['principal_kind']}): "
                   f"{out['status']}", markup=False)
     for key in ("purpose", "legal_basis", "commands", "classes", "population", "kind", "k",
-                "allow_changes", "start", "end", "approvals", "prerequisites",
+                "epsilon", "delta", "epsilon_spent", "budget_left", "access", "allow_changes", "start", "end", "approvals", "prerequisites",
                 "exports_outstanding"):
         console.print(f"  {key}: {out[key]}", markup=False, highlight=False)
 
