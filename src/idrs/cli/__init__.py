@@ -56,6 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("grants", "Registered exports and their destruction."),
     "oversight": ("grants", "Reports for oversight bodies."),
     "anonymized": ("grants", "Anonymized records under your anonymized grant, by pseudonym."),
+    "statistics": ("grants", "Differentially private statistics under your statistics grant."),
 }  # fmt: skip
 
 

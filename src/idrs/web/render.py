@@ -59,6 +59,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/adjustments", "Approvals", ADJUSTMENT_APPROVERS),
     ("/alerts", "Alert desk", ALERT_REVIEWERS),
     ("/grants", "Grants", frozenset()),
+    ("/analysis", "Analysis", frozenset()),
     ("/agreements", "Agreements", frozenset()),
     ("/training", "Training", frozenset()),
     ("/reports/weekly", "Weekly report", WEEKLY_READERS),
