@@ -590,7 +590,7 @@ def _accuracy(q: Query, summary: list[dict[str, Any]]) -> tuple[dict[str, Any], 
         "confidence": CONFIDENCE,
         "aggregates": aggregates,
         "threshold": threshold,
-        "meaning": f"with {CONFIDENCE:.0%} confidence {note}"
+        "meaning": f"With {CONFIDENCE:.0%} confidence {note}"
         + (
             f"; a group whose noisy count is under {threshold} is not released (its "
             "existence is not disclosed)"
