@@ -267,3 +267,30 @@ def test_the_oversight_report_says_it_in_plain_words(world, tmp_path):
     assert "never see a record" in p["access"][0]
     [g] = p["grants"]
     assert g["epsilon"] == 1.0 and g["epsilon_spent"] == pytest.approx(0.25)
+
+
+def test_the_cli_mirrors_the_api(world, capsys, monkeypatch):
+    import idrs.cli.grants as cli_grants
+    from idrs.cli.people import write_token
+    from tests.integration.cli_helpers import run_cli
+
+    w = world
+    stats_grant(w, epsilon=0.5)
+    monkeypatch.setattr(cli_grants, "open_app", lambda: w.app)
+    write_token(w.app.settings.home, w.token("DT001"))
+    code, out, err = run_cli(capsys, "statistics", "run", "--aggregate", "mean", "--group-by",
+                             "filing_status", "--column", "agi", "--bounds", "0,300000",
+                             "--filter", "state=OH,CA", "--filter", "agi.min=1",
+                             "--epsilon", "0.3", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["epsilon_spent"] == 0.3 and doc["query"]["filters"] == {
+        "agi": {"min": 1}, "state": ["CA", "OH"]}
+    code, out, err = run_cli(capsys, "statistics", "budget", "--json")
+    assert code == 0 and json.loads(out)["budget_left"] == pytest.approx(0.2)
+    code, out, err = run_cli(capsys, "statistics", "run", "--aggregate", "count",
+                             "--epsilon", "0.3")
+    assert code == 1 and statistics.BUDGET_EXHAUSTED in err
+    code, out, err = run_cli(capsys, "statistics", "run", "--aggregate", "sum", "--column",
+                             "agi", "--bounds", "ten,20")
+    assert code == 1 and "--bounds" in err

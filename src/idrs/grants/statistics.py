@@ -386,7 +386,11 @@ def _filter_expr(name: str, value: Any) -> Any:
             expr = expr & (col <= value["max"])
         return expr
     if isinstance(value, list):
-        return col.is_in(value)
+        # OpenDP 0.16 refuses is_in; a disjunction of equalities is the same filter
+        expr = col == value[0]
+        for v in value[1:]:
+            expr = expr | (col == v)
+        return expr
     return col == value
 
 
@@ -788,7 +792,13 @@ def run(app: App, who: Employee, body: Mapping[str, Any], *, actor: Actor) -> di
     if gk.left + _SLACK < q.epsilon or gk.delta_spent + q.delta > gk.delta + _SLACK * 1e-6:
         raise _budget_refused(app, actor, who, gk, detail)
     frame = master_frame(app.engine)
-    rel = prepare(frame, q)  # nothing released yet
+    try:
+        rel = prepare(frame, q)  # nothing released yet, nothing spent
+    except _opendp().OpenDPException as exc:
+        # a query OpenDP cannot make private (it says why): refused, nothing spent
+        raise ValidationFailed([f"query: OpenDP cannot answer it privately ({exc.message})"
+                                if hasattr(exc, "message") else
+                                "query: OpenDP cannot answer it privately"]) from None
     try:
         if not spend(app, who, gk, q):
             raise _budget_refused(app, actor, who, gk, detail)
