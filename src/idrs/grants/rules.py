@@ -139,6 +139,8 @@ def check_kind(kind: str | None, population: str | None, k: int | None,
     """
     if kind is not None and kind not in KINDS:
         raise ValidationFailed([f"kind: one of {', '.join(KINDS)}"])
+    if kind is None and population == "statistics":
+        kind = "statistics"  # the population alone names the kind, as for anonymized
     if epsilon is not None and kind != "statistics":
         raise ValidationFailed(["epsilon: only for a statistics grant (--kind statistics)"])
     if kind == "statistics":
