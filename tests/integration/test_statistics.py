@@ -17,18 +17,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from idrs.api.app import create_app
-from idrs.audit import opening
 from idrs.audit.checkpoint import ensure_signing_key
+from idrs.audit.events import Actor
 from idrs.audit.models import AuditEntry
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, ValidationFailed
 from idrs.grants import service, statistics
 from idrs.grants.models import DpSpend, Grant
 from idrs.masterfile import seed
+from idrs.oversight import opening
 from tests.integration.grants_world import OPERATOR, World, make_world
 from tests.integration.test_anonymized_records import _ready
 
-ANALYST = service.Actor("DT001", "api")
+ANALYST = Actor("DT001", "api")
 COUNT_BY_STATE = {"group_by": ["state"], "aggregate": "count"}
 
 

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.api.deps import AppDep, EmployeeDep, client_address
+from idrs.audit.events import Actor
 from idrs.errors import NotFound
 from idrs.grants import statistics
-from idrs.grants.service import Actor
 
 router = APIRouter(tags=["statistics"])
 SIGNED_IN = {"x-authorization": "signed-in"}

@@ -51,7 +51,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
 
 from idrs.audit import commitment, log
-from idrs.audit.events import make_event
+from idrs.audit.events import Actor
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
@@ -59,7 +59,7 @@ from idrs.errors import AccessDenied, IdrsError, Reason, ValidationFailed
 from idrs.grants import rules
 from idrs.grants.events import GrantEvent
 from idrs.grants.models import DpSpend, Grant
-from idrs.grants.service import Actor, prerequisites
+from idrs.grants.service import prerequisites
 from idrs.masterfile.schema import FILING_STATUSES, STATES
 from idrs.people.models import Employee
 
@@ -742,30 +742,13 @@ def spend(app: App, who: Employee, gk: StatsGrant, q: Query) -> bool:
     return True
 
 
-def _event(actor: Actor, app: App, obj: dict[str, Any], detail: dict[str, Any], outcome: str,
-           reasons: list[str] | None = None) -> dict[str, Any]:
-    return make_event(
-        GrantEvent.STATS_QUERY,
-        time=app.clock.now(),
-        actor=actor.name,
-        outcome=outcome,
-        interface=actor.interface,
-        address=actor.address,
-        obj=obj,
-        reasons=reasons,
-        detail=detail,
-    )
-
-
 def _deny(app: App, actor: Actor, who: Employee, grant_id: int | None, code: str, words: str,
           detail: dict[str, Any]) -> AccessDenied:
     idx = None
     with contextlib.suppress(IdrsError):  # the refusal stands even if it cannot be recorded
-        idx = log.append(
-            app.engine,
-            _event(actor, app, {"grant_id": grant_id, "seid": who.seid},
-                   {**detail, "epsilon_spent": 0.0}, "denied", [code]),
-        )
+        idx = log.record(app, GrantEvent.STATS_QUERY, actor,
+                         {"grant_id": grant_id, "seid": who.seid},
+                         {**detail, "epsilon_spent": 0.0}, outcome="denied", reasons=[code])
     return AccessDenied([Reason(code, words)], idx)
 
 
@@ -817,16 +800,13 @@ def run(app: App, who: Employee, body: Mapping[str, Any], *, actor: Actor) -> di
         "accuracy": accuracy,
     }
     com = commitment.commit(answer, {"kind": "statistics", "answer": answer})
-    idx = log.append(
-        app.engine,
-        _event(
-            actor,
-            app,
-            {**obj, "answer": com.hex},
-            {**detail, "epsilon_spent": q.epsilon, "delta_spent": q.delta,
-             "budget_left": left, "rows": len(rows)},
-            "success",
-        ),
+    idx = log.record(
+        app,
+        GrantEvent.STATS_QUERY,
+        actor,
+        {**obj, "answer": com.hex},
+        {**detail, "epsilon_spent": q.epsilon, "delta_spent": q.delta, "budget_left": left,
+         "rows": len(rows)},
         also=com.writes(app.keyring),
     )
     return {**answer, "audit_index": idx}

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from idrs.audit.events import Actor
 from idrs.errors import AccessDenied, IdrsError, ValidationFailed
 from idrs.grants import anonymized, statistics
-from idrs.grants.service import Actor
 from idrs.web.render import WebRoute, page, posted
 from idrs.web.security import WebUser, app_of, client_address, current_user
 
