@@ -51,7 +51,7 @@ from idrs.detection.models import Alert
 from idrs.grants import service as grants
 from idrs.people import auth, totp
 from idrs.people import service as people
-from idrs.web import admin_pages, grant_pages, pages, report_pages, routes
+from idrs.web import admin_pages, analysis_pages, grant_pages, pages, report_pages, routes
 from idrs.web.render import MAX_FORM, WebRoute
 from idrs.web.security import PRE_CSRF_COOKIE, SESSION_COOKIE, session_csrf
 from tests import aio
@@ -63,7 +63,7 @@ OP = "os:test"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 STALE = "did not come from idrs"  # the CSRF refusal's message (web/security.py BAD_CSRF)
 ALERT = "A700001"
-WEB_MODULES = (routes, pages, admin_pages, grant_pages, report_pages)
+WEB_MODULES = (routes, pages, admin_pages, grant_pages, report_pages, analysis_pages)
 PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 #: what must never come back (compared in lower case: some fields are upper-cased)
 RAW = ("<script>alert(1)", "<img src=x")
@@ -130,6 +130,12 @@ SAMPLES: dict[str, Sample] = {
     "/reports/weekly/certify": Sample("MG1", {"unit": "U1", "week": "2026-03-02"}),
     "/taxpayers": Sample("PA1", {"tin": f.CARTER}),
     "/notices": Sample("PA1", {"alert": ALERT}),
+    "/analysis/records": Sample("CT1", {"r_limit": "5", "r_year": "2023", "r_status": "MFJ",
+                                        "r_state": "OH", "r_zip3": "454"}),
+    "/analysis/statistics": Sample("CT1", {"s_aggregate": "mean", "g_state": "1",
+                                           "s_column": "agi", "s_lo": "0", "s_hi": "200000",
+                                           "s_year": "2023", "s_state": "OH",
+                                           "s_epsilon": "0.1"}),
 }
 
 
