@@ -43,6 +43,7 @@ PLAN: list[tuple[str, str]] = [
     ("MGB01", "/reports/weekly"),
     ("MGB01", "/grants"),
     ("MGB01", "/grants/new"),
+    ("EXB01", "/analysis"),
     ("PAB01", "/alerts"),
     ("PAB01", "/alerts/{alert}"),
     ("PAB01", "/taxpayers"),

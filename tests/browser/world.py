@@ -168,7 +168,61 @@ def build(tmp: Path) -> World:
     _pending_adjustment(w)
     _pending_grant(w)
     _alert(w)
+    _analyst(w)
     return w
+
+
+#: the analyst's page (tests/browser/test_analysis.py): a detailee holding an approved
+#: statistics grant (ε = 1.0 in all) and an anonymized grant, prerequisites in order
+ANALYST = ("ANB01", "Ada Analyst", "999-49-0121", "Bureau of Statistics")
+
+
+def _analyst(w: World) -> None:
+    from sqlalchemy import select
+
+    from idrs.grants.models import Agreement
+    from idrs.people.models import Employee
+
+    seid, name, tin, org = ANALYST
+    w.creds[seid] = people.create_employee(
+        w.app, seid=seid, name=name, tin=tin, roles="examiner", unit="FIELD",
+        kind="detailee", home_org=org, unax_attested_at=w.app.clock.now(), actor=OPERATOR,
+    )
+    op = grants.Actor(OPERATOR)
+    # two approvers of their own, who never sign in through the browser (their one-time
+    # codes are spent here, not raced with a sign-in)
+    for who, role in (("POB09", "privacy_officer"), ("AOB09", "authorizing_official")):
+        w.creds[who] = people.create_employee(
+            w.app, seid=who, name=f"Approver {who}", tin=None, roles=role, unit="PRIVACY",
+            unax_attested_at=w.app.clock.now(), actor=OPERATOR,
+        )
+
+    def emp(who: str) -> Employee:
+        with w.app.engine.connect() as conn:
+            from sqlalchemy.orm import Session
+
+            with Session(bind=conn) as s:
+                e = s.scalar(select(Employee).where(Employee.seid == who))
+                assert e is not None
+                s.expunge(e)
+                return e
+
+    with w.app.engine.connect() as conn:
+        agreement = conn.execute(select(Agreement.id).where(Agreement.current)).scalar_one()
+    # codes of the previous time step: the browser signs these people in with later ones
+    grants.sign_agreement(w.app, emp(seid), agreement_id=agreement, otp=w.code(seid, ahead=-1))
+    grants.verify_clearance(w.app, seid=seid, by="SAB01", actor=op)
+    grants.record_training(w.app, seid=seid, actor=op)
+    for kind, extra in (("statistics", {"epsilon": 1.0}), ("anonymized", {"k": 2})):
+        gid = int(grants.request_grant(
+            w.app, principal=seid, purpose=f"{kind} for the modernization study",
+            basis="IRC 6103(h)(1)", commands=None if kind == "statistics" else "ENMOD",
+            classes=None if kind == "statistics" else "identity", kind=kind,
+            start=w.app.clock.now().date(), days=90, actor=op, **extra,
+        )["grant_id"])
+        for approver in ("POB09", "AOB09"):
+            grants.approve_grant(w.app, emp(approver), grant_id=gid,
+                                 otp=w.code(approver, ahead=-1 if kind == "statistics" else 0))
 
 
 #: outside access (tests/browser/test_grants_reports.py): a contractor in FIELD, registered by

@@ -5,7 +5,8 @@ parameter, query or body field named tin/tins/ssn/ein/…/name/last/street/…, 
 handler reads such a form field) is called by a principal holding an active anonymized grant,
 with a real TIN of the population in every identifier field, and must answer 403 without
 running: API answers name ANONYMIZED_NO_IDENTIFIER, and every refusal is in the audit log.
-The same principal still reaches their anonymized records by pseudonym.
+The same principal still reaches their anonymized records by pseudonym. The same holds for a
+principal holding a statistics grant (issue 15.2), who still runs their statistics.
 """
 
 from __future__ import annotations
@@ -54,11 +55,17 @@ def _identifier_fields(route, doc) -> set[str]:
     return {n for n in names if IDENT.match(n.lower())}
 
 
-@pytest.fixture
-def world(app, monkeypatch):
+@pytest.fixture(params=["anonymized", "statistics"])
+def world(app, monkeypatch, request):
     w = make_world(app, monkeypatch)
     _ready(w, "DT001")
-    _anon_grant(w, "DT001")
+    if request.param == "anonymized":
+        _anon_grant(w, "DT001")
+    else:
+        from tests.integration.test_statistics import stats_grant
+
+        stats_grant(w, "DT001", epsilon=1.0)
+    w.kind = request.param  # type: ignore[attr-defined]
     api = create_app(app)
     with TestClient(api, follow_redirects=False) as client:
         yield w, api, client
@@ -132,6 +139,18 @@ def test_an_anonymized_principal_can_submit_no_tin_anywhere(world):
     refused = [e for e in logged if anonymized.NO_IDENTIFIER in e and '"DT001"' in e]
     assert len(refused) >= len(checked)
     assert not any(f.CARTER in e or f.CARTER.replace("-", "") in e for e in refused)
+    if w.kind == "statistics":
+        # ... and the principal still runs statistics (and reaches no record)
+        r = client.post(
+            "/api/v1/statistics",
+            json={"group_by": ["state"], "aggregate": "count", "epsilon": 0.1},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert r.status_code == 200, r.text
+        assert {"rows", "epsilon_spent", "budget_left", "accuracy"} <= set(r.json())
+        r = client.get("/api/v1/anonymized/records", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 403 and "NO_ANONYMIZED_GRANT" in r.text
+        return
     # ... and the principal still reaches records by pseudonym
     r = client.get(
         "/api/v1/anonymized/records",

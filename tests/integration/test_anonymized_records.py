@@ -76,8 +76,8 @@ def _leaves(data: Any):
 
 def test_the_kind_of_a_grant(world):
     w = world
-    with pytest.raises(ValidationFailed, match="statistics grants are not available"):
-        w.request(kind="statistics", population=None)
+    with pytest.raises(ValidationFailed, match="epsilon: required for a statistics grant"):
+        w.request(kind="statistics", population=None, commands=[], classes=[])
     with pytest.raises(ValidationFailed, match="epsilon"):
         w.request(epsilon=1.0)
     with pytest.raises(ValidationFailed, match="k: only for an anonymized grant"):

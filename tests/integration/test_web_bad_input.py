@@ -51,7 +51,15 @@ from idrs.detection.models import Alert
 from idrs.grants import service as grants
 from idrs.people import auth, totp
 from idrs.people import service as people
-from idrs.web import admin_pages, disclosure_pages, grant_pages, pages, report_pages, routes
+from idrs.web import (
+    admin_pages,
+    analysis_pages,
+    disclosure_pages,
+    grant_pages,
+    pages,
+    report_pages,
+    routes,
+)
 from idrs.web.render import MAX_FORM, WebRoute
 from idrs.web.security import PRE_CSRF_COOKIE, SESSION_COOKIE, session_csrf
 from tests import aio
@@ -63,7 +71,8 @@ OP = "os:test"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 STALE = "did not come from idrs"  # the CSRF refusal's message (web/security.py BAD_CSRF)
 ALERT = "A700001"
-WEB_MODULES = (routes, pages, admin_pages, grant_pages, report_pages, disclosure_pages)
+WEB_MODULES = (routes, pages, admin_pages, grant_pages, report_pages, disclosure_pages,
+               analysis_pages)
 PAYLOADS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 #: what must never come back (compared in lower case: some fields are upper-cased)
 RAW = ("<script>alert(1)", "<img src=x")
@@ -133,6 +142,12 @@ SAMPLES: dict[str, Sample] = {
     "/taxpayers": Sample("PA1", {"tin": f.CARTER}),
     "/notices": Sample("PA1", {"alert": ALERT}),
     "/disclosures/{batch_id}/{decision}": Sample("PO1"),
+    "/analysis/records": Sample("CT1", {"r_limit": "5", "r_year": "2023", "r_status": "MFJ",
+                                        "r_state": "OH", "r_zip3": "454"}),
+    "/analysis/statistics": Sample("CT1", {"s_aggregate": "mean", "g_state": "1",
+                                           "s_column": "agi", "s_lo": "0", "s_hi": "200000",
+                                           "s_year": "2023", "s_state": "OH",
+                                           "s_epsilon": "0.1"}),
 }
 
 

@@ -64,6 +64,7 @@ def create_app(app: App) -> FastAPI:
         reports,
         research,
         sessions,
+        statistics,
         throttle,
     )
     from idrs.web import app as web
@@ -87,7 +88,7 @@ def create_app(app: App) -> FastAPI:
     api.add_exception_handler(AccessDenied, _denied)
     api.add_exception_handler(IdrsError, _error)
     for module in (sessions, research, audit, access, adjustments, grants, anonymized,
-                   detection, reports, admin, disclosures):
+                   statistics, detection, reports, admin, disclosures):
         api.include_router(module.router, prefix=API_PREFIX)
     web.mount(api, app)
     # Security headers, request ids, the body limit; errors as application/problem+json that

@@ -103,13 +103,17 @@ class GrantIn(BaseModel):
     principal: str = Field(min_length=1, max_length=16)
     purpose: str = Field(min_length=1, max_length=2000)
     basis: str = Field(min_length=1, max_length=2000)
-    commands: list[str] = Field(min_length=1, max_length=20)
-    classes: list[str] = Field(min_length=1, max_length=10)
-    population: Literal["cases", "all", "anonymized"] | None = None
+    commands: list[str] = Field(default_factory=list, max_length=20,
+                                description="at least one, except for a statistics grant (none)")
+    classes: list[str] = Field(default_factory=list, max_length=10,
+                               description="at least one, except for a statistics grant (none)")
+    population: Literal["cases", "all", "anonymized", "statistics"] | None = None
     kind: Literal["records", "anonymized", "statistics"] | None = None
     k: int | None = Field(None, ge=2, le=1000, description="anonymized grants (default 10)")
     epsilon: float | None = Field(None, gt=0, le=100,
-                                  description="statistics grants (not yet available)")
+                                  description="statistics grants: the privacy budget ε in all")
+    delta: float | None = Field(None, ge=0, le=1,
+                                description="statistics grants: δ in all (default 1e-6)")
     allow_changes: bool = False
     start: BoundedDate
     days: int | None = Field(None, ge=1, le=3650)

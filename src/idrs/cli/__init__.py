@@ -58,6 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "oversight": ("grants", "Reports for oversight bodies."),
     "disclosure": ("disclosure", "Disclosures to other agencies under a statute: agreements, bulk requests, approvals."),
     "anonymized": ("grants", "Anonymized records under your anonymized grant, by pseudonym."),
+    "statistics": ("grants", "Differentially private statistics under your statistics grant."),
 }  # fmt: skip
 
 

@@ -17,16 +17,17 @@ import typer
 from idrs.audit.events import Actor
 from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
-from idrs.errors import IdrsError, ValidationFailed
+from idrs.errors import IdrsError, NotFound, ValidationFailed
 
 if TYPE_CHECKING:
     from idrs.context import App
-    from idrs.grants import anonymized, exports, service
+    from idrs.grants import anonymized, exports, service, statistics
     from idrs.people import auth
     from idrs.people.models import Employee
 else:  # imported when a command runs (see common.lazy)
     exports, service = lazy("idrs.grants.exports"), lazy("idrs.grants.service")
     anonymized = lazy("idrs.grants.anonymized")
+    statistics = lazy("idrs.grants.statistics")
     auth = lazy("idrs.people.auth")
 
 clearance_app = typer.Typer(help="Security clearance verifications.", no_args_is_help=True)
@@ -44,6 +45,9 @@ app.add_typer(grant_app, name="grant")
 app.add_typer(export_app, name="export")
 app.add_typer(oversight_app, name="oversight")
 app.add_typer(anonymized_app, name="anonymized")
+statistics_app = typer.Typer(help="Differentially private statistics under your statistics grant.",
+                             no_args_is_help=True)
+app.add_typer(statistics_app, name="statistics")
 
 
 def _operator() -> Actor:
@@ -154,14 +158,18 @@ def grant_request(
     principal: str = typer.Option(..., "--principal"),
     purpose: str = typer.Option(..., "--purpose"),
     basis: str = typer.Option(..., "--basis", help="legal basis (the provision cited)"),
-    commands: str = typer.Option(..., "--commands", help="e.g. ENMOD,IMFOL"),
-    classes: str = typer.Option(..., "--classes", help="e.g. identity,return"),
+    commands: str | None = typer.Option(None, "--commands",
+                                        help="e.g. ENMOD,IMFOL (none for --kind statistics)"),
+    classes: str | None = typer.Option(None, "--classes",
+                                       help="e.g. identity,return (none for --kind statistics)"),
     population: str | None = typer.Option(None, "--population",
                                           help="cases|all|anonymized (implied by --kind anonymized)"),
     kind: str | None = typer.Option(None, "--kind", help="records|anonymized|statistics"),
     k: int | None = typer.Option(None, "--k", help="anonymized grants: k of k-anonymity (10)"),
     epsilon: float | None = typer.Option(None, "--epsilon",
-                                         help="statistics grants (not yet available)"),
+                                         help="statistics grants: the privacy budget ε in all"),
+    delta: float | None = typer.Option(None, "--delta",
+                                       help="statistics grants: δ in all (default 1e-6)"),
     allow_changes: bool = typer.Option(False, "--allow-changes"),
     start: str = typer.Option(..., "--start", help="YYYY-MM-DD (UTC)"),
     days: int | None = typer.Option(None, "--days", help="term in days (default 120)"),
@@ -177,7 +185,7 @@ def grant_request(
         classes=classes, population=population, allow_changes=allow_changes,
         start=_day(start, "start"), days=days, end=_day(end, "end"),
         renewal_of=renewal_of, daily_limit=daily_limit, agreement=agreement, kind=kind, k=k,
-        epsilon=epsilon, actor=_operator())
+        epsilon=epsilon, delta=delta, actor=_operator())
     _show(out, json_out, f"grant {out['grant_id']} {out['status']} ({out['start']} to {out['end']})")
 
 
@@ -191,7 +199,7 @@ def grant_show(grant_id: int = typer.Argument(...), json_out: bool = JsonOpt) ->
     console.print(f"grant {out['grant_id']} for {out['principal']} ({out['principal_kind']}): "
                   f"{out['status']}", markup=False)
     for key in ("purpose", "legal_basis", "commands", "classes", "population", "kind", "k",
-                "allow_changes", "start", "end", "approvals", "prerequisites",
+                "epsilon", "delta", "epsilon_spent", "budget_left", "access", "allow_changes", "start", "end", "approvals", "prerequisites",
                 "exports_outstanding"):
         console.print(f"  {key}: {out[key]}", markup=False, highlight=False)
 
@@ -417,3 +425,93 @@ def grant_rotate_key(grant_id: int = typer.Argument(...), json_out: bool = JsonO
     emp, actor = _signed_in_actor(a)
     out = anonymized.rotate_key(a, emp, grant_id=grant_id, actor=actor)
     _show(out, json_out, f"grant {grant_id}: pseudonym key version {out['key_version']}")
+
+
+# -- statistics grants ------------------------------------------------------------------------
+
+
+def _filter_value(name: str, raw: str) -> Any:
+    if name == "adoption_pending":
+        if raw.lower() not in ("true", "false"):
+            raise ValidationFailed([f"--filter {name}: true or false"])
+        return raw.lower() == "true"
+    if "," in raw:
+        return [v.strip() for v in raw.split(",")]
+    return raw
+
+
+def _statistics_filters(items: list[str]) -> dict[str, Any]:
+    """``--filter state=CA``, ``--filter state=CA,NY``, ``--filter refund.min=1000``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValidationFailed([f"--filter {item!r}: NAME=VALUE (or COLUMN.min=DOLLARS)"])
+        if "." in name:
+            col, _, end = name.partition(".")
+            if end not in ("min", "max") or not raw.strip().lstrip("-").isdigit():
+                raise ValidationFailed([f"--filter {item!r}: COLUMN.min=DOLLARS or .max"])
+            out.setdefault(col, {})[end] = int(raw)
+        else:
+            out[name] = _filter_value(name, raw.strip())
+    return out
+
+
+@statistics_app.command("run")
+def statistics_run(
+    aggregate: str = typer.Option(..., "--aggregate", help="count|sum|mean"),
+    group_by: str | None = typer.Option(None, "--group-by",
+                                        help="e.g. state,filing_status (tax_year, filing_status, "
+                                        "state, zip3, agi_band)"),
+    column: str | None = typer.Option(None, "--column", help="sum/mean: agi|wages|refund|total_tax"),
+    bounds: str | None = typer.Option(None, "--bounds", help="sum/mean: LO,HI in whole dollars"),
+    filters: list[str] = typer.Option([], "--filter",  # noqa: B008
+                                      help="NAME=VALUE[,VALUE] or COLUMN.min=DOLLARS (repeat)"),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="this query's ε (default 0.1)"),
+    grant: int | None = typer.Option(None, "--grant", help="which statistics grant (if several)"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """One differentially private query (OpenDP), spent from your statistics grant's budget."""
+    body: dict[str, Any] = {"aggregate": aggregate, "filters": _statistics_filters(filters)}
+    if group_by:
+        body["group_by"] = [c.strip() for c in group_by.split(",") if c.strip()]
+    if column is not None:
+        body["column"] = column
+    if bounds is not None:
+        parts = [p.strip() for p in bounds.split(",")]
+        if len(parts) != 2 or not all(p.lstrip("-").isdigit() for p in parts):
+            raise ValidationFailed(["--bounds: LO,HI in whole dollars, e.g. 0,200000"])
+        body["bounds"] = [int(p) for p in parts]
+    if epsilon is not None:
+        body["epsilon"] = epsilon
+    if grant is not None:
+        body["grant"] = grant
+    a = open_app()
+    emp, actor = _signed_in_actor(a)
+    out = statistics.run(a, emp, body, actor=actor)
+    if json_out:
+        print_json(out)
+        return
+    console.print(f"grant {out['grant_id']}: ε spent {out['epsilon_spent']:g}, "
+                  f"left {out['budget_left']:g}; {out['accuracy']['meaning']}",
+                  markup=False, highlight=False)
+    for r in out["rows"]:
+        keys = " ".join(f"{c}={r[c]}" for c in body.get("group_by", []))
+        console.print(f"{keys} {r['value']} [{r['low']}, {r['high']}]".strip(),
+                      markup=False, highlight=False)
+
+
+@statistics_app.command("budget")
+def statistics_budget(
+    grant: int | None = typer.Option(None, "--grant", help="which statistics grant (if several)"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Your active statistics grant's privacy budget: ε in all, spent, left."""
+    a = open_app()
+    emp, _ = _signed_in_actor(a)
+    out = statistics.budget(a, emp, grant_id=grant)
+    if out is None:
+        raise NotFound("you hold no active statistics grant")
+    _show(out, json_out, f"grant {out['grant_id']}: ε {out['epsilon']:g} in all, "
+                         f"spent {out['epsilon_spent']:g}, left {out['budget_left']:g}")

@@ -258,15 +258,17 @@ def _anonymized_grants(session: Session, employee_id: int, now: datetime) -> lis
     ]
 
 
+#: anonymized and statistics grants alike: neither principal may ever name a taxpayer
 _ANONYMIZED_GRANTS = (
     "SELECT status, start_date, term_days FROM grant_grant WHERE principal_id = :e"
-    " AND (kind = 'anonymized' OR population = 'anonymized')"
+    " AND (kind IN ('anonymized', 'statistics') OR population IN ('anonymized', 'statistics'))"
     " AND status IN ('pending_approval', 'approved')"
 )
 
 
 def is_anonymized_principal(session: Session, app: App, employee_id: int) -> bool:
-    """Whether the employee holds an anonymized grant that is not over (fail closed: a
+    """Whether the employee holds an anonymized or statistics grant that is not over (fail
+    closed: a
     pending or not yet started one counts too, so that nobody can name taxpayers now and
     read their pseudonymized records later). On every research call: one indexed query
     straight to the driver."""

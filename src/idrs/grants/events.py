@@ -25,4 +25,5 @@ class GrantEvent(AuditEvent):
     KEY_ROTATE = "grants:anonymized:rotate-key"
     OVERSIGHT_REPORT = "oversight:report:generate"
     REIDENTIFY = "grants:anonymized:reidentify"
+    STATS_QUERY = "grants:statistics:query"
     TRAINING_ATTEST = "grants:training:attest"

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -99,8 +100,8 @@ class Grant(Base):
     legal_basis: Mapped[str] = mapped_column(Text)
     commands: Mapped[str] = mapped_column(Text)  # comma-separated, sorted
     classes: Mapped[str] = mapped_column(Text)  # comma-separated, sorted
-    population: Mapped[str] = mapped_column(String(12))  # cases|all|anonymized
-    #: records | anonymized (population ``anonymized`` ⇔ kind ``anonymized``)
+    population: Mapped[str] = mapped_column(String(12))  # cases|all|anonymized|statistics
+    #: records | anonymized | statistics (the population names the kind for the last two)
     kind: Mapped[str] = mapped_column(String(12), default="records", server_default="records")
     #: an anonymized grant's k (every released record has at least k look-alikes)
     anon_k: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -108,6 +109,12 @@ class Grant(Base):
     key_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     #: the coarsest generalization level released so far (only rises)
     anon_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: a statistics grant's privacy budget: ε in all, and δ in all (non-public group keys)
+    dp_epsilon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    dp_delta: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: what its queries have spent so far (only grows; see grants.statistics.spend)
+    dp_epsilon_spent: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    dp_delta_spent: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     allow_changes: Mapped[bool] = mapped_column(Boolean, default=False)
     start_date: Mapped[date] = mapped_column(Date)
     term_days: Mapped[int] = mapped_column(Integer)
@@ -127,6 +134,21 @@ class Grant(Base):
     outstanding_alert_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+
+
+class DpSpend(Base):
+    """One query's spend from a statistics grant's privacy budget (never updated)."""
+
+    __tablename__ = "grant_dp_spend"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    grant_id: Mapped[int] = mapped_column(ForeignKey("grant_grant.id"), index=True)
+    employee_id: Mapped[int] = mapped_column(ForeignKey("employee.id"))
+    spent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    #: SHA-256 of the query's canonical JSON (the query itself is in the audit entry)
+    query_sha256: Mapped[str] = mapped_column(String(64))
 
 
 class GrantApproval(Base):

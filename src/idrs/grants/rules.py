@@ -134,19 +134,27 @@ def check_kind(kind: str | None, population: str | None, k: int | None,
     """(kind, population, k) of a grant request, or ValidationFailed naming the field.
 
     The kind follows from the population when not given, and the population from the kind
-    ``anonymized``. ``statistics`` (and its ``epsilon``) is refused: not yet available.
+    ``anonymized`` or ``statistics``. ``epsilon`` belongs to a statistics grant only (its
+    bounds are checked by :func:`check_budget`).
     """
     if kind is not None and kind not in KINDS:
         raise ValidationFailed([f"kind: one of {', '.join(KINDS)}"])
+    if kind is None and population == "statistics":
+        kind = "statistics"  # the population alone names the kind, as for anonymized
+    if epsilon is not None and kind != "statistics":
+        raise ValidationFailed(["epsilon: only for a statistics grant (--kind statistics)"])
     if kind == "statistics":
-        raise ValidationFailed(["kind: statistics grants are not available yet"])
-    if epsilon is not None:
-        raise ValidationFailed(["epsilon: only for a statistics grant (not available yet)"])
+        if population not in (None, "statistics"):
+            raise ValidationFailed([f"population: a statistics grant covers no {population}; "
+                                    "it counts, it never sees a record"])
+        if k is not None:
+            raise ValidationFailed(["k: only for an anonymized grant"])
+        return kind, "statistics", None
     if population is not None and population not in POPULATIONS:
         raise ValidationFailed([f"population: one of {', '.join(POPULATIONS)}"])
     if kind is None:
         if population is None:
-            raise ValidationFailed(["population: required (or --kind anonymized)"])
+            raise ValidationFailed(["population: required (or --kind anonymized|statistics)"])
         kind = "anonymized" if population == "anonymized" else "records"
     if kind == "anonymized":
         if population not in (None, "anonymized"):
@@ -163,6 +171,31 @@ def check_kind(kind: str | None, population: str | None, k: int | None,
     if k is not None:
         raise ValidationFailed(["k: only for an anonymized grant"])
     return kind, population, None
+
+
+#: a statistics grant's budget: ε in all (required), δ in all (default, and bounds)
+MIN_EPSILON, MAX_EPSILON = 0.01, 10.0
+DEFAULT_DELTA, MAX_DELTA = 1e-6, 1e-4
+
+
+def check_budget(kind: str, epsilon: float | None,
+                 delta: float | None) -> tuple[float | None, float | None]:
+    """(ε, δ) of a grant request: required for a statistics grant, refused for any other."""
+    if kind != "statistics":
+        if delta is not None:
+            raise ValidationFailed(["delta: only for a statistics grant (--kind statistics)"])
+        return None, None
+    if epsilon is None:
+        raise ValidationFailed(["epsilon: required for a statistics grant (its privacy "
+                                f"budget in all, from {MIN_EPSILON} to {MAX_EPSILON})"])
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) \
+            or not MIN_EPSILON <= float(epsilon) <= MAX_EPSILON:
+        raise ValidationFailed([f"epsilon: from {MIN_EPSILON} to {MAX_EPSILON}"])
+    delta = DEFAULT_DELTA if delta is None else delta
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) \
+            or not 0 <= float(delta) <= MAX_DELTA:
+        raise ValidationFailed([f"delta: from 0 to {MAX_DELTA}"])
+    return float(epsilon), float(delta)
 
 
 def parse_commands(raw: str | Iterable[str]) -> list[str]:

@@ -256,23 +256,35 @@ def _agreement_title(session: Session, title: str | None) -> str:
 
 
 def request_grant(app: App, *, principal: str, purpose: str, basis: str,
-                  commands: str | list[str], classes: str | list[str],
+                  commands: str | list[str] | None, classes: str | list[str] | None,
                   population: str | None = None,
                   start: date, days: int | None = None, end: date | None = None,
                   allow_changes: bool = False, renewal_of: int | None = None,
                   daily_limit: int | None = None, agreement: str | None = None,
                   kind: str | None = None, k: int | None = None,
-                  epsilon: float | None = None, actor: Actor) -> dict[str, Any]:
+                  epsilon: float | None = None, delta: float | None = None,
+                  actor: Actor) -> dict[str, Any]:
     """Request a grant for ``principal``; it starts ``pending_approval``. Records it.
 
-    ``kind`` is ``records`` (population cases or all) or ``anonymized`` (population
-    anonymized, with its ``k``, default 10); ``statistics`` is refused (not yet available).
+    ``kind`` is ``records`` (population cases or all), ``anonymized`` (population
+    anonymized, with its ``k``, default 10) or ``statistics`` (differentially private
+    statistics only: its privacy budget ``epsilon`` in all, required, and ``delta``; it runs
+    no command and sees no class, so ``commands`` and ``classes`` must be empty).
     """
     purpose = _text(purpose, "purpose")
     basis = _text(basis, "basis")
-    cmds = rules.parse_commands(commands)
-    cls = rules.parse_classes(classes)
     kind, population, k = rules.check_kind(kind, population, k, epsilon)
+    eps, dlt = rules.check_budget(kind, epsilon, delta)
+    if kind == "statistics":
+        given = [n for n, v in (("commands", commands), ("classes", classes)) if v]
+        if given:
+            raise ValidationFailed([f"{n}: a statistics grant runs no command and sees no "
+                                    "record; leave it out" for n in given])
+        cmds: list[str] = []
+        cls: list[str] = []
+    else:
+        cmds = rules.parse_commands(commands or [])
+        cls = rules.parse_classes(classes or [])
     if daily_limit is not None and daily_limit < 1:
         raise ValidationFailed(["daily_limit: at least 1"])
     term = rules.check_term(start, days, end, renewal_of is not None, app.settings)
@@ -295,6 +307,8 @@ def request_grant(app: App, *, principal: str, purpose: str, basis: str,
               "population": population, "allow_changes": allow_changes,
               "start": start.isoformat(), "term_days": term, "renewal_of": renewal_of,
               "daily_limit": daily_limit, "agreement": title, "kind": kind, "k": k}
+    if kind == "statistics":
+        detail.update(epsilon=eps, delta=dlt)
     idx = log.record(app, GrantEvent.GRANT_REQUEST, actor, {"principal": emp_seid}, detail)
     with session_scope(app.engine) as s:
         g = Grant(principal_id=emp_id, requested_by=actor.seid, purpose=purpose,
@@ -302,7 +316,8 @@ def request_grant(app: App, *, principal: str, purpose: str, basis: str,
                   population=population, allow_changes=allow_changes, start_date=start,
                   term_days=term, renewal_of_id=renewal_of, daily_limit=daily_limit,
                   agreement_title=title, status=rules.PENDING, requested_at=_now(app),
-                  kind=kind, anon_k=k, key_version=1)
+                  kind=kind, anon_k=k, key_version=1, dp_epsilon=eps, dp_delta=dlt,
+                  dp_epsilon_spent=0.0, dp_delta_spent=0.0)
         s.add(g)
         s.flush()
         gid = g.id
@@ -457,6 +472,31 @@ def check_outstanding(app: App) -> list[dict[str, Any]]:
     return raised
 
 
+def budget_view(g: Grant) -> dict[str, Any]:
+    """A statistics grant's budget and spend (``epsilon``, ``delta``, ``epsilon_spent``,
+    ``delta_spent``, ``budget_left``); None for any other grant."""
+    if g.kind != "statistics" or g.dp_epsilon is None:
+        return {"epsilon": None, "delta": None, "epsilon_spent": None, "delta_spent": None,
+                "budget_left": None}
+    spent = float(g.dp_epsilon_spent or 0.0)
+    return {"epsilon": g.dp_epsilon, "delta": g.dp_delta, "epsilon_spent": round(spent, 9),
+            "delta_spent": float(g.dp_delta_spent or 0.0),
+            "budget_left": round(max(0.0, g.dp_epsilon - spent), 9)}
+
+
+def access_in_words(g: Grant) -> str:
+    """What the grant lets its principal do, in plain words (the grant page, the API, the
+    CLI and the oversight report's potential access)."""
+    if g.kind == "statistics":
+        return (f"could count, with ε = {g.dp_epsilon:g} in all (δ = {g.dp_delta or 0:g}), "
+                "never see a record")
+    if g.kind == "anonymized":
+        return (f"could see generalized records with at least k = {g.anon_k} look-alikes each, "
+                "by pseudonym, never a TIN, name or address")
+    reach = "every taxpayer" if g.population == "all" else "the taxpayers of assigned cases"
+    return f"could open the records of {reach} with {g.commands.replace(',', ', ')}"
+
+
 def grant_view(session: Session, app: App, g: Grant, now: datetime) -> dict[str, Any]:
     """The full description of one grant (no taxpayer data)."""
     emp = session.get(Employee, g.principal_id)
@@ -477,9 +517,10 @@ def grant_view(session: Session, app: App, g: Grant, now: datetime) -> dict[str,
         "home_org": emp.home_org if emp else None,
         "status": state, "stored_status": g.status, "requested_by": g.requested_by,
         "requested_at": as_utc(g.requested_at).isoformat(), "purpose": g.purpose,
-        "legal_basis": g.legal_basis, "commands": g.commands.split(","),
-        "classes": g.classes.split(","), "population": g.population,
+        "legal_basis": g.legal_basis, "commands": [c for c in g.commands.split(",") if c],
+        "classes": [c for c in g.classes.split(",") if c], "population": g.population,
         "kind": g.kind, "k": g.anon_k, "key_version": g.key_version,
+        **budget_view(g), "access": access_in_words(g),
         "allow_changes": g.allow_changes, "start": g.start_date.isoformat(),
         "term_days": g.term_days,
         "end": (g.start_date + timedelta(days=g.term_days)).isoformat(),

@@ -90,6 +90,12 @@ def to_csv(report: dict[str, Any]) -> bytes:
         for g in p["grants"]:
             w.writerow(["potential", p["seid"], "grant", g["grant_id"],
                         f"{g['status']} {g['start']}..{g['end']} {g['population']}"])
+            w.writerow(["potential", p["seid"], "grant_access", g["grant_id"], g["access"]])
+            if g.get("kind") == "statistics":
+                w.writerow(["potential", p["seid"], "grant_budget", g["grant_id"],
+                            f"epsilon {g['epsilon']} spent {g['epsilon_spent']} "
+                            f"left {g['budget_left']} delta {g['delta']} "
+                            f"spent {g['delta_spent']}"])
     for p in report["actual"]["principals"]:
         for measure in ("accesses_by_command", "accesses_by_class", "denials_by_reason",
                         "sensitive_accounts_touched"):

@@ -203,7 +203,7 @@ def potential_of(session: Session, app: App, emp: Employee, pop: dict[str, int],
     wc = explain.what_can(session, app, seid=emp.seid)
     by_cmd = {row["command"]: row for row in wc["commands"]}
     grants = [session.get(Grant, g) for g in grant_ids]
-    grant_cmds = {c for g in grants if g is not None for c in g.commands.split(",")}
+    grant_cmds = {c for g in grants if g is not None for c in g.commands.split(",") if c}
     role_classes = masking.classes_for(emp.role_set, emp.authority_set)
     commands: list[_CommandReach] = []
     classes: set[str] = set()
@@ -254,7 +254,12 @@ def potential_of(session: Session, app: App, emp: Employee, pop: dict[str, int],
         "grants": [{k: v[k] for k in ("grant_id", "status", "purpose", "legal_basis",
                                       "population", "commands", "classes", "allow_changes",
                                       "start", "end", "term_days", "renewal_of", "approvals",
-                                      "daily_limit", "agreement")} for v in views],
+                                      "daily_limit", "agreement", "kind", "k", "epsilon",
+                                      "delta", "epsilon_spent", "delta_spent", "budget_left",
+                                      "access")} for v in views],
+        # each grant's reach in plain words ("could count, with ε = 1 in all, never see a
+        # record"), so that a reader need not decode the tables
+        "access": [v["access"] for v in views],
     }
 
 

@@ -13,7 +13,7 @@ from idrs.context import App
 
 def mount(api: FastAPI, app: App) -> None:
     """Mount the web interface on ``api`` (idempotent)."""
-    from idrs.web import admin_pages, disclosure_pages, grant_pages, report_pages
+    from idrs.web import admin_pages, analysis_pages, disclosure_pages, grant_pages, report_pages
     from idrs.web.routes import mount_static, router
 
     if getattr(api.state, "idrs_web_mounted", False):
@@ -23,5 +23,6 @@ def mount(api: FastAPI, app: App) -> None:
     api.include_router(report_pages.router)
     api.include_router(admin_pages.router)
     api.include_router(disclosure_pages.router)
+    api.include_router(analysis_pages.router)
     mount_static(api)
     api.state.idrs_web_mounted = True

@@ -31,7 +31,7 @@ from idrs.web.security import WebUser, app_of, client_address, current_user
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 GRANT_FIELDS = ("principal", "purpose", "basis", "population", "start", "days", "daily_limit",
-                "agreement")
+                "agreement", "epsilon")
 SIGNED_IN: dict[str, Any] = {"x-authorization": "signed-in"}
 #: as this process's settings name them (the service checks the rule of ``app.settings``)
 APPROVERS: dict[str, Any] = role_rule(rules.ApprovalRule.from_settings(get_settings()).roles)
@@ -93,7 +93,7 @@ def _new_form(request: Request, user: WebUser, v: dict[str, Any], *, status: int
     titles = sorted({a["title"] for a in records.list_agreements(app, current_only=True)})
     return page(request, "grant_new.html", user, status=status, v=v, problems=problems or [],
                 commands=sorted(ALL_CODES), classes=sorted(rules.ALL_CLASSES),
-                populations=rules.POPULATIONS, titles=titles)
+                populations=(*rules.POPULATIONS, "statistics"), titles=titles)
 
 
 @router.get("/grants/new", openapi_extra=SIGNED_IN)
@@ -102,7 +102,7 @@ def grant_new(request: Request) -> HTMLResponse:
     user = current_user(request)
     start = app_of(request).clock.now().date().isoformat()
     return _new_form(request, user, {"start": start, "days": "120", "population": "cases",
-                                     "commands": [], "classes": []})
+                                     "commands": [], "classes": [], "epsilon": ""})
 
 
 def _grant_form(form: dict[str, str], multi: dict[str, list[str]]) -> dict[str, Any]:
@@ -111,6 +111,16 @@ def _grant_form(form: dict[str, str], multi: dict[str, list[str]]) -> dict[str, 
     v["classes"] = [c for c in multi.get("classes", []) if c][:10]
     v["allow_changes"] = form.get("allow_changes") == "1"
     return v
+
+
+def _epsilon(text: str | None) -> float | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValidationFailed(["epsilon: a number such as 1.0"]) from None
 
 
 async def _multi(request: Request) -> dict[str, list[str]]:
@@ -130,11 +140,13 @@ async def grant_request(request: Request) -> Response:
     try:
         start = _day(v["start"], "start")
         days, limit = _int(v["days"], "days"), _int(v["daily_limit"], "daily_limit")
+        epsilon = _epsilon(v["epsilon"])
         out = await run_in_threadpool(lambda: grants.request_grant(
             app, principal=v["principal"], purpose=v["purpose"], basis=v["basis"],
             commands=v["commands"], classes=v["classes"], population=v["population"],
             allow_changes=v["allow_changes"], agreement=v["agreement"] or None,
-            start=start, days=days, daily_limit=limit, actor=_actor(user, request)))
+            start=start, days=days, daily_limit=limit, epsilon=epsilon,
+            actor=_actor(user, request)))
     except ValidationFailed as exc:
         return _new_form(request, user, v, status=422, problems=exc.problems)
     except IdrsError as exc:

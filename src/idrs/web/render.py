@@ -62,6 +62,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/alerts", "Alert desk", ALERT_REVIEWERS),
     ("/investigations", "Investigations", INVESTIGATORS),
     ("/grants", "Grants", frozenset()),
+    ("/analysis", "Analysis", frozenset()),
     ("/agreements", "Agreements", frozenset()),
     ("/training", "Training", frozenset()),
     ("/reports/weekly", "Weekly report", WEEKLY_READERS),
