@@ -232,3 +232,21 @@ print(lazy())
     )
     before, error, after = r.stdout.strip().splitlines()
     assert before != "[]" and error == "ConfigurationError" and after == "[]"
+
+
+def test_an_unexpected_error_escapes_as_itself_not_as_a_broken_handler() -> None:
+    """A bug in a command surfaces as its own exception: the exit handler must not fail on
+    the Click that Typer vendors (it has no ``Abort``), hiding it behind an AttributeError."""
+    import pytest
+
+    from idrs import cli
+
+    class Unexpected(Exception):
+        pass
+
+    with pytest.raises(Unexpected):
+        try:
+            raise Unexpected("a bug")
+        except Unexpected as exc:
+            cli._exit_for(exc)
+            raise

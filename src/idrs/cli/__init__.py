@@ -218,7 +218,8 @@ def _exit_for(exc: Exception) -> None:
         if isinstance(exc, k.UsageError):
             exc.show()
             raise SystemExit(2) from None
-        if isinstance(exc, k.Abort):
+        abort = getattr(k, "Abort", None)  # Typer's vendored Click has none
+        if abort is not None and isinstance(exc, abort):
             sys.stderr.write("aborted\n")
             raise SystemExit(1) from None
         if isinstance(exc, k.ClickException):
