@@ -105,10 +105,9 @@ def test_account_research_skips_the_route_check_its_service_makes(monkeypatch) -
     """The research service refuses an anonymized principal itself; the app-wide dependency
     must not look the session up a second time on that route (it did: it compared the route's
     path without the /api/v1 prefix, and every research call paid a second lookup)."""
-    import asyncio
-
     import pytest
     from starlette.requests import Request
+    from tests.aio import run
 
     from idrs.api import anonymized as api_anonymized
     from idrs.api import research as api_research
@@ -126,7 +125,7 @@ def test_account_research_skips_the_route_check_its_service_makes(monkeypatch) -
             "endpoint": endpoint, "path_params": {"tin": "900-00-0001", "command": "ENMOD"},
         })
 
-    asyncio.run(api_anonymized.no_identifiers(request(api_research.account_research)))
+    run(lambda: api_anonymized.no_identifiers(request(api_research.account_research)))
 
     class _State:
         app = object()
@@ -134,4 +133,4 @@ def test_account_research_skips_the_route_check_its_service_makes(monkeypatch) -
     other = request(api_research.names_search)
     other.scope["app"] = type("A", (), {"state": _State()})()
     with pytest.raises(AssertionError, match="looked the session up again"):
-        asyncio.run(api_anonymized.no_identifiers(other))
+        run(lambda: api_anonymized.no_identifiers(other))

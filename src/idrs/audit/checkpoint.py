@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,10 +237,15 @@ def has_signing_key(home: Path) -> bool:
 
 
 def write_witness(home: Path, note: str) -> None:
-    """Record the newest signed checkpoint outside the database (atomic replace, 0600)."""
+    """Record the newest signed checkpoint outside the database (atomic replace, 0600).
+
+    The temporary file is unique to this call: two signers at once (the tail signer's thread
+    and a command signing in the same process, or two processes) each replace the file with a
+    whole note, never one renaming the other's half-written file away."""
     path = Path(home) / WITNESS_FILE
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(note)
         f.flush()

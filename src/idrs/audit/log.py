@@ -886,7 +886,20 @@ def _now_param(db: Raw) -> Any:
     return now if db.pg else now.replace(tzinfo=None).isoformat(sep=" ")
 
 
+#: one writer of the checkpoint file at a time in this process (read, compare, replace)
+_witness_file_lock = threading.Lock()
+
+
 def _update_witness(home: Path, note: str, size: int) -> None:
+    """Keep the newest checkpoint in IDRS_HOME: a smaller one never replaces a larger one."""
+    import fcntl
+
+    with _witness_file_lock, open(Path(home) / ".audit-checkpoint.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # and one process at a time; released on close
+        _replace_if_newer(home, note, size)
+
+
+def _replace_if_newer(home: Path, note: str, size: int) -> None:
     old = read_witness(home)
     if old is not None:
         try:
