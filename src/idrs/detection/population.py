@@ -90,12 +90,13 @@ class World:
 
 
 class _Gen:
-    def __init__(self, rng: random.Random, n_zips: int) -> None:
+    def __init__(self, rng: random.Random, n_zips: int, surnames: Sequence[str] | None = None) -> None:
         self.rng = rng
         self.serial = 0
         self.zips = [f"45{300 + i:03d}" for i in range(n_zips)]
         self.city = {z: _CITIES[i % len(_CITIES)] for i, z in enumerate(self.zips)}
-        weights = [1.0 / (r + 1) ** 0.9 for r in range(len(_LAST))]
+        self.surnames = list(surnames or _LAST)
+        weights = [1.0 / (r + 1) ** 0.9 for r in range(len(self.surnames))]
         self.surname_weights = weights
 
     def tin(self) -> str:
@@ -105,7 +106,7 @@ class _Gen:
         return f"{area:03d}-{rest // 10_000:02d}-{rest % 10_000:04d}"
 
     def surname(self) -> str:
-        return self.rng.choices(_LAST, weights=self.surname_weights)[0]
+        return self.rng.choices(self.surnames, weights=self.surname_weights)[0]
 
     def place(self, zip_code: str | None = None, street_name: str | None = None) -> tuple[str, str, str, str]:
         z = zip_code or self.rng.choice(self.zips)
@@ -149,11 +150,26 @@ def _roles_for(n: int) -> list[Role]:
     return roles
 
 
+#: surnames outside the common list, for the employees of ``rare_surnames`` (each family's own)
+RARE_SURNAMES = ("Quenneville", "Abernathy", "Vukovich", "Szczepanski", "Oyelaran", "Haverkamp",
+                 "Lindqvist", "Marchetti", "Okonkwo", "Brzezinski", "Delacroix", "Thorvaldsen",
+                 "Yamaguchi", "Fitzgerald", "Papadakis", "Kowalczyk", "Van Aalst", "Nakashima",
+                 "Ferreira", "Mbeki", "Castellanos", "Rasmussen", "Hollingsworth", "Zielinski")
+
+
 def build(app: App, *, employees: int, seed: int, unit_size: int = 20,
-          public_per_employee: int = 24, actor: str = "system:simulator") -> World:
-    """Create the population, units and employees; return what the simulator must know."""
+          public_per_employee: int = 24, actor: str = "system:simulator",
+          n_zips: int | None = None, surnames: Sequence[str] | None = None,
+          rare_surnames: int = 0) -> World:
+    """Create the population, units and employees; return what the simulator must know.
+
+    Work profiles (:mod:`idrs.detection.profiles`) vary the world: ``n_zips`` (a small town
+    has one or two), ``surnames`` (the pool the public and staff draw from, most common
+    first), ``rare_surnames`` (so many employees, spread over the units, carry a surname no
+    one outside their family has: their cousin elsewhere shares it, nothing links them).
+    """
     rng = random.Random(seed)
-    gen = _Gen(rng, n_zips=max(8, employees // 12))
+    gen = _Gen(rng, n_zips=n_zips or max(8, employees // 12), surnames=surnames)
     records: list[dict[str, Any]] = []
     people_all: list[Person] = []
     public: list[Person] = []
@@ -181,12 +197,14 @@ def build(app: App, *, employees: int, seed: int, unit_size: int = 20,
     n_units = max(1, round(employees / unit_size))
     sizes = [employees // n_units + (1 if i < employees % n_units else 0) for i in range(n_units)]
     k = 0
+    rare = list(RARE_SURNAMES[:rare_surnames])
     for u, size in enumerate(sizes):
         code = f"U{u + 1:02d}"
         units[code] = []
-        for role in _roles_for(size):
+        for i, role in enumerate(_roles_for(size)):
             k += 1
-            s = _staff(gen, rng, f"E{k:05d}", role, code, records, people_all)
+            last = rare.pop(0) if rare and i in (1, 4) else None  # a CSR and an examiner
+            s = _staff(gen, rng, f"E{k:05d}", role, code, records, people_all, last=last)
             staff.append(s)
             units[code].append(s)
     # re-mark celebrity records (the marker list is written when the record is built)
@@ -232,15 +250,15 @@ def _ensure_unit(app: App, code: str, name: str, actor: str) -> None:
 
 
 def _staff(gen: _Gen, rng: random.Random, seid: str, role: str, unit: str,
-           records: list[dict[str, Any]], out: list[Person]) -> Staff:
-    own = gen.person()
+           records: list[dict[str, Any]], out: list[Person], last: str | None = None) -> Staff:
+    own = gen.person(last)
     own.is_employee = True
     s = Staff(seid, role, unit, own)
     s.spouse = gen.person(own.last, at=own)
     s.children = [gen.person(own.last, at=own) for _ in range(rng.choice((1, 1, 2)))]
     s.parent = gen.person(own.last, zip_code=rng.choice(gen.zips))
     s.roommate = gen.person(at=own) if rng.random() < 0.5 else None
-    s.cousin = gen.person(own.last, zip_code=rng.choice([z for z in gen.zips if z != own.zip]))
+    s.cousin = gen.person(own.last, zip_code=rng.choice([z for z in gen.zips if z != own.zip] or gen.zips))
     s.neighbours = [gen.person(zip_code=own.zip, street_name=own.street_name) for _ in range(2)]
     deps = [(c, "son") for c in s.children] + [(s.parent, "parent")]
     records.append(_record(own, status="MFJ", spouse=s.spouse, deps=deps))

@@ -29,6 +29,8 @@ CATEGORY_ORDER: tuple[tuple[str, str], ...] = (
     ("high_profile", "celebrity"),
     ("same_street", "neighbour"),
     ("same_surname", "undeclared_relative"),
+    ("past_address", "undeclared_relative"),
+    ("contact_sweep", "contact_sweep"),
     ("sequence", "bulk_harvest"),
     ("volume", "bulk_harvest"),
     ("sweep", "sweep"),

@@ -54,7 +54,7 @@ from idrs.audit.store import raw
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.detection import adjustments, logscan, scoring
+from idrs.detection import adjustments, logscan, relations, scoring
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import (
     Alert,
@@ -122,7 +122,10 @@ def _chunks(values: list[Any], n: int = _IN) -> list[list[Any]]:
     return [values[i:i + n] for i in range(0, len(values), n)]
 
 
-def _latest_addresses(s: Any, tids: list[int] | None = None) -> dict[int, tuple[str, str, str]]:
+def _latest_addresses(s: Any, tids: list[int] | None = None,
+                      history: dict[int, set[str]] | None = None) -> dict[int, tuple[str, str, str]]:
+    """The latest address of each taxpayer; every dwelling each was recorded at goes to
+    ``history`` (when given)."""
     out: dict[int, tuple[str, str, str]] = {}
     q = select(AddressRecord.taxpayer_id, AddressRecord.street_key, AddressRecord.zip,
                AddressRecord.norm_key).order_by(AddressRecord.taxpayer_id,
@@ -131,7 +134,26 @@ def _latest_addresses(s: Any, tids: list[int] | None = None) -> dict[int, tuple[
     for part in parts:
         for tid, street, zip_code, norm in s.execute(part):
             out[tid] = (street_name(street), (zip_code or "")[:5], norm)
+            if history is not None and norm:
+                history.setdefault(tid, set()).add(norm)
     return out
+
+
+def _household_namesakes(s: Any, homes: dict[str, str]) -> dict[tuple[str, str], int]:
+    """Per (dwelling, surname) of the employees' homes: how many taxpayers whose latest
+    address is that dwelling carry that surname (the employee's household)."""
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    keys = sorted(k for k in homes if k)
+    for part in _chunks(keys):
+        rows = s.execute(select(AddressRecord.taxpayer_id, AddressRecord.norm_key, Taxpayer.last_name)
+                         .join(Taxpayer, Taxpayer.id == AddressRecord.taxpayer_id)
+                         .where(AddressRecord.norm_key.in_(part))).all()
+        seen: set[int] = set()
+        for tid, norm, last in rows:
+            if tid not in seen and (last or "").upper() == (homes.get(norm) or "").upper():
+                seen.add(tid)
+                out[(norm, (last or "").upper())] += 1
+    return dict(out)
 
 
 def master_facts(app: App, wanted: set[str] | None = None) -> tuple[
@@ -149,10 +171,11 @@ def master_facts(app: App, wanted: set[str] | None = None) -> tuple[
         high = {t for (t,) in s.execute(select(Marker.taxpayer_id).where(Marker.marker == "high_profile"))}
         emp_idx = {t for (t,) in s.execute(select(Employee.tin_index).where(Employee.tin_index.is_not(None)))}
         tq = select(Taxpayer.id, Taxpayer.tin_index, Taxpayer.last_name)
+        dwell: dict[int, set[str]] = {}
         if wanted is None:
             pseud = dict(s.execute(select(DetectionTaxpayerKey.taxpayer_id, DetectionTaxpayerKey.pseudonym)).all())
             tp_rows = s.execute(tq).all()
-            addr = _latest_addresses(s)
+            addr = _latest_addresses(s, history=dwell)
         else:
             pseud = {}
             for c in _chunks(sorted(wanted)):
@@ -164,22 +187,28 @@ def master_facts(app: App, wanted: set[str] | None = None) -> tuple[
             for c in _chunks(sorted(emp_idx)):
                 found.update((r[0], r) for r in s.execute(tq.where(Taxpayer.tin_index.in_(c))))
             tp_rows = list(found.values())
-            addr = _latest_addresses(s, sorted(found))
+            addr = _latest_addresses(s, sorted(found), history=dwell)
         by_index: dict[bytes, tuple[str, str, str, str]] = {}
+        dwell_of: dict[bytes, frozenset[str]] = {}
         tps: dict[str, TaxpayerFacts] = {}
         for tid, tin_index, last in tp_rows:
             street, zip_code, norm = addr.get(tid, ("", "", ""))
             by_index[tin_index] = (last or "", street, zip_code, norm)
+            dwell_of[tin_index] = frozenset(dwell.get(tid, ()))
             p = pseud.get(tid)
             if p is not None:
-                tps[p] = TaxpayerFacts(last or "", street, zip_code, norm, tid in high, tin_index in emp_idx)
+                tps[p] = TaxpayerFacts(last or "", street, zip_code, norm, tid in high,
+                                       tin_index in emp_idx, dwell_of[tin_index])
+        namesakes = _household_namesakes(s, {v[3]: v[0] for k, v in by_index.items() if k in emp_idx})
         emps: dict[str, EmployeeFacts] = {}
         q = select(Employee.seid, Unit.code, Employee.roles, Employee.tin_index).join(
             Unit, Unit.id == Employee.unit_id)
         nothing: tuple[str | None, str | None, str | None, str | None] = (None, None, None, None)
         for seid, unit, roles, own_index in s.execute(q):
             own = by_index.get(own_index, nothing) if own_index else nothing
-            emps[seid] = EmployeeFacts(seid, unit, frozenset(roles.split(",")), *own)
+            emps[seid] = EmployeeFacts(seid, unit, frozenset(roles.split(",")), *own,
+                                       dwellings=dwell_of.get(own_index, frozenset()) if own_index else frozenset(),
+                                       household_namesakes=namesakes.get((own[3] or "", (own[0] or "").upper()), 0))
     return tps, emps, dict(counts), sum(counts.values())
 
 
@@ -270,7 +299,8 @@ def run(app: App, *, since: datetime | None = None, to_index: int | None = None,
     return {"alerts": out, "summary": summary}
 
 
-_ZERO = {"accesses": 0, "explained_case": 0, "explained_contact": 0, "explained_unit_workflow": 0,
+_ZERO = {"accesses": 0, "explained_case": 0, "explained_contact": 0, "explained_walk_in": 0,
+         "explained_unit_workflow": 0,
          "explained_collaboration": 0, "name_searches": 0, "unexplained": 0, "refused": 0}
 
 
@@ -520,13 +550,15 @@ def _explain(con: Any, start: int) -> dict[str, int]:
             WHEN b.basis_id IS NULL THEN 'unknown_basis'
             WHEN b.opened_by <> a.seid AND a.bkind = 'case' THEN 'case'
             WHEN b.opened_by <> a.seid THEN 'contact'
+            WHEN a.bkind = 'contact' AND b.channel = 'visit' THEN 'walk_in'
             WHEN w.idx IS NOT NULL THEN 'unit_workflow'
             ELSE NULL END AS explained,
           a.outcome = 'allow' AS allowed, a.command = 'NAMES' AS names
         FROM acc a LEFT JOIN basis b ON b.kind = a.bkind AND b.basis_id = a.bid
         LEFT JOIN workflow w ON w.idx = a.idx""")
-    (n, case, contact, workflow, names, unexplained, refused) = con.execute("""
+    (n, case, contact, walk_in, workflow, names, unexplained, refused) = con.execute("""
         SELECT count(*), count(*) FILTER (explained = 'case'), count(*) FILTER (explained = 'contact'),
+               count(*) FILTER (explained = 'walk_in'),
                count(*) FILTER (explained = 'unit_workflow'),
                count(*) FILTER (explained IS NULL AND allowed AND names),
                count(*) FILTER (explained IS NULL AND allowed AND NOT names),
@@ -545,6 +577,7 @@ def _explain(con: Any, start: int) -> dict[str, int]:
         SELECT a.*, j.opened_by, j.channel, j.open_index, j.explained
         FROM acc a JOIN judged j ON j.idx = a.idx WHERE j.explained IS NULL""")
     return {"accesses": int(n), "explained_case": int(case), "explained_contact": int(contact),
+            "explained_walk_in": int(walk_in),
             "explained_unit_workflow": int(workflow), "explained_collaboration": int(collab),
             "name_searches": int(names), "unexplained": int(unexplained), "refused": int(refused)}
 
@@ -615,6 +648,10 @@ def _score(app: App, con: Any, day0: date, tps: dict[str, TaxpayerFacts],
     _sequences(con, day0, level)
     _names(con, day0, level, level_idx)
     adjustments.add_signals(app, day0, size, tps, emps, counts, population, level, level_idx)
+    # issue 17.3: ties and the shape of the work on the accesses the work explains too
+    _facts_tables(con, tps, emps)
+    relations.add_ties(con, day0, tps, emps, counts, population, level, level_idx)
+    relations.add_contact_sweeps(con, day0, level, level_idx)
     if PREFILTER:
         bound = _bounds(con, day0, tps, emps)
         days = {k for k in set(bound) | set(level) if bound.get(k, 0.0) + (
@@ -674,17 +711,24 @@ def _facts_tables(con: Any, tps: dict[str, TaxpayerFacts], emps: dict[str, Emplo
         "street": np.array([f.street_key or "" for _, f in t], dtype=object),
         "zip": np.array([f.zip or "" for _, f in t], dtype=object),
         "high": np.array([bool(f.high_profile) for _, f in t], dtype=bool),
-        "employee": np.array([bool(f.employee) for _, f in t], dtype=bool)})
+        "employee": np.array([bool(f.employee) for _, f in t], dtype=bool),
+        "hh": np.array([f.household_key or "" for _, f in t], dtype=object),
+        "dw": np.array(["\x1f".join(sorted(f.dwellings)) for _, f in t], dtype=object)})
     e = [f for f in emps.values() if f.last_name or f.street_key or f.zip]
     con.register("empf_in", {
         "seid": np.array([f.seid for f in e], dtype=object),
         "last": np.array([up(f.last_name) for f in e], dtype=object),
         "street": np.array([f.street_key or "" for f in e], dtype=object),
-        "zip": np.array([f.zip or "" for f in e], dtype=object)})
+        "zip": np.array([f.zip or "" for f in e], dtype=object),
+        "hh": np.array([f.household_key or "" for f in e], dtype=object),
+        "dw": np.array(["\x1f".join(sorted(f.dwellings)) for f in e], dtype=object)})
     con.execute("""CREATE OR REPLACE TABLE tpf AS SELECT tp::VARCHAR AS tp, last::VARCHAR AS last,
-                   street::VARCHAR AS street, zip::VARCHAR AS zip, high, employee FROM tpf_in""")
+                   street::VARCHAR AS street, zip::VARCHAR AS zip, high, employee,
+                   hh::VARCHAR AS hh, string_split(NULLIF(dw::VARCHAR, ''), chr(31)) AS dw
+                   FROM tpf_in""")
     con.execute("""CREATE OR REPLACE TABLE empf AS SELECT seid::VARCHAR AS seid, last::VARCHAR AS last,
-                   street::VARCHAR AS street, zip::VARCHAR AS zip FROM empf_in""")
+                   street::VARCHAR AS street, zip::VARCHAR AS zip, hh::VARCHAR AS hh,
+                   string_split(NULLIF(dw::VARCHAR, ''), chr(31)) AS dw FROM empf_in""")
     con.unregister("tpf_in")
     con.unregister("empf_in")
 
@@ -837,7 +881,8 @@ def _sequences(con: Any, day0: date, by_day: dict[tuple[str, str], list[Signal]]
               SELECT seid, t, day, idx, taxpayer,
                      t - lag(t) OVER (PARTITION BY seid ORDER BY t, idx) AS gap,
                      lag(taxpayer) OVER (PARTITION BY seid ORDER BY t, idx) AS prev
-              FROM acc WHERE command <> 'NAMES')
+              FROM acc WHERE command <> 'NAMES' AND idx NOT IN (
+                SELECT idx FROM judged WHERE explained IN ('case', 'unit_workflow')))
             WHERE gap < INTERVAL {SEQUENCE_GAP_SECONDS} SECOND AND taxpayer IS DISTINCT FROM prev
               AND day >= ?
             GROUP BY 1, 2 HAVING count(*) >= {SEQUENCE_MIN} ORDER BY 2, 1""",  # noqa: S608

@@ -72,6 +72,8 @@ class TaxpayerFacts:
     household_key: str
     high_profile: bool
     employee: bool
+    #: every dwelling the taxpayer was recorded at (normalized keys), current and past
+    dwellings: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,10 @@ class EmployeeFacts:
     street_key: str | None
     zip: str | None
     household_key: str | None
+    dwellings: frozenset[str] = frozenset()
+    #: taxpayers at the employee's own dwelling who carry the employee's surname (their
+    #: household: not evidence that a surname is common)
+    household_namesakes: int = 0
 
 
 @dataclass

@@ -1,0 +1,174 @@
+"""An explained access is not a cleared access (issue 17.3): signals scored on *every* access.
+
+A basis (a case someone else assigned, a contact the intake systems routed or recorded, a
+walk-in the employee declared) explains why an employee *could* open an account, not that
+nothing is wrong: the relative looked up under a pretext case is the commonest browsing there
+is. So two kinds of signal are computed here over the accesses the work explains (the
+unexplained ones already get them from :func:`signals.access_signals`), each a separate SQL
+step over the tables :mod:`idrs.detection.service` builds (``acc``, ``judged``, ``basis``,
+``empf``, ``tpf``, ``emp``):
+
+**Ties** (:func:`add_ties`): the relationships the data can still show between the employee
+and the account's taxpayer, when the conflict rules did not refuse the access:
+
+=================  ======  ==================================================================
+same_surname       ≤ 3.0   a *rare* shared surname: full weight when at most 1 taxpayer in
+                           :data:`RARE_SHARE_INV` carries it (the employee's own household not
+                           counted), falling with the square of how much commoner it is (a
+                           surname 1 in 500 carry: 0.75; a town's common name: ~0)
+same_street        3.0     the same street and ZIP, another household
+past_address       3.0     a dwelling both were recorded at (a former household), now apart
+=================  ======  ==================================================================
+
+The ZIP alone is no tie on an explained access (a small town shares one).
+
+**Shape of the work** (:func:`add_contact_sweeps`): ``contact_sweep`` (3.0): in some
+:data:`SITTING_MINUTES`-minute sitting the employee looked at more distinct accounts under
+contacts (routed, recorded or declared) than :data:`SWEEP_MIN` and than
+:data:`SWEEP_FACTOR` times the busiest sitting their peer group (same unit and role) shows on
+the days the run reads (its p90). A whole unit working a walk-in queue raises its own
+baseline: the pattern every peer shows is not, by itself, suspicious. Cold start: an employee
+with no history is compared with the peer group only; a peer group of fewer than
+:data:`MIN_PEERS` employee-days falls back to everyone of the role, and to :data:`SWEEP_MIN`
+alone when even that is empty.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from idrs.detection.signals import EmployeeFacts, Signal, TaxpayerFacts
+
+WEIGHTS = {"same_surname": 3.0, "same_street": 3.0, "past_address": 3.0, "contact_sweep": 3.0}
+#: a surname at most one taxpayer in this many carries (outside the employee's household) is
+#: rare enough that an honest caseload seldom meets it by chance
+RARE_SHARE_INV = 1000
+SITTING_MINUTES = 15
+SWEEP_MIN = 6
+SWEEP_FACTOR = 2.0
+MIN_PEERS = 5
+
+Key = tuple[str, str]
+
+
+def rare_surname_weight(count: int, household: int, population: int) -> float:
+    """3.0 when at most 1 in :data:`RARE_SHARE_INV` taxpayers (outside the employee's own
+    household) carry the surname; ``3.0 * (rare share / share) ** 2`` above that."""
+    others = max(1, count - household)
+    if population <= 0:
+        return 0.0
+    share = others / population
+    limit = 1.0 / RARE_SHARE_INV
+    return WEIGHTS["same_surname"] * min(1.0, (limit / share) ** 2)
+
+
+def _basis_words(explained: str, bkind: str | None, bid: str | None, opened_by: str | None,
+                 channel: str | None) -> str:
+    if explained == "case":
+        return f"case {bid} assigned by {opened_by}"
+    if explained == "walk_in":
+        return f"walk-in visit {bid} the employee declared"
+    if explained == "unit_workflow":
+        return f"review case {bid} of the unit's workflow"
+    return f"{channel or 'contact'} contact {bid} recorded by {opened_by}"
+
+
+def add_ties(con: Any, day0: date, tps: dict[str, TaxpayerFacts], emps: dict[str, EmployeeFacts],
+             counts: dict[str, int], population: int, out: dict[Key, list[Signal]],
+             idx: dict[Key, list[int]]) -> None:
+    """Rare shared surname, same street, past shared address on explained accesses."""
+    rows = con.execute("""
+        SELECT a.idx, a.seid, a.day, a.command, a.taxpayer, j.explained, a.bkind, a.bid,
+               j.opened_by, j.channel
+        FROM acc a JOIN judged j ON j.idx = a.idx
+        JOIN empf ef ON ef.seid = a.seid JOIN tpf tf ON tf.tp = a.taxpayer
+        WHERE j.explained IS NOT NULL AND j.explained <> 'unknown_basis' AND a.day >= ?
+          AND ((ef.last <> '' AND ef.last = tf.last)
+               OR (ef.street <> '' AND ef.street = tf.street AND ef.zip = tf.zip AND ef.hh <> tf.hh)
+               OR (len(list_intersect(ef.dw, tf.dw)) > 0 AND ef.hh <> tf.hh))
+        ORDER BY a.t, a.idx""", [day0]).fetchall()
+    for i, seid, d, cmd, tp, explained, bkind, bid, by, channel in rows:
+        emp, fact = emps.get(seid), tps.get(tp)
+        if emp is None or fact is None:
+            continue
+        basis = _basis_words(explained, bkind, bid, by, channel)
+        ev: dict[str, Any] = {"audit_index": i, "command": cmd, "explained_by": basis}
+        key = (seid, d.isoformat())
+        found: list[Signal] = []
+        household = bool(emp.household_key) and emp.household_key == fact.household_key
+        if emp.last_name and fact.last_name and emp.last_name.upper() == fact.last_name.upper():
+            n = counts.get(fact.last_name.upper(), 0)
+            w = rare_surname_weight(n, emp.household_namesakes, population)
+            others = max(1, n - emp.household_namesakes)
+            if w >= 0.05:
+                found.append(Signal("same_surname", w, {
+                    **ev, "surname_share": round(others / max(1, population), 5),
+                    "why": f"the account's taxpayer shares the employee's surname, which about 1 "
+                           f"in {max(1, population // others):,} taxpayers carry; explained by "
+                           f"{basis}, but a basis does not clear a relative"}, tp))
+        if not household and emp.street_key and emp.street_key == fact.street_key and emp.zip == fact.zip:
+            found.append(Signal("same_street", WEIGHTS["same_street"], {
+                **ev, "why": f"the taxpayer lives on the employee's street; explained by {basis}, "
+                             "but a neighbour's account should go to someone else"}, tp))
+        if not household and emp.dwellings & fact.dwellings:
+            found.append(Signal("past_address", WEIGHTS["past_address"], {
+                **ev, "why": f"the employee and the taxpayer were once recorded at the same "
+                             f"dwelling; explained by {basis}"}, tp))
+        if found:
+            out[key].extend(found)
+            idx[key].append(int(i))
+
+
+def add_contact_sweeps(con: Any, day0: date, out: dict[Key, list[Signal]],
+                       idx: dict[Key, list[int]]) -> None:
+    """Many distinct accounts under contacts in one sitting, against the peer group."""
+    con.execute(f"""
+        CREATE OR REPLACE TABLE sitting AS
+        WITH first AS (
+          SELECT seid, day, taxpayer, min(t) AS t, min(idx) AS idx FROM acc
+          WHERE bkind = 'contact' AND outcome = 'allow' AND command <> 'NAMES'
+            AND taxpayer IS NOT NULL
+          GROUP BY 1, 2, 3),
+        w AS (
+          SELECT f1.seid, f1.day, f1.t, count(*) AS n, list(f2.idx ORDER BY f2.t) AS idxs
+          FROM first f1 JOIN first f2 ON f2.seid = f1.seid AND f2.day = f1.day
+           AND f2.t >= f1.t AND f2.t < f1.t + INTERVAL {SITTING_MINUTES} MINUTE
+          GROUP BY 1, 2, 3)
+        SELECT w.seid, w.day, arg_max(w.n, w.n) AS n, arg_max(w.idxs, w.n) AS idxs,
+               arg_max(w.t, w.n) AS t, COALESCE(e.unit, '') AS unit, COALESCE(e.role, '') AS role
+        FROM w LEFT JOIN emp e ON e.seid = w.seid GROUP BY w.seid, w.day, e.unit, e.role""")  # noqa: S608
+    rows = con.execute("SELECT seid, day, n, idxs, t, unit, role FROM sitting WHERE day >= ? AND n > ?",
+                       [day0, SWEEP_MIN]).fetchall()
+    if not rows:
+        return
+    peaks: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+    by_role: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for seid, _d, n, unit, role in con.execute("SELECT seid, day, n, unit, role FROM sitting").fetchall():
+        peaks[(unit, role)].append((seid, int(n)))
+        by_role[role].append((seid, int(n)))
+    for seid, d, n, idxs, t, unit, role in rows:
+        peers = [m for s, m in peaks[(unit, role)] if s != seid]
+        group = f"unit {unit} ({role})"
+        if len(peers) < MIN_PEERS:
+            peers = [m for s, m in by_role[role] if s != seid]
+            group = f"every {role}"
+        p90 = _p90(peers)
+        limit = max(float(SWEEP_MIN), SWEEP_FACTOR * p90)
+        if n <= limit:
+            continue
+        key = (seid, d.isoformat())
+        out[key].append(Signal("contact_sweep", WEIGHTS["contact_sweep"], {
+            "accounts": int(n), "minutes": SITTING_MINUTES, "from": t.isoformat(timespec="minutes"),
+            "peer_p90": p90, "peer_group": group, "audit_indexes": list(idxs)[:30],
+            "why": f"{n} accounts under contacts within {SITTING_MINUTES} minutes; peers in "
+                   f"{group} look at {p90:g} at most in 9 sittings of 10 (limit {limit:g})"}))
+        idx[key].extend(int(i) for i in idxs)
+
+
+def _p90(values: list[int]) -> float:
+    if not values:
+        return 0.0
+    v = sorted(values)
+    return float(v[min(len(v) - 1, max(0, int(0.9 * len(v) + 0.999) - 1))])
