@@ -260,6 +260,9 @@ def _staff(gen: _Gen, rng: random.Random, seid: str, role: str, unit: str,
     s.roommate = gen.person(at=own) if rng.random() < 0.5 else None
     s.cousin = gen.person(own.last, zip_code=rng.choice([z for z in gen.zips if z != own.zip] or gen.zips))
     s.neighbours = [gen.person(zip_code=own.zip, street_name=own.street_name) for _ in range(2)]
+    for n in s.neighbours:  # next door: the same block, a few numbers away
+        num = max(1, int(own.street.split(" ", 1)[0]) + rng.choice((-1, 1)) * rng.randint(2, 40))
+        n.street = f"{num} {own.street_name}"
     deps = [(c, "son") for c in s.children] + [(s.parent, "parent")]
     records.append(_record(own, status="MFJ", spouse=s.spouse, deps=deps))
     records.append(_record(s.spouse, file_return=False))

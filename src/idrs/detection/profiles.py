@@ -182,7 +182,7 @@ class ProfileSimulator(Simulator):
                     partial(self._keep_research, v, s, C.IMFOL, p, contact=cid))
         self.at(self.clock.now() + timedelta(seconds=40), lambda: self.close_contact(s, cid))
 
-    def _keep_research(self, v: _Violation, s: Staff, command: str, p: Person, *,  # type: ignore[override]
+    def _keep_research(self, v: _Violation, s: Staff, command: str, p: Person, *,
                        contact: str | None = None, case: str | None = None) -> None:
         self._keep(v, self.research(s, command, p, contact=contact, case=case))
 
@@ -237,9 +237,8 @@ class ProfileSimulator(Simulator):
             else:
                 self._csr_day(s, day0, pace)
         elif s.role == Role.EXAMINER:
-            if prof == "batch" and self.rng.random() < 0.6:
-                self._batch_day(s, day0)
-            elif prof == "bulk_assign" and self.rng.random() < 0.5:
+            batch_share = {"batch": 0.6, "bulk_assign": 0.5}.get(prof, 0.0)
+            if batch_share and self.rng.random() < batch_share:
                 self._batch_day(s, day0)
             else:
                 self._examiner_day(s, day0, pace, hours=self._exam_hours())

@@ -16,7 +16,8 @@ same_surname       ≤ 3.0   a *rare* shared surname: full weight when at most 1
                            :data:`RARE_SHARE_INV` carries it (the employee's own household not
                            counted), falling with the square of how much commoner it is (a
                            surname 1 in 500 carry: 0.75; a town's common name: ~0)
-same_street        3.0     the same street and ZIP, another household
+same_street        3.0     the same block: the same street and ZIP, house numbers at most
+                           :data:`BLOCK` apart, another household (a long street is no tie)
 past_address       3.0     a dwelling both were recorded at (a former household), now apart
 =================  ======  ==================================================================
 
@@ -26,11 +27,12 @@ The ZIP alone is no tie on an explained access (a small town shares one).
 :data:`SITTING_MINUTES`-minute sitting the employee looked at more distinct accounts under
 contacts (routed, recorded or declared) than :data:`SWEEP_MIN` and than
 :data:`SWEEP_FACTOR` times the busiest sitting their peer group (same unit and role) shows on
-the days the run reads (its p90). A whole unit working a walk-in queue raises its own
-baseline: the pattern every peer shows is not, by itself, suspicious. Cold start: an employee
-with no history is compared with the peer group only; a peer group of fewer than
-:data:`MIN_PEERS` employee-days falls back to everyone of the role, and to :data:`SWEEP_MIN`
-alone when even that is empty.
+the same day (its p90). A whole unit working a walk-in queue raises its own baseline: the
+pattern every peer shows is not, by itself, suspicious. The baseline is the peers' same day,
+not the employee's own past, so it needs no history: a new employee is judged from their first
+day (the cold start), and an incremental run sees the baseline a full run sees. A peer group
+with fewer than :data:`MIN_PEERS` employees working contacts that day falls back to everyone
+of the role that day, and to :data:`SWEEP_MIN` alone when even that is empty.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ WEIGHTS = {"same_surname": 3.0, "same_street": 3.0, "past_address": 3.0, "contac
 #: a surname at most one taxpayer in this many carries (outside the employee's household) is
 #: rare enough that an honest caseload seldom meets it by chance
 RARE_SHARE_INV = 1000
+BLOCK = 100
 SITTING_MINUTES = 15
 SWEEP_MIN = 6
 SWEEP_FACTOR = 2.0
@@ -108,9 +111,11 @@ def add_ties(con: Any, day0: date, tps: dict[str, TaxpayerFacts], emps: dict[str
                     "why": f"the account's taxpayer shares the employee's surname, which about 1 "
                            f"in {max(1, population // others):,} taxpayers carry; explained by "
                            f"{basis}, but a basis does not clear a relative"}, tp))
-        if not household and emp.street_key and emp.street_key == fact.street_key and emp.zip == fact.zip:
+        near = emp.house is None or fact.house is None or abs(emp.house - fact.house) <= BLOCK
+        if not household and near and emp.street_key and emp.street_key == fact.street_key \
+                and emp.zip == fact.zip:
             found.append(Signal("same_street", WEIGHTS["same_street"], {
-                **ev, "why": f"the taxpayer lives on the employee's street; explained by {basis}, "
+                **ev, "why": f"the taxpayer lives on the employee's block; explained by {basis}, "
                              "but a neighbour's account should go to someone else"}, tp))
         if not household and emp.dwellings & fact.dwellings:
             found.append(Signal("past_address", WEIGHTS["past_address"], {
@@ -143,16 +148,19 @@ def add_contact_sweeps(con: Any, day0: date, out: dict[Key, list[Signal]],
                        [day0, SWEEP_MIN]).fetchall()
     if not rows:
         return
-    peaks: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
-    by_role: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for seid, _d, n, unit, role in con.execute("SELECT seid, day, n, unit, role FROM sitting").fetchall():
-        peaks[(unit, role)].append((seid, int(n)))
-        by_role[role].append((seid, int(n)))
+    # the peer group's sittings of the same day (a day is always read whole, so an incremental
+    # run sees the baseline a full run sees)
+    peaks: dict[tuple[str, str, date], list[tuple[str, int]]] = defaultdict(list)
+    by_role: dict[tuple[str, date], list[tuple[str, int]]] = defaultdict(list)
+    for seid, d, n, unit, role in con.execute(
+            "SELECT seid, day, n, unit, role FROM sitting WHERE day >= ?", [day0]).fetchall():
+        peaks[(unit, role, d)].append((seid, int(n)))
+        by_role[(role, d)].append((seid, int(n)))
     for seid, d, n, idxs, t, unit, role in rows:
-        peers = [m for s, m in peaks[(unit, role)] if s != seid]
+        peers = [m for s, m in peaks[(unit, role, d)] if s != seid]
         group = f"unit {unit} ({role})"
         if len(peers) < MIN_PEERS:
-            peers = [m for s, m in by_role[role] if s != seid]
+            peers = [m for s, m in by_role[(role, d)] if s != seid]
             group = f"every {role}"
         p90 = _p90(peers)
         limit = max(float(SWEEP_MIN), SWEEP_FACTOR * p90)

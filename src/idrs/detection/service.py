@@ -54,7 +54,7 @@ from idrs.audit.store import raw
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.detection import adjustments, logscan, relations, scoring
+from idrs.detection import adjustments, explain, logscan, relations, scoring
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import (
     Alert,
@@ -113,6 +113,12 @@ def refresh_pseudonyms(app: App) -> int:
     return len(rows)
 
 
+def house_number(street_key: str) -> int | None:
+    """The house number a ``street_key`` starts with, if any."""
+    m = re.match(r"^([0-9]+)", street_key or "")
+    return int(m.group(1)) if m else None
+
+
 def street_name(street_key: str) -> str:
     """The street of a ``street_key`` without the house number ("ELM ST|DAYTON|OH")."""
     return _HOUSE_NUMBER.sub("", street_key or "")
@@ -123,7 +129,8 @@ def _chunks(values: list[Any], n: int = _IN) -> list[list[Any]]:
 
 
 def _latest_addresses(s: Any, tids: list[int] | None = None,
-                      history: dict[int, set[str]] | None = None) -> dict[int, tuple[str, str, str]]:
+                      history: dict[int, set[str]] | None = None,
+                      houses: dict[int, int | None] | None = None) -> dict[int, tuple[str, str, str]]:
     """The latest address of each taxpayer; every dwelling each was recorded at goes to
     ``history`` (when given)."""
     out: dict[int, tuple[str, str, str]] = {}
@@ -134,6 +141,8 @@ def _latest_addresses(s: Any, tids: list[int] | None = None,
     for part in parts:
         for tid, street, zip_code, norm in s.execute(part):
             out[tid] = (street_name(street), (zip_code or "")[:5], norm)
+            if houses is not None:
+                houses[tid] = house_number(street)
             if history is not None and norm:
                 history.setdefault(tid, set()).add(norm)
     return out
@@ -172,10 +181,11 @@ def master_facts(app: App, wanted: set[str] | None = None) -> tuple[
         emp_idx = {t for (t,) in s.execute(select(Employee.tin_index).where(Employee.tin_index.is_not(None)))}
         tq = select(Taxpayer.id, Taxpayer.tin_index, Taxpayer.last_name)
         dwell: dict[int, set[str]] = {}
+        house: dict[int, int | None] = {}
         if wanted is None:
             pseud = dict(s.execute(select(DetectionTaxpayerKey.taxpayer_id, DetectionTaxpayerKey.pseudonym)).all())
             tp_rows = s.execute(tq).all()
-            addr = _latest_addresses(s, history=dwell)
+            addr = _latest_addresses(s, history=dwell, houses=house)
         else:
             pseud = {}
             for c in _chunks(sorted(wanted)):
@@ -187,18 +197,20 @@ def master_facts(app: App, wanted: set[str] | None = None) -> tuple[
             for c in _chunks(sorted(emp_idx)):
                 found.update((r[0], r) for r in s.execute(tq.where(Taxpayer.tin_index.in_(c))))
             tp_rows = list(found.values())
-            addr = _latest_addresses(s, sorted(found), history=dwell)
+            addr = _latest_addresses(s, sorted(found), history=dwell, houses=house)
         by_index: dict[bytes, tuple[str, str, str, str]] = {}
         dwell_of: dict[bytes, frozenset[str]] = {}
+        house_of: dict[bytes, int | None] = {}
         tps: dict[str, TaxpayerFacts] = {}
         for tid, tin_index, last in tp_rows:
             street, zip_code, norm = addr.get(tid, ("", "", ""))
             by_index[tin_index] = (last or "", street, zip_code, norm)
             dwell_of[tin_index] = frozenset(dwell.get(tid, ()))
+            house_of[tin_index] = house.get(tid)
             p = pseud.get(tid)
             if p is not None:
                 tps[p] = TaxpayerFacts(last or "", street, zip_code, norm, tid in high,
-                                       tin_index in emp_idx, dwell_of[tin_index])
+                                       tin_index in emp_idx, dwell_of[tin_index], house.get(tid))
         namesakes = _household_namesakes(s, {v[3]: v[0] for k, v in by_index.items() if k in emp_idx})
         emps: dict[str, EmployeeFacts] = {}
         q = select(Employee.seid, Unit.code, Employee.roles, Employee.tin_index).join(
@@ -208,6 +220,7 @@ def master_facts(app: App, wanted: set[str] | None = None) -> tuple[
             own = by_index.get(own_index, nothing) if own_index else nothing
             emps[seid] = EmployeeFacts(seid, unit, frozenset(roles.split(",")), *own,
                                        dwellings=dwell_of.get(own_index, frozenset()) if own_index else frozenset(),
+                                       house=house_of.get(own_index) if own_index else None,
                                        household_namesakes=namesakes.get((own[3] or "", (own[0] or "").upper()), 0))
     return tps, emps, dict(counts), sum(counts.values())
 
@@ -1035,4 +1048,4 @@ def _as_json(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"alert_id": a["alert_id"], "seid": a["seid"], "score": a["score"],
              "category": a["category"], "day": a["day"].isoformat(),
              "signals": json.loads(a["signals"]), "audit_indexes": json.loads(a["audit_indexes"]),
-             "state": a["state"]} for a in alerts]
+             "why": explain.why(json.loads(a["signals"])), "state": a["state"]} for a in alerts]

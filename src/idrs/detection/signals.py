@@ -74,6 +74,7 @@ class TaxpayerFacts:
     employee: bool
     #: every dwelling the taxpayer was recorded at (normalized keys), current and past
     dwellings: frozenset[str] = frozenset()
+    house: int | None = None  # the house number of the latest address
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class EmployeeFacts:
     zip: str | None
     household_key: str | None
     dwellings: frozenset[str] = frozenset()
+    house: int | None = None
     #: taxpayers at the employee's own dwelling who carry the employee's surname (their
     #: household: not evidence that a surname is common)
     household_namesakes: int = 0

@@ -38,7 +38,7 @@ from idrs.audit.store import raw
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.detection import investigations
+from idrs.detection import explain, investigations
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Alert, AlertAction, Referral, SelfReport
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
@@ -283,7 +283,8 @@ def alert_dict(alert: Alert) -> dict[str, Any]:
             "signals": json.loads(alert.signals), "audit_indexes": json.loads(alert.audit_indexes),
             "taxpayers": json.loads(alert.taxpayers), "state": alert.state,
             "assignee": alert.assignee, "self_reported": alert.self_reported,
-            "close_reason": alert.close_reason}
+            "close_reason": alert.close_reason,
+            "why": explain.why(json.loads(alert.signals))}  # issue 17.6: in words
 
 
 def list_alerts(app: App, *, state: str | None = None, analyst: str | None = None,
