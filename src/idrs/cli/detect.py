@@ -79,12 +79,32 @@ def simulate_cmd(
     truth_out: Path = typer.Option(..., "--truth-out", help="ground truth (JSON); never stored in the database"),
     start: str = typer.Option("2026-03-02", "--start", help="first simulated day (YYYY-MM-DD)"),
     workers: int = typer.Option(2, "--workers", help="processes sharing the simulation (1-16)"),
+    profile: str = typer.Option(None, "--profile",
+                                help="a work profile (docs/detection.md): routed, intake, bulk_assign, "
+                                     "batch, team_lead, night_shift, new_employee, small_town; one "
+                                     "process, its hidden violations instead of --violation-rate"),
+    per_type: int = typer.Option(2, "--per-type", help="with --profile: hidden violations of each "
+                                 "type (0: an honest run)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Simulate the agency's work (and labeled browsing) through the real service path."""
     from idrs.detection import simulator
 
     first = _day(start, "--start")
+    if profile is not None:
+        from idrs.detection import profiles
+
+        if profile not in profiles.PROFILES:
+            raise IdrsError(f"--profile: one of {', '.join(profiles.PROFILES)} (got {profile!r})")
+        if per_type < 0:
+            raise IdrsError("--per-type must not be negative")
+        a = simulator.simulated_app(None, first)
+        result = profiles.run_profile(a, profile, days=days, employees=employees, seed=seed,
+                                      violations=per_type > 0, per_type=per_type,
+                                      truth_out=truth_out,
+                                      start=datetime(first.year, first.month, first.day, tzinfo=UTC))
+        print_json(result) if as_json else _kv(result)
+        return
     a = simulator.simulated_app(None, first)
     result = simulator.simulate(a, days=days, employees=employees, seed=seed,
                                 violation_rate=violation_rate, truth_out=truth_out,

@@ -4,8 +4,8 @@ so the alerts raised before this module existed read the same way.
 
 Example (a sweep under contacts)::
 
-    14 accounts under contacts within 15 minutes; peers in unit U03 (csr) look at 4 at most
-    in 9 sittings of 10 (limit 8)
+    14 accounts under contacts within 15 minutes; peers in unit U03 (csr) look at 4 or fewer
+    that day (9 in 10 of them; limit 8)
     ruled out: an ordinary walk-in queue or call load (the peer group's busiest sittings are
     far smaller)
 """
@@ -53,6 +53,8 @@ _RULED_OUT: dict[str, str] = {
     "contact_sweep": "an ordinary walk-in queue or call load (the peer group's busiest sittings "
                      "are far smaller)",
     "same_surname": "chance: the surname is rare enough that an honest caseload seldom meets it",
+    "declared_contacts": "a unit that takes walk-ins (the peer group declares far fewer)",
+    "past_address": "the household the conflict rules know (they live apart now)",
 }
 _UNEXPLAINED = {"same_surname", "same_street", "same_zip", "high_profile", "target_employee",
                 "after_hours", "no_followup", "contact_without_call", "self_assigned_case"}
@@ -90,6 +92,11 @@ def why(signals: list[dict[str, Any]]) -> list[str]:
     ruled = []
     if unexplained:
         ruled.append("a case or a routed contact on this account (none found)")
+    bases = sorted({str(s["evidence"]["explained_by"]) for s in signals
+                    if (s.get("evidence") or {}).get("explained_by")})
+    if bases:
+        ruled.append("that the basis clears it (" + ", ".join(bases[:3]) + " explains why the "
+                     "account could be opened, not the tie)")
     ruled += [_RULED_OUT[n] for n in sorted(names) if n in _RULED_OUT]
     if ruled:
         out.append("ruled out: " + "; ".join(dict.fromkeys(ruled)))

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,13 @@ class ProfileSimulator(Simulator):
                     self.starts[s.seid] = int(self.p["start_day"])
         if run.violations:
             self._plan_violations(days, per_type)
+
+    def run(self, days: int, start: datetime = DEFAULT_START, on_day: Any = None) -> Any:
+        """The days, then whatever work is still scheduled (a night shift's last hours)."""
+        super().run(days, start, on_day)
+        self._drain()
+        self.stats.violations = len(self.truth)
+        return self.stats
 
     # ------------------------------------------------------------ violations planned ahead
 
@@ -296,6 +303,8 @@ class ProfileSimulator(Simulator):
             t += timedelta(minutes=gap * self.rng.uniform(0.6, 1.4))
 
     def _quick_case(self, s: Staff, cid: str, p: Person) -> None:
+        if not self._open_case(s, cid):
+            return
         when = self.clock.now()
         for c in self.rng.sample((C.TXMOD, C.RTVUE, C.IMFOL, C.ENMOD), self.rng.randint(2, 3)):
             when += timedelta(seconds=self.rng.uniform(15, 50))
@@ -388,6 +397,3 @@ def run_profile(app: App, profile: str, *, days: int, employees: int, seed: int 
            detail={"profile": profile, **{k: v for k, v in out.items() if k not in ("truth_out", "profile")}})
     return out
 
-
-__all__ = ["DEFAULTS", "HIDDEN_TYPES", "PROFILES", "ProfileSimulator", "build_world", "run_profile",
-           "UTC"]

@@ -33,6 +33,12 @@ not the employee's own past, so it needs no history: a new employee is judged fr
 day (the cold start), and an incremental run sees the baseline a full run sees. A peer group
 with fewer than :data:`MIN_PEERS` employees working contacts that day falls back to everyone
 of the role that day, and to :data:`SWEEP_MIN` alone when even that is empty.
+
+**Research under contacts the employee declared** (:func:`add_declared_contacts`, issue 17.5):
+``declared_contacts`` (1.5, never an alert alone): the employee worked more accounts under
+contacts they declared themselves (walk-ins, no intake record) than :data:`DECLARED_MIN` and
+than twice the p90 of their peer group that day (the same fallbacks as above). A unit whose
+whole staff takes walk-ins sets its own baseline.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ from typing import Any
 
 from idrs.detection.signals import EmployeeFacts, Signal, TaxpayerFacts
 
-WEIGHTS = {"same_surname": 3.0, "same_street": 3.0, "past_address": 3.0, "contact_sweep": 3.0}
+WEIGHTS = {"same_surname": 3.0, "same_street": 3.0, "past_address": 3.0, "contact_sweep": 3.0,
+           "declared_contacts": 1.5}
 #: a surname at most one taxpayer in this many carries (outside the employee's household) is
 #: rare enough that an honest caseload seldom meets it by chance
 RARE_SHARE_INV = 1000
@@ -52,6 +59,7 @@ SITTING_MINUTES = 15
 SWEEP_MIN = 6
 SWEEP_FACTOR = 2.0
 MIN_PEERS = 5
+DECLARED_MIN = 3
 
 Key = tuple[str, str]
 
@@ -171,7 +179,7 @@ def add_contact_sweeps(con: Any, day0: date, out: dict[Key, list[Signal]],
             "accounts": int(n), "minutes": SITTING_MINUTES, "from": t.isoformat(timespec="minutes"),
             "peer_p90": p90, "peer_group": group, "audit_indexes": list(idxs)[:30],
             "why": f"{n} accounts under contacts within {SITTING_MINUTES} minutes; peers in "
-                   f"{group} look at {p90:g} at most in 9 sittings of 10 (limit {limit:g})"}))
+                   f"{group} look at {p90:g} or fewer that day (9 in 10 of them; limit {limit:g})"}))
         idx[key].extend(int(i) for i in idxs)
 
 
@@ -180,3 +188,42 @@ def _p90(values: list[int]) -> float:
         return 0.0
     v = sorted(values)
     return float(v[min(len(v) - 1, max(0, int(0.9 * len(v) + 0.999) - 1))])
+
+
+def add_declared_contacts(con: Any, day0: date, out: dict[Key, list[Signal]],
+                          idx: dict[Key, list[int]]) -> None:
+    """Accounts worked under contacts the employee declared, against the peer group's day."""
+    rows = con.execute("""
+        WITH d AS (
+          SELECT a.seid, a.day, count(DISTINCT a.taxpayer) AS n, list(DISTINCT a.idx) AS idxs
+          FROM acc a JOIN basis b ON b.kind = 'contact' AND b.basis_id = a.bid
+          WHERE a.bkind = 'contact' AND a.outcome = 'allow' AND b.opened_by = a.seid
+            AND a.day >= ?
+          GROUP BY 1, 2)
+        SELECT t.seid, t.day, COALESCE(d.n, 0), d.idxs, COALESCE(e.unit, ''), COALESCE(e.role, '')
+        FROM today t LEFT JOIN d ON d.seid = t.seid AND d.day = t.day
+        LEFT JOIN emp e ON e.seid = t.seid WHERE t.day >= ?""", [day0, day0]).fetchall()
+    peers: dict[tuple[str, str, date], list[tuple[str, int]]] = defaultdict(list)
+    by_role: dict[tuple[str, date], list[tuple[str, int]]] = defaultdict(list)
+    for seid, d, n, _i, unit, role in rows:
+        peers[(unit, role, d)].append((seid, int(n)))
+        by_role[(role, d)].append((seid, int(n)))
+    for seid, d, n, idxs, unit, role in rows:
+        if n <= DECLARED_MIN:
+            continue
+        group = f"unit {unit} ({role})"
+        others = [m for s, m in peers[(unit, role, d)] if s != seid]
+        if len(others) < MIN_PEERS:
+            others = [m for s, m in by_role[(role, d)] if s != seid]
+            group = f"every {role}"
+        p90 = _p90(others)
+        limit = max(float(DECLARED_MIN), 2.0 * p90)
+        if n <= limit:
+            continue
+        key = (seid, d.isoformat())
+        cited = sorted(int(i) for i in idxs or [])
+        out[key].append(Signal("declared_contacts", WEIGHTS["declared_contacts"], {
+            "accounts": int(n), "peer_p90": p90, "peer_group": group, "audit_indexes": cited[:30],
+            "why": f"{n} accounts worked under contacts the employee declared (no intake record); "
+                   f"peers in {group} work {p90:g} or fewer so that day (9 in 10 of them; limit {limit:g})"}))
+        idx[key].extend(cited[:30])

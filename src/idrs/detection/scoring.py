@@ -42,6 +42,7 @@ CATEGORY_ORDER: tuple[tuple[str, str], ...] = (
     ("rate_limited", "bulk_harvest"),
     ("refused_no_need", "repeated_refusals"),
     ("no_followup", "pretext_contact"),
+    ("declared_contacts", "pretext_contact"),
 )
 
 

@@ -340,7 +340,14 @@ class Simulator:
             self.at(day0 + timedelta(hours=self.rng.uniform(18.0, 19.5)),
                     lambda: self._work_case(s, cid, p))
 
+    def _open_case(self, s: Staff, cid: str) -> bool:
+        """Whether the case is still in the examiner's inventory (one closed since the day was
+        planned is not worked: the examiner's case list shows it closed)."""
+        return any(c == cid for c, _ in self.cases.get(s.seid, []))
+
     def _work_case(self, s: Staff, cid: str, p: Person) -> None:
+        if not self._open_case(s, cid):
+            return
         when = self.clock.now()
         for c in self.rng.sample(_EXAM_COMMANDS, self.rng.randint(3, 5)):
             when += timedelta(seconds=self.rng.uniform(60, 240))
