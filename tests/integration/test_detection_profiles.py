@@ -41,7 +41,9 @@ def _app(d: Path) -> App:
 def _run(d: Path, profile: str, violations: bool) -> tuple[dict, list[dict], dict]:
     app = _app(d)
     try:
-        profiles.run_profile(app, profile, days=DAYS, employees=EMPLOYEES, seed=3,
+        # mixed: three units of five (routed, intake, bulk_assign)
+        n = 15 if profile == profiles.MIXED else EMPLOYEES
+        profiles.run_profile(app, profile, days=DAYS, employees=n, seed=3,
                              violations=violations, per_type=1, truth_out=d / "truth.json",
                              params=PARAMS.get(profile))
         alerts = service.run(app)["alerts"]
@@ -51,7 +53,7 @@ def _run(d: Path, profile: str, violations: bool) -> tuple[dict, list[dict], dic
     return json.loads((d / "truth.json").read_text()), alerts, quality
 
 
-@pytest.mark.parametrize("profile", profiles.PROFILES)
+@pytest.mark.parametrize("profile", (*profiles.PROFILES, profiles.MIXED))
 def test_profile_honest_raises_nothing_and_hidden_violations_are_found(profile: str, tmp_path: Path) -> None:
     truth, alerts, quality = _run(tmp_path / "honest", profile, violations=False)
     assert truth["violations"] == [] and truth["employee_days"] > 0

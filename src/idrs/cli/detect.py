@@ -81,8 +81,9 @@ def simulate_cmd(
     workers: int = typer.Option(2, "--workers", help="processes sharing the simulation (1-16)"),
     profile: str = typer.Option(None, "--profile",
                                 help="a work profile (docs/detection.md): routed, intake, bulk_assign, "
-                                     "batch, team_lead, night_shift, new_employee, small_town; one "
-                                     "process, its hidden violations instead of --violation-rate"),
+                                     "batch, team_lead, night_shift, new_employee, small_town, or "
+                                     "mixed (a unit per profile); one process, its hidden violations "
+                                     "instead of --violation-rate"),
     per_type: int = typer.Option(2, "--per-type", help="with --profile: hidden violations of each "
                                  "type (0: an honest run)"),
     as_json: bool = JsonOpt,
@@ -94,8 +95,8 @@ def simulate_cmd(
     if profile is not None:
         from idrs.detection import profiles
 
-        if profile not in profiles.PROFILES:
-            raise IdrsError(f"--profile: one of {', '.join(profiles.PROFILES)} (got {profile!r})")
+        if profile not in (*profiles.PROFILES, profiles.MIXED):
+            raise IdrsError(f"--profile: one of {', '.join(profiles.PROFILES)}, mixed (got {profile!r})")
         if per_type < 0:
             raise IdrsError("--per-type must not be negative")
         a = simulator.simulated_app(None, first)

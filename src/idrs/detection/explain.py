@@ -54,6 +54,7 @@ _RULED_OUT: dict[str, str] = {
                      "are far smaller)",
     "same_surname": "chance: the surname is rare enough that an honest caseload seldom meets it",
     "declared_contacts": "a unit that takes walk-ins (the peer group declares far fewer)",
+    "basis_refused": "a basis of their own (the decision point refused the one they tried to open)",
     "past_address": "the household the conflict rules know (they live apart now)",
 }
 _UNEXPLAINED = {"same_surname", "same_street", "same_zip", "high_profile", "target_employee",
@@ -97,7 +98,9 @@ def why(signals: list[dict[str, Any]]) -> list[str]:
     if bases:
         ruled.append("that the basis clears it (" + ", ".join(bases[:3]) + " explains why the "
                      "account could be opened, not the tie)")
-    ruled += [_RULED_OUT[n] for n in sorted(names) if n in _RULED_OUT]
+    strong = {s["name"] for s in signals if float(s.get("weight", 0.0)) >= 2.5}
+    ruled += [_RULED_OUT[n] for n in sorted(names) if n in _RULED_OUT
+              and (n != "same_surname" or n in strong)]  # chance is ruled out for a rare name only
     if ruled:
         out.append("ruled out: " + "; ".join(dict.fromkeys(ruled)))
     return out

@@ -32,7 +32,9 @@ from idrs.context import App
 
 CHUNK = 250_000
 TYPES = ("access:research:decide", "admin:case:assign", "admin:contact:open",
-         "access:research:self-report")
+         "access:research:self-report",
+         # a refused attempt to open a basis (relations.add_refused_bases, issue 17)
+         "access:basis:deny")
 _COLUMNS = ("{'index': 'BIGINT', 'type': 'VARCHAR', 'actor': 'VARCHAR', 'outcome': 'VARCHAR', "
             "'time': 'VARCHAR', 'object': 'JSON', 'reasons': 'JSON', 'detail': 'JSON'}")
 _OBJECT = ('{"command":"VARCHAR","taxpayer":"VARCHAR","matches":["VARCHAR"],"seid":"VARCHAR",'

@@ -75,6 +75,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "small_town": {"zips": 1, "surnames": 12},
 }
 PROFILES = tuple(DEFAULTS)
+#: ``mixed``: every unit works one of the profiles above (round robin over the units; a
+#: ``small_town`` unit works like ``routed``: the town is a property of the world)
+MIXED = "mixed"
 _SMALL_TOWN_NAMES = ("Smith", "Johnson", "Miller", "Brown", "Davis", "Wilson", "Moore", "Taylor",
                      "Anderson", "Thomas", "Jackson", "White", "Harris", "Martin", "Clark", "Lewis")
 
@@ -92,21 +95,37 @@ class ProfileSimulator(Simulator):
     def __init__(self, app: App, world: World, run: ProfileRun, *, seed: int, days: int,
                  per_type: int) -> None:
         super().__init__(app, world, seed=seed, violation_rate=0.0)
-        self.profile = run.profile
-        self.p = {**DEFAULTS[run.profile], **run.params}
+        mixed = run.profile == MIXED
+        self.unit_profile = {u: (PROFILES[i % len(PROFILES)] if mixed else run.profile)
+                             for i, u in enumerate(sorted(world.units))}
+        self.params = {p: {**DEFAULTS[p], **(run.params if p == run.profile else {})} for p in PROFILES}
+        self._cur = PROFILES[0] if mixed else run.profile
         self.starts: dict[str, int] = {}
         self.day_no = 0
         self.plan: dict[int, list[tuple[str, Staff]]] = {}
-        if run.profile == "new_employee":
-            order = list(self.staff)
+        if "new_employee" in self.unit_profile.values():
+            order = [s for s in self.staff if self.unit_profile[s.unit] == "new_employee"]
             self.rng.shuffle(order)
-            n_new = int(len(order) * float(self.p["new_share"]))
-            n_leave = int(len(order) * float(self.p["leave_share"]))
+            p = self.params["new_employee"]
+            n_new = int(len(order) * float(p["new_share"]))
+            n_leave = int(len(order) * float(p["leave_share"]))
             for s in order[:n_new + n_leave]:
                 if s.role != Role.MANAGER:
-                    self.starts[s.seid] = int(self.p["start_day"])
+                    self.starts[s.seid] = int(p["start_day"])
         if run.violations:
             self._plan_violations(days, per_type)
+
+    @property
+    def profile(self) -> str:
+        """The profile of the unit whose work is being planned."""
+        return self._cur
+
+    @property
+    def p(self) -> dict[str, Any]:
+        return self.params[self._cur]
+
+    def _use(self, s: Staff) -> None:
+        self._cur = self.unit_profile[s.unit]
 
     def run(self, days: int, start: datetime = DEFAULT_START, on_day: Any = None) -> Any:
         """The days, then whatever work is still scheduled (a night shift's last hours)."""
@@ -136,6 +155,7 @@ class ProfileSimulator(Simulator):
                 self.plan.setdefault(day, []).append((kind, s))
 
     def _hidden(self, kind: str, s: Staff, day0: datetime) -> None:
+        self._use(s)
         v = _Violation(kind, s.seid, day0.date().isoformat())
         self.truth.append(v)
         lo, hi = self._hours()
@@ -155,7 +175,8 @@ class ProfileSimulator(Simulator):
         """The relative's case comes from someone else (the manager, or the workload system);
         a representative has the intake desk record a contact instead."""
         if s.role == Role.EXAMINER:
-            by = "system:workload" if self.profile == "bulk_assign" else self.world.manager_of(s.unit).seid
+            bulk = self.unit_profile[s.unit] == "bulk_assign"
+            by = "system:workload" if bulk else self.world.manager_of(s.unit).seid
             cid = self.assign_case(s, p, by=by)
             when = self.clock.now()
             for c in self.rng.sample((C.ENMOD, C.TXMOD, C.IMFOL, C.RTVUE, C.INOLE), 3):
@@ -210,9 +231,10 @@ class ProfileSimulator(Simulator):
 
     def _initial_inventories(self) -> None:
         super()._initial_inventories()
-        if self.profile in ("batch", "bulk_assign"):
-            n = int(self.p["batch"])
-            for s in self._mine(Role.EXAMINER):
+        for s in self._mine(Role.EXAMINER):
+            self._use(s)
+            if self.profile in ("batch", "bulk_assign"):
+                n = int(self.p["batch"])
                 by = "system:workload" if self.profile == "bulk_assign" else self.world.manager_of(s.unit).seid
                 for _ in range(n):
                     p = self.public()
@@ -223,6 +245,7 @@ class ProfileSimulator(Simulator):
         weekday = day0.weekday() < 5
         if weekday:
             for s in self.staff:
+                self._use(s)
                 start = self.starts.get(s.seid, 0)
                 if self.day_no < start:
                     continue
@@ -231,8 +254,10 @@ class ProfileSimulator(Simulator):
                 self._honest_day(s, day0, pace)
                 if s.role in (Role.CSR, Role.EXAMINER) and self.rng.random() < 0.03:
                     self._typo(s, day0)  # a mistyped TIN, mostly self-reported
-            if self.profile == "bulk_assign":
-                self._bulk_assign(day0)
+            for unit in sorted({s.unit for s in self.staff}):
+                if self.unit_profile[unit] == "bulk_assign":
+                    self._cur = "bulk_assign"
+                    self._bulk_assign(day0, unit)
         for kind, s in self.plan.get(self.day_no, []):
             self._hidden(kind, s, day0)
 
@@ -310,10 +335,10 @@ class ProfileSimulator(Simulator):
             when += timedelta(seconds=self.rng.uniform(15, 50))
             self.at(when, partial(self.research, s, c, p, case=cid))
 
-    def _bulk_assign(self, day0: datetime) -> None:
+    def _bulk_assign(self, day0: datetime, unit: str) -> None:
         """The workload system assigns a batch to a few examiners at any hour (night too);
         an operator (the manager, through the CLI) assigns a few more in the afternoon."""
-        exams = self._mine(Role.EXAMINER)
+        exams = [s for s in self._mine(Role.EXAMINER) if s.unit == unit]
         if not exams:
             return
         for s in self.rng.sample(exams, max(1, len(exams) // 3)):
@@ -352,13 +377,16 @@ def build_world(app: App, profile: str, *, employees: int, seed: int,
 
     ``public_per_employee`` 0: enough members of the public (at least 3,000) that a surname
     two of them carry is rare (1 in 1,000 or rarer, the hidden relative's case)."""
-    p = {**DEFAULTS[profile], **(params or {})}
+    p = {**DEFAULTS.get(profile, {}), **(params or {})}
     per = public_per_employee or max(24, 3000 // max(1, employees))
-    kw: dict[str, Any] = {}
+    kw: dict[str, Any] = {"rare_surnames": max(2, employees // 10)}
     if profile == "small_town":
-        kw = {"n_zips": int(p["zips"]), "surnames": _SMALL_TOWN_NAMES[:int(p["surnames"])]}
-    return population.build(app, employees=employees, seed=seed, public_per_employee=per,
-                            rare_surnames=max(2, employees // 10), **kw)
+        kw.update(n_zips=int(p["zips"]), surnames=_SMALL_TOWN_NAMES[:int(p["surnames"])])
+    if profile == MIXED:  # a unit per profile (at least 5 staff each), a rare surname in each
+        size = max(5, employees // len(PROFILES))
+        kw.update(unit_size=size, rare_surnames=min(len(population.RARE_SURNAMES),
+                                                    2 * max(1, round(employees / size))))
+    return population.build(app, employees=employees, seed=seed, public_per_employee=per, **kw)
 
 
 def run_profile(app: App, profile: str, *, days: int, employees: int, seed: int = 7,
@@ -369,9 +397,9 @@ def run_profile(app: App, profile: str, *, days: int, employees: int, seed: int 
     write the truth file (the same format as ``idrs simulate``'s); return the figures."""
     from idrs.clock import FakeClock
 
-    if profile not in DEFAULTS:
-        raise IdrsError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
-    unknown = set(params or {}) - set(DEFAULTS[profile])
+    if profile not in DEFAULTS and profile != MIXED:
+        raise IdrsError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}, {MIXED}")
+    unknown = set(params or {}) - set(DEFAULTS.get(profile, {}))
     if unknown:
         raise IdrsError(f"profile {profile}: unknown parameter {sorted(unknown)[0]!r}")
     if days < 1 or employees < 5:
@@ -387,7 +415,8 @@ def run_profile(app: App, profile: str, *, days: int, employees: int, seed: int 
     stats = sim.run(days, start)
     truth = sim.truth_records()
     Path(truth_out).write_text(json.dumps({
-        "profile": profile, "params": sim.p, "days": days, "employees": employees, "seed": seed,
+        "profile": profile, "units": sim.unit_profile,
+        "params": {p: sim.params[p] for p in sorted(set(sim.unit_profile.values()))}, "days": days, "employees": employees, "seed": seed,
         "with_violations": violations, "employee_days": stats.employee_days,
         "stats": stats.as_dict(), "violations": truth}, indent=1, default=str))
     out = {**stats.as_dict(), "profile": profile, "taxpayers": len(world.people),

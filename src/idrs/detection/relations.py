@@ -39,6 +39,12 @@ of the role that day, and to :data:`SWEEP_MIN` alone when even that is empty.
 contacts they declared themselves (walk-ins, no intake record) than :data:`DECLARED_MIN` and
 than twice the p90 of their peer group that day (the same fallbacks as above). A unit whose
 whole staff takes walk-ins sets its own baseline.
+
+**A basis the employee tried to make and was refused** (:func:`add_refused_bases`):
+``basis_refused`` (2.0): the employee tried to open a contact or a case on a taxpayer for
+themself and the decision point refused (a declared contact outside a walk-in role, a case
+on a conflicted account): the pretext was attempted. With one refused look at the same
+taxpayer (1.0) it reaches the threshold.
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from typing import Any
 from idrs.detection.signals import EmployeeFacts, Signal, TaxpayerFacts
 
 WEIGHTS = {"same_surname": 3.0, "same_street": 3.0, "past_address": 3.0, "contact_sweep": 3.0,
-           "declared_contacts": 1.5}
+           "declared_contacts": 1.5, "basis_refused": 2.0}
 #: a surname at most one taxpayer in this many carries (outside the employee's household) is
 #: rare enough that an honest caseload seldom meets it by chance
 RARE_SHARE_INV = 1000
@@ -58,7 +64,7 @@ BLOCK = 100
 SITTING_MINUTES = 15
 SWEEP_MIN = 6
 SWEEP_FACTOR = 2.0
-MIN_PEERS = 5
+MIN_PEERS = 2
 DECLARED_MIN = 3
 
 Key = tuple[str, str]
@@ -227,3 +233,20 @@ def add_declared_contacts(con: Any, day0: date, out: dict[Key, list[Signal]],
             "why": f"{n} accounts worked under contacts the employee declared (no intake record); "
                    f"peers in {group} work {p90:g} or fewer so that day (9 in 10 of them; limit {limit:g})"}))
         idx[key].extend(cited[:30])
+
+
+def add_refused_bases(con: Any, day0: date, out: dict[Key, list[Signal]],
+                      idx: dict[Key, list[int]]) -> None:
+    """Refused attempts by an employee to open a contact or a case for themself."""
+    for i, seid, d, tp, contact, case, reasons in con.execute("""
+            SELECT idx, actor, day, taxpayer, contact_id, case_id, reasons FROM ev
+            WHERE type = 'access:basis:deny' AND day >= ? AND actor = obj_seid
+              AND taxpayer IS NOT NULL
+            ORDER BY t, idx""", [day0]).fetchall():
+        what = f"contact {contact}" if contact else f"case {case}" if case else "a basis"
+        key = (seid, d.isoformat())
+        out[key].append(Signal("basis_refused", WEIGHTS["basis_refused"], {
+            "audit_index": int(i), "codes": list(reasons or []),
+            "why": f"tried to open {what} on this taxpayer for themself and was refused "
+                   f"({', '.join(reasons or []) or 'no reason recorded'})"}, tp))
+        idx[key].append(int(i))

@@ -38,6 +38,7 @@ CATEGORY_ORDER: tuple[tuple[str, str], ...] = (
     ("repeated_refusals", "repeated_refusals"),
     ("after_hours", "after_hours"),
     ("contact_without_call", "pretext_contact"),
+    ("basis_refused", "pretext_contact"),
     ("self_assigned_case", "pretext_contact"),
     ("rate_limited", "bulk_harvest"),
     ("refused_no_need", "repeated_refusals"),

@@ -666,6 +666,7 @@ def _score(app: App, con: Any, day0: date, tps: dict[str, TaxpayerFacts],
     relations.add_ties(con, day0, tps, emps, counts, population, level, level_idx)
     relations.add_contact_sweeps(con, day0, level, level_idx)
     relations.add_declared_contacts(con, day0, level, level_idx)
+    relations.add_refused_bases(con, day0, level, level_idx)
     if PREFILTER:
         bound = _bounds(con, day0, tps, emps)
         days = {k for k in set(bound) | set(level) if bound.get(k, 0.0) + (
