@@ -39,3 +39,22 @@ def test_detect_cli_contract_and_bad_input(
     )
     code, _, err = run_cli(capsys, "detect", "evaluate", "--truth", str(bad), "--json")
     assert code == 1 and "does not match" in err
+
+
+def test_simulate_a_profile_then_evaluate_a_violation_free_month(
+    app: App, tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17.2: an honest profile run, and the false alerts per 1,000 employee-days."""
+    truth = tmp_path / "truth.json"
+    code, _, err = run_cli(capsys, "simulate", "--profile", "nope", "--days", "1", "--employees", "5",
+                           "--truth-out", str(truth))
+    assert code == 1 and "--profile: one of" in err and not truth.exists()
+    code, out, err = run_cli(capsys, "simulate", "--profile", "intake", "--per-type", "0", "--days", "1",
+                             "--employees", "5", "--truth-out", str(truth), "--json")
+    assert code == 0, err
+    assert json.loads(out)["profile"] == "intake" and json.loads(truth.read_text())["violations"] == []
+    code, _, err = run_cli(capsys, "detect", "run")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "detect", "evaluate", "--truth", str(truth))
+    assert code == 0, err
+    assert "violation-free month: 0.0 false alerts per 1,000 employee-days (goal <= 1: met)" in out

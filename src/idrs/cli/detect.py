@@ -158,6 +158,10 @@ def detect_evaluate(truth: Path = typer.Option(..., "--truth"),
     console.print(f"alerts per 1,000 employee-days: {result['alerts_per_1000_employee_days']}; "
                   f"false alerts per 1,000 employee-days: {result['false_alerts_per_1000_employee_days']}",
                   highlight=False)
+    fa = result["false_alerts_per_1000_employee_days"]
+    if result["overall"]["violations"] == 0 and fa is not None:  # issue 17.2
+        console.print(f"violation-free month: {fa} false alerts per 1,000 employee-days "
+                      f"(goal <= 1: {'met' if fa <= 1.0 else 'missed'})", highlight=False)
     if result.get("plot"):
         console.print(f"precision-recall curve: {result['plot']}", highlight=False)
 
