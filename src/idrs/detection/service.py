@@ -13,6 +13,8 @@ Callers: the CLI (``idrs detect run``), the API, the benchmarks. Steps:
 3. **score** the rest and every refused attempt with the signals of
    :mod:`idrs.detection.signals` joined with master-file facts (the employee's own surname,
    street, ZIP, unit; the target's surname, street, markers, whether an employee);
+   3a. on every access, explained or not, the ties and the shape of the work of
+   :mod:`idrs.detection.relations` (issue 17: an explained access is not a cleared one);
 4. one alert per employee-day at or above :data:`scoring.THRESHOLD`;
 5. move the cursor past the last entry read; record ``detect:run:complete``.
 

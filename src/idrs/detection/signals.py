@@ -4,7 +4,9 @@ Each signal has a name, a weight (how much it adds to the employee-day's score) 
 evidence that supports it. The weights are documented here, next to the reason for each.
 
 Per access (only accesses left unexplained by a case, a contact routed by someone else, the
-unit's review workflow, or collaboration on a case, and every refused attempt):
+unit's review workflow, a declared walk-in, or collaboration on a case, and every refused
+attempt; the accesses those explain still get the ties and work-shape signals of
+:mod:`idrs.detection.relations`: an explained access is not a cleared one):
 
 =====================  ======  =============================================================
 refused_conflict        4.0    the decision point refused for a relationship (self, spouse,
