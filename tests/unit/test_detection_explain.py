@@ -6,10 +6,10 @@ from idrs.detection import explain, relations
 
 
 def test_a_rare_surname_weighs_fully_and_a_common_one_hardly() -> None:
-    # 3 of 30,000 carry it, 2 of them the employee's household: 1 in 30,000 elsewhere
+    # 3 of 30,000 carry it, 2 of them the employee's family: 1 in 30,000 elsewhere
     assert relations.rare_surname_weight(3, 2, 30_000) == 3.0
-    assert relations.rare_surname_weight(30, 0, 30_000) == 3.0  # 1 in 1,000: the limit
-    assert 0.7 < relations.rare_surname_weight(60, 0, 30_000) < 0.8  # twice as common: a quarter
+    assert relations.rare_surname_weight(15, 0, 30_000) == 3.0  # 1 in 2,000: the limit
+    assert 0.7 < relations.rare_surname_weight(30, 0, 30_000) < 0.8  # twice as common: a quarter
     assert relations.rare_surname_weight(600, 0, 30_000) < 0.01  # a town's common name
     assert relations.rare_surname_weight(1, 5, 0) == 0.0  # no population known: no weight
 

@@ -13,9 +13,10 @@ and the account's taxpayer, when the conflict rules did not refuse the access:
 
 =================  ======  ==================================================================
 same_surname       ≤ 3.0   a *rare* shared surname: full weight when at most 1 taxpayer in
-                           :data:`RARE_SHARE_INV` carries it (the employee's own household not
-                           counted), falling with the square of how much commoner it is (a
-                           surname 1 in 500 carry: 0.75; a town's common name: ~0)
+                           :data:`RARE_SHARE_INV` carries it (the employee's family the data
+                           knows — household, spouse, dependents — not counted), falling with
+                           the square of how much commoner it is (a surname 1 in 1,000 carry:
+                           0.75; a town's common name: ~0)
 same_street        3.0     the same block: the same street and ZIP, house numbers at most
                            :data:`BLOCK` apart, another household (a long street is no tie)
 past_address       3.0     a dwelling both were recorded at (a former household), now apart
@@ -59,7 +60,7 @@ WEIGHTS = {"same_surname": 3.0, "same_street": 3.0, "past_address": 3.0, "contac
            "declared_contacts": 1.5, "basis_refused": 2.0}
 #: a surname at most one taxpayer in this many carries (outside the employee's household) is
 #: rare enough that an honest caseload seldom meets it by chance
-RARE_SHARE_INV = 1000
+RARE_SHARE_INV = 2000
 BLOCK = 100
 SITTING_MINUTES = 15
 SWEEP_MIN = 6
@@ -71,8 +72,8 @@ Key = tuple[str, str]
 
 
 def rare_surname_weight(count: int, household: int, population: int) -> float:
-    """3.0 when at most 1 in :data:`RARE_SHARE_INV` taxpayers (outside the employee's own
-    household) carry the surname; ``3.0 * (rare share / share) ** 2`` above that."""
+    """3.0 when at most 1 in :data:`RARE_SHARE_INV` taxpayers (outside the employee's family
+    the data knows) carry the surname; ``3.0 * (rare share / share) ** 2`` above that."""
     others = max(1, count - household)
     if population <= 0:
         return 0.0

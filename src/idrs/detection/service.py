@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import aliased
 
 from idrs.audit import log as audit_log
 from idrs.audit.events import make_event
@@ -85,6 +86,8 @@ from idrs.people.roles import UNIT_MANAGERS
 _HOUSE_NUMBER = re.compile(r"^[0-9]+[A-Z]?\s+")
 SEQUENCE_GAP_SECONDS = 15
 SEQUENCE_MIN = 10
+#: how many matches NAMES answers at most (masterfile.commands.names' limit)
+NAMES_LIMIT = 25
 MANY_WINDOW = timedelta(hours=6)
 MANY_MIN = 3
 HISTORY_DAYS = 90
@@ -150,20 +153,35 @@ def _latest_addresses(s: Any, tids: list[int] | None = None,
     return out
 
 
-def _household_namesakes(s: Any, homes: dict[str, str]) -> dict[tuple[str, str], int]:
-    """Per (dwelling, surname) of the employees' homes: how many taxpayers whose latest
-    address is that dwelling carry that surname (the employee's household)."""
-    out: dict[tuple[str, str], int] = defaultdict(int)
+def _household_namesakes(s: Any, homes: dict[str, str]) -> dict[tuple[str, str], set[int]]:
+    """Per (dwelling, surname) of the employees' homes: the taxpayers recorded at that
+    dwelling who carry that surname (the employee's household)."""
+    out: dict[tuple[str, str], set[int]] = defaultdict(set)
     keys = sorted(k for k in homes if k)
     for part in _chunks(keys):
         rows = s.execute(select(AddressRecord.taxpayer_id, AddressRecord.norm_key, Taxpayer.last_name)
                          .join(Taxpayer, Taxpayer.id == AddressRecord.taxpayer_id)
                          .where(AddressRecord.norm_key.in_(part))).all()
-        seen: set[int] = set()
         for tid, norm, last in rows:
-            if tid not in seen and (last or "").upper() == (homes.get(norm) or "").upper():
-                seen.add(tid)
-                out[(norm, (last or "").upper())] += 1
+            if (last or "").upper() == (homes.get(norm) or "").upper():
+                out[(norm, (last or "").upper())].add(int(tid))
+    return dict(out)
+
+
+def _linked_namesakes(s: Any) -> dict[str, set[int]]:
+    """Per SEID: the taxpayers the conflict index links to the employee (spouse, dependents,
+    declared relatives...) who carry the employee's surname."""
+    from idrs.access.models import ConflictEntry
+
+    own = aliased(Taxpayer)
+    rows = s.execute(select(Employee.seid, Taxpayer.id)
+                     .join(ConflictEntry, ConflictEntry.employee_id == Employee.id)
+                     .join(Taxpayer, Taxpayer.tin_index == ConflictEntry.tin_index)
+                     .join(own, own.tin_index == Employee.tin_index)
+                     .where(func.upper(Taxpayer.last_name) == func.upper(own.last_name))).all()
+    out: dict[str, set[int]] = defaultdict(set)
+    for seid, tid in rows:
+        out[seid].add(int(tid))
     return dict(out)
 
 
@@ -214,6 +232,7 @@ def master_facts(app: App, wanted: set[str] | None = None) -> tuple[
                 tps[p] = TaxpayerFacts(last or "", street, zip_code, norm, tid in high,
                                        tin_index in emp_idx, dwell_of[tin_index], house.get(tid))
         namesakes = _household_namesakes(s, {v[3]: v[0] for k, v in by_index.items() if k in emp_idx})
+        linked = _linked_namesakes(s)
         emps: dict[str, EmployeeFacts] = {}
         q = select(Employee.seid, Unit.code, Employee.roles, Employee.tin_index).join(
             Unit, Unit.id == Employee.unit_id)
@@ -223,7 +242,9 @@ def master_facts(app: App, wanted: set[str] | None = None) -> tuple[
             emps[seid] = EmployeeFacts(seid, unit, frozenset(roles.split(",")), *own,
                                        dwellings=dwell_of.get(own_index, frozenset()) if own_index else frozenset(),
                                        house=house_of.get(own_index) if own_index else None,
-                                       household_namesakes=namesakes.get((own[3] or "", (own[0] or "").upper()), 0))
+                                       household_namesakes=len(
+                                           namesakes.get((own[3] or "", (own[0] or "").upper()), set())
+                                           | linked.get(seid, set())))
     return tps, emps, dict(counts), sum(counts.values())
 
 
@@ -921,7 +942,12 @@ def _names(con: Any, day0: date, by_day: dict[tuple[str, str], list[Signal]],
           FROM nm LEFT JOIN basis b ON b.seid = nm.seid AND b.taxpayer = nm.m
                AND b.opened_at BETWEEN nm.t - INTERVAL 1 MINUTE AND nm.t + INTERVAL 20 MINUTE
           GROUP BY 1, 2, 3, 4),
-        lone AS (SELECT * FROM searched WHERE NOT followed),
+        -- a search whose matches filled the list (NAMES answers at most NAMES_LIMIT: a common
+        -- name in a small town) may have missed the caller: any basis the employee opened in
+        -- the window counts as its follow-up
+        lone AS (SELECT * FROM searched s WHERE NOT followed AND NOT (
+          len(s.ms) >= ? AND EXISTS (SELECT 1 FROM basis b WHERE b.seid = s.seid
+            AND b.opened_at BETWEEN s.t - INTERVAL 1 MINUTE AND s.t + INTERVAL 20 MINUTE))),
         hits AS (
           SELECT l.idx, list(c.idx ORDER BY c.t, c.idx) AS hits
           FROM (SELECT idx, seid, t, unnest(ms) AS m FROM lone) l
@@ -929,7 +955,7 @@ def _names(con: Any, day0: date, by_day: dict[tuple[str, str], list[Signal]],
                AND c.t >= l.t AND c.t - l.t <= INTERVAL 1 HOUR
           GROUP BY 1)
         SELECT l.idx, l.seid, l.day, len(l.ms), h.hits FROM lone l LEFT JOIN hits h ON h.idx = l.idx
-        ORDER BY l.t, l.idx""", [day0]).fetchall()
+        ORDER BY l.t, l.idx""", [day0, NAMES_LIMIT]).fetchall()
     for idx, seid, d, matches, hits in rows:
         key = (seid, d.isoformat())
         by_day[key].append(Signal("name_search_no_followup", WEIGHTS["name_search_no_followup"],

@@ -90,8 +90,8 @@ class EmployeeFacts:
     household_key: str | None
     dwellings: frozenset[str] = frozenset()
     house: int | None = None
-    #: taxpayers at the employee's own dwelling who carry the employee's surname (their
-    #: household: not evidence that a surname is common)
+    #: taxpayers carrying the employee's surname who live with them or whom the conflict
+    #: index links to them (their family: not evidence that a surname is common)
     household_namesakes: int = 0
 
 
