@@ -376,7 +376,8 @@ def build_world(app: App, profile: str, *, employees: int, seed: int,
     """The population for ``profile`` (a small town has few ZIPs and few surnames).
 
     ``public_per_employee`` 0: enough members of the public (at least 3,000) that a surname
-    two of them carry is rare (1 in 1,000 or rarer, the hidden relative's case)."""
+    one of them carries, besides the employee's family, is rare (1 in 2,000 or rarer: the hidden
+    relative's case)."""
     p = {**DEFAULTS.get(profile, {}), **(params or {})}
     per = public_per_employee or max(24, 3000 // max(1, employees))
     kw: dict[str, Any] = {"rare_surnames": max(2, employees // 10)}
