@@ -23,6 +23,15 @@ attributes, and address a record by its pseudonym under their grant.
   at is stored and only rises, so answers of one grant are all cut from one k-anonymous
   table (or a coarser one): combining them yields nothing finer than what was checked.
 
+- **The population** (every return's raw quasi-identifiers, years of birth decrypted) is held
+  as Polars columns and cached per engine for one *data version* of the master file
+  (:func:`data_version`: counts, highest ids, latest times of returns, taxpayers, addresses,
+  W-2s; checked before every answer). Class sizes are counted vectorized per level on band
+  codes (one code per released band, so the classes are those of the released strings) and
+  kept with the population; only the records released are generalized into strings, by
+  :func:`generalize`. Openings (:func:`reproduce`) read the population as of the entry's time,
+  uncached.
+
 Callers: api/anonymized.py, cli/anonymized.py, cli/grants.py (reidentify), research.py,
 bench/bench_anonymized.py, the tests.
 """
@@ -390,6 +399,7 @@ _cache: weakref.WeakKeyDictionary[Engine, tuple[tuple[Any, ...], Population]] = 
     weakref.WeakKeyDictionary()
 )
 _cache_lock = threading.Lock()
+_build_lock = threading.Lock()
 
 
 def data_version(app: App) -> tuple[Any, ...]:
@@ -408,11 +418,16 @@ def current_population(app: App) -> Population:
         hit = _cache.get(app.engine)
     if hit is not None and hit[0] == version:
         return hit[1]
-    with session_scope(app.engine) as s:
-        pop = population(s, app)
-    if data_version(app) == version:
+    with _build_lock:  # concurrent callers after a change wait for one read, not each their own
         with _cache_lock:
-            _cache[app.engine] = (version, pop)
+            hit = _cache.get(app.engine)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        with session_scope(app.engine) as s:
+            pop = population(s, app)
+        if data_version(app) == version:
+            with _cache_lock:
+                _cache[app.engine] = (version, pop)
     return pop
 
 
