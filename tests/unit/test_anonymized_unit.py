@@ -158,3 +158,44 @@ def test_a_forms_csrf_token_is_no_identifier_but_a_tin_beside_it_is() -> None:
     assert run(lambda: api_anonymized._body_fields(form(token))) == []
     smuggled = b"csrf=a123456789bc0de&r_note=900-12-3456"
     assert run(lambda: api_anonymized._body_fields(form(smuggled))) == ["r_note[0]"]
+
+
+FILTERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "tax_year": st.sampled_from([2022, 2023]),
+        "filing_status": st.sampled_from(["S", "MFJ"]),
+        "state": st.sampled_from(["OH", "TX"]),
+        "zip3": st.sampled_from(["454", "750"]),
+        "agi_band": st.integers(-(10**7), 10**8),
+    },
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=ROWS, filters=FILTERS)
+def test_the_vectorized_classes_and_filters_are_those_of_generalize(rows, filters):
+    """The class sizes counted in Polars (on band codes) and the filter masks are exactly
+    those of the reference :func:`generalize` over the released strings, at every level."""
+    from idrs.grants.anonymized import Population, _band, _matches, table_at
+
+    pop = Population.of_rows(rows)
+    assert list(pop) == rows
+    for level, lv in enumerate(LEVELS):
+        t = table_at(pop, level, 10)
+        keys = [generalize(r, lv) for r in rows]
+        sizes = Counter(keys)
+        assert [int(x) for x in t.sizes] == [sizes[k] for k in keys]
+        assert [t.key(i) for i in range(len(rows))] == keys
+        f = dict(filters)
+        if "agi_band" in f:
+            f["agi_band"] = _band(f["agi_band"], lv.money)
+        if not lv.state:
+            f.pop("state", None)
+        if not lv.zip3:
+            f.pop("zip3", None)
+        assert [bool(x) for x in pop.matching(f, level)] == [_matches(k, f) for k in keys]
+    for i, r in enumerate(rows):
+        j = pop.index_of(r.return_id)
+        assert j is not None and rows[j].return_id == r.return_id
+    assert pop.index_of(10**7) is None

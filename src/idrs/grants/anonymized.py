@@ -23,6 +23,15 @@ attributes, and address a record by its pseudonym under their grant.
   at is stored and only rises, so answers of one grant are all cut from one k-anonymous
   table (or a coarser one): combining them yields nothing finer than what was checked.
 
+- **The population** (every return's raw quasi-identifiers, years of birth decrypted) is held
+  as Polars columns and cached per engine for one *data version* of the master file
+  (:func:`data_version`: counts, highest ids, latest times of returns, taxpayers, addresses,
+  W-2s; checked before every answer). Class sizes are counted vectorized per level on band
+  codes (one code per released band, so the classes are those of the released strings) and
+  kept with the population; only the records released are generalized into strings, by
+  :func:`generalize`. Openings (:func:`reproduce`) read the population as of the entry's time,
+  uncached.
+
 Callers: api/anonymized.py, cli/anonymized.py, cli/grants.py (reidentify), research.py,
 bench/bench_anonymized.py, the tests.
 """
@@ -32,13 +41,16 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-from collections import Counter
-from collections.abc import Mapping
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy import text as sql_text
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from idrs.audit import commitment, log
@@ -150,91 +162,322 @@ def generalize(row: PopRow, level: Level) -> tuple[Any, ...]:
     )
 
 
-def population(session: Session, app: App) -> list[PopRow]:
-    """Every return of the master file with its raw quasi-identifiers.
+def _birth_year(app: App, dob: bytes | None) -> int | None:
+    if dob is None:
+        return None
+    with contextlib.suppress(IdrsError, ValueError):
+        text_ = app.keyring.decrypt(dob, "taxpayer.dob")
+        return int(text_[:4]) if text_[:4].isdigit() else None
+    return None
 
-    The year of birth is encrypted at rest, so the classes are counted here rather than in SQL.
+
+#: the columns of a population frame, one row per return (raw quasi-identifiers; never
+#: released as such: only their generalization at a level, for the rows released)
+_POP_SCHEMA = {
+    "return_id": "Int64",
+    "tax_year": "Int64",
+    "filing_status": "Utf8",
+    "state": "Utf8",
+    "zip3": "Utf8",
+    "agi_cents": "Int64",
+    "wages_cents": "Int64",
+    "birth_year": "Int64",
+}
+
+
+def _schema() -> dict[str, Any]:
+    import polars as pl
+
+    return {c: getattr(pl, t) for c, t in _POP_SCHEMA.items()}
+
+
+class Population:
+    """Every return of the master file with its raw quasi-identifiers, held column by column
+    (a Polars frame), and the size of each return's equivalence class at
+    each level once asked for (computed vectorized, then kept: a population is never changed).
     """
-    births: dict[int, int | None] = {}
+
+    def __init__(self, frame: Any) -> None:
+        import numpy as np
+
+        self.frame = frame
+        self._ids = frame.get_column("return_id").to_numpy()
+        self._order = np.argsort(self._ids, kind="stable")
+        self._sorted = self._ids[self._order]
+        self._sizes: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of_rows(cls, rows: list[PopRow]) -> Population:
+        import polars as pl
+
+        cols = {c: [getattr(r, c) for r in rows] for c in _POP_SCHEMA}
+        return cls(pl.DataFrame(cols, schema=_schema()))
+
+    def __len__(self) -> int:
+        return int(self.frame.height)
+
+    def __iter__(self) -> Iterator[PopRow]:
+        for r in self.frame.iter_rows(named=True):
+            yield PopRow(**r)
+
+    def row(self, i: int) -> PopRow:
+        r = self.frame.row(int(i), named=True)
+        return PopRow(**r)
+
+    def return_id(self, i: int) -> int:
+        return int(self._ids[i])
+
+    def index_of(self, return_id: int | None) -> int | None:
+        """The row of one return (None: not in the population)."""
+        import numpy as np
+
+        if return_id is None or not len(self):
+            return None
+        j = int(np.searchsorted(self._sorted, int(return_id)))
+        if j < len(self) and int(self._sorted[j]) == int(return_id):
+            return int(self._order[j])
+        return None
+
+    def sizes(self, level: int) -> Any:
+        """The size of every return's class at ``level`` (a numpy array, in row order)."""
+        with self._lock:
+            hit = self._sizes.get(level)
+        if hit is not None:
+            return hit
+        out = (
+            self.frame.select(_class_size(LEVELS[level])).to_series().to_numpy()
+            if len(self)
+            else _empty()
+        )
+        with self._lock:
+            self._sizes[level] = out
+        return out
+
+    def matching(self, filters: dict[str, Any], level: int) -> Any:
+        """Which rows match ``filters`` (as :func:`parse_filters` returns them) at ``level``,
+        a numpy boolean array: the same rows as comparing their generalized values."""
+        import polars as pl
+
+        if not len(self):
+            return _empty().astype(bool)
+        expr = pl.col("return_id").is_not_null()  # every row (a literal would be one row)
+        lv = LEVELS[level]
+        for name, value in filters.items():
+            if name == "agi_band":
+                expr = expr & (_band_code(pl.col("agi_cents"), lv.money) == _code_of_band(value))
+            else:
+                expr = expr & (pl.col(name) == value).fill_null(False)
+        return self.frame.select(expr.alias("m")).to_series().to_numpy()
+
+
+def _empty() -> Any:
+    import numpy as np
+
+    return np.zeros(0, dtype=np.int64)
+
+
+def _band_code(cents: Any, width: int) -> Any:
+    """The AGI / wages band of :func:`_band` as a number (one number per band, so classes
+    counted on codes are the classes of the released strings): −1 for "<0", TOP_CODE for the
+    top code, else the band's lower bound."""
+    import polars as pl
+
+    dollars = cents.floordiv(100)
+    return (
+        pl.when(dollars < 0)
+        .then(pl.lit(-1, dtype=pl.Int64))
+        .when(dollars >= TOP_CODE)
+        .then(pl.lit(TOP_CODE, dtype=pl.Int64))
+        .otherwise(dollars.floordiv(width) * width)
+    )
+
+
+def _code_of_band(text_: str) -> int:
+    if text_ == "<0":
+        return -1
+    return int(text_.split("-")[0].rstrip("+"))
+
+
+def _class_size(level: Level) -> Any:
+    """Per row: how many returns share its generalized combination at ``level`` (nulls are
+    one value, as None is in :func:`generalize`)."""
+    import polars as pl
+
+    none = pl.lit(None, dtype=pl.Int64)
+    keys = [
+        pl.col("tax_year"),
+        pl.col("filing_status"),
+        pl.col("state") if level.state else pl.lit(None, dtype=pl.Utf8),
+        pl.col("zip3") if level.zip3 else pl.lit(None, dtype=pl.Utf8),
+        _band_code(pl.col("agi_cents"), level.money),
+        _band_code(pl.col("wages_cents"), level.money) if level.wages else none,
+        pl.col("birth_year").floordiv(level.birth) if level.birth is not None else none,
+    ]
+    named = [e.alias(f"k{i}") for i, e in enumerate(keys)]
+    return pl.len().over(named).cast(pl.Int64).alias("size")
+
+
+def population(session: Session, app: App) -> Population:
+    """Every return of the master file ``session`` reads, with its raw quasi-identifiers.
+
+    The year of birth is encrypted at rest, so it is decrypted here (one value per taxpayer:
+    the year is all that is kept) and the classes are counted in Polars rather than in SQL.
+    The reads are ORM selects, so a session bounded in time (``oversight.opening``) reads the
+    population as it stood then. Uncached: :func:`current_population` is the cached one.
+    """
+    import polars as pl
+
+    tids: list[int] = []
+    years: list[int | None] = []
     for tid, dob in session.execute(select(Taxpayer.id, Taxpayer.dob_enc)):
-        year = None
-        if dob is not None:
-            with contextlib.suppress(IdrsError, ValueError):
-                text = app.keyring.decrypt(dob, "taxpayer.dob")
-                year = int(text[:4]) if text[:4].isdigit() else None
-        births[tid] = year
-    places: dict[int, tuple[str, str]] = {}
-    for tid, addr_state, addr_zip in session.execute(
+        tids.append(int(tid))
+        years.append(_birth_year(app, dob))
+    births = pl.DataFrame(
+        {"taxpayer_id": tids, "birth_year": years},
+        schema={"taxpayer_id": pl.Int64, "birth_year": pl.Int64},
+    )
+    addr = session.execute(
         select(AddressRecord.taxpayer_id, AddressRecord.state, AddressRecord.zip).order_by(
             AddressRecord.taxpayer_id, AddressRecord.valid_from, AddressRecord.id
         )
-    ):
-        places[tid] = (addr_state, addr_zip)  # the latest address wins
-    wages = dict(
-        session.execute(select(W2.return_id, func.sum(W2.wages_cents)).group_by(W2.return_id)).all()
+    ).all()
+    places = pl.DataFrame(
+        addr, schema={"taxpayer_id": pl.Int64, "state": pl.Utf8, "zip": pl.Utf8}, orient="row"
+    ).unique(subset="taxpayer_id", keep="last", maintain_order=True)  # the latest wins
+    wages = pl.DataFrame(
+        session.execute(
+            select(W2.return_id, func.sum(W2.wages_cents)).group_by(W2.return_id)
+        ).all(),
+        schema={"return_id": pl.Int64, "wages_cents": pl.Int64},
+        orient="row",
     )
-    rows = []
-    for rid, tid, year, fs, agi in session.execute(
-        select(
-            TaxReturn.id,
-            TaxReturn.taxpayer_id,
-            TaxReturn.tax_year,
-            TaxReturn.filing_status,
-            TaxReturn.agi_cents,
-        )
-    ):
-        state, zip_ = places.get(tid, (None, None))
-        digits = "".join(ch for ch in (zip_ or "") if ch.isdigit())
-        w = wages.get(rid)
-        rows.append(
-            PopRow(
-                int(rid),
-                int(year),
-                fs,
-                (state or None),
-                digits[:3] or None,
-                int(agi),
-                int(w) if w is not None else None,
-                births.get(tid),
+    returns = pl.DataFrame(
+        session.execute(
+            select(
+                TaxReturn.id,
+                TaxReturn.taxpayer_id,
+                TaxReturn.tax_year,
+                TaxReturn.filing_status,
+                TaxReturn.agi_cents,
             )
+        ).all(),
+        schema={"return_id": pl.Int64, "taxpayer_id": pl.Int64, "tax_year": pl.Int64,
+                "filing_status": pl.Utf8, "agi_cents": pl.Int64},
+        orient="row",
+    )
+    zip3 = pl.col("zip").fill_null("").str.replace_all(r"[^0-9]", "").str.slice(0, 3)
+    frame = (
+        returns.join(places, on="taxpayer_id", how="left")
+        .join(wages, on="return_id", how="left")
+        .join(births, on="taxpayer_id", how="left")
+        .select(
+            pl.col("return_id"),
+            pl.col("tax_year"),
+            pl.col("filing_status"),
+            pl.when(pl.col("state") == "").then(None).otherwise(pl.col("state")).alias("state"),
+            pl.when(zip3 == "").then(None).otherwise(zip3).alias("zip3"),
+            pl.col("agi_cents"),
+            pl.col("wages_cents"),
+            pl.col("birth_year"),
         )
-    return rows
+    )
+    return Population(frame)
+
+
+#: what the population is read from: a change to any of it is a new population (a return,
+#: taxpayer, address or W-2 added or removed; a taxpayer's entity re-imported or adjusted)
+_VERSION_SQL = (
+    "SELECT (SELECT COUNT(*) FROM tax_return), (SELECT MAX(id) FROM tax_return),"
+    " (SELECT MAX(received_at) FROM tax_return),"
+    " (SELECT COUNT(*) FROM taxpayer), (SELECT MAX(id) FROM taxpayer),"
+    " (SELECT MAX(updated_at) FROM taxpayer),"
+    " (SELECT COUNT(*) FROM address_record), (SELECT MAX(id) FROM address_record),"
+    " (SELECT COUNT(*) FROM w2), (SELECT MAX(id) FROM w2)"
+)
+_cache: weakref.WeakKeyDictionary[Engine, tuple[tuple[Any, ...], Population]] = (
+    weakref.WeakKeyDictionary()
+)
+_cache_lock = threading.Lock()
+_build_lock = threading.Lock()
+
+
+def data_version(app: App) -> tuple[Any, ...]:
+    """What identifies the master file's population now (counts, highest ids, latest times)."""
+    with app.engine.connect() as conn:
+        return tuple(str(v) for v in conn.execute(sql_text(_VERSION_SQL)).one())
+
+
+def current_population(app: App) -> Population:
+    """The population now, cached per engine while its :func:`data_version` is unchanged
+    (the years of birth are decrypted once per change, the classes counted once per level).
+    A version read before the population and again after: a write in between is never
+    cached under the earlier version."""
+    version = data_version(app)
+    with _cache_lock:
+        hit = _cache.get(app.engine)
+    if hit is not None and hit[0] == version:
+        return hit[1]
+    with _build_lock:  # concurrent callers after a change wait for one read, not each their own
+        with _cache_lock:
+            hit = _cache.get(app.engine)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        with session_scope(app.engine) as s:
+            pop = population(s, app)
+        if data_version(app) == version:
+            with _cache_lock:
+                _cache[app.engine] = (version, pop)
+    return pop
 
 
 @dataclass
 class Table:
-    """The population generalized at one level, with the size of each class."""
+    """The population generalized at one level, with the size of each return's class."""
 
     level: int
-    rows: list[PopRow]
-    keys: list[tuple[Any, ...]]
-    sizes: Counter[tuple[Any, ...]]
+    pop: Population
+    sizes: Any  # numpy array: the class size of each row
     k: int
+
+    @property
+    def released(self) -> Any:
+        """Which rows may be released: at least k others share the combination."""
+        return self.sizes >= self.k + 1
 
     def releasable(self, i: int) -> bool:
         """At least k others share the combination (class size ≥ k+1)."""
-        return self.sizes[self.keys[i]] >= self.k + 1
+        return bool(self.sizes[i] >= self.k + 1)
+
+    def key(self, i: int) -> tuple[Any, ...]:
+        """The released quasi-identifiers of row ``i`` (:func:`generalize`)."""
+        return generalize(self.pop.row(i), LEVELS[self.level])
 
     @property
     def suppressed_share(self) -> float:
-        if not self.rows:
+        if not len(self.pop):
             return 0.0
-        return sum(1 for i in range(len(self.rows)) if not self.releasable(i)) / len(self.rows)
+        return float((~self.released).sum()) / len(self.pop)
 
 
-def table_at(rows: list[PopRow], level: int, k: int) -> Table:
-    keys = [generalize(r, LEVELS[level]) for r in rows]
-    return Table(level, rows, keys, Counter(keys), k)
+def _as_population(rows: Population | list[PopRow]) -> Population:
+    return rows if isinstance(rows, Population) else Population.of_rows(rows)
 
 
-def choose_table(rows: list[PopRow], k: int, floor: int = 0) -> Table:
+def table_at(rows: Population | list[PopRow], level: int, k: int) -> Table:
+    pop = _as_population(rows)
+    return Table(level, pop, pop.sizes(level), k)
+
+
+def choose_table(rows: Population | list[PopRow], k: int, floor: int = 0) -> Table:
     """The finest level from ``floor`` up that suppresses at most MAX_SUPPRESSED of the
     population (else the coarsest); records in classes under k+1 are suppressed in any case."""
-    t = table_at(rows, floor, k)
+    pop = _as_population(rows)
+    t = table_at(pop, floor, k)
     for level in range(floor + 1, len(LEVELS)):
         if t.suppressed_share <= MAX_SUPPRESSED:
             break
-        t = table_at(rows, level, k)
+        t = table_at(pop, level, k)
     return t
 
 
@@ -470,13 +713,12 @@ def reproduce(app: App, session: Session, recipe: dict[str, Any]) -> dict[str, A
     it by the entry's time): the same table cut, the same returns, the same counts."""
     t = table_at(population(session, app), int(recipe["level"]), int(recipe["k"]))
     gid, version = int(recipe["grant_id"]), int(recipe["key_version"])
-    at = {r.return_id: i for i, r in enumerate(t.rows)}
-    chosen = [at.get(int(rid)) for rid in recipe["return_ids"]]
+    chosen = [t.pop.index_of(int(rid)) for rid in recipe["return_ids"]]
     if any(i is None or not t.releasable(i) for i in chosen):
         return None  # a return it released is gone, or no longer k-anonymous at that cut
     ring = app.keyring
     named = sorted(
-        (ring.record_pseudonym(gid, version, t.rows[i].return_id), i)
+        (ring.record_pseudonym(gid, version, t.pop.return_id(i)), i)
         for i in chosen if i is not None
     )
     if recipe["call"] == "show":
@@ -484,14 +726,13 @@ def reproduce(app: App, session: Session, recipe: dict[str, Any]) -> dict[str, A
             return None
         p, i = named[0]
         return {"grant_id": gid, "k": t.k, "level": t.level, "record": _record_view(t, i, p)}
-    filters = recipe["filters"]
-    hits = [i for i, key in enumerate(t.keys) if _matches(key, filters)]
-    released = sum(1 for i in hits if t.releasable(i))
+    hits = t.pop.matching(recipe["filters"], t.level)
+    released = int((hits & t.released).sum())
     return {
         "grant_id": gid,
         "k": t.k,
         "level": t.level,
-        "suppressed": len(hits) - released,
+        "suppressed": int(hits.sum()) - released,
         "matched": released,
         "records": [_record_view(t, i, p) for p, i in named],
     }
@@ -499,9 +740,7 @@ def reproduce(app: App, session: Session, recipe: dict[str, Any]) -> dict[str, A
 
 def _table(app: App, gk: GrantKey) -> Table:
     """The grant's k-anonymous table now; its level is stored when it rose."""
-    with session_scope(app.engine) as s:
-        rows = population(s, app)
-    t = choose_table(rows, gk.k, gk.level)
+    t = choose_table(current_population(app), gk.k, gk.level)
     if t.level > gk.level:
         with session_scope(app.engine) as s:
             s.execute(
@@ -514,7 +753,7 @@ def _table(app: App, gk: GrantKey) -> Table:
 
 def _record_view(t: Table, i: int, pseudonym: str) -> dict[str, Any]:
     out: dict[str, Any] = {"pseudonym": pseudonym}
-    out.update(zip(QUASI_IDENTIFIERS, t.keys[i], strict=True))
+    out.update(zip(QUASI_IDENTIFIERS, t.key(i), strict=True))
     return out
 
 
@@ -600,19 +839,19 @@ def list_records(
     parsed = parse_filters(filters, LEVELS[gk.level])  # bad input refused before any work
     t = _table(app, gk)
     parsed = parse_filters(filters, LEVELS[t.level])
-    hits = [i for i, key in enumerate(t.keys) if _matches(key, parsed)]
-    released = [i for i in hits if t.releasable(i)]
-    suppressed = len(hits) - len(released)
+    hits = t.pop.matching(parsed, t.level)
+    released = [int(i) for i in (hits & t.released).nonzero()[0]]
+    suppressed = int(hits.sum()) - len(released)
     ring = app.keyring
     if sample:
         chosen = secrets.SystemRandom().sample(released, min(limit, len(released)))
         named = sorted(
-            (ring.record_pseudonym(gk.grant_id, gk.key_version, t.rows[i].return_id), i)
+            (ring.record_pseudonym(gk.grant_id, gk.key_version, t.pop.return_id(i)), i)
             for i in chosen
         )
     else:
         named = sorted(
-            (ring.record_pseudonym(gk.grant_id, gk.key_version, t.rows[i].return_id), i)
+            (ring.record_pseudonym(gk.grant_id, gk.key_version, t.pop.return_id(i)), i)
             for i in released
         )[:limit]
     records = [_record_view(t, i, p) for p, i in named]
@@ -624,7 +863,7 @@ def list_records(
         "matched": len(released),
         "records": records,
     }
-    committed = _commit(doc, "list", gk, t, [t.rows[i].return_id for _, i in named],
+    committed = _commit(doc, "list", gk, t, [t.pop.return_id(i) for _, i in named],
                         filters=parsed)
     idx = log.record(
         app,
@@ -656,7 +895,7 @@ def show_record(
     gk = _active_grant(app, who, grant_id, actor)
     rid = app.keyring.record_of_pseudonym(gk.grant_id, gk.key_version, pseudonym)
     t = _table(app, gk)
-    found = next((i for i, r in enumerate(t.rows) if r.return_id == rid), None)
+    found = t.pop.index_of(rid)
     ok = found is not None and t.releasable(found)
     doc: dict[str, Any] | None = None
     committed = None
