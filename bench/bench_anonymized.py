@@ -51,9 +51,11 @@ def _app(db: Path) -> Any:
     )
 
 
-def _principal(app: Any) -> None:
+def outside_principal(app: Any, seid: str = "AN001", name: str = "Analyst",
+                      **grant: Any) -> None:
     """One detailee with clearance, training, a signed agreement and an active grant
-    (written directly: the approval workflow is not what is measured)."""
+    (written directly: the approval workflow is not what is measured). ``grant``: the
+    grant's kind and its fields (default: an anonymized grant at k = 10)."""
     from idrs.db import session_scope
     from idrs.grants.models import (
         Agreement,
@@ -64,13 +66,15 @@ def _principal(app: Any) -> None:
     )
     from idrs.people.models import Employee, Unit
 
+    fields = grant or {"commands": "ENMOD", "classes": "return", "population": "anonymized",
+                       "kind": "anonymized", "anon_k": 10}
     with session_scope(app.engine) as s:
         unit = Unit(code="RSCH", name="Research", ceiling="ENMOD")
         s.add(unit)
         s.flush()
         ag = Agreement(title="NDA", version=1, text="x", sha256="0" * 64, current=True,
                        added_by="bench", added_at=NOW)
-        e = Employee(seid="AN001", name="Analyst", kind="detailee", unit_id=unit.id,
+        e = Employee(seid=seid, name=name, kind="detailee", unit_id=unit.id,
                      roles="examiner", profile="ENMOD", authorities="", created_at=NOW,
                      active=True)
         s.add_all([ag, e])
@@ -81,10 +85,9 @@ def _principal(app: Any) -> None:
         s.add(AgreementSignature(agreement_id=ag.id, employee_id=e.id, sha256="0" * 64,
                                  signed_at=NOW, otp_step=1))
         s.add(Grant(principal_id=e.id, requested_by="bench", purpose="p", legal_basis="b",
-                    commands="ENMOD", classes="return", population="anonymized",
-                    kind="anonymized", anon_k=10, key_version=1, allow_changes=False,
-                    start_date=date(2026, 3, 1), term_days=120, agreement_title="NDA",
-                    status="approved", requested_at=NOW, approved_at=NOW))
+                    key_version=1, allow_changes=False, start_date=date(2026, 3, 1),
+                    term_days=120, agreement_title="NDA", status="approved",
+                    requested_at=NOW, approved_at=NOW, **fields))
 
 
 def _ensure(n: int) -> tuple[Any, float]:
@@ -102,7 +105,7 @@ def _ensure(n: int) -> tuple[Any, float]:
     migrate.upgrade(app.engine)
     t0 = time.perf_counter()
     seed.seed(app, taxpayers=n, employees=0, seed=15)
-    _principal(app)
+    outside_principal(app)
     marker.write_text("ok")
     return app, time.perf_counter() - t0
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import statistics as stats
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -95,38 +95,11 @@ def _small_app(n: int) -> Any:
 def _principal(app: Any) -> None:
     """One detailee with prerequisites and an active statistics grant of ε = 10^6 (written
     directly: the approval workflow is not what is measured; the budget only has to last)."""
-    from idrs.db import session_scope
-    from idrs.grants.models import (
-        Agreement,
-        AgreementSignature,
-        ClearanceVerification,
-        Grant,
-        TrainingAttestation,
-    )
-    from idrs.people.models import Employee, Unit
+    from bench.bench_anonymized import outside_principal
 
-    with session_scope(app.engine) as s:
-        unit = Unit(code="RSCH", name="Research", ceiling="ENMOD")
-        s.add(unit)
-        s.flush()
-        ag = Agreement(title="NDA", version=1, text="x", sha256="0" * 64, current=True,
-                       added_by="bench", added_at=NOW)
-        e = Employee(seid="ST001", name="Statistician", kind="detailee", unit_id=unit.id,
-                     roles="examiner", profile="ENMOD", authorities="", created_at=NOW,
-                     active=True)
-        s.add_all([ag, e])
-        s.flush()
-        s.add(TrainingAttestation(employee_id=e.id, attested_at=NOW))
-        s.add(ClearanceVerification(employee_id=e.id, verified_by="SA001", recorded_by="bench",
-                                    verified_at=NOW))
-        s.add(AgreementSignature(agreement_id=ag.id, employee_id=e.id, sha256="0" * 64,
-                                 signed_at=NOW, otp_step=1))
-        s.add(Grant(principal_id=e.id, requested_by="bench", purpose="p", legal_basis="b",
-                    commands="", classes="", population="statistics", kind="statistics",
-                    dp_epsilon=1e6, dp_delta=1.0, dp_epsilon_spent=0.0, dp_delta_spent=0.0,
-                    key_version=1, allow_changes=False, start_date=date(2026, 3, 1),
-                    term_days=120, agreement_title="NDA", status="approved",
-                    requested_at=NOW, approved_at=NOW))
+    outside_principal(app, "ST001", "Statistician", commands="", classes="",
+                      population="statistics", kind="statistics", dp_epsilon=1e6,
+                      dp_delta=1.0, dp_epsilon_spent=0.0, dp_delta_spent=0.0)
 
 
 def _median(fn: Any, times: int = 3) -> tuple[float, Any]:

@@ -149,18 +149,9 @@ class CaseNotice(BaseModel):
     audit_index: int
 
 
-class InvestigationDetail(BaseModel):
-    case_id: str
-    alert_id: str
-    subject: str
-    unit: str
-    state: str
-    finding: str | None
-    investigator: str | None
-    referred_by: str
-    referred_at: str
-    opened_at: str | None
-    closed_at: str | None
+class InvestigationDetail(InvestigationRow):
+    """One case: its row, its steps, what may come next, its notices."""
+
     steps: list[InvestigationStepOut]
     next: list[str]
     notices: list[CaseNotice]

@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,26 +157,10 @@ def verify_export(
     cr = merkle.CompactRange()
     old_root = merkle.EMPTY_ROOT if old is not None and old.size == 0 else None
     sha = merkle.leaf_hash
-    try:
-        f = open(directory / ENTRIES, encoding="ascii")  # noqa: SIM115
-    except OSError as exc:
-        raise ExportInvalid(f"cannot read {ENTRIES}: {exc}") from None
-    with f:
-        for lineno, line in enumerate(f, start=1):
-            try:
-                obj = json.loads(line)
-                if set(obj) != {"index", "leaf_input"} or not isinstance(obj["index"], int):
-                    raise ValueError("not {index, leaf_input}")
-                leaf = base64.b64decode(obj["leaf_input"], validate=True)
-            except (ValueError, TypeError, binascii.Error) as exc:
-                raise ExportInvalid(f"{ENTRIES} line {lineno}: {exc}") from None
-            if obj["index"] != cr.size:
-                raise ExportInvalid(
-                    f"{ENTRIES} line {lineno}: index {obj['index']}, expected {cr.size} (missing or reordered)"
-                )
-            cr.append(sha(leaf))
-            if old is not None and cr.size == old.size:
-                old_root = cr.root()
+    for leaf in read_entries(directory, 0, ExportInvalid):
+        cr.append(sha(leaf))
+        if old is not None and cr.size == old.size:
+            old_root = cr.root()
     if cr.size != ck.size:
         raise ExportInvalid(f"{ENTRIES} holds {cr.size} entries, the checkpoint covers {ck.size}")
     if cr.root() != ck.root:
@@ -187,3 +172,28 @@ def verify_export(
             f"not append-only: the first {old.size} entries no longer hash to the old checkpoint's root"
         )
     return ExportReport(ck.size, ck.root, old.size if old else None, cosigned)
+
+
+def read_entries(directory: Path, first: int, error: type[IdrsError]) -> Iterator[bytes]:
+    """The leaves of ``directory/entries.jsonl`` in order, the first one being entry ``first``.
+
+    Each line is ``{"index", "leaf_input"}`` (base64); a line that is not, or an index out of
+    sequence (missing or reordered), raises ``error`` naming the line."""
+    try:
+        f = open(directory / ENTRIES, encoding="ascii")  # noqa: SIM115
+    except OSError as exc:
+        raise error(f"cannot read {ENTRIES}: {exc}") from None
+    with f:
+        for lineno, line in enumerate(f, start=1):
+            try:
+                obj = json.loads(line)
+                if set(obj) != {"index", "leaf_input"} or not isinstance(obj["index"], int):
+                    raise ValueError("not {index, leaf_input}")
+                leaf = base64.b64decode(obj["leaf_input"], validate=True)
+            except (ValueError, TypeError, binascii.Error) as exc:
+                raise error(f"{ENTRIES} line {lineno}: {exc}") from None
+            expected = first + lineno - 1
+            if obj["index"] != expected:
+                raise error(f"{ENTRIES} line {lineno}: index {obj['index']}, expected "
+                            f"{expected} (missing or reordered)")
+            yield leaf

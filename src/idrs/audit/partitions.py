@@ -23,7 +23,6 @@ EXCLUSIVE on ``audit_entry``: appends and reads go on).
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from sqlalchemy import Engine
 
 from idrs.audit import merkle
 from idrs.audit.checkpoint import Checkpoint, CheckpointError, Verifier
+from idrs.audit.export import read_entries
 from idrs.audit.store import Raw, raw
 from idrs.errors import Conflict, IdrsError, NotFound
 
@@ -293,26 +293,7 @@ def verify_archive(directory: Path, key: str | None = None) -> ArchiveReport:
         raise ArchiveInvalid(f"{PROOF} is for a tree of {size} entries, the checkpoint {ck.size}")
     if level < 0 or start < 0 or start % (1 << level) or start + (1 << level) > size:
         raise ArchiveInvalid(f"{PROOF}: entries from {start}, 2**{level} of them: not a subtree")
-    hashes: list[bytes] = []
-    try:
-        f = open(directory / ENTRIES, encoding="ascii")  # noqa: SIM115
-    except OSError as exc:
-        raise ArchiveInvalid(f"cannot read {ENTRIES}: {exc}") from None
-    with f:
-        for lineno, line in enumerate(f, start=1):
-            try:
-                obj = json.loads(line)
-                if set(obj) != {"index", "leaf_input"} or not isinstance(obj["index"], int):
-                    raise ValueError("not {index, leaf_input}")
-                leaf = base64.b64decode(obj["leaf_input"], validate=True)
-            except (ValueError, TypeError, binascii.Error) as exc:
-                raise ArchiveInvalid(f"{ENTRIES} line {lineno}: {exc}") from None
-            if obj["index"] != start + len(hashes):
-                raise ArchiveInvalid(
-                    f"{ENTRIES} line {lineno}: index {obj['index']}, expected "
-                    f"{start + len(hashes)} (missing or reordered)"
-                )
-            hashes.append(merkle.leaf_hash(leaf))
+    hashes = [merkle.leaf_hash(leaf) for leaf in read_entries(directory, start, ArchiveInvalid)]
     if len(hashes) != 1 << level:
         raise ArchiveInvalid(f"{ENTRIES} holds {len(hashes)} entries, the partition {1 << level}")
     sub = merkle.subtree_hash(hashes)

@@ -333,6 +333,7 @@ def show(app: App, *, case_id: str, investigator: str, interface: str = "cli") -
         inv = _case(s, case_id)
         data = _as_dict(inv)
         data["steps"] = _steps(s, inv.case_id)
+        data["outcomes"] = [st["step"] for st in data["steps"] if st["step"] in OUTCOMES]
         done = {st["step"] for st in data["steps"]}
         mine = inv.investigator in (None, seid)
         data["next"] = [st for st in STEPS if mine and _allowed(inv, st, done) is None
