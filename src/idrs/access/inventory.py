@@ -17,7 +17,6 @@ from sqlalchemy import select
 from idrs.access.models import CaseAssignment, TaxpayerContact
 from idrs.clock import as_utc
 from idrs.context import App
-from idrs.identifiers import mask_tin
 from idrs.masterfile.models import Taxpayer
 
 
@@ -66,6 +65,6 @@ def open_work(app: App, employee_id: int, limit: int = 500) -> Inventory:
 
 
 def _masked(app: App, blob: bytes | None) -> str:
-    if blob is None:
-        return "(not on file)"
-    return mask_tin(app.keyring.decrypt(bytes(blob), "taxpayer.tin"))
+    from idrs.masterfile.reads import masked_tin
+
+    return masked_tin(app.keyring, blob)

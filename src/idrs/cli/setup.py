@@ -464,25 +464,10 @@ def _ensure_unit(a: App) -> bool:
 
 def _pick_case_tin(a: App) -> str | None:
     """The first taxpayer without markers who is not an employee (no conflict, no marker)."""
-    from sqlalchemy import select
-
-    from idrs.identifiers import format_tin
-    from idrs.masterfile.models import Marker, Taxpayer
-    from idrs.people.models import Employee
+    from idrs.masterfile.reads import plain_taxpayer_tin
 
     with a.engine.connect() as conn:
-        employees = {bytes(r) for r in conn.execute(select(Employee.tin_index)).scalars() if r}
-        marked = select(Marker.taxpayer_id)
-        rows = conn.execute(
-            select(Taxpayer.tin_index, Taxpayer.tin_enc)
-            .where(Taxpayer.id.not_in(marked))
-            .order_by(Taxpayer.id)
-            .limit(200)
-        ).all()
-    for idx, enc in rows:
-        if bytes(idx) not in employees:
-            return format_tin(a.keyring.decrypt(enc, "taxpayer.tin"))
-    return None
+        return plain_taxpayer_tin(conn, a.keyring)
 
 
 def _print_how_to(

@@ -79,6 +79,7 @@ from idrs.detection.signals import (
     volume_signal,
 )
 from idrs.errors import IdrsError
+from idrs.masterfile import reads
 from idrs.masterfile.models import AddressRecord, Marker, Taxpayer
 from idrs.people.models import Employee, Unit
 from idrs.people.roles import UNIT_MANAGERS
@@ -109,12 +110,8 @@ def refresh_pseudonyms(app: App) -> int:
     """Compute the pseudonym of every taxpayer not yet mapped (decrypts the TIN once)."""
     with session_scope(app.engine) as s:
         done = s.scalar(select(func.max(DetectionTaxpayerKey.taxpayer_id))) or 0
-        rows = s.execute(select(Taxpayer.id, Taxpayer.tin_enc).where(Taxpayer.id > done)
-                         .order_by(Taxpayer.id)).all()
-        ring = app.keyring
-        s.add_all([DetectionTaxpayerKey(taxpayer_id=i,
-                                        pseudonym=ring.pseudonym(ring.decrypt(enc, "taxpayer.tin")))
-                   for i, enc in rows])
+        rows = reads.pseudonyms_after(s, app.keyring, done)
+        s.add_all([DetectionTaxpayerKey(taxpayer_id=i, pseudonym=p) for i, p in rows])
     return len(rows)
 
 

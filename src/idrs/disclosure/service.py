@@ -46,7 +46,6 @@ from idrs.disclosure.events import DisclosureEvent
 from idrs.disclosure.models import DisclosureAgreement, DisclosureBatch, DisclosureDecision
 from idrs.errors import AccessDenied, Conflict, NotFound, Reason, ValidationFailed
 from idrs.identifiers import BadIdentifier, normalize_tin
-from idrs.masterfile.models import Taxpayer
 from idrs.people.models import Employee, SystemPrincipal
 from idrs.people.roles import DISCLOSURE_OFFICERS, DISCLOSURE_READERS
 from idrs.people.systems import AGENCY_SYSTEM, Principal
@@ -344,15 +343,10 @@ def _document(batch_id: str, line: int, basis: str, allowed: bool, reasons: list
 
 
 def _pseudonyms(app: App, ids: set[int]) -> dict[int, str]:
-    out: dict[int, str] = {}
-    ring = app.keyring
-    ordered = sorted(ids)
+    from idrs.masterfile.reads import pseudonyms
+
     with app.engine.connect() as conn:
-        for i in range(0, len(ordered), matching.CHUNK):
-            chunk = ordered[i:i + matching.CHUNK]
-            for tid, enc in conn.execute(select(Taxpayer.id, Taxpayer.tin_enc)
-                                         .where(Taxpayer.id.in_(chunk))):
-                out[tid] = ring.pseudonym(ring.decrypt(bytes(enc), "taxpayer.tin"))
+        out = pseudonyms(conn, app.keyring, ids)
         conn.rollback()
     return out
 

@@ -61,7 +61,6 @@ from idrs.grants import facts as gfacts
 from idrs.grants.events import GrantEvent
 from idrs.grants.models import Export, Grant
 from idrs.grants.service import grant_view
-from idrs.identifiers import normalize_tin
 from idrs.masterfile.models import Dependent, Marker, Taxpayer
 from idrs.masterfile.screens import Sensitivity
 from idrs.people.models import Employee, Unit
@@ -284,23 +283,11 @@ def checkpoint_for_report(app: App) -> dict[str, Any]:
 
 
 def sensitive_pseudonyms(session: Session, app: App) -> dict[str, set[str]]:
-    """Pseudonyms of high-profile taxpayers, employees' own accounts and adoption dependents.
+    """Pseudonyms of high-profile taxpayers, employees' own accounts and adoption dependents
+    (the master file's named read: :func:`idrs.masterfile.reads.sensitive_pseudonyms`)."""
+    from idrs.masterfile.reads import sensitive_pseudonyms as read
 
-    Decrypted in memory only to compute the keyed pseudonyms; never written anywhere.
-    """
-    ring = app.keyring
-    out: dict[str, set[str]] = {"high_profile": set(), "employee_account": set(), "adoption": set()}
-    for (enc,) in session.execute(select(Taxpayer.tin_enc).join(
-            Marker, Marker.taxpayer_id == Taxpayer.id).where(Marker.marker == "high_profile")):
-        out["high_profile"].add(ring.pseudonym(normalize_tin(ring.decrypt(enc, "taxpayer.tin"))))
-    for emp_enc in session.scalars(select(Employee.tin_enc).where(Employee.tin_enc.is_not(None))):
-        if emp_enc is not None:  # the query excludes NULL; this narrows the column's type
-            out["employee_account"].add(
-                ring.pseudonym(normalize_tin(ring.decrypt(emp_enc, "employee.tin"))))
-    for (enc,) in session.execute(select(Dependent.tin_enc).where(
-            Dependent.adoption_pending.is_(True))):
-        out["adoption"].add(ring.pseudonym(normalize_tin(ring.decrypt(enc, "dependent.tin"))))
-    return out
+    return read(session, app.keyring)
 
 
 def _first_index_at(db: Any, when: datetime, size: int) -> int:
