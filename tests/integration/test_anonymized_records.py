@@ -155,6 +155,8 @@ def test_the_reidentification_attack_fails(world, tmp_path):
     with session_scope(app.engine) as s:
         names = {n for (n,) in s.execute(select(Taxpayer.last_name))}
     text = json.dumps(answers)
+    for p in by_grant[g1] | by_grant[g2]:  # base32 digits can run nine long: not a TIN
+        text = text.replace(p, "an_")
     assert not TIN_SHAPE.search(text)
     for t in tins:
         assert t not in text and t.replace("-", "") not in text

@@ -199,3 +199,15 @@ def test_the_vectorized_classes_and_filters_are_those_of_generalize(rows, filter
         j = pop.index_of(r.return_id)
         assert j is not None and rows[j].return_id == r.return_id
     assert pop.index_of(10**7) is None
+
+
+def test_a_record_pseudonym_is_no_identifier_even_with_nine_digits_in_a_row() -> None:
+    """Base32 pseudonyms use the digits 2-7; nine of them in a row happen (seen in CI). An
+    analyst sending one back is not sending a TIN; the same digits anywhere else still are."""
+    from idrs.grants import anonymized
+
+    pseudonym = "an_2a2qi6qhzfm73ca325643255bcdefghijklmn"
+    assert anonymized.identifier_fields({"pseudonym": pseudonym}) == []
+    assert anonymized.identifier_fields({"note": "x 325643255 y"}) == ["note"]
+    assert anonymized.identifier_fields({"pseudonym": pseudonym + " 900-12-3456"}) == [
+        "pseudonym"]
