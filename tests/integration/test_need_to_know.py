@@ -341,6 +341,9 @@ def test_system_cli_prints_credentials_once(world, cli):
     assert code == 0 and json.loads(out)["agency"] == "Another Agency", err
     assert cli("system", "add", "--name", "mailroom")[0] == 1
     assert cli("system", "add", "--name", "no-agency", "--kind", "agency_system")[0] == 1
+    # the documented form for another agency's system: --agency without --kind
+    code, out, err = cli("system", "add", "--name", "dhs-hsi", "--agency", "DHS")
+    assert code == 0 and json.loads(out)["kind"] == "agency_system", err
     code, out, _ = cli("system", "rotate", "--name", "mailroom")
     assert code == 0 and json.loads(out)["secret"] != creds["secret"]
     code, out, _ = cli("system", "list", "--json")

@@ -344,12 +344,16 @@ app.add_typer(system_app, name="system")
 @system_app.command("add")
 def system_add(
     name: str = typer.Option(..., "--name", help="lowercase letters, digits and '-'"),
-    kind: str = typer.Option("contact_feed", "--kind", help="contact_feed or agency_system"),
+    kind: str | None = typer.Option(
+        None, "--kind", help="contact_feed or agency_system (default: agency_system when "
+        "--agency is given, else contact_feed)"),
     agency: str | None = typer.Option(None, "--agency", help="its agency (agency_system)"),
 ) -> None:
     """Create a machine principal; prints JSON {"system", "kind", "agency", "secret"} (shown once)."""
     from idrs.people import systems
 
+    if kind is None:  # `idrs system add --name N --agency A` is another agency's system
+        kind = systems.AGENCY_SYSTEM if agency else systems.CONTACT_FEED
     print_json(systems.add_system(open_app(), name=name, kind=kind, agency=agency,
                                   actor=operator_actor()))
 
