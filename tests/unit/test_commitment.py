@@ -50,6 +50,9 @@ def test_canonical_is_rfc8785_on_arbitrary_documents(doc: object) -> None:
         {"\ue000": 1, "\U0001f600": 2, "z": 3},  # UTF-16 order differs from code points
         {"n": 2**53 - 1, "m": -(2**53) + 1, "f": 50.0, "g": 1e21, "h": -0.0, "i": 5e-324},
         {"amount": "4100.00", "time": "2025-04-15T12:00:00+00:00", "ok": False},
+        [0.5, 1, 1234567890123456],  # a float first in a list; a long integer after ","
+        {"x": [1, -2.5e-7], "y": [10, 1e+16]},  # after ","; signed exponents
+        {"s": "a:1.5,2e+3[9.0", "t": "1234567890123456"},  # the shapes inside strings
     ],
 )
 def test_canonical_edge_cases(doc: object) -> None:
