@@ -8,6 +8,7 @@ a worker that fails stops the run with a clear error.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,40 +58,80 @@ def test_two_workers_simulate_every_unit_in_hour_order(app: App, tmp_path: Path)
             assert v["seid"] in {e.get("actor"), e.get("object", {}).get("seid")}
 
 
-def test_a_failing_worker_stops_the_run(app: App, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    real = simulator.Simulator._plan_day
+class _Worker1LosesItsDatabase(simulator.Simulator):
+    """Worker 1 fails on its first day (the workers receive this class pickled, by name)."""
 
-    def plan(self: simulator.Simulator, day0: datetime) -> None:
+    def _plan_day(self, day0: datetime) -> None:
         if self.worker == 1:
             raise RuntimeError("worker 1 lost its database")
-        real(self, day0)
-
-    monkeypatch.setattr(simulator.Simulator, "_plan_day", plan)
-    with pytest.raises(IdrsError, match="worker 1: RuntimeError: worker 1 lost its database"):
-        simulator.simulate(app, days=1, employees=40, seed=3, violation_rate=0.0,
-                           truth_out=tmp_path / "t.json", start=START, workers=2)
+        super()._plan_day(day0)
 
 
-def test_a_worker_stuck_after_another_failed_is_stopped(app: App, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker that neither finishes nor notices the aborted barrier (as one holding a lock
-    inherited through the fork would) is stopped once the grace after a failure has passed;
-    the run reports both instead of waiting for ever."""
-    real = simulator.Simulator._plan_day
+class _Worker0HangsWorker1Fails(simulator.Simulator):
+    """Worker 0 neither finishes nor notices the aborted barrier (as one holding a lock
+    would); worker 1 fails."""
 
-    def plan(self: simulator.Simulator, day0: datetime) -> None:
+    def _plan_day(self, day0: datetime) -> None:
         if self.worker == 1:
             raise RuntimeError("worker 1 lost its database")
         if self.worker == 0:
             time.sleep(3600)
-        real(self, day0)
+        super()._plan_day(day0)
 
-    monkeypatch.setattr(simulator.Simulator, "_plan_day", plan)
-    monkeypatch.setattr(simulator, "_STOP_GRACE", 1.0)
+
+def test_a_failing_worker_stops_the_run(app: App, tmp_path: Path) -> None:
+    with pytest.raises(IdrsError, match="worker 1: RuntimeError: worker 1 lost its database"):
+        simulator.simulate(app, days=1, employees=40, seed=3, violation_rate=0.0,
+                           truth_out=tmp_path / "t.json", start=START, workers=2,
+                           simulator_class=_Worker1LosesItsDatabase)
+
+
+def test_a_worker_stuck_after_another_failed_is_stopped(app: App, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stuck worker is stopped once the grace after a failure has passed; the run reports
+    both instead of waiting for ever."""
+    monkeypatch.setattr(simulator, "_STOP_GRACE", 1.0)  # read by the parent, not the workers
     with pytest.raises(IdrsError, match=r"worker 0: stopped.*worker 1: RuntimeError"):
         simulator.simulate(app, days=1, employees=40, seed=3, violation_rate=0.0,
-                           truth_out=tmp_path / "t.json", start=START, workers=2)
+                           truth_out=tmp_path / "t.json", start=START, workers=2,
+                           simulator_class=_Worker0HangsWorker1Fails)
+
+
+#: a lock of the caller's process that the workers' code takes (as a logging handler's, a
+#: connection pool's or a cache's would be)
+_GATE = threading.Lock()
+
+
+class _TakesTheGate(simulator.Simulator):
+    def _plan_day(self, day0: datetime) -> None:
+        with _GATE:
+            super()._plan_day(day0)
+
+
+@pytest.mark.timeout(150)
+def test_workers_are_never_forked_from_a_threaded_caller(app: App, tmp_path: Path) -> None:
+    """A lock held by another thread of the caller at the moment of a fork stays held in a
+    forked child for ever (the CI once hung here for five minutes). The workers come from a
+    fresh server process, so a lock another thread of the caller holds throughout the run
+    does not stop them."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with _GATE:
+            held.set()
+            release.wait(120)
+
+    t = threading.Thread(target=hold, daemon=True)
+    t.start()
+    assert held.wait(5)
+    try:
+        out = simulator.simulate(app, days=1, employees=40, seed=4, violation_rate=0.0,
+                                 truth_out=tmp_path / "t.json", start=START, workers=2,
+                                 simulator_class=_TakesTheGate)
+    finally:
+        release.set()
+        t.join(5)
+    assert out["workers"] == 2 and out["employee_days"] == 40
 
 
 def test_workers_out_of_range_is_refused(app: App, tmp_path: Path) -> None:

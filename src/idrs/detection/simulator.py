@@ -583,7 +583,8 @@ def _start_session(app: App, employee_id: int, seid: str) -> str:
 
 def simulate(app: App, *, days: int, employees: int, seed: int = 7, violation_rate: float = 0.01,
              truth_out: Path | str, start: datetime = DEFAULT_START,
-             workers: int = DEFAULT_WORKERS) -> dict[str, Any]:
+             workers: int = DEFAULT_WORKERS,
+             simulator_class: type[Simulator] | None = None) -> dict[str, Any]:
     """Build the world, simulate ``days`` days, write the truth file; return the figures.
 
     ``workers`` processes share the simulation: each owns a share of the units (and their
@@ -615,7 +616,7 @@ def simulate(app: App, *, days: int, employees: int, seed: int = 7, violation_ra
 
     t1 = time.perf_counter()
     if workers == 1:
-        sim = Simulator(app, world, seed=seed, violation_rate=violation_rate)
+        sim = (simulator_class or Simulator)(app, world, seed=seed, violation_rate=violation_rate)
         stats = sim.run(days, start, on_day=lambda d: write_truth(d, sim.stats, sim.truth_records()))
         truth = sim.truth_records()
     else:
@@ -624,7 +625,8 @@ def simulate(app: App, *, days: int, employees: int, seed: int = 7, violation_ra
             write_truth(done, st, truth)
 
         stats, truth = _run_workers(app, world, days=days, start=start, seed=seed,
-                                    violation_rate=violation_rate, workers=workers, on_day=progress)
+                                    violation_rate=violation_rate, workers=workers, on_day=progress,
+                                    simulator_class=simulator_class)
         stats.seconds = time.perf_counter() - t1
         write_truth(days, stats, truth)
     out = {**stats.as_dict(), "population_seconds": round(built, 1), "workers": workers,
@@ -635,11 +637,46 @@ def simulate(app: App, *, days: int, employees: int, seed: int = 7, violation_ra
     return out
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a worker process needs (pickled to it: workers are not forked from the caller)."""
+
+    url: str
+    home: Path
+    now: datetime
+    world: World
+    seed: int
+    violation_rate: float
+    days: int
+    start: datetime
+    workers: int
+    simulator: type[Simulator]
+
+
+def _child(job: _Job, w: int, barrier: Any, results: Any) -> None:
+    """One worker: its own engine and FakeClock, its share of the units; reports to the parent."""
+    try:
+        mine = App.open(job.url, home=job.home, clock=FakeClock(job.now))
+        sim = job.simulator(mine, job.world, seed=job.seed, violation_rate=job.violation_rate,
+                            part=(w, job.workers), barrier=barrier)
+        st = sim.run(job.days, job.start, on_day=lambda d: results.put(
+            ("day", w, (d, sim.stats, sim.truth_records()))))
+        results.put(("done", w, (st, sim.clock.now(), sim.truth_records())))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, then re-raised
+        barrier.abort()
+        results.put(("error", w, f"{type(exc).__name__}: {exc}"))
+        raise
+
+
 def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: int,
                  violation_rate: float, workers: int,
                  on_day: Callable[[int, Stats, list[dict[str, Any]]], None] | None = None,
+                 simulator_class: type[Simulator] | None = None,
                  ) -> tuple[Stats, list[dict[str, Any]]]:
-    """Fork ``workers`` simulators (each with its own engine and FakeClock); merge their results.
+    """Run ``workers`` simulator processes (each with its own engine and FakeClock); merge.
+
+    ``simulator_class`` (a subclass of :class:`Simulator` importable by name, as the workers
+    receive it pickled) lets a test make one worker fail.
 
     ``on_day(n, stats, truth)`` is called when every worker has finished day ``n``. A failing
     worker breaks the hourly barrier, so the others stop too; the run then raises IdrsError.
@@ -648,25 +685,17 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
     """
     import multiprocessing as mp
 
-    ctx = mp.get_context("fork")
+    # never fork this process: it may run threads (the WAL checkpointer, the tail signer, a
+    # server's), and a lock one of them held at the fork stays held in the child for ever.
+    # Workers fork from a fresh, single-threaded server instead (their arguments are pickled).
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
     barrier = ctx.Barrier(workers, timeout=_BARRIER_TIMEOUT)
     results = ctx.Queue()
     url = app.engine.url.render_as_string(hide_password=False)
     home = app.settings.home
-    app.engine.dispose()  # no pooled connection crosses the fork
-
-    def child(w: int) -> None:
-        try:
-            mine = App.open(url, home=home, clock=FakeClock(app.clock.now()))
-            sim = Simulator(mine, world, seed=seed, violation_rate=violation_rate,
-                            part=(w, workers), barrier=barrier)
-            st = sim.run(days, start, on_day=lambda d: results.put(
-                ("day", w, (d, sim.stats, sim.truth_records()))))
-            results.put(("done", w, (st, sim.clock.now(), sim.truth_records())))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, then re-raised
-            barrier.abort()
-            results.put(("error", w, f"{type(exc).__name__}: {exc}"))
-            raise
+    now = app.clock.now()
+    simulator_class = simulator_class or Simulator
 
     def merge(parts: list[tuple[Stats, list[dict[str, Any]]]]) -> tuple[Stats, list[dict[str, Any]]]:
         total, truth_all = Stats(), []
@@ -678,7 +707,10 @@ def _run_workers(app: App, world: World, *, days: int, start: datetime, seed: in
         truth_all.sort(key=lambda v: (v["day"], v["seid"], v["audit_indexes"][:1]))
         return total, truth_all
 
-    procs = [ctx.Process(target=child, args=(w,), name=f"idrs-simulate-{w}") for w in range(workers)]
+    job = _Job(url=url, home=home, now=now, world=world, seed=seed, violation_rate=violation_rate,
+               days=days, start=start, workers=workers, simulator=simulator_class)
+    procs = [ctx.Process(target=_child, args=(job, w, barrier, results), name=f"idrs-simulate-{w}")
+             for w in range(workers)]
     for proc in procs:
         proc.start()
     done: dict[int, tuple[Stats, datetime, list[dict[str, Any]]]] = {}
