@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import uuid
 
 import pytest
 import rfc8785
@@ -10,6 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from idrs.audit import commitment
+
+
+class _Kind(enum.StrEnum):
+    A = "a"
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
 
 _scalars = (
     st.none()
@@ -53,13 +64,30 @@ def test_canonical_is_rfc8785_on_arbitrary_documents(doc: object) -> None:
         [0.5, 1, 1234567890123456],  # a float first in a list; a long integer after ","
         {"x": [1, -2.5e-7], "y": [10, 1e+16]},  # after ","; signed exponents
         {"s": "a:1.5,2e+3[9.0", "t": "1234567890123456"},  # the shapes inside strings
+        {"t": (1, "a"), "n": 2**53 - 1, "m": -(2**53 - 1)},  # a tuple; the largest integers
+        {"k": _Kind.A, "i": _Level.HIGH},  # str and int subclasses (the reference decides)
+        {"deep": [[[{"x": [None, 0.1]}]]]},  # a float deep inside
+        {"\u00e9": 1, "e": 2, "\u20ac": {"\ud7ff": 3, "\u0080": None}},  # keys below U+E000
     ],
 )
 def test_canonical_edge_cases(doc: object) -> None:
     assert commitment.canonical(doc) == _reference(doc)
 
 
-@pytest.mark.parametrize("doc", [{"n": 2**53 + 1}, [float("nan")], ["\ud800"]])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"n": 2**53 + 1},
+        {"n": 2**53},
+        [float("nan")],
+        ["\ud800"],
+        # orjson alone would write these (NaN as null, a UUID as a string): never the fast path
+        {"a": None, "b": {"c": [float("nan")]}},
+        {"inf": float("inf")},
+        {"id": uuid.UUID(int=7)},
+        {1: "a non-string key"},
+    ],
+)
 def test_what_rfc8785_refuses_is_refused(doc: object) -> None:
     with pytest.raises((TypeError, ValueError)):
         rfc8785.dumps(doc)

@@ -25,6 +25,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import rfc8785
 
 from idrs.audit import log
@@ -37,62 +38,64 @@ RECIPE_COLUMN = "audit_answer.recipe"
 _INSERT = "INSERT INTO audit_answer (idx, salt_enc, recipe_enc) VALUES (:idx, :salt, :recipe)"
 
 
-#: the C encoder of the standard library with JCS's separators; see :func:`canonical`
-_FAST = json.JSONEncoder(
-    ensure_ascii=False,
-    allow_nan=False,
-    sort_keys=True,
-    separators=(",", ":"),
+#: orjson with JCS's key order for plain documents: anything that is not a plain ``dict``,
+#: ``list``, ``str``, ``int``, ``bool`` or ``None`` (a subclass, a dataclass, a datetime) and
+#: any integer beyond 2**53 raise, and then :func:`canonical` asks ``rfc8785`` instead
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
 )
-#: for :func:`_float_or_long`: every ASCII digit becomes "0", every place a value starts
-#: (":", ",", "[") becomes ":", "." and an exponent's "e"/"E" become "."; "-" is deleted
-_SHAPES = bytes.maketrans(b"123456789,[eE", b"000000000::..")
-#: an integer of 16 digits or more (JCS refuses those beyond 2**53)
-_LONG = b"0" * 16
-#: a float where a value starts: Python's repr writes a digit before "." and before an
-#: exponent (``1.5``, ``1e+16``, ``-0.0``, ``5e-324``). The same text inside a string only
-#: sends the answer down the slow path.
-_FLOAT = re.compile(rb":0+\.")
-#: a character whose UTF-16 order differs from its code-point order (key sorting)
-_ASTRAL_ORDER = re.compile("[\ue000-\U0010ffff]")
+#: the UTF-8 lead bytes of characters at or above U+E000, whose UTF-16 order differs from
+#: their code-point order (JCS sorts keys by UTF-16 code units, orjson by code points)
+_ASTRAL_ORDER = re.compile(rb"[\xee\xef\xf0-\xf4]")
+#: the leaves the fast path writes as JCS does (a float is not among them)
+_PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def canonical(answer: Any) -> bytes:
     """The RFC 8785 (JCS) canonical JSON of ``answer``.
 
-    The ``rfc8785`` package is the reference and is used whenever the answer holds a float,
-    an integer of 16 digits or more, or a character at or above U+E000 (where UTF-16 key
-    order differs from Python's). For every other document — research answers carry
-    strings, small integers, booleans and nulls under string keys — JCS *is* the standard library's compact
-    sorted output with ``ensure_ascii=False`` (same string escapes: ``\\b \\t \\n \\f \\r``,
-    other controls as lowercase ``\\u00xx``, nothing else escaped), which the C encoder
-    writes several times faster; ``tests/unit/test_commitment.py`` checks the two agree on
-    arbitrary documents.
+    The ``rfc8785`` package is the reference and is used whenever the answer holds a float or
+    anything but plain JSON types, an integer beyond 2**53, or a character at or above U+E000
+    (where UTF-16 key order differs from code-point order). For every other document —
+    research answers carry strings, small integers, booleans and nulls under string keys —
+    JCS *is* orjson's sorted compact output (the same string escapes: ``\\b \\t \\n \\f
+    \\r``, other controls as lowercase ``\\u00xx``, nothing else escaped, UTF-8), which is
+    several times faster than the reference; ``tests/unit/test_commitment.py`` checks the two
+    agree on arbitrary documents. Floats are looked for in the document, not in the output:
+    orjson writes NaN as ``null`` where JCS refuses it, and Enums or UUIDs as values where
+    the reference refuses them.
     """
-    try:
-        out = _FAST.encode(answer)
-    except (TypeError, ValueError):
+    if _needs_reference(answer):
         return rfc8785.dumps(answer)  # raises its own CanonicalizationError / TypeError
-    if out[:1] in "-0123456789":  # a bare number
-        return rfc8785.dumps(answer)
     try:
-        data = out.encode()
-    except UnicodeEncodeError:  # a lone surrogate: not JSON text
+        data = orjson.dumps(answer, option=_ORJSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError: a subclass, a long integer, a lone surrogate
         return rfc8785.dumps(answer)
-    if _float_or_long(data) or (not out.isascii() and _ASTRAL_ORDER.search(out)):
+    if not data.isascii() and _ASTRAL_ORDER.search(data):
         return rfc8785.dumps(answer)
     return data
 
 
-def _float_or_long(data: bytes) -> bool:
-    """Whether compact JSON ``data`` may hold a float or an integer of 16 digits or more.
-
-    One ``translate`` first folds every shape a float can start with into ``:0+.`` (a
-    literal-prefixed pattern the regex engine finds with a fast scan): a regex over the raw
-    text (a value start, digits, then "." or an exponent) cost a third of a TXMOD commitment.
-    """
-    shapes = data.translate(_SHAPES, b"-")
-    return _LONG in shapes or _FLOAT.search(shapes) is not None
+def _needs_reference(value: Any) -> bool:
+    """Whether ``value`` holds anything but plain JSON (dicts, lists, strings, integers,
+    booleans, None): a float above all, whose JCS form the fast path does not write (one
+    pass; plain leaves are skipped inline)."""
+    kind = type(value)
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return kind not in _PLAIN
+    plain = _PLAIN
+    for item in items:  # noqa: SIM110 - a plain loop: any() over a generator costs more
+        if type(item) not in plain and _needs_reference(item):
+            return True
+    return False
 
 
 def digest(salt: bytes, answer: Any) -> str:
@@ -112,7 +115,7 @@ class Commitment:
         """``(salt_enc, recipe_enc)`` of the ``audit_answer`` row."""
         salt_enc = keyring.encrypt(base64.b64encode(self.salt).decode(), SALT_COLUMN)
         recipe_enc = keyring.encrypt(
-            json.dumps(self.recipe, sort_keys=True, separators=(",", ":")), RECIPE_COLUMN
+            orjson.dumps(self.recipe, option=orjson.OPT_SORT_KEYS).decode(), RECIPE_COLUMN
         )
         return salt_enc, recipe_enc
 
