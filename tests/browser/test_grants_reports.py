@@ -42,6 +42,9 @@ def test_contractor_grant_requested_and_agreement_signed(desk, world):
     contractor.get_by_role("link", name="Grants", exact=True).click()
     contractor.get_by_role("link", name=f"Grant {grant}", exact=True).click()
     contractor.get_by_role("link", name="read and sign the agreement").click()
+    # the grant page links "Confidentiality agreement" too: wait for the list, or the next
+    # click may land on the grant page still shown (a race the CI lost under load)
+    expect(contractor.get_by_role("heading", level=1)).to_have_text("Confidentiality agreements")
     contractor.get_by_role("link", name="Confidentiality agreement").click()
     expect(contractor.get_by_role("region", name="Agreement text")).to_contain_text(
         "confidential"
