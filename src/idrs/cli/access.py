@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from idrs.audit.events import Actor, EventType, make_event
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
 
 if TYPE_CHECKING:
@@ -26,15 +26,19 @@ else:  # imported when a command runs (see common.lazy)
     log = lazy("idrs.audit.log")
 
 case_app = typer.Typer(
+    cls=Group,
     help="Open and close case assignments (the need-to-know basis).", no_args_is_help=True
 )
 contact_app = typer.Typer(
+    cls=Group,
     help="Open and close taxpayer contacts (calls, letters, visits).", no_args_is_help=True
 )
 relationship_app = typer.Typer(
+    cls=Group,
     help="Relationships employees declared (blocks access).", no_args_is_help=True
 )
 access_app = typer.Typer(
+    cls=Group,
     help="Explain decisions; who can open an account; what an employee can open.",
     no_args_is_help=True,
 )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, print_json
 from idrs.cli.people import read_token
 from idrs.errors import ValidationFailed
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 else:  # imported when a command runs (see common.lazy)
     service = lazy("idrs.adjustments.service")
 
-adjust_app = typer.Typer(help="Adjustments: request, approve, reject, list pending, reverse.",
+adjust_app = typer.Typer(cls=Group, help="Adjustments: request, approve, reject, list pending, reverse.",
                          no_args_is_help=True)
 app.add_typer(adjust_app, name="adjust")
 

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, open_app, operator_actor, print_json
 from idrs.errors import IdrsError
 
@@ -27,6 +27,7 @@ class AuditLogBroken(IdrsError):
 
 
 audit_app = typer.Typer(
+    cls=Group,
     help="The tamper-evident audit log: verify, export, checkpoints.", no_args_is_help=True
 )
 app.add_typer(audit_app, name="audit")

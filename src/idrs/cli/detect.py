@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, overload
 import typer
 from rich.table import Table
 
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, console, open_app, operator_actor, print_json
 from idrs.cli.people import read_token
 from idrs.errors import IdrsError
@@ -29,12 +29,12 @@ from idrs.errors import IdrsError
 if TYPE_CHECKING:
     from idrs.context import App
 
-detect_app = typer.Typer(help="Unauthorized-access detection over the audit log.", no_args_is_help=True)
-alerts_app = typer.Typer(help="The privacy analysts' alert queue.", no_args_is_help=True)
-investigations_app = typer.Typer(help="Investigations of referred alerts: open, record outcomes, close.",
+detect_app = typer.Typer(cls=Group, help="Unauthorized-access detection over the audit log.", no_args_is_help=True)
+alerts_app = typer.Typer(cls=Group, help="The privacy analysts' alert queue.", no_args_is_help=True)
+investigations_app = typer.Typer(cls=Group, help="Investigations of referred alerts: open, record outcomes, close.",
                                   no_args_is_help=True)
-reports_app = typer.Typer(help="Weekly security reports and their certification.", no_args_is_help=True)
-taxpayer_app = typer.Typer(help="The taxpayer's side: accounting of accesses, §7431(e) notices.",
+reports_app = typer.Typer(cls=Group, help="Weekly security reports and their certification.", no_args_is_help=True)
+taxpayer_app = typer.Typer(cls=Group, help="The taxpayer's side: accounting of accesses, §7431(e) notices.",
                            no_args_is_help=True)
 app.add_typer(detect_app, name="detect")
 app.add_typer(alerts_app, name="alerts")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, console, fail, lazy, open_app, operator_actor, print_json
 
 if TYPE_CHECKING:
@@ -31,10 +31,11 @@ else:  # imported when a command runs (see common.lazy)
     auth, systems = lazy("idrs.people.auth"), lazy("idrs.people.systems")
 
 disclosure_app = typer.Typer(
+    cls=Group,
     help="Disclosures to other agencies under a statute: agreements, bulk requests, approvals.",
     no_args_is_help=True,
 )
-agreement_app = typer.Typer(help="Agency systems' disclosure agreements.", no_args_is_help=True)
+agreement_app = typer.Typer(cls=Group, help="Agency systems' disclosure agreements.", no_args_is_help=True)
 disclosure_app.add_typer(agreement_app, name="agreement")
 app.add_typer(disclosure_app, name="disclosure")
 

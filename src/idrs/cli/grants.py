@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, overload
 import typer
 
 from idrs.audit.events import Actor
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
 from idrs.errors import IdrsError, NotFound, ValidationFailed
 
@@ -30,13 +30,13 @@ else:  # imported when a command runs (see common.lazy)
     statistics = lazy("idrs.grants.statistics")
     auth = lazy("idrs.people.auth")
 
-clearance_app = typer.Typer(help="Security clearance verifications.", no_args_is_help=True)
-agreement_app = typer.Typer(help="Confidentiality agreements and signatures.", no_args_is_help=True)
-training_app = typer.Typer(help="UNAX training attestations.", no_args_is_help=True)
-grant_app = typer.Typer(help="Time-limited access grants and their approvals.", no_args_is_help=True)
-export_app = typer.Typer(help="Registered exports and their destruction.", no_args_is_help=True)
-oversight_app = typer.Typer(help="Reports for oversight bodies.", no_args_is_help=True)
-anonymized_app = typer.Typer(help="Anonymized records under your anonymized grant, by pseudonym.",
+clearance_app = typer.Typer(cls=Group, help="Security clearance verifications.", no_args_is_help=True)
+agreement_app = typer.Typer(cls=Group, help="Confidentiality agreements and signatures.", no_args_is_help=True)
+training_app = typer.Typer(cls=Group, help="UNAX training attestations.", no_args_is_help=True)
+grant_app = typer.Typer(cls=Group, help="Time-limited access grants and their approvals.", no_args_is_help=True)
+export_app = typer.Typer(cls=Group, help="Registered exports and their destruction.", no_args_is_help=True)
+oversight_app = typer.Typer(cls=Group, help="Reports for oversight bodies.", no_args_is_help=True)
+anonymized_app = typer.Typer(cls=Group, help="Anonymized records under your anonymized grant, by pseudonym.",
                              no_args_is_help=True)
 app.add_typer(clearance_app, name="clearance")
 app.add_typer(agreement_app, name="agreement")
@@ -45,7 +45,7 @@ app.add_typer(grant_app, name="grant")
 app.add_typer(export_app, name="export")
 app.add_typer(oversight_app, name="oversight")
 app.add_typer(anonymized_app, name="anonymized")
-statistics_app = typer.Typer(help="Differentially private statistics under your statistics grant.",
+statistics_app = typer.Typer(cls=Group, help="Differentially private statistics under your statistics grant.",
                              no_args_is_help=True)
 app.add_typer(statistics_app, name="statistics")
 

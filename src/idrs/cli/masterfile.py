@@ -21,11 +21,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, console, err_console, open_app, operator_actor, print_json
 from idrs.errors import IdrsError, ValidationFailed
 
-keys_app = typer.Typer(help="Data-encryption keys.", no_args_is_help=True)
+keys_app = typer.Typer(cls=Group, help="Data-encryption keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 

@@ -21,7 +21,7 @@ import typer
 from rich.table import Table
 
 from idrs.audit.events import Actor
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
 
 if TYPE_CHECKING:
@@ -32,10 +32,11 @@ else:  # imported when a command runs (see common.lazy)
     service = lazy("idrs.people.service")
 
 employee_app = typer.Typer(
+    cls=Group,
     help="Employees: create, list, change profiles (two-person), deactivate, unlock.",
     no_args_is_help=True,
 )
-unit_app = typer.Typer(help="Units and their ceiling profiles.", no_args_is_help=True)
+unit_app = typer.Typer(cls=Group, help="Units and their ceiling profiles.", no_args_is_help=True)
 app.add_typer(employee_app, name="employee")
 app.add_typer(unit_app, name="unit")
 
@@ -335,6 +336,7 @@ def unit_set_ceiling(
 # -- machine principals ----------------------------------------------------------------------
 
 system_app = typer.Typer(
+    cls=Group,
     help="Machine principals (the contact feed, other agencies' systems): create, rotate, list.",
     no_args_is_help=True,
 )

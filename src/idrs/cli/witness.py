@@ -9,10 +9,11 @@ from pathlib import Path
 
 import typer
 
-from idrs.cli import app
+from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, open_app, operator_actor, print_json
 
 witness_app = typer.Typer(
+    cls=Group,
     help="Witnesses that cosign the audit log's checkpoints: run one, or configure the log's.",
     no_args_is_help=True,
 )
