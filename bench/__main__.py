@@ -81,7 +81,15 @@ def _merge(name: str, entry: dict) -> dict:
     return results
 
 
+#: docs/benchmarks.md keeps what follows this line as it is (comparisons measured once, by hand,
+#: each with its command): make bench rewrites only the part above it
+KEEP = "<!-- measured once, not by make bench (each section gives its command); kept as it is -->"
+
+
 def write_markdown(results: dict) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    old = path.read_text() if path.exists() else ""
+    kept = old[old.index(KEEP):] if KEEP in old else ""
     lines = [
         "# Benchmarks",
         "",
@@ -108,7 +116,7 @@ def write_markdown(results: dict) -> None:
             if f.get("note"):
                 lines.append(f"| ↳ {f['note']} | | | |")
         lines.append("")
-    (ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + ("\n" + kept if kept else ""))
 
 
 if __name__ == "__main__":
