@@ -121,12 +121,16 @@ def create_employee(
     actor: str = "system",
     interface: str = "cli",
     unax_attested_at: datetime | None = None,
+    credentials: bool = True,
 ) -> dict[str, str]:
     """Create an employee with a random password and a TOTP secret; return them once.
 
     The profile is the roles' codes within the unit's ceiling. With ``session`` the caller
     owns the transaction (the row is flushed, the audit entry appended at once); without it
     the employee is committed here. Records ``admin:employee:create`` (SEID, roles, unit).
+    With ``credentials=False`` (the seed: argon2 is slow) no password or TOTP secret is made
+    (the returned ones are empty; a security administrator resets the account); the row and
+    the audit entry are otherwise the same.
     """
     seid = normalize_seid(seid)
     role_set = parse_roles(roles)
@@ -136,8 +140,8 @@ def create_employee(
     auth = _check_authorities(authorities)
     if not (name or "").strip():
         raise IdrsError("name is required")
-    password = passwords.generate_password()
-    secret = totp.new_secret()
+    password = passwords.generate_password() if credentials else ""
+    secret = totp.new_secret() if credentials else ""
     ring = app.keyring
 
     def _insert(s: Session) -> Employee:
@@ -149,8 +153,10 @@ def create_employee(
             tin_index=ring.tin_index(canonical_tin) if canonical_tin else None,
             tin_enc=ring.encrypt(canonical_tin, "employee.tin") if canonical_tin else None,
             roles=join(role_set), profile=join(profile_for(role_set, u.ceiling.split(","))),
-            authorities=join(auth), password_hash=passwords.hash_password(password),
-            totp_secret_enc=ring.encrypt(secret, "employee.totp_secret"), totp_last_step=0,
+            authorities=join(auth),
+            password_hash=passwords.hash_password(password) if credentials else None,
+            totp_secret_enc=ring.encrypt(secret, "employee.totp_secret") if credentials else None,
+            totp_last_step=0,
             failed_logins=0, active=True, created_at=app.clock.now(),
             # UNAX training recorded by the learning system (None: must attest before access)
             training_attested_at=unax_attested_at,
