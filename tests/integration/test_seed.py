@@ -352,3 +352,57 @@ def test_credentials_file(app, tmp_path):
         ]
     seeds = [e for e in entries if e["type"] == "data:seed:run"]
     assert len(seeds) == 1 and seeds[0]["detail"]["taxpayers"] == 120
+
+
+def test_seeded_employee_is_created_and_recorded_as_people_service_creates_one(app):
+    """The seed has no employee-creation path of its own: a seeded employee's row and its
+    ``admin:employee:create`` entry are those of ``people.service.create_employee`` (the seed
+    once wrote the row itself, without the conflict index, with an entry of another shape)."""
+    from idrs.access.models import ConflictState
+    from idrs.people import service
+    from idrs.people.models import Unit
+
+    result = seed(app, taxpayers=80, employees=2, seed=SEED + 2, actor="os:tester")
+    assert len(result.employees) == 2
+    seeded_seid = result.employees[0]["seid"]
+    with app.engine.connect() as conn:
+        seeded_unit = conn.execute(
+            select(Unit.code)
+            .join(Employee, Employee.unit_id == Unit.id)
+            .where(Employee.seid == seeded_seid)
+        ).scalar_one()
+    service.create_employee(
+        app,
+        seid="ZZ9",
+        name="Other Person",
+        tin="999-49-0001",
+        roles=result.employees[0]["roles"],
+        unit=seeded_unit,
+        actor="os:tester",
+        unax_attested_at=app.clock.now(),
+    )
+    with app.engine.connect() as conn:
+        entries = [
+            json.loads(b)
+            for b in conn.execute(text("SELECT leaf_input FROM audit_entry")).scalars()
+        ]
+        rows = {
+            e.seid: e
+            for e in conn.execute(select(Employee).where(Employee.seid.in_([seeded_seid, "ZZ9"])))
+        }
+        states = set(conn.execute(select(ConflictState.employee_id)).scalars())
+    creates = {
+        e["object"]["seid"]: e
+        for e in entries
+        if e["type"] == "admin:employee:create" and e["object"]["seid"] in (seeded_seid, "ZZ9")
+    }
+    ours, theirs = creates[seeded_seid], creates["ZZ9"]
+    for key in ("v", "actor", "outcome", "origin", "detail"):
+        assert ours[key] == theirs[key], key
+    assert set(ours) == set(theirs)
+    seeded_row, service_row = rows[seeded_seid], rows["ZZ9"]
+    for col in ("kind", "unit_id", "roles", "profile", "authorities", "active", "home_org"):
+        assert getattr(seeded_row, col) == getattr(service_row, col), col
+    assert seeded_row.training_attested_at is not None
+    assert seeded_row.password_hash is None and seeded_row.totp_secret_enc is None
+    assert {seeded_row.id, service_row.id} <= states  # both have a computed conflict index
