@@ -20,6 +20,13 @@ with them: one commit per request instead of two. If they cannot be written, the
 still committed on its own (a decision is never left unrecorded) and the caller gets
 :class:`AlsoFailed` carrying the entry's index.
 
+A change and its entry in one transaction (the unit of work): :func:`unit_of_work` (a
+connection of its own; the caller writes its change, then :meth:`UnitOfWork.commit` appends
+the entry and commits both) and :func:`record_in` (the entry written last in an ORM
+session's transaction). Both write through :func:`append_in`, the same code as the group
+commit's batches (lock, checkpoint floor, Merkle nodes) inside the caller's transaction: if
+the entry cannot be written, the change is rolled back with it. There is no other appender.
+
 Checkpoints: after a commit, if ``checkpoint_every_entries`` entries or
 ``checkpoint_every_seconds`` seconds have passed since the last checkpoint, a new one is
 signed (see :func:`sign_checkpoint`). Otherwise, if the commit left entries past the newest
