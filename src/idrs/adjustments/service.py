@@ -23,7 +23,7 @@ Every change to an account from every interface goes through these functions:
    IMMEDIATE), so two changes racing on one taxpayer cannot both apply below the threshold:
    the second sees the first and waits;
 5. the change (version check, postings, request row) and its audit entry commit in ONE
-   transaction (``tx.append_audit``): both or neither. A stale version is a
+   transaction (the audit package's unit of work, ``log.unit_of_work``): both or neither. A stale version is a
    :class:`~idrs.adjustments.apply.VersionConflict` (409), recorded in its own entry.
 
 Optimistic concurrency: a request states ``base_version`` (the module version for ADJ54 and
@@ -63,9 +63,9 @@ from idrs.access.decision import Verdict
 from idrs.adjustments import apply as post
 from idrs.adjustments import rules, trail
 from idrs.adjustments.models import APPLIED, EXPIRED, PENDING, REJECTED
-from idrs.adjustments.tx import Tx, after_commit_checkpoint, reserve_audit, write_audit
+from idrs.adjustments.tx import Tx
 from idrs.audit import commitment, log
-from idrs.audit.events import EventType, canonical, make_event
+from idrs.audit.events import EventType, make_event
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.crypto import sha256_hex
@@ -217,63 +217,25 @@ def _sqlite_lock(app: App) -> threading.Lock | None:
 _LOCKS: dict[int, threading.Lock] = {}
 
 
-def _write(app: App, work: Any) -> Any:
-    """Run ``work(tx)`` in one write transaction and commit; roll back on any exception."""
-    lock = _sqlite_lock(app)
-    if lock is not None:
-        lock.acquire()
-    tx = Tx(app.engine)
-    try:
-        tx.begin()
-        result = work(tx)
-        tx.commit()
-        return result
-    finally:
-        tx.close()
-        if lock is not None:
-            lock.release()
-
-
 def _committed(app: App, call: _Call, work: Any, actor: str,
                index_column: str = "request_audit_index",
                answer: Any = None) -> tuple[Any, int]:
-    """``work(tx, index) -> (result, entry)``: the change and its audit entry, one commit.
+    """``work(tx) -> (result, entry)``: the change and its audit entry, one commit.
 
-    SQLite: the log's next index is reserved first (the write lock is held from BEGIN
-    IMMEDIATE anyway) and ``work`` writes it into its rows. PostgreSQL: ``work`` runs first
-    (``index`` is None) and the log's advisory lock is taken only afterwards, so the log is
-    blocked for the few statements of the append, not for the whole change; the row's
-    ``index_column`` is filled by the append statement itself. VersionConflict / Conflict:
-    rolled back, then recorded on their own and re-raised. Any failure of the audit write
-    rolls everything back: AUDIT_UNAVAILABLE.
+    Through the audit package's ONE unit of work (:func:`idrs.audit.log.unit_of_work`):
+    ``work`` writes the change on the unit's transaction, then the unit appends the entry
+    with the log's own appender (write lock, checkpoint floor, Merkle nodes) and commits
+    both. The row's ``index_column`` is filled by a write committed with the entry
+    (:data:`~idrs.audit.log.ENTRY_INDEX`). VersionConflict / Conflict: rolled back, then
+    recorded on their own and re-raised. Any failure of the audit write (a database error,
+    a log truncated below its last signed checkpoint) rolls everything back:
+    AUDIT_UNAVAILABLE.
 
     ``answer(result) -> AdjustmentResult`` (issue 14.1): the answer the caller will return,
     committed in the entry (``object.answer``) with its salt written in the same transaction.
     """
-    def run(tx: Tx) -> Any:
-        slot = None if tx.pg else _reserve(tx)
-        result, entry = work(tx, None if slot is None else slot.index)
-        committed = None
-        try:
-            if answer is not None:
-                committed = commitment.commit(answer(result).document(),
-                                              {"kind": "adjustment", "action": call.action})
-                entry["object"]["answer"] = committed.hex
-            canonical(entry)
-            if slot is None:
-                slot = reserve_audit(tx)
-            update = (index_column, call.adjustment_id) if tx.pg and call.adjustment_id else None
-            also = [] if committed is None else [(
-                "INSERT INTO audit_answer (idx, salt_enc, recipe_enc) VALUES (?, ?, ?)",
-                (slot.index, *committed.row(app.keyring)))]
-            write_audit(tx, slot, entry, update, also)
-        except Exception:  # noqa: BLE001 - no entry, no change
-            _log.exception("audit append inside the adjustment transaction failed")
-            raise _AuditFailed from None
-        return result, slot.index
-
     try:
-        result, idx = _write(app, run)
+        result, idx = _in_unit(app, call, work, index_column, answer)
     except post.VersionConflict as exc:
         exc.audit_index = call.record(actor, "conflict", ["VERSION_CONFLICT"],
                                       base_version=exc.base, current_version=exc.current)
@@ -283,16 +245,41 @@ def _committed(app: App, call: _Call, work: Any, actor: str,
         raise
     except _AuditFailed:
         raise AccessDenied([AUDIT_UNAVAILABLE]) from None
-    after_commit_checkpoint(app.engine, idx + 1)
     return result, idx
 
 
-def _reserve(tx: Tx) -> Any:
+def _in_unit(app: App, call: _Call, work: Any, index_column: str,
+             answer: Any) -> tuple[Any, int]:
+    """Run ``work`` and commit its entry in one unit of work (see :func:`_committed`)."""
+    if index_column not in ("request_audit_index", "decision_audit_index"):
+        raise ValueError(index_column)
+    lock = _sqlite_lock(app)
+    if lock is not None:
+        lock.acquire()
     try:
-        return reserve_audit(tx)
-    except Exception:  # noqa: BLE001 - no log, no change
-        _log.exception("audit log unavailable for an adjustment")
-        raise _AuditFailed from None
+        with log.unit_of_work(app.engine) as unit:
+            result, entry = work(Tx(unit.conn, unit.pg))
+            also: list[log.Write] = []
+            if call.adjustment_id is not None:
+                also.append((f"UPDATE adjustment_request SET {index_column} = :idx"  # noqa: S608
+                             " WHERE id = :id", {"idx": log.ENTRY_INDEX,
+                                                 "id": call.adjustment_id}))
+            try:
+                if answer is not None:
+                    committed = commitment.commit(answer(result).document(),
+                                                  {"kind": "adjustment", "action": call.action})
+                    entry["object"]["answer"] = committed.hex
+                    salt, recipe = committed.row(app.keyring)
+                    also.append(("INSERT INTO audit_answer (idx, salt_enc, recipe_enc)"
+                                 " VALUES (:idx, :salt, :recipe)",
+                                 {"idx": log.ENTRY_INDEX, "salt": salt, "recipe": recipe}))
+                return result, unit.commit(entry, also)
+            except Exception:  # noqa: BLE001 - no entry, no change
+                _log.exception("audit append inside the adjustment transaction failed")
+                raise _AuditFailed from None
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 class _AuditFailed(Exception):
@@ -574,7 +561,7 @@ def _leave_pending(app: App, call: _Call, employee: Employee, sid: int, change: 
     # what the read before the transaction found (kept if the sum fell meanwhile)
     pre = rules.threshold_reasons(change, acct, thresholds_for(app), reversal=reversal is not None)
 
-    def work(tx: Tx, idx: int | None) -> tuple[tuple[int, list[str], list[dict[str, Any]]],
+    def work(tx: Tx) -> tuple[tuple[int, list[str], list[dict[str, Any]]],
                                                    dict[str, Any]]:
         post.check_version(tx, target, change.command, base)
         # read again under the taxpayer's lock: the reasons name every earlier change, and a
@@ -587,7 +574,6 @@ def _leave_pending(app: App, call: _Call, employee: Employee, sid: int, change: 
         if reasons:
             row["payload"] = json.dumps({**change.public_payload(), "thresholds": reasons},
                                         sort_keys=True)
-        row["request_audit_index"] = idx
         adj_id = tx.insert("adjustment_request", row)
         call.adjustment_id = adj_id
         counted = {r["code"]: {"scope": r["scope"], "total_cents": r["total_cents"],
@@ -610,7 +596,7 @@ def _apply_now(app: App, call: _Call, employee: Employee, sid: int, change: rule
     tin_index = pip.tin_index_of(app, call.tin or "")
     acct = acct or rules.AccountFacts(module_id=target.module_id)
 
-    def work(tx: Tx, idx: int | None) -> tuple[tuple[int, int], dict[str, Any]]:
+    def work(tx: Tx) -> tuple[tuple[int, int], dict[str, Any]]:
         crossed = _recheck(tx, app, change, acct, target, reversal is not None)
         if crossed:  # before any write: the transaction rolls back empty
             raise _CrossedMeanwhile(crossed)
@@ -624,7 +610,7 @@ def _apply_now(app: App, call: _Call, employee: Employee, sid: int, change: rule
             return (adj_id, version), call.entry(employee.seid, APPLIED, [], verdict,
                                                  new_version=version)
         version = _bump(tx, change, target, base)  # first: a stale base fails before any write
-        row.update(decided_at=now, applied_version=version, request_audit_index=idx)
+        row.update(decided_at=now, applied_version=version)
         adj_id = tx.insert("adjustment_request", row)
         call.adjustment_id = adj_id
         _post_change(tx, adj_id, change, target, now, employee.seid, None, case, reversal)
@@ -805,15 +791,14 @@ def _decide(app: App, token: str | None, adjustment_id: int, note: str | None, i
         raise Conflict(f"adjustment {adjustment_id} expired at {as_utc(row.expires_at).isoformat()}")
     status = APPLIED if approve_it else REJECTED
 
-    def work(tx: Tx, idx: int | None) -> tuple[int | None, dict[str, Any]]:
+    def work(tx: Tx) -> tuple[int | None, dict[str, Any]]:
         change = _change_of(app, row)
         target = post.Target(row.taxpayer_id, row.module_id, row.tax_year)
         version = _bump(tx, change, target, row.base_version) if approve_it else None
         n = tx.execute(
             "UPDATE adjustment_request SET status = ?, approver_id = ?, approver_seid = ?,"
-            " decided_at = ?, decision_note = ?, applied_version = ?,"
-            " decision_audit_index = COALESCE(?, decision_audit_index) WHERE id = ? AND status = ?",
-            (status, approver.id, approver.seid, tx.p(now), note, version, idx, row.id, PENDING))
+            " decided_at = ?, decision_note = ?, applied_version = ? WHERE id = ? AND status = ?",
+            (status, approver.id, approver.seid, tx.p(now), note, version, row.id, PENDING))
         if n != 1:
             raise Conflict(f"adjustment {adjustment_id} was decided meanwhile")
         if approve_it:
@@ -832,11 +817,10 @@ def _expire_one(app: App, call: _Call, actor: str, adjustment_id: int,
     """Mark one request expired with its entry (one transaction); returns the entry's index."""
     call.adjustment_id = adjustment_id
 
-    def work(tx: Tx, idx: int | None) -> tuple[int, dict[str, Any]]:
-        n = tx.execute("UPDATE adjustment_request SET status = ?, decided_at = ?,"
-                       " decision_audit_index = COALESCE(?, decision_audit_index)"
+    def work(tx: Tx) -> tuple[int, dict[str, Any]]:
+        n = tx.execute("UPDATE adjustment_request SET status = ?, decided_at = ?"
                        " WHERE id = ? AND status = ?",
-                       (EXPIRED, tx.p(app.clock.now()), idx, adjustment_id, PENDING))
+                       (EXPIRED, tx.p(app.clock.now()), adjustment_id, PENDING))
         return n, call.entry(actor, EXPIRED, [], verdict)
 
     _n, idx = _committed(app, call, work, actor, "decision_audit_index")

@@ -37,7 +37,7 @@ from idrs.api.deps import (
 from idrs.api.middleware import problem_responses
 from idrs.api.paging import Page, PageDep
 from idrs.audit import log
-from idrs.audit.events import Actor, EventType, make_event
+from idrs.audit.events import Actor, EventType
 from idrs.context import App
 from idrs.errors import AccessDenied
 from idrs.people.roles import ACCESS_EXPLAINERS, UNIT_MANAGERS
@@ -196,19 +196,8 @@ def close_case(case_id: str, request: Request, app: AppDep, me: EmployeeDep) -> 
 
 
 def _record(app: App, me: Employee, request: Request, question: str, obj: dict[str, Any]) -> None:
-    log.append(
-        app.engine,
-        make_event(
-            EXPLAIN_EVENT,
-            time=app.clock.now(),
-            actor=me.seid,
-            outcome="success",
-            interface="api",
-            address=client_address(request),
-            obj=obj,
-            detail={"question": question},
-        ),
-    )
+    log.record(app, EXPLAIN_EVENT, Actor(me.seid, "api", client_address(request)), obj,
+               {"question": question})
 
 
 def _require_security_staff(me: Employee) -> None:

@@ -20,6 +20,13 @@ with them: one commit per request instead of two. If they cannot be written, the
 still committed on its own (a decision is never left unrecorded) and the caller gets
 :class:`AlsoFailed` carrying the entry's index.
 
+A change and its entry in one transaction (the unit of work): :func:`unit_of_work` (a
+connection of its own; the caller writes its change, then :meth:`UnitOfWork.commit` appends
+the entry and commits both) and :func:`record_in` (the entry written last in an ORM
+session's transaction). Both write through :func:`append_in`, the same code as the group
+commit's batches (lock, checkpoint floor, Merkle nodes) inside the caller's transaction: if
+the entry cannot be written, the change is rolled back with it. There is no other appender.
+
 Checkpoints: after a commit, if ``checkpoint_every_entries`` entries or
 ``checkpoint_every_seconds`` seconds have passed since the last checkpoint, a new one is
 signed (see :func:`sign_checkpoint`). Otherwise, if the commit left entries past the newest
@@ -42,6 +49,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +65,8 @@ from idrs.audit.store import PG_LOCK_KEY, Raw, raw
 from idrs.errors import IdrsError
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from idrs.context import App
 
 log = logging.getLogger(__name__)
@@ -285,6 +295,8 @@ def _append_batch(
     edge: _Edge,
     floor: int = 0,
     also: list[list[Write]] | None = None,
+    *,
+    in_tx: bool = False,
 ) -> list[int | Exception]:
     """Append ``entries`` in one transaction under the log's write lock.
 
@@ -299,8 +311,16 @@ def _append_batch(
     (:func:`_append_batch_pg_cached`); otherwise (first batch, another process appended
     meanwhile, a refused write) the lock and the size read share one round trip and the
     inserts and the commit a second one.
+
+    ``in_tx`` (the unit of work, :func:`append_in`): the caller's transaction is open on
+    ``db`` and holds the caller's own writes. The same lock, the same floor check, the same
+    tree; but nothing is begun, rolled back or committed here (the caller commits or rolls
+    back everything), and the cached one-round-trip path (which retries by rolling back) is
+    not taken.
     """
-    if db.pg and edge.size >= 0 and edge.nodes is not None and not edge.unguarded:
+    if in_tx:
+        pass
+    elif db.pg and edge.size >= 0 and edge.nodes is not None and not edge.unguarded:
         done = _append_batch_pg_cached(db, entries, edge, also)
         if done is not None:
             return done
@@ -319,18 +339,21 @@ def _append_batch(
         row = cur.fetchone()
         cur.close()
     else:
-        db.begin_locked()
+        if not in_tx:  # a unit of work on SQLite holds the write lock since BEGIN IMMEDIATE
+            db.begin_locked()
         row = db.one(sql_size)
     size = 0 if row[0] is None else int(row[0]) + 1
     floor = 0 if row[1] is None else int(row[1])
     if size < floor:
-        db.rollback()
+        if not in_tx:
+            db.rollback()
         raise AuditIntegrityError(
             f"the log has {size} entries but a signed checkpoint covers {floor}"
         )
     results, leaves = _leaves_from(entries, size)
     if not leaves:
-        db.rollback()
+        if not in_tx:
+            db.rollback()
         return results
     hashes = [merkle.leaf_hash(li) for li in leaves]
     known = (
@@ -353,7 +376,8 @@ def _append_batch(
                 )
             for sql, params in writes:
                 cur.execute(db.named(sql), params)
-            db.conn.commit()
+            if not in_tx:
+                db.conn.commit()
         cur.close()
     else:
         db.executemany(
@@ -369,7 +393,8 @@ def _append_batch(
                     cur.execute(sql, params)
             finally:
                 cur.close()
-        db.commit()
+        if not in_tx:
+            db.commit()
     new_size = size + len(leaves)
     all_nodes = {**known, **dict(made)}
     edge.size, edge.nodes = new_size, {n: all_nodes[n] for n in merkle.right_edge(new_size)}
@@ -775,6 +800,128 @@ def record(
         event, time=app.clock.now(), actor=actor.seid, outcome=outcome,
         interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
         policy=policy, detail=detail), also)
+
+
+# ---------------------------------------------------------------- the unit of work
+
+
+def append_in(
+    engine: Engine, conn: Any, entry: dict[str, Any], also: list[Write] | None = None
+) -> int:
+    """Write ``entry`` (and ``also``) inside the caller's OPEN transaction on ``conn`` (its
+    DBAPI connection, holding the caller's own writes); return the entry's index.
+
+    The one appender's code: the log's write lock (SQLite: held since the caller's
+    ``BEGIN IMMEDIATE``; PostgreSQL: the transaction-scoped advisory lock, taken here, held
+    to the caller's commit), the checkpoint floor (a log shorter than its last signed
+    checkpoint raises :class:`AuditIntegrityError`), the same Merkle nodes. Nothing is
+    committed here: on any exception the caller must roll back (its change does not stand
+    without its entry); once it has committed, it calls :func:`committed`.
+    Callers: :class:`UnitOfWork`, :func:`record_in`.
+    """
+    results = _append_batch(Raw.lent(engine, conn), [entry], _Edge(), also=[also or []],
+                            in_tx=True)
+    if isinstance(results[0], Exception):
+        raise results[0]
+    return results[0]
+
+
+def committed(engine: Engine, index: int) -> None:
+    """The transaction holding entry ``index`` has committed: sign a checkpoint if one is
+    due, else let the tail signer cover it within its bound (never raises)."""
+    try:
+        appender_for(engine)._maybe_checkpoint(index + 1)
+    except Exception:  # noqa: BLE001 - the entry is committed; signing is retried later
+        log.exception("audit checkpoint after a unit of work failed")
+
+
+class UnitOfWork:
+    """One write transaction on a connection of its own: the caller's domain writes on
+    :attr:`conn`, then :meth:`commit` with their entry: both stand, or neither.
+
+    Open it with :func:`unit_of_work`. On SQLite the write lock is taken first (``BEGIN
+    IMMEDIATE``); on PostgreSQL the log's advisory lock only at :meth:`commit`, so the log is
+    blocked for the few statements of the append, not for the whole change.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._db = Raw(engine)
+        self.pg = self._db.pg
+        #: the DBAPI connection of the transaction (``?`` placeholders on SQLite)
+        self.conn: Any = self._db.conn
+        self.index: int | None = None
+
+    def commit(self, entry: dict[str, Any], also: list[Write] | None = None) -> int:
+        """Append ``entry`` (and ``also``, ``:name`` parameters, :data:`ENTRY_INDEX` allowed)
+        after the caller's writes and commit all of it; return the entry's index.
+
+        AuditUnavailable if the entry cannot be written (database error, a log truncated
+        below its last signed checkpoint, an unserializable entry): everything is rolled
+        back, the change included.
+        """
+        try:
+            idx = append_in(self.engine, self.conn, entry, also)
+            self._db.commit()
+        except Exception as exc:  # noqa: BLE001 - no entry, no change
+            self._db.rollback()
+            raise AuditUnavailable(
+                f"audit log unavailable, nothing was written: {type(exc).__name__}: {exc}"
+            ) from exc
+        self.index = idx
+        return idx
+
+
+@contextlib.contextmanager
+def unit_of_work(engine: Engine) -> Iterator[UnitOfWork]:
+    """A :class:`UnitOfWork`; rolled back unless :meth:`UnitOfWork.commit` ran."""
+    unit = UnitOfWork(engine)
+    try:
+        if not unit.pg:
+            unit._db.begin_write()  # the write lock first: no upgrade later (WAL)
+        yield unit
+    finally:
+        if unit.index is None:
+            unit._db.rollback()
+        unit._db.close()
+    if unit.index is not None:
+        committed(engine, unit.index)
+
+
+def record_in(
+    session: Session,
+    app: App,
+    event: AuditEvent,
+    actor: Actor,
+    obj: dict[str, Any] | None = None,
+    detail: dict[str, Any] | None = None,
+    *,
+    outcome: str = "success",
+    reasons: list[str] | None = None,
+) -> int:
+    """Record a change made in ``session`` in the session's own transaction: its pending
+    changes are flushed, the entry is written after them, and both commit with the session
+    (or neither). Returns the entry's index (valid once the session commits).
+
+    AuditUnavailable when the entry cannot be written: the caller's session must then roll
+    back (``session_scope`` does). PostgreSQL: the log's advisory lock is held from here to
+    the session's commit, so call this as the session's last statement.
+    """
+    from sqlalchemy import event as sa_event
+
+    entry = make_event(
+        event, time=app.clock.now(), actor=actor.seid, outcome=outcome,
+        interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
+        detail=detail)
+    try:
+        session.flush()
+        idx = append_in(app.engine, session.connection().connection.driver_connection, entry)
+    except Exception as exc:  # noqa: BLE001 - no entry, no change
+        raise AuditUnavailable(
+            f"audit log unavailable, nothing was written: {type(exc).__name__}: {exc}"
+        ) from exc
+    sa_event.listen(session, "after_commit", lambda _s: committed(app.engine, idx), once=True)
+    return idx
 
 
 def _statement_error(exc: BaseException) -> bool:

@@ -16,8 +16,8 @@ import base64
 from typing import Any
 
 from idrs.audit import merkle
-from idrs.audit.events import EventType, make_event
-from idrs.audit.log import append, configure, sign_checkpoint
+from idrs.audit.events import Actor, EventType, make_event
+from idrs.audit.log import append, configure, record, sign_checkpoint
 from idrs.audit.store import raw
 from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
@@ -190,17 +190,7 @@ def _record(
     app: App, event: EventType, actor: str, outcome: str, interface: str, detail: dict[str, Any]
 ) -> int | None:
     try:
-        return append(
-            app.engine,
-            make_event(
-                event,
-                time=app.clock.now(),
-                actor=actor,
-                outcome=outcome,
-                interface=interface,
-                detail=detail,
-            ),
-        )
+        return record(app, event, Actor(actor, interface), detail=detail, outcome=outcome)
     except IdrsError:
         return None
 

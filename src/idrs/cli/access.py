@@ -132,18 +132,7 @@ def relationship_declare(
 
 def _record_question(a: App, what: str, obj: dict[str, Any]) -> None:
     # Asking who could see whom reveals links between people: the question itself is recorded.
-    log.append(
-        a.engine,
-        make_event(
-            EXPLAIN_EVENT,
-            time=a.clock.now(),
-            actor=operator_actor(),
-            outcome="success",
-            interface="cli",
-            obj=obj,
-            detail={"question": what},
-        ),
-    )
+    log.record(a, EXPLAIN_EVENT, Actor(operator_actor(), "cli"), obj, {"question": what})
 
 
 @access_app.command("explain")

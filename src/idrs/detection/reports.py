@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from idrs.audit import log as audit_log
-from idrs.audit.events import make_event
+from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection import investigations, logscan
@@ -43,13 +43,6 @@ GROUPS = {
 def week_of(day: date) -> date:
     """The Monday of ``day``'s week."""
     return day - timedelta(days=day.weekday())
-
-
-def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any],
-            detail: dict[str, Any] | None = None, interface: str = "cli") -> int:
-    return audit_log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor, outcome="success",
-        interface=interface, obj=obj, detail=detail))
 
 
 def _unit_members(s: Any, unit: str) -> tuple[int, dict[str, str]]:
@@ -115,9 +108,10 @@ def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli
                "conflict_refusals": {g: groups.get(g, []) for g in ("own", "spouse", "employee", "other_conflict")},
                "other_refusals": dict(other), "open_alerts": open_alerts,
                "investigations": cases}
-    idx = _record(app, DetectionEvent.DETECT_REPORT_WEEKLY, actor, {"unit": code, "week": week.isoformat()},
-                  {"conflict_refusals": sum(len(v) for v in groups.values()),
-                   "open_alerts": len(open_alerts)}, interface)
+    idx = audit_log.record(app, DetectionEvent.DETECT_REPORT_WEEKLY, Actor(actor, interface),
+                           {"unit": code, "week": week.isoformat()},
+                           {"conflict_refusals": sum(len(v) for v in groups.values()),
+                            "open_alerts": len(open_alerts)})
     now = app.clock.now()
     with session_scope(app.engine) as s:
         rep = s.scalar(select(WeeklyReport).where(WeeklyReport.unit == code, WeeklyReport.week_start == week))
@@ -153,8 +147,8 @@ def certify(app: App, *, unit: str, week: date, manager: str, interface: str = "
             raise NotFound(f"no report for unit {code}, week of {week} (run 'idrs reports weekly')")
         if rep.certified_at is not None:
             raise Conflict(f"the report of unit {code}, week of {week}, is already certified by {rep.certified_by}")
-    idx = _record(app, DetectionEvent.DETECT_REPORT_CERTIFY, seid, {"unit": code, "week": week.isoformat()},
-                  interface=interface)
+    idx = audit_log.record(app, DetectionEvent.DETECT_REPORT_CERTIFY, Actor(seid, interface),
+                           {"unit": code, "week": week.isoformat()})
     with session_scope(app.engine) as s:
         rep = s.scalar(select(WeeklyReport).where(WeeklyReport.unit == code, WeeklyReport.week_start == week))
         rep.certified_by = seid  # type: ignore[union-attr]

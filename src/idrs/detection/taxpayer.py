@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idrs import documents
 from idrs.audit import log as audit_log
-from idrs.audit.events import make_event
+from idrs.audit.events import Actor, make_event
 from idrs.audit.store import raw
 from idrs.context import App
 from idrs.db import session_scope
@@ -49,13 +49,6 @@ PURPOSES = {
     "names": "name search (the account appeared among the results)",
     "other": "other account work",
 }
-
-
-def _record(app: App, event: DetectionEvent, actor: str, obj: dict[str, Any],
-            detail: dict[str, Any] | None = None, interface: str = "cli") -> int:
-    return audit_log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor, outcome="success",
-        interface=interface, obj=obj, detail=detail))
 
 
 def _purpose(entry: dict[str, Any]) -> str:
@@ -107,8 +100,8 @@ def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[
     from idrs.disclosure import service as disclosure  # § 6103(p)(3): disclosures beside them
 
     disclosed = disclosure.accounting(app, pseud)
-    _record(app, DetectionEvent.TAXPAYER_ACCESSES_READ, actor, {"taxpayer": pseud},
-            {"openings": len(opened), "disclosures": len(disclosed)}, interface)
+    audit_log.record(app, DetectionEvent.TAXPAYER_ACCESSES_READ, Actor(actor, interface),
+                     {"taxpayer": pseud}, {"openings": len(opened), "disclosures": len(disclosed)})
     return {"taxpayer": pseud, "openings": opened, "refused_attempts": refused,
             "disclosures": disclosed}
 
@@ -180,9 +173,9 @@ def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
             html_path.write_text(html)
             pdf_path = out / f"notice-{notice_id}.pdf"
             pdf_path.write_bytes(documents.html_to_pdf(html))
-            idx = _record(app, DetectionEvent.TAXPAYER_NOTICE_SEND, actor,
-                          {"alert_id": aid, "taxpayer": pseud},
-                          {"dates": sorted(set(dates)), "trigger": trigger}, interface)
+            idx = audit_log.record(app, DetectionEvent.TAXPAYER_NOTICE_SEND,
+                                   Actor(actor, interface), {"alert_id": aid, "taxpayer": pseud},
+                                   {"dates": sorted(set(dates)), "trigger": trigger})
         except BaseException:
             with session_scope(app.engine) as s:
                 s.execute(delete(TaxpayerNotice).where(TaxpayerNotice.id == claim_id))

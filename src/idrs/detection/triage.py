@@ -33,7 +33,7 @@ from idrs.audit import log as audit_log
 from idrs.audit import merkle
 from idrs.audit import service as audit_service
 from idrs.audit.checkpoint import Checkpoint
-from idrs.audit.events import AuditEvent, EventType, make_event
+from idrs.audit.events import Actor, EventType, make_event
 from idrs.audit.store import raw
 from idrs.clock import as_utc
 from idrs.context import App
@@ -52,14 +52,6 @@ NOT_ANALYST = Reason("NOT_IN_PROFILE", "only a privacy analyst works the alert q
 OWN_ALERT = Reason("SELF_APPROVAL", "an analyst never reviews an alert about themselves")
 OWN_UNIT = Reason("CONFLICT_COWORKER", "an analyst never reviews an alert about their own unit")
 NOT_OWN_ENTRY = Reason("NO_BUSINESS_NEED", "you can self-report only your own research entries")
-
-
-def _record(app: App, event: AuditEvent, actor: str, obj: dict[str, Any], *,
-            interface: str = "cli", outcome: str = "success",
-            detail: dict[str, Any] | None = None) -> int:
-    return audit_log.append(app.engine, make_event(
-        event, time=app.clock.now(), actor=actor, outcome=outcome,
-        interface=interface, obj=obj, detail=detail))
 
 
 def read_entry(app: App, index: int) -> tuple[dict[str, Any], bytes]:
@@ -105,9 +97,10 @@ def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
     with session_scope(app.engine) as s:
         if s.scalar(select(SelfReport.id).where(SelfReport.audit_index == audit_index)):
             raise Conflict(f"entry {audit_index} is already self-reported")
-    idx = _record(app, EventType.ACCESS_SELF_REPORT, emp.seid,
-                  {"audit_index": audit_index, "taxpayer": entry.get("object", {}).get("taxpayer")},
-                  interface=interface, detail={"reason": text})
+    idx = audit_log.record(
+        app, EventType.ACCESS_SELF_REPORT, Actor(emp.seid, interface),
+        {"audit_index": audit_index, "taxpayer": entry.get("object", {}).get("taxpayer")},
+        {"reason": text})
     with session_scope(app.engine) as s:
         s.add(SelfReport(seid=emp.seid, audit_index=audit_index, reason=text,
                          reported_at=app.clock.now()))
@@ -167,8 +160,8 @@ def _step(app: App, alert_id: str, analyst_seid: str, action: str, *, need_state
         if must_be_assignee and alert.assignee not in (None, analyst.seid):
             raise AccessDenied([Reason("NOT_IN_PROFILE", f"alert {alert.alert_id} is assigned to {alert.assignee}")])
         aid, seid = alert.alert_id, analyst.seid
-    idx = _record(app, event, seid, {"alert_id": aid}, interface=interface,
-                  detail={"note": note[:500], **(extra or {})})
+    idx = audit_log.record(app, event, Actor(seid, interface), {"alert_id": aid},
+                           {"note": note[:500], **(extra or {})})
     now = app.clock.now()
     with session_scope(app.engine) as s:
         alert = _alert(s, aid)
@@ -331,6 +324,6 @@ def show(app: App, alert_id: str, *, analyst: str | None = None, interface: str 
                                     SelfReport.audit_index.in_(data["audit_indexes"]),
                                     SelfReport.seid == alert.seid).order_by(SelfReport.id))]
     data["case_id"] = investigations.case_id_of(data["alert_id"]) if data["state"] == "referred" else None
-    _record(app, DetectionEvent.DETECT_ALERT_SHOW, analyst or "system", {"alert_id": data["alert_id"]},
-            interface=interface)
+    audit_log.record(app, DetectionEvent.DETECT_ALERT_SHOW, Actor(analyst or "system", interface),
+                     {"alert_id": data["alert_id"]})
     return data

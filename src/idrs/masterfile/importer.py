@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from idrs.access import conflicts
 from idrs.audit import log as audit_log
-from idrs.audit.events import EventType, make_event
+from idrs.audit.events import Actor, EventType
 from idrs.context import App
 from idrs.errors import IdrsError, ValidationFailed
 from idrs.masterfile.schema import LineInvalid, TaxpayerIn, parse_line
@@ -180,13 +180,5 @@ def import_file(
 
 
 def _record(app: App, actor: str, interface: str, outcome: str, detail: dict[str, int]) -> int:
-    entry = make_event(
-        EventType.DATA_IMPORT_RUN,
-        time=app.clock.now(),
-        actor=actor,
-        outcome=outcome,
-        interface=interface,
-        obj={"kind": "import"},
-        detail=detail,
-    )
-    return audit_log.append(app.engine, entry)
+    return audit_log.record(app, EventType.DATA_IMPORT_RUN, Actor(actor, interface),
+                            {"kind": "import"}, detail, outcome=outcome)

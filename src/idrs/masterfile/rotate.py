@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidTag
 from sqlalchemy import Table, bindparam, select, update
 
 from idrs.audit import log as audit_log
-from idrs.audit.events import EventType, make_event
+from idrs.audit.events import Actor, EventType
 from idrs.context import App
 from idrs.crypto import Keyring
 from idrs.errors import ConfigurationError, IdrsError
@@ -184,13 +184,5 @@ def _record(
     }
     if still:
         detail["still_in_use"] = {str(k): n for k, n in still.items()}
-    entry = make_event(
-        EventType.SYSTEM_KEYS_ROTATE,
-        time=app.clock.now(),
-        actor=actor,
-        outcome=outcome,
-        interface=interface,
-        obj={"kind": "data_keys"},
-        detail=detail,
-    )
-    return audit_log.append(app.engine, entry)
+    return audit_log.record(app, EventType.SYSTEM_KEYS_ROTATE, Actor(actor, interface),
+                            {"kind": "data_keys"}, detail, outcome=outcome)

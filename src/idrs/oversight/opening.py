@@ -27,10 +27,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session, with_loader_criteria
 
-from idrs.audit import commitment, merkle
+from idrs.audit import commitment, log, merkle
 from idrs.audit.checkpoint import Checkpoint, CheckpointError, Verifier, load_signer
-from idrs.audit.events import EventType, make_event
-from idrs.audit.log import append
+from idrs.audit.events import Actor, EventType
 from idrs.audit.store import raw
 from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
@@ -220,18 +219,8 @@ def _record(
     obj: dict[str, Any],
     reasons: list[str] | None = None,
 ) -> int:
-    return append(
-        app.engine,
-        make_event(
-            EventType.AUDIT_ANSWER_OPEN,
-            time=app.clock.now(),
-            actor=actor,
-            outcome=outcome,
-            interface=interface,
-            obj=obj,
-            reasons=reasons,
-        ),
-    )
+    return log.record(app, EventType.AUDIT_ANSWER_OPEN, Actor(actor, interface), obj,
+                      outcome=outcome, reasons=reasons)
 
 
 def open_answer(app: App, employee: Any, index: int, *, interface: str = "cli") -> dict[str, Any]:

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from idrs.audit import log
 from idrs.audit.events import Actor, EventType
 from idrs.clock import as_utc
 from idrs.context import App
@@ -495,15 +496,11 @@ def expire_due(app: App) -> list[int]:
                 .values(status="expired", decided_at=now)
             )
             n = res.rowcount  # type: ignore[attr-defined]
-        if n:  # another process may have expired or decided it in between
+            if n:  # another process may have expired or decided it in between
+                log.record_in(s, app, EventType.ADMIN_PROFILE_CHANGE_EXPIRE, Actor("system"),
+                              obj={"change": cid, "seid": seid}, outcome="expired")
+        if n:
             expired.append(cid)
-            service.record(
-                app,
-                EventType.ADMIN_PROFILE_CHANGE_EXPIRE,
-                actor="system",
-                outcome="expired",
-                obj={"change": cid, "seid": seid},
-            )
     return expired
 
 
@@ -538,7 +535,7 @@ def request_change(
         raise ValidationFailed(["change: give roles, codes or authorities to change"])
     expire_due(app)
 
-    def apply() -> tuple[ProfileChange, str]:
+    def apply() -> dict[str, Any]:
         with session_scope(app.engine) as s:
             _lock_employee(s, seid)
             admin, emp, unit = _subject(s, actor, seid)
@@ -562,24 +559,19 @@ def request_change(
             ch = _new_change(app, admin, emp, before, after, note)
             s.add(ch)
             s.flush()
-            return ch, unit.code
+            view = _change_view(ch, seid, unit.code)
+            view["requires"] = view["restricted"]
+            # in the change's transaction: no change stands without its entry
+            view["audit_index"] = log.record_in(
+                s, app, EventType.ADMIN_PROFILE_CHANGE_REQUEST, actor,
+                obj={"change": ch.id, "seid": seid, "unit": unit.code},
+                detail={"added": view["added"], "removed": view["removed"],
+                        "requires": view["restricted"]},
+                outcome=ch.status,
+            )
+            return view
 
-    ch, unit_code = _guarded(
-        app, actor, EventType.ADMIN_PROFILE_CHANGE_REQUEST, {"seid": seid}, apply
-    )
-    view = _change_view(ch, seid, unit_code)
-    view["requires"] = view["restricted"]
-    view["audit_index"] = service.record(
-        app,
-        EventType.ADMIN_PROFILE_CHANGE_REQUEST,
-        actor=actor.seid,
-        interface=actor.interface,
-        address=actor.address,
-        outcome=ch.status,
-        obj={"change": ch.id, "seid": seid, "unit": unit_code},
-        detail={"added": view["added"], "removed": view["removed"], "requires": view["restricted"]},
-    )
-    return view
+    return _guarded(app, actor, EventType.ADMIN_PROFILE_CHANGE_REQUEST, {"seid": seid}, apply)
 
 
 def _check_none_pending(s: Session, emp: Employee) -> None:
@@ -656,7 +648,7 @@ def _decide(
         EventType.ADMIN_PROFILE_CHANGE_CONFIRM if confirm else EventType.ADMIN_PROFILE_CHANGE_REJECT
     )
 
-    def apply() -> tuple[ProfileChange, str, str]:
+    def apply() -> dict[str, Any]:
         with session_scope(app.engine) as s:
             s.execute(
                 update(ProfileChange)
@@ -695,25 +687,20 @@ def _decide(
                 )
             ch.status = "confirmed" if confirm else "rejected"
             ch.decided_by, ch.decided_at, ch.decision_note = admin.seid, app.clock.now(), note
-            return ch, emp.seid, unit.code
+            view = _change_view(ch, emp.seid, unit.code)
+            view["audit_index"] = log.record_in(
+                s, app, event, actor,
+                obj={"change": ch.id, "seid": emp.seid, "unit": unit.code},
+                detail={
+                    "added": view["added"],
+                    "removed": view["removed"],
+                    "requested_by": ch.requested_by,
+                },
+                outcome=ch.status,
+            )
+            return view
 
-    ch, seid, unit_code = _guarded(app, actor, event, {"change": change_id}, apply)
-    view = _change_view(ch, seid, unit_code)
-    view["audit_index"] = service.record(
-        app,
-        event,
-        actor=actor.seid,
-        interface=actor.interface,
-        address=actor.address,
-        outcome=ch.status,
-        obj={"change": ch.id, "seid": seid, "unit": unit_code},
-        detail={
-            "added": view["added"],
-            "removed": view["removed"],
-            "requested_by": ch.requested_by,
-        },
-    )
-    return view
+    return _guarded(app, actor, event, {"change": change_id}, apply)
 
 
 def _check_still_valid(ch: ProfileChange, emp: Employee, unit: Unit) -> None:
@@ -761,7 +748,7 @@ def set_ceiling(app: App, actor: Actor, *, unit: str, codes: str | Iterable[str]
     code = _unit_code(unit)
     ceiling = _codes(codes, "ceiling")
 
-    def apply() -> tuple[list[str], dict[str, list[str]]]:
+    def apply() -> tuple[list[str], dict[str, list[str]], int]:
         with session_scope(app.engine) as s:
             s.execute(update(Unit).where(Unit.code == code).values(ceiling=Unit.ceiling))
             admin = _admin(s, actor)
@@ -775,17 +762,14 @@ def set_ceiling(app: App, actor: Actor, *, unit: str, codes: str | Iterable[str]
                 if outside:
                     emp.profile = join(emp.profile_set & ceiling)
                     trimmed[emp.seid] = outside
-            return before, trimmed
+            index = log.record_in(
+                s, app, EventType.ADMIN_UNIT_CEILING, actor, obj={"unit": code},
+                detail={"before": before, "after": sorted(ceiling), "trimmed": trimmed},
+            )
+            return before, trimmed, index
 
-    before, trimmed = _guarded(app, actor, EventType.ADMIN_UNIT_CEILING, {"unit": code}, apply)
-    index = service.record(
-        app,
-        EventType.ADMIN_UNIT_CEILING,
-        actor=actor.seid,
-        interface=actor.interface,
-        address=actor.address,
-        obj={"unit": code},
-        detail={"before": before, "after": sorted(ceiling), "trimmed": trimmed},
+    before, trimmed, index = _guarded(
+        app, actor, EventType.ADMIN_UNIT_CEILING, {"unit": code}, apply
     )
     return {
         "code": code,
@@ -804,7 +788,7 @@ def set_active(app: App, actor: Actor, *, seid: str, active: bool) -> dict[str, 
     seid = _seid(seid)
     event = EventType.ADMIN_EMPLOYEE_REACTIVATE if active else EventType.ADMIN_EMPLOYEE_DEACTIVATE
 
-    def apply() -> int:
+    def apply() -> tuple[int, int]:
         with session_scope(app.engine) as s:
             _lock_employee(s, seid)
             admin, emp, _ = _subject(s, actor, seid)
@@ -820,18 +804,11 @@ def set_active(app: App, actor: Actor, *, seid: str, active: bool) -> dict[str, 
                     .values(ended_at=app.clock.now(), end_reason="deactivated")
                 )
                 ended = res.rowcount  # type: ignore[attr-defined]
-            return int(ended or 0)
+            index = log.record_in(s, app, event, actor, obj={"seid": seid},
+                                  detail={"sessions_ended": int(ended or 0)})
+            return int(ended or 0), index
 
-    ended = _guarded(app, actor, event, {"seid": seid}, apply)
-    index = service.record(
-        app,
-        event,
-        actor=actor.seid,
-        interface=actor.interface,
-        address=actor.address,
-        obj={"seid": seid},
-        detail={"sessions_ended": ended},
-    )
+    ended, index = _guarded(app, actor, event, {"seid": seid}, apply)
     return {"seid": seid, "active": active, "sessions_ended": ended, "audit_index": index}
 
 

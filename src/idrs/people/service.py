@@ -1,22 +1,24 @@
 """Creating units and employees, the first security administrator, unlocking accounts.
 
 Callers: the CLI (operator commands, acting as ``os:<user>``), the seed and demo, the tests.
-Every change is recorded in the audit log (``admin:*`` events) after it is committed.
+Every change is recorded in the audit log (``admin:*`` events) in the change's own
+transaction (``audit.log.record_in``): if the entry cannot be written, the change does not
+stand.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idrs.access import conflicts
 from idrs.audit import log
-from idrs.audit.events import AuditEventType, EventType, make_event
+from idrs.audit.events import Actor, AuditEventType, EventType
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
@@ -39,10 +41,9 @@ FIRST_ADMIN_SEID = "SA001"
 
 def record(app: App, event: AuditEventType, *, actor: str, interface: str = "cli",
            address: str | None = None, outcome: str = "success", **kw: Any) -> int:
-    """Append one audit entry for a people event and return its index."""
-    entry = make_event(event, time=app.clock.now(), actor=actor, outcome=outcome,
-                       interface=interface, address=address, **kw)
-    return log.append(app.engine, entry)
+    """Append one audit entry for a people event and return its index (``audit.log.record``:
+    committed on its own; a change records with ``audit.log.record_in`` instead)."""
+    return log.record(app, event, Actor(actor, interface, address), outcome=outcome, **kw)
 
 
 def normalize_seid(raw: str) -> str:
@@ -64,8 +65,8 @@ def create_unit(app: App, code: str, name: str | None = None, ceiling: Iterable[
             raise Conflict(f"unit {code} already exists")
         unit = Unit(code=code, name=name or code, ceiling=join(codes))
         s.add(unit)
-    record(app, EventType.ADMIN_UNIT_CREATE, actor=actor, interface=interface,
-           obj={"unit": code}, detail={"ceiling": sorted(codes)})
+        log.record_in(s, app, EventType.ADMIN_UNIT_CREATE, Actor(actor, interface),
+                      obj={"unit": code}, detail={"ceiling": sorted(codes)})
     return unit
 
 
@@ -76,13 +77,11 @@ def _unit_for(app: App, session: Session, code: str | None, actor: str) -> Unit:
         return unit
     if code != DEFAULT_UNIT:
         raise NotFound(f"no unit {code} (create it with 'idrs unit add')")
-    # Created in the caller's transaction (SQLite has one writer) and recorded once committed.
+    # Created and recorded in the caller's transaction: both commit, or neither.
     unit = Unit(code=DEFAULT_UNIT, name="Headquarters", ceiling=join(ALL_CODES))
     session.add(unit)
-    session.flush()
-    after_commit(session, lambda: record(app, EventType.ADMIN_UNIT_CREATE, actor=actor,
-                                         obj={"unit": DEFAULT_UNIT},
-                                         detail={"ceiling": sorted(ALL_CODES)}))
+    log.record_in(session, app, EventType.ADMIN_UNIT_CREATE, Actor(actor),
+                  obj={"unit": DEFAULT_UNIT}, detail={"ceiling": sorted(ALL_CODES)})
     return unit
 
 
@@ -167,41 +166,20 @@ def create_employee(
         conflicts.refresh_for_employees(s, app, [emp.id])
         return emp
 
-    def _record(emp: Employee, unit_code: str) -> None:
-        record(app, EventType.ADMIN_EMPLOYEE_CREATE, actor=actor, interface=interface,
-               obj={"seid": seid}, detail={"roles": sorted(role_set), "unit": unit_code,
-                                           "kind": kind, "profile": sorted(emp.profile_set),
-                                           "authorities": sorted(auth)})
+    def _record(s: Session, emp: Employee) -> None:
+        unit_code = s.get(Unit, emp.unit_id).code  # type: ignore[union-attr]
+        log.record_in(s, app, EventType.ADMIN_EMPLOYEE_CREATE, Actor(actor, interface),
+                      obj={"seid": seid}, detail={"roles": sorted(role_set), "unit": unit_code,
+                                                  "kind": kind, "profile": sorted(emp.profile_set),
+                                                  "authorities": sorted(auth)})
 
     if session is not None:
-        emp = _insert(session)
-        unit_code = session.get(Unit, emp.unit_id).code  # type: ignore[union-attr]
-        # The caller owns the transaction (and on SQLite holds the write lock): record the
-        # creation when, and only if, it is committed.
-        after_commit(session, lambda: _record(emp, unit_code))
+        # The caller owns the transaction: the entry is written in it and commits with it.
+        _record(session, _insert(session))
     else:
         with session_scope(app.engine) as s:
-            emp = _insert(s)
-            unit_code = s.get(Unit, emp.unit_id).code  # type: ignore[union-attr]
-        _record(emp, unit_code)
+            _record(s, _insert(s))
     return {"seid": seid, "password": password, "totp_secret": secret}
-
-
-def after_commit(session: Session, action: Callable[[], object]) -> None:
-    """Run ``action`` once, after ``session`` commits (never if it rolls back)."""
-    pending: list[Callable[[], object]] = session.info.setdefault("idrs_after_commit", [])
-    if not pending:
-        def _run(sess: Session) -> None:
-            actions = list(sess.info.pop("idrs_after_commit", []))
-            for act in actions:
-                act()
-
-        def _drop(sess: Session) -> None:
-            sess.info.pop("idrs_after_commit", None)
-
-        event.listen(session, "after_commit", _run, once=True)
-        event.listen(session, "after_rollback", _drop, once=True)
-    pending.append(action)
 
 
 def ensure_first_admin(app: App, *, actor: str = "system") -> dict[str, str] | None:
@@ -247,5 +225,5 @@ def unlock(app: App, admin_seid: str | None = None, *, seid: str, actor: str | N
         was_locked = emp.locked_at is not None
         emp.locked_at = None
         emp.failed_logins = 0
-    record(app, EventType.ADMIN_EMPLOYEE_UNLOCK, actor=who, interface=interface, address=address,
-           obj={"seid": seid}, detail={"was_locked": was_locked})
+        log.record_in(s, app, EventType.ADMIN_EMPLOYEE_UNLOCK, Actor(who, interface, address),
+                      obj={"seid": seid}, detail={"was_locked": was_locked})
