@@ -57,4 +57,10 @@ def test_simulate_a_profile_then_evaluate_a_violation_free_month(
     assert code == 0, err
     code, out, err = run_cli(capsys, "detect", "evaluate", "--truth", str(truth))
     assert code == 0, err
-    assert "violation-free month: 0.0 false alerts per 1,000 employee-days (goal <= 1: met)" in out
+    # zero false alerts over 5 employee-days shows nothing: the 95% upper bound is 599.1
+    assert ("violation-free month: 0.0 false alerts per 1,000 employee-days, 95% upper bound "
+            "599.146 over 5 employee-days (goal <= 1: not shown)") in " ".join(out.split()), out
+    code, out, err = run_cli(capsys, "detect", "evaluate", "--truth", str(truth), "--json")
+    assert code == 0, err
+    got = json.loads(out)
+    assert got["false_alerts_upper_95_per_1000_employee_days"] == 599.146 and got["goal"] == "not shown"

@@ -132,3 +132,26 @@ def test_score_alerts_precision_recall_and_per_type() -> None:
     assert r["false_alerts_per_1000_employee_days"] == 2.0
     top = [p for p in r["curve"] if p["threshold"] == 8.0][0]
     assert top["precision"] == 1.0 and top["recall"] == pytest.approx(1 / 3)
+
+
+def test_false_alert_rate_has_its_poisson_upper_bound_and_a_verdict() -> None:
+    """Issue 17.2: a rate under the goal on too few employee-days is "not shown", not "met"."""
+    from idrs.detection.evaluate import false_alert_rate, poisson_upper
+    from idrs.errors import IdrsError
+
+    assert poisson_upper(0) == pytest.approx(2.9957, abs=1e-4)  # -ln(0.05): the rule of three
+    assert poisson_upper(3) == pytest.approx(7.7537, abs=1e-4)
+    # zero false alerts over 902 employee-days: rate 0, but the bound is 3.3 per 1,000
+    r = false_alert_rate(0, 902)
+    assert r == {"false_alerts_per_1000_employee_days": 0.0,
+                 "false_alerts_upper_95_per_1000_employee_days": 3.321, "goal": "not shown"}
+    # 11,036 employee-days (the default month) with 10 false alerts: 0.906, bound 1.54
+    r = false_alert_rate(10, 11036)
+    assert r["false_alerts_per_1000_employee_days"] == 0.906 and r["goal"] == "not shown"
+    assert r["false_alerts_upper_95_per_1000_employee_days"] == pytest.approx(1.537, abs=1e-3)
+    assert false_alert_rate(0, 3000)["goal"] == "met"  # 2.9957 / 3000 < 1 per 1,000
+    assert false_alert_rate(0, 2995)["goal"] == "not shown"
+    assert false_alert_rate(12, 10000)["goal"] == "missed"
+    assert false_alert_rate(0, 0)["goal"] is None
+    with pytest.raises(IdrsError, match="negative"):
+        poisson_upper(-1)

@@ -5,7 +5,13 @@ of the violation's audit entries; an alert is *true* when it cites an entry of s
 violation of that employee. Per type, recall counts the violations of that type found,
 precision the alerts whose category (the most specific signal) is that type and that are
 true. ``alerts_per_1000_employee_days`` counts every alert; ``false_alerts_per_1000_...``
-the false ones.
+the false ones. ``false_alerts_upper_95_per_1000_employee_days`` is the one-sided 95% upper
+bound of that rate (the exact Poisson bound, ``chi2.ppf(0.95, 2k + 2) / 2`` false alerts over
+the employee-days, from scipy): zero false alerts in 900 employee-days bound the rate below
+3.3 per 1,000, not below 1. ``goal`` says of the violation-free goal (at most
+:data:`GOAL_PER_1000` false alerts per 1,000 employee-days, issue 17.2) whether it is
+``met`` (the upper bound at most the goal), ``missed`` (the rate itself above it) or
+``not shown`` (the rate within it, the upper bound above: too few employee-days to tell).
 
 The truth file must match the log: every cited entry must exist and be the named employee's
 research or contact entry, otherwise IdrsError (nothing is computed).
@@ -18,6 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from scipy.stats import chi2
 from sqlalchemy import select
 
 from idrs.audit.store import raw
@@ -26,6 +33,29 @@ from idrs.db import session_scope
 from idrs.detection.models import Alert
 from idrs.documents.charts import pyplot
 from idrs.errors import IdrsError
+
+#: issue 17.2: false alerts per 1,000 employee-days on a violation-free month
+GOAL_PER_1000 = 1.0
+CONFIDENCE = 0.95
+
+
+def poisson_upper(count: int, confidence: float = CONFIDENCE) -> float:
+    """The exact one-sided upper confidence bound of a Poisson mean after ``count`` events."""
+    if count < 0:
+        raise IdrsError(f"a count of events cannot be negative ({count})")
+    return float(chi2.ppf(confidence, 2 * count + 2) / 2.0)
+
+
+def false_alert_rate(false_alerts: int, employee_days: int | None) -> dict[str, Any]:
+    """The rate per 1,000 employee-days, its 95% upper bound and the goal's verdict."""
+    if not employee_days:
+        return {"false_alerts_per_1000_employee_days": None,
+                "false_alerts_upper_95_per_1000_employee_days": None, "goal": None}
+    rate = 1000.0 * false_alerts / employee_days
+    upper = 1000.0 * poisson_upper(false_alerts) / employee_days
+    goal = "missed" if rate > GOAL_PER_1000 else "met" if upper <= GOAL_PER_1000 else "not shown"
+    return {"false_alerts_per_1000_employee_days": round(rate, 3),
+            "false_alerts_upper_95_per_1000_employee_days": round(upper, 3), "goal": goal}
 
 
 def load_truth(path: str | Path) -> dict[str, Any]:
@@ -123,7 +153,7 @@ def score_alerts(truth: dict[str, Any], alerts: list[dict[str, Any]], *,
     curve = _curve(alerts, a_true, violations, v_by_seid)
     out: dict[str, Any] = {"overall": overall, "by_type": by_type,
                            "alerts_per_1000_employee_days": per_k(len(alerts)),
-                           "false_alerts_per_1000_employee_days": per_k(len(alerts) - sum(a_true)),
+                           **false_alert_rate(len(alerts) - sum(a_true), days),
                            "employee_days": days, "curve": curve}
     if plot is not None:
         out["plot"] = str(plot_curve(curve, plot))
