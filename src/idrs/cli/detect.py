@@ -81,7 +81,7 @@ def simulate_cmd(
     workers: int = typer.Option(2, "--workers", help="processes sharing the simulation (1-16)"),
     profile: str = typer.Option(None, "--profile",
                                 help="a work profile (docs/detection.md): routed, intake, bulk_assign, "
-                                     "batch, team_lead, night_shift, new_employee, small_town, or "
+                                     "batch, team_lead, night_shift, new_employee, small_town, seasonal_peak, or "
                                      "mixed (a unit per profile); one process, its hidden violations "
                                      "instead of --violation-rate"),
     per_type: int = typer.Option(2, "--per-type", help="with --profile: hidden violations of each "

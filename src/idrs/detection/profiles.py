@@ -36,6 +36,9 @@ Profiles (``PROFILES``; the parameters are the keyword arguments of :func:`run_p
                   routed at night, cases worked at night.
 ``new_employee``  ``new_share`` of the staff start on day ``start_day`` (no history before),
                   and ``leave_share`` are on leave until then and come back to a backlog.
+``seasonal_peak`` the filing season: from the first day the work of everyone (calls, cases,
+                  reviews) climbs over ``ramp_days`` to ``peak`` times the ordinary load, and
+                  the working day stretches to ``overtime_until`` (19:30) with overtime.
 ``small_town``    the public and the staff live in ``zips`` ZIP codes and draw their surnames
                   from ``surnames`` common names: honest caseloads share the employee's ZIP and
                   surname every day.
@@ -57,7 +60,7 @@ from idrs.context import App
 from idrs.detection import population
 from idrs.detection.events import DetectionEvent
 from idrs.detection.population import Person, Staff, World
-from idrs.detection.simulator import DEFAULT_START, Simulator, _poisson, _Violation
+from idrs.detection.simulator import DEFAULT_START, Simulator, _poisson, _Violation, on_block
 from idrs.errors import IdrsError
 from idrs.people.service import record
 from idrs.vocabulary import CommandCode as C
@@ -73,6 +76,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "night_shift": {"shift": (22.0, 30.0)},
     "new_employee": {"new_share": 0.3, "leave_share": 0.2, "start_day": 3},
     "small_town": {"zips": 1, "surnames": 12},
+    "seasonal_peak": {"peak": 3.0, "ramp_days": 2, "overtime_until": 19.5},
 }
 PROFILES = tuple(DEFAULTS)
 #: ``mixed``: every unit works one of the profiles above (round robin over the units; a
@@ -222,7 +226,14 @@ class ProfileSimulator(Simulator):
             return float(lo), float(hi)
         return 8.0, 16.5
 
+    def _season(self) -> float:
+        """The filing season's load: 1 on the first day, ``peak`` after ``ramp_days``."""
+        peak, ramp = float(self.p["peak"]), max(1, int(self.p["ramp_days"]))
+        return 1.0 + (peak - 1.0) * min(1.0, self.day_no / ramp)
+
     def _worktime(self, day0: datetime, hours: tuple[float, float] = (8.0, 16.5)) -> datetime:
+        if self.profile == "seasonal_peak" and self.day_no > 0 and hours[1] < 18.0:
+            hours = (hours[0], max(hours[1], float(self.p["overtime_until"]) - 0.5))
         if self.profile == "night_shift":
             lo, hi = self._hours()
             shift = (hours[0] - 8.0, hours[1] - 8.0)  # the same part of the shift
@@ -237,7 +248,7 @@ class ProfileSimulator(Simulator):
                 n = int(self.p["batch"])
                 by = "system:workload" if self.profile == "bulk_assign" else self.world.manager_of(s.unit).seid
                 for _ in range(n):
-                    p = self.public()
+                    p = self.public(s)
                     self.cases[s.seid].append((self.assign_case(s, p, by=by), p))
 
     def _plan_day(self, day0: datetime) -> None:
@@ -251,6 +262,8 @@ class ProfileSimulator(Simulator):
                     continue
                 self.stats.employee_days += 1
                 pace = self.rng.uniform(0.8, 1.2) * (1.5 if self.day_no == start and start else 1.0)
+                if self.profile == "seasonal_peak":
+                    pace *= self._season()
                 self._honest_day(s, day0, pace)
                 if s.role in (Role.CSR, Role.EXAMINER) and self.rng.random() < 0.03:
                     self._typo(s, day0)  # a mistyped TIN, mostly self-reported
@@ -297,7 +310,7 @@ class ProfileSimulator(Simulator):
             t += timedelta(minutes=float(self.p["visit_minutes"]) * self.rng.uniform(0.8, 1.3))
 
     def _routed_contact(self, s: Staff, by: str, channel: str) -> None:
-        p = self.public()
+        p = self.public(s)
         cid, _ = self.open_contact(s, p, by=by, channel=channel)
         when = self.clock.now()
         for c in [C.ENMOD, C.IMFOL] + [c for c in (C.TXMOD, C.INOLE) if self.rng.random() < 0.5]:
@@ -306,7 +319,7 @@ class ProfileSimulator(Simulator):
         self.at(when + timedelta(seconds=40), lambda: self.close_contact(s, cid))
 
     def _walk_in(self, s: Staff) -> None:
-        p = self.public()
+        p = self.public(s)
         cid, _ = self.open_contact(s, p, by=s.seid, channel="visit")
         when = self.clock.now()
         for c in (C.ENMOD, C.IMFOL, C.TXMOD):
@@ -352,7 +365,7 @@ class ProfileSimulator(Simulator):
     def _assign_batch(self, s: Staff, by: str, n: int) -> None:
         inv = self.cases.setdefault(s.seid, [])
         for _ in range(n):
-            p = self.public()
+            p = self.public(s)
             inv.append((self.assign_case(s, p, by=by), p))
         while len(inv) > 40:  # closed as worked
             cid, _ = inv.pop(0)
@@ -367,6 +380,8 @@ class ProfileSimulator(Simulator):
         for _ in range(int(self.p["reviews"])):
             s = self.rng.choice(team)
             _, p = self.rng.choice(self.cases[s.seid])
+            if on_block(m.own, p):  # the review goes to another reviewer
+                continue
             self.at(t, partial(self._review, m, p))
             t += timedelta(minutes=float(self.p["gap_minutes"]) * self.rng.uniform(0.7, 1.3))
 

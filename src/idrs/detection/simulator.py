@@ -227,9 +227,21 @@ class Simulator:
     def _mine(self, role: str) -> list[Staff]:
         return [s for s in self.staff if s.role == role]
 
-    def public(self) -> Person:
-        """A member of the public (high-profile taxpayers are worked by authorized staff only)."""
-        return self.rng.choice(self.world.ordinary)
+    def public(self, worker: Staff | None = None) -> Person:
+        """A member of the public (high-profile taxpayers are worked by authorized staff only).
+
+        With ``worker``, someone the worker may honestly be given: never a taxpayer on their
+        own block (same street and ZIP, house numbers at most :data:`OWN_BLOCK` apart). Policy
+        passes a call or a case from one's own block to a colleague, so the honest work the
+        simulator produces never holds one; drawing another member of the public stands for
+        the hand-off (an honest routed call from the employee's block was counted as a
+        ``neighbour`` false alert: seeds 5-7 of the ``routed`` and ``small_town`` profiles).
+        """
+        for _ in range(50):
+            p = self.rng.choice(self.world.ordinary)
+            if worker is None or not on_block(worker.own, p):
+                return p
+        raise IdrsError(f"no member of the public lives off {worker.seid if worker else ''}'s block")
 
     # ------------------------------------------------------------------ the run
 
@@ -266,7 +278,7 @@ class Simulator:
             mgr = self.world.manager_of(s.unit)
             inventory = []
             for _ in range(5):
-                p = self.public()
+                p = self.public(s)
                 inventory.append((self.assign_case(s, p, by=mgr.seid), p))
             self.cases[s.seid] = inventory
 
@@ -311,7 +323,7 @@ class Simulator:
             self.at(t, partial(self._contact, s, t, walk_in, by_name))
 
     def _contact(self, s: Staff, t: datetime, walk_in: bool, by_name: bool) -> None:
-        p = self.public()
+        p = self.public(s)
         if by_name:
             self.research(s, C.NAMES, None, name=p.last, place=p.zip, reason="caller has no TIN at hand")
         cid, _ = self.open_contact(s, p, by=s.seid if walk_in else "system:acd",
@@ -360,12 +372,14 @@ class Simulator:
         self.close_case(mgr.seid, cid)
         inv = self.cases[s.seid]
         inv[:] = [(c, p) for c, p in inv if c != cid]
-        p = self.public()
+        p = self.public(s)
         inv.append((self.assign_case(s, p, by=mgr.seid), p))
         if self.rng.random() < 0.15:  # a second examiner joins the case
             others = [o for o in self.world.units[s.unit] if o.role == Role.EXAMINER and o is not s]
             if others:
                 o = self.rng.choice(others)
+                if on_block(o.own, p):  # passed on: the colleague lives on that block
+                    return
                 self.cases.setdefault(o.seid, []).append(
                     (self.assign_case(o, p, by=mgr.seid), p))
 
@@ -376,6 +390,8 @@ class Simulator:
                 return
             s = self.rng.choice(team)
             _, p = self.rng.choice(self.cases[s.seid])
+            if on_block(m.own, p):  # the review goes to another reviewer
+                continue
             self.at(self._worktime(day0), partial(self._review, m, p))
 
     def _review(self, m: Staff, p: Person) -> None:
@@ -543,6 +559,24 @@ def _log_size(app: App) -> int:
 
     with raw(app.engine) as db:
         return int(db.size())
+
+
+#: house numbers at most this far apart on one street and ZIP are one block (the detector's
+#: ``relations.BLOCK`` says the same of a neighbour)
+OWN_BLOCK = 100
+
+
+def _house(p: Person) -> int | None:
+    head = p.street.split(" ", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def on_block(me: Person, p: Person) -> bool:
+    """Whether ``p`` lives on ``me``'s block (their own dwelling included)."""
+    if p.zip != me.zip or p.street_name != me.street_name:
+        return False
+    a, b = _house(me), _house(p)
+    return a is None or b is None or abs(a - b) <= OWN_BLOCK
 
 
 def research_run(app: App, **kw: Any) -> ResearchAnswer:
