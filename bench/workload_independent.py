@@ -15,10 +15,13 @@ Honest work:
 * calls routed by ``system:callcenter`` and letters recorded by ``system:mailroom``, worked
   with one to four commands; a walk-in a representative declares now and then;
 * examiners working an inventory their manager assigns, a few cases a day;
+* a refund-status surge: on some days the phone system routes 9-12 quick calls (one look
+  each, a minute or so apart) to one representative of the small front office;
 * **a dozen accounts in one sitting**: on one day an examiner gets a project of 12-14 cases
   from the manager and works them back to back (1-4 minutes apart, one or two commands
   each); a manager reviews a dozen of the team's cases in one sitting;
-* common surnames and shared ZIPs between employees and the public they serve;
+* common surnames and shared ZIPs between employees and the public they serve (a call or a
+  case from the employee's own block is passed to a colleague: the agency's recusal rule);
 * one representative with a rare surname doing only honest work.
 
 Violations, interleaved with the honest work (the four kinds of issue 17's table; the type
@@ -297,6 +300,28 @@ class Agency:
     def _t(self, day: datetime, lo: float = 8.0, hi: float = 16.5) -> datetime:
         return day + timedelta(hours=self.rng.uniform(lo, hi))
 
+    @staticmethod
+    def _knows(w: Worker, p: Resident) -> bool:
+        """Whether ``w`` would recognise ``p`` as living on their block (same street and ZIP,
+        within a hundred house numbers)."""
+        return p.zip == w.me.zip and p.street == w.me.street and abs(p.house - w.me.house) <= 100
+
+    def _pick(self, w: Worker) -> Resident:
+        """A member of the public for ``w``'s honest work: the agency's recusal rule passes a
+        call or a case from the employee's own block to a colleague (another is drawn)."""
+        while True:
+            p = self.rng.choice(self.public)
+            if not self._knows(w, p):
+                return p
+
+    def _picks(self, w: Worker, n: int) -> list[Resident]:
+        out: list[Resident] = []
+        while len(out) < n:
+            p = self._pick(w)
+            if p not in out:
+                out.append(p)
+        return out
+
     def _mgr(self, unit: str) -> Worker:
         return next(w for w in self.workers if w.unit == unit and w.role == Role.MANAGER)
 
@@ -307,6 +332,10 @@ class Agency:
         for cmd in ["ENMOD", *self.rng.sample(READS[1:4], self.rng.randint(0, 3))]:
             when += timedelta(seconds=self.rng.uniform(20, 150))
             self.at(when, lambda c=cmd: self._quiet(self.read(w, c, p, contact=cid)))
+
+    def _quick_call(self, w: Worker, p: Resident) -> None:
+        cid = self.routed(w, p, "system:callcenter", "phone")
+        self._quiet(self.read(w, "ENMOD", p, contact=cid))
 
     def _walk_in(self, w: Worker, p: Resident) -> None:
         cid, _ = self.declared(w, p)
@@ -330,12 +359,12 @@ class Agency:
             self.employee_days += 1
             if w.role == Role.CSR:
                 for _ in range(self._poisson(7 * self.pace)):
-                    p = self.rng.choice(self.public)
+                    p = self._pick(w)
                     feed, ch = ("system:mailroom", "letter") if self.rng.random() < 0.15 else \
                         ("system:callcenter", "phone")
                     self.at(self._t(day), lambda w=w, p=p, f=feed, c=ch: self._call(w, p, f, c))
                 if self.rng.random() < 0.5:
-                    p = self.rng.choice(self.public)
+                    p = self._pick(w)
                     self.at(self._t(day, 9, 15), lambda w=w, p=p: self._walk_in(w, p))
             elif w.role == Role.EXAMINER:
                 k = max(1, min(len(w.inventory), self._poisson(2.5 * self.pace)))
@@ -343,18 +372,25 @@ class Agency:
                     self.at(self._t(day, 8, 15.5),
                             lambda w=w, c=cid, p=p: self._work_case(w, c, p, self.rng.randint(3, 5),
                                                                     (90, 360)))
+        if d % 3 == 1:  # a refund-status surge the phone system routes to one representative
+            w = [x for x in self.workers if x.unit == "FRB" and x.role == Role.CSR][d % 3]
+            t = self._t(day, 10, 14)
+            for _ in range(self.rng.randint(9, 12)):
+                p = self._pick(w)
+                self.at(t, lambda w=w, p=p: self._quick_call(w, p))
+                t += timedelta(seconds=self.rng.uniform(50, 100))
         ex = [w for w in self.workers if w.role == Role.EXAMINER]
         mgr = self._mgr("EXM")
         if d % 2 == 0:  # an examiner works a project of a dozen new cases in one sitting
             w = ex[(d // 2) % len(ex)]
-            project = [(self.assign(mgr, w, p), p) for p in self.rng.sample(self.public, self.rng.randint(12, 14))]
+            project = [(self.assign(mgr, w, p), p) for p in self._picks(w, self.rng.randint(12, 14))]
             w.inventory += project
             t = self._t(day, 9, 13)
             for cid, p in project:
                 self.at(t, lambda w=w, c=cid, p=p: self._work_case(w, c, p, self.rng.randint(1, 2), (20, 70)))
                 t += timedelta(minutes=self.rng.uniform(1, 4))
         if d % 2 == 1:  # the manager reviews a dozen of the team's cases in one sitting
-            cases = [(cid, p) for w in ex for cid, p in w.inventory]
+            cases = [(cid, p) for w in ex for cid, p in w.inventory if not self._knows(mgr, p)]
             t = self._t(day, 13, 15)
             for _, p in self.rng.sample(cases, min(12, len(cases))):
                 self.at(t, lambda p=p: self._review(mgr, p))
@@ -443,7 +479,7 @@ class Agency:
         mgr = self._mgr("EXM")
         for w in self.workers:
             if w.role == Role.EXAMINER:
-                w.inventory = [(self.assign(mgr, w, p), p) for p in self.rng.sample(self.public, 8)]
+                w.inventory = [(self.assign(mgr, w, p), p) for p in self._picks(w, 8)]
         plan = self._plan_violations() if self.violations else {}
         d = n = 0
         while n < self.days:

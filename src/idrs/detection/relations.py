@@ -26,7 +26,9 @@ The ZIP alone is no tie on an explained access (a small town shares one).
 
 **Shape of the work** (:func:`add_contact_sweeps`): ``contact_sweep`` (3.0): in some
 :data:`SITTING_MINUTES`-minute sitting the employee looked at more distinct accounts under
-contacts (routed, recorded or declared) than :data:`SWEEP_MIN` and than
+contacts whose taxpayer the employee could choose (declared walk-ins, contacts an intake desk
+or the mail room recorded; not calls a phone system routed: a surge of routed calls is the
+queue's shape, the caller is chosen by the queue) than :data:`SWEEP_MIN` and than
 :data:`SWEEP_FACTOR` times the busiest sitting their peer group (same unit and role) shows on
 the same day (its p90). A whole unit working a walk-in queue raises its own baseline: the
 pattern every peer shows is not, by itself, suspicious. The baseline is the peers' same day,
@@ -147,9 +149,13 @@ def add_contact_sweeps(con: Any, day0: date, out: dict[Key, list[Signal]],
     con.execute(f"""
         CREATE OR REPLACE TABLE sitting AS
         WITH first AS (
-          SELECT seid, day, taxpayer, min(t) AS t, min(idx) AS idx FROM acc
-          WHERE bkind = 'contact' AND outcome = 'allow' AND command <> 'NAMES'
-            AND taxpayer IS NOT NULL
+          SELECT a.seid, a.day, a.taxpayer, min(a.t) AS t, min(a.idx) AS idx FROM acc a
+          LEFT JOIN basis b ON b.kind = 'contact' AND b.basis_id = a.bid
+          WHERE a.bkind = 'contact' AND a.outcome = 'allow' AND a.command <> 'NAMES'
+            AND a.taxpayer IS NOT NULL
+            -- a call the phone system routed: the caller was chosen by the queue, not the
+            -- employee, so a burst of them is the queue's shape, not a sweep
+            AND NOT (COALESCE(b.channel, '') = 'phone' AND COALESCE(b.opened_by, '') LIKE 'system:%')
           GROUP BY 1, 2, 3),
         w AS (
           SELECT f1.seid, f1.day, f1.t, count(*) AS n, list(f2.idx ORDER BY f2.t) AS idxs
