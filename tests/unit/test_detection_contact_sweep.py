@@ -44,7 +44,13 @@ def _con(opened_by: str, channel: str) -> duckdb.DuckDBPyConnection:
             con.execute("INSERT INTO acc VALUES (?, ?, ?, ?, ?, 'ENMOD', 'allow', 'contact', ?)",
                         [idx, peer, DAY, t0 + timedelta(minutes=30 * k), f"P{peer}{k}", bid])
     con.execute("INSERT INTO emp VALUES ('W1', 'FRB', 'csr')")
+    _today(con)
     return con
+
+
+def _today(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE OR REPLACE TABLE today AS SELECT seid, day, count(*) AS calls, "
+                "count(DISTINCT taxpayer) AS n FROM acc GROUP BY 1, 2")
 
 
 def _sweeps(con: duckdb.DuckDBPyConnection) -> dict:
@@ -61,3 +67,28 @@ def test_the_same_shape_under_contacts_the_employee_could_choose_is_a_sweep() ->
     assert _sweeps(_con("self", "visit")) == {("W1", DAY.isoformat()): ["contact_sweep"]}
     # an intake desk's records (a visit someone recorded for the employee) still count
     assert _sweeps(_con("system:intake", "visit")) == {("W1", DAY.isoformat()): ["contact_sweep"]}
+
+
+def test_two_sweepers_of_one_unit_on_one_day_do_not_hide_each_other() -> None:
+    """Peers who worked only routed calls count 0; left out, the peer p90 was the other
+    sweeper's sitting (the simulator's two sweeps of one day in unit U01 were both missed)."""
+    con = _con("self", "visit")
+    t0 = datetime(2026, 4, 7, 11, 0)
+    idx = 1000
+    for k in range(10):  # W4 sweeps too, under walk-ins it declares
+        idx += 1
+        con.execute("INSERT INTO basis VALUES ('contact', ?, 'W4', 'W4', 'visit')", [f"Q{k}"])
+        con.execute("INSERT INTO acc VALUES (?, 'W4', ?, ?, ?, 'ENMOD', 'allow', 'contact', ?)",
+                    [idx, DAY, t0 + timedelta(seconds=60 * k), f"Q{k}", f"Q{k}"])
+    con.execute("INSERT INTO emp VALUES ('W4', 'FRB', 'csr')")
+    for peer in (f"R{i}" for i in range(10)):  # ten colleagues answering routed calls
+        con.execute("INSERT INTO emp VALUES (?, 'FRB', 'csr')", [peer])
+        for k in range(3):
+            idx += 1
+            bid = f"{peer}-{k}"
+            con.execute("INSERT INTO basis VALUES ('contact', ?, ?, 'system:callcenter', 'phone')", [bid, peer])
+            con.execute("INSERT INTO acc VALUES (?, ?, ?, ?, ?, 'ENMOD', 'allow', 'contact', ?)",
+                        [idx, peer, DAY, t0 + timedelta(minutes=20 * k), f"T{peer}{k}", bid])
+    _today(con)
+    key = DAY.isoformat()
+    assert _sweeps(con) == {("W1", key): ["contact_sweep"], ("W4", key): ["contact_sweep"]}

@@ -30,7 +30,7 @@ contacts whose taxpayer the employee could choose (declared walk-ins, contacts a
 or the mail room recorded; not calls a phone system routed: a surge of routed calls is the
 queue's shape, the caller is chosen by the queue) than :data:`SWEEP_MIN` and than
 :data:`SWEEP_FACTOR` times the busiest sitting their peer group (same unit and role) shows on
-the same day (its p90). A whole unit working a walk-in queue raises its own baseline: the
+the same day (its p90; a peer who worked that day without such a sitting counts 0). A whole unit working a walk-in queue raises its own baseline: the
 pattern every peer shows is not, by itself, suspicious. The baseline is the peers' same day,
 not the employee's own past, so it needs no history: a new employee is judged from their first
 day (the cold start), and an incremental run sees the baseline a full run sees. A peer group
@@ -173,8 +173,13 @@ def add_contact_sweeps(con: Any, day0: date, out: dict[Key, list[Signal]],
     # run sees the baseline a full run sees)
     peaks: dict[tuple[str, str, date], list[tuple[str, int]]] = defaultdict(list)
     by_role: dict[tuple[str, date], list[tuple[str, int]]] = defaultdict(list)
-    for seid, d, n, unit, role in con.execute(
-            "SELECT seid, day, n, unit, role FROM sitting WHERE day >= ?", [day0]).fetchall():
+    # every employee who worked that day is in the peer group; one who looked at no account
+    # under such contacts counts 0 (leaving them out made the peer p90 the busiest colleague:
+    # two sweepers in one unit on one day hid each other)
+    for seid, d, n, unit, role in con.execute("""
+            SELECT t.seid, t.day, COALESCE(s.n, 0), COALESCE(e.unit, ''), COALESCE(e.role, '')
+            FROM today t LEFT JOIN sitting s ON s.seid = t.seid AND s.day = t.day
+            LEFT JOIN emp e ON e.seid = t.seid WHERE t.day >= ?""", [day0]).fetchall():
         peaks[(unit, role, d)].append((seid, int(n)))
         by_role[(role, d)].append((seid, int(n)))
     for seid, d, n, idxs, t, unit, role in rows:
