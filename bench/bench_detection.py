@@ -143,9 +143,13 @@ def run(scale: str) -> list[dict[str, Any]]:
                                       ">= 0.9", (m["precision"] or 0.0) >= 0.9))
         else:
             fa = res["false_alerts_per_1000_employee_days"] or 0.0
+            # met only when the 95% upper bound is within the goal; "not shown" is no verdict
+            goal = res.get("goal")
             out.append(figure(f"{r['profile']}, honest: false alerts per 1,000 employee-days", fa, "",
-                              "<= 1", fa <= 1.0, f"{res['overall']['alerts']} alerts over "
-                                                 f"{r['employee_days']} employee-days"))
+                              "<= 1", {"met": True, "missed": False}.get(goal or ""),
+                              f"{res['overall']['alerts']} alerts over {r['employee_days']} "
+                              f"employee-days; 95% upper bound "
+                              f"{res.get('false_alerts_upper_95_per_1000_employee_days')}: goal {goal}"))
     mx = table["mixed"]["overall"]
     out.append(figure("all runs pooled: precision", mx["precision"] or 0.0, "", ">= 0.9",
                       (mx["precision"] or 0.0) >= 0.9))

@@ -85,7 +85,7 @@ def run(scale: str) -> list[dict[str, Any]]:
     honest = one(ROOT / "honest", days=SIZES[scale], pace=1.0, violations=False)["result"]
     fa, up = honest["false_alerts_per_1000_employee_days"], honest["false_alerts_upper_95_per_1000_employee_days"]
     out.append(figure("honest week (pace 1): false alerts per 1,000 employee-days", fa or 0.0, "", "<= 1",
-                      honest["goal"] == "met" if honest["goal"] != "not shown" else None,
+                      {"met": True, "missed": False}.get(honest["goal"] or ""),
                       f"{honest['overall']['alerts']} alerts over {honest['employee_days']} employee-days; "
                       f"95% upper bound {up}: goal {honest['goal']}"))
     for r in measure(SIZES[scale]):
