@@ -92,3 +92,48 @@ def test_two_sweepers_of_one_unit_on_one_day_do_not_hide_each_other() -> None:
     _today(con)
     key = DAY.isoformat()
     assert _sweeps(con) == {("W1", key): ["contact_sweep"], ("W4", key): ["contact_sweep"]}
+
+
+def test_two_sweepers_in_an_office_of_eight_do_not_hide_each_other() -> None:
+    """With the p90 of seven peers (the busiest of them) as the baseline, W1 and W4 each set
+    the other's limit at twice their own sitting (the independent workload, seed 3: both
+    sweeps of a front office of eight missed). The median of the peers does not move."""
+    con = _con("self", "visit")
+    t0 = datetime(2026, 4, 7, 11, 0)
+    idx = 1000
+    for k in range(10):
+        idx += 1
+        con.execute("INSERT INTO basis VALUES ('contact', ?, 'W4', 'W4', 'visit')", [f"Q{k}"])
+        con.execute("INSERT INTO acc VALUES (?, 'W4', ?, ?, ?, 'ENMOD', 'allow', 'contact', ?)",
+                    [idx, DAY, t0 + timedelta(seconds=60 * k), f"Q{k}", f"Q{k}"])
+    con.execute("INSERT INTO emp VALUES ('W4', 'FRB', 'csr')")
+    for peer in ("R1", "R2", "R3", "R4"):  # with W2 and W3: eight in the office
+        con.execute("INSERT INTO emp VALUES (?, 'FRB', 'csr')", [peer])
+        for k in range(2):
+            idx += 1
+            bid = f"{peer}-{k}"
+            con.execute("INSERT INTO basis VALUES ('contact', ?, ?, ?, 'visit')", [bid, peer, peer])
+            con.execute("INSERT INTO acc VALUES (?, ?, ?, ?, ?, 'ENMOD', 'allow', 'contact', ?)",
+                        [idx, peer, DAY, t0 + timedelta(minutes=40 * k), f"T{peer}{k}", bid])
+    _today(con)
+    key = DAY.isoformat()
+    assert _sweeps(con) == {("W1", key): ["contact_sweep"], ("W4", key): ["contact_sweep"]}
+
+
+def test_a_whole_office_working_a_fast_queue_is_not_a_sweep() -> None:
+    """Every one of eight representatives works 9 walk-ins in a quarter of an hour (a
+    counter queue): the median rises with them and nobody is singled out."""
+    con = _con("self", "visit")
+    t0 = datetime(2026, 4, 7, 9, 0)
+    idx = 1000
+    for peer in ("W2", "W3", "R1", "R2", "R3", "R4", "R5"):
+        if peer.startswith("R"):
+            con.execute("INSERT INTO emp VALUES (?, 'FRB', 'csr')", [peer])
+        for k in range(9):
+            idx += 1
+            bid = f"{peer}-q{k}"
+            con.execute("INSERT INTO basis VALUES ('contact', ?, ?, ?, 'visit')", [bid, peer, peer])
+            con.execute("INSERT INTO acc VALUES (?, ?, ?, ?, ?, 'ENMOD', 'allow', 'contact', ?)",
+                        [idx, peer, DAY, t0 + timedelta(seconds=90 * k), f"V{peer}{k}", bid])
+    _today(con)
+    assert _sweeps(con) == {}

@@ -5,7 +5,7 @@ so the alerts raised before this module existed read the same way.
 Example (a sweep under contacts)::
 
     14 accounts under contacts within 15 minutes; peers in unit U03 (csr) look at 4 or fewer
-    that day (9 in 10 of them; limit 8)
+    that day (half of them; limit 8)
     ruled out: an ordinary walk-in queue or call load (the peer group's busiest sittings are
     far smaller)
 """

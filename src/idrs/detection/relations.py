@@ -29,8 +29,10 @@ The ZIP alone is no tie on an explained access (a small town shares one).
 contacts whose taxpayer the employee could choose (declared walk-ins, contacts an intake desk
 or the mail room recorded; not calls a phone system routed: a surge of routed calls is the
 queue's shape, the caller is chosen by the queue) than :data:`SWEEP_MIN` and than
-:data:`SWEEP_FACTOR` times the busiest sitting their peer group (same unit and role) shows on
-the same day (its p90; a peer who worked that day without such a sitting counts 0). A whole unit working a walk-in queue raises its own baseline: the
+:data:`SWEEP_FACTOR` times the median of their peers' busiest sittings (same unit and role,
+the same day; a peer who worked that day without such a sitting counts 0). The median, not
+the p90: the p90 of a unit of eight is its busiest colleague, so two sweepers of one unit on
+one day hid each other (the independent workload, seed 3). A whole unit working a walk-in queue raises its own baseline: the
 pattern every peer shows is not, by itself, suspicious. The baseline is the peers' same day,
 not the employee's own past, so it needs no history: a new employee is judged from their first
 day (the cold start), and an incremental run sees the baseline a full run sees. A peer group
@@ -52,6 +54,7 @@ taxpayer (1.0) it reaches the threshold.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from datetime import date
 from typing import Any
@@ -174,7 +177,7 @@ def add_contact_sweeps(con: Any, day0: date, out: dict[Key, list[Signal]],
     peaks: dict[tuple[str, str, date], list[tuple[str, int]]] = defaultdict(list)
     by_role: dict[tuple[str, date], list[tuple[str, int]]] = defaultdict(list)
     # every employee who worked that day is in the peer group; one who looked at no account
-    # under such contacts counts 0 (leaving them out made the peer p90 the busiest colleague:
+    # under such contacts counts 0 (leaving them out made the baseline the busiest colleague:
     # two sweepers in one unit on one day hid each other)
     for seid, d, n, unit, role in con.execute("""
             SELECT t.seid, t.day, COALESCE(s.n, 0), COALESCE(e.unit, ''), COALESCE(e.role, '')
@@ -188,17 +191,23 @@ def add_contact_sweeps(con: Any, day0: date, out: dict[Key, list[Signal]],
         if len(peers) < MIN_PEERS:
             peers = [m for s, m in by_role[(role, d)] if s != seid]
             group = f"every {role}"
-        p90 = _p90(peers)
-        limit = max(float(SWEEP_MIN), SWEEP_FACTOR * p90)
+        mid = _median(peers)
+        limit = max(float(SWEEP_MIN), SWEEP_FACTOR * mid)
         if n <= limit:
             continue
         key = (seid, d.isoformat())
         out[key].append(Signal("contact_sweep", WEIGHTS["contact_sweep"], {
             "accounts": int(n), "minutes": SITTING_MINUTES, "from": t.isoformat(timespec="minutes"),
-            "peer_p90": p90, "peer_group": group, "audit_indexes": list(idxs)[:30],
+            "peer_median": mid, "peer_group": group, "audit_indexes": list(idxs)[:30],
             "why": f"{n} accounts under contacts within {SITTING_MINUTES} minutes; peers in "
-                   f"{group} look at {p90:g} or fewer that day (9 in 10 of them; limit {limit:g})"}))
+                   f"{group} look at {mid:g} or fewer that day (half of them; limit {limit:g})"}))
         idx[key].extend(int(i) for i in idxs)
+
+
+def _median(values: list[int]) -> float:
+    """The peers' median sitting: one or two busy colleagues (a second sweeper the same day)
+    do not move it, a whole group working a queue does."""
+    return float(statistics.median(values)) if values else 0.0
 
 
 def _p90(values: list[int]) -> float:
