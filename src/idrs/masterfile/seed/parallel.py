@@ -37,7 +37,6 @@ import multiprocessing
 import os
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection as Pipe
@@ -123,10 +122,6 @@ def survey(plan: SeedPlan, pools: Pools | None, h0: int, h1: int) -> Survey:
                     seen.add(ein)
                     out.businesses.append((h, ein, name, kind))
     return out
-
-
-def _survey_task(seed: int, taxpayers: int, employees: int, h0: int, h1: int) -> Survey:
-    return survey(SeedPlan(seed, taxpayers, employees), None, h0, h1)
 
 
 # -- 2. the plan -----------------------------------------------------------------------------
@@ -301,12 +296,42 @@ class Job:
     known_eins: list[str]
 
 
-def _write_block(job: Job, pipe: Pipe) -> None:
-    """A worker: generate and write one block in one transaction; commit only when told."""
+def _worker(pipe: Pipe) -> None:
+    """A worker process: survey the households it is given, then write the block it is given.
+
+    The Faker pools are made once for both steps. Any word from the parent other than the
+    one expected (``None``, ``"abort"``) stops the worker; its transaction is rolled back.
+    """
+    try:
+        task = pipe.recv()
+        if task is None:
+            return
+        plan, h0, h1 = task
+        pools = make_pools(plan.seed)
+        pipe.send(("survey", survey(plan, pools, h0, h1)))
+        job = pipe.recv()
+    except EOFError:
+        return
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+        pipe.send(("error", _describe(exc)))
+        return
+    if isinstance(job, Job):
+        _write_block(job, pools, pipe)
+
+
+def _describe(exc: BaseException) -> str:
+    """An unexpected error as its type and place (never its message: it may hold values)."""
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = f" at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno}" if last else ""
+    return f"{type(exc).__name__}{where}"
+
+
+def _write_block(job: Job, pools: Pools, pipe: Pipe) -> None:
+    """Generate and write one block in one transaction; commit only when told."""
     try:
         engine = make_engine(job.url)
         keyring = Keyring.load(Path(job.home))
-        gen = Generator(job.plan, make_pools(job.plan.seed))
+        gen = Generator(job.plan, pools)
         gen.next_person = job.block.first_person
         gen.employees = [("", "")] * job.block.employees_before
         with engine.connect() as conn:
@@ -345,9 +370,7 @@ def _write_block(job: Job, pipe: Pipe) -> None:
     except IdrsError as exc:
         pipe.send(("error", str(exc)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
-        last = traceback.extract_tb(exc.__traceback__)[-1:]
-        where = f" at {last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno}" if last else ""
-        pipe.send(("error", f"{type(exc).__name__}{where}"))
+        pipe.send(("error", _describe(exc)))
 
 
 def _generate_block(job: Job, gen: Generator, writer: MasterFileWriter, pipe: Pipe) -> None:
@@ -388,30 +411,55 @@ def load_parallel(
     ctx = multiprocessing.get_context("spawn")
     plan = gen.plan
     est = plan.taxpayers * 10 // 23 + 64  # ~2.5 people a household; the tail is re-surveyed
-    surveys: list[Survey] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        step = -(-est // workers)
-        futures = [
-            pool.submit(_survey_task, plan.seed, plan.taxpayers, plan.employees, h, h + step)
-            for h in range(0, step * workers, step)
-        ]
-        surveys = [f.result() for f in futures]
-    cut = make_plan(gen, surveys, workers)
-    while cut is None and sum(sum(s.people) for s in surveys) < plan.taxpayers + MAX_HOUSEHOLD:
-        h0 = surveys[-1].h0 + len(surveys[-1].people)
-        surveys.append(survey(plan, gen.p, h0, h0 + 256))
+    step = -(-est // workers)
+    pipes: list[Pipe] = []
+    procs = []
+    try:
+        for k in range(workers):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(theirs,), name=f"idrs-seed-{k}")
+            proc.start()
+            theirs.close()
+            pipes.append(mine)
+            procs.append(proc)
+            mine.send((plan, k * step, (k + 1) * step))
+        surveys = [_answer(k, p, "survey") for k, p in enumerate(pipes)]
         cut = make_plan(gen, surveys, workers)
-    if cut is None:
-        return None
-    with app.engine.connect() as conn:
-        trans = conn.begin()
-        try:
-            stats = _run(app, conn, gen, cut, actor, progress, ctx)
-        except BaseException:
-            if trans.is_active:
-                trans.rollback()
-            raise
-    return stats
+        while cut is None and sum(sum(s.people) for s in surveys) < plan.taxpayers + MAX_HOUSEHOLD:
+            h0 = surveys[-1].h0 + len(surveys[-1].people)
+            surveys.append(survey(plan, gen.p, h0, h0 + 256))
+            cut = make_plan(gen, surveys, workers)
+        if cut is None:
+            return None
+        with app.engine.connect() as conn:
+            trans = conn.begin()
+            try:
+                return _run(app, conn, gen, cut, actor, progress, pipes)
+            except BaseException:
+                if trans.is_active:
+                    trans.rollback()
+                raise
+    finally:
+        for p in pipes:
+            _send(p, None)  # no job, or stop: a worker not yet committed rolls back
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+        for p in pipes:
+            p.close()
+
+
+def _answer(k: int, pipe: Pipe, kind: str) -> Any:
+    try:
+        msg = pipe.recv()
+    except EOFError:
+        raise IdrsError(f"seed worker {k} stopped without a word (killed? out of memory?); "
+                        "nothing written") from None
+    if msg[0] != kind:
+        raise IdrsError(f"seed worker {k} failed: {msg[1]}; nothing written")
+    return msg[1]
 
 
 def _run(
@@ -421,7 +469,7 @@ def _run(
     cut: Plan,
     actor: str,
     progress: Callable[[int], None] | None,
-    ctx: Any,
+    workers: list[Pipe],
 ) -> WriteStats:
     # the shared businesses, in the serial order, in this process's transaction
     writer = MasterFileWriter(
@@ -434,18 +482,13 @@ def _run(
     base = reserve(conn, cut.totals)
     url = app.engine.url.render_as_string(hide_password=False)
     pipes: dict[int, Pipe] = {}
-    procs = []
     for block in cut.blocks:
-        mine, theirs = ctx.Pipe()
         job = Job(
             url, str(app.settings.home), app.clock.now(), actor, gen.plan, block, base,
             cut.totals, [b[0] for b in cut.businesses],
         )
-        proc = ctx.Process(target=_write_block, args=(job, theirs), name=f"idrs-seed-{block.number}")
-        proc.start()
-        theirs.close()
-        pipes[block.number] = mine
-        procs.append(proc)
+        workers[block.number].send(job)
+        pipes[block.number] = workers[block.number]
     ready: dict[int, tuple[dict[str, int], list[tuple[str, str]]]] = {}
     failure: str | None = None
     try:
@@ -486,14 +529,10 @@ def _run(
                 f"seed worker(s) {unsure} could not commit after the others did: the population "
                 "is partly written (delete it or restore the backup)"
             )
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join()
+    except BaseException:
         for p in pipes.values():
-            p.close()
+            _send(p, "abort")
+        raise
     stats = WriteStats(businesses=writer.stats.businesses)
     gen.employees = []
     for k in sorted(ready):
@@ -507,6 +546,6 @@ def _run(
     return stats
 
 
-def _send(pipe: Pipe, what: str) -> None:
+def _send(pipe: Pipe, what: object) -> None:
     with contextlib.suppress(OSError):  # a worker already gone: its transaction died with it
         pipe.send(what)
