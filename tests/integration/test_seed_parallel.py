@@ -140,3 +140,15 @@ def test_workers_need_postgresql(tmp_path, keys):
         seed(app, taxpayers=100, employees=0, seed=SEED, workers=2)
     with app.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(m.Taxpayer)).scalar_one() == 0
+
+
+def test_default_is_serial_on_sqlite_and_under_four_cores(databases, tmp_path, keys, monkeypatch):
+    from idrs.masterfile.seed import parallel
+
+    pg = databases()
+    url = f"sqlite:///{tmp_path / 'lite.db'}"
+    lite = _app(url, keys)
+    for cores, on_pg in ((1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 8)):
+        monkeypatch.setattr(parallel.os, "cpu_count", lambda c=cores: c)
+        assert parallel.default_workers(pg) == on_pg
+        assert parallel.default_workers(lite) == 1
