@@ -89,6 +89,13 @@ def seed_cmd(
         help="write the employees' SEIDs, passwords and TOTP secrets here (mode 0600); "
         "without it seeded employees get no usable password",
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="processes generating and writing the population (PostgreSQL only; "
+        "default: several on PostgreSQL with 4 cores or more, else 1); same data either way",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Add a deterministic synthetic population (households, businesses, employees)."""
@@ -114,6 +121,7 @@ def seed_cmd(
             credentials_out=credentials_out,
             actor=operator_actor(),
             progress=lambda n: bar.advance(task, n),
+            workers=workers,
         )
     if as_json:
         print_json(

@@ -31,6 +31,7 @@ The package, one concern a module (this module runs them and keeps every public 
 - ``records``: the records generated (``Person``, ``Ret``, ``Txn``, ...);
 - ``population``: identifiers, Faker pools, households (``Generator``, ``generate``);
 - ``load``: the bulk load into the master file;
+- ``parallel``: the same load by several worker processes on PostgreSQL (``--workers``);
 - ``staff``: the employees, their units and the credentials file;
 - ``export``: the population as an import file (``export_jsonl``).
 """
@@ -50,6 +51,7 @@ from idrs.context import App
 from idrs.errors import IdrsError
 from idrs.masterfile.seed.export import export_jsonl, to_import_dict
 from idrs.masterfile.seed.load import COMMIT_EVERY, load_population
+from idrs.masterfile.seed.parallel import default_workers, load_parallel
 from idrs.masterfile.seed.population import (
     EIN_SPACE,
     TIN_SPACE,
@@ -148,19 +150,32 @@ def seed(
     actor: str = "system",
     progress: Callable[[int], None] | None = None,
     interface: str = "cli",
+    workers: int | None = None,
 ) -> SeedResult:
     """Add the synthetic population of ``seed`` (see the module docstring).
 
     Refuses (IdrsError, nothing new written) when a generated TIN already exists: the same
     seed was loaded before. ``progress`` gets the number of taxpayers written since last call.
+    ``workers``: processes generating and writing the population (PostgreSQL only; see
+    ``seed.parallel``); None: several on PostgreSQL with 4 cores or more, else 1 (serial).
     """
     if taxpayers < 1:
         raise IdrsError("--taxpayers must be at least 1")
     if employees < 0 or employees > taxpayers:
         raise IdrsError("--employees must be between 0 and the number of taxpayers")
+    if workers is None:
+        workers = default_workers(app)
+    if workers < 1:
+        raise IdrsError("--workers must be at least 1")
+    if workers > 1 and app.engine.dialect.name != "postgresql":
+        raise IdrsError(
+            "--workers above 1 needs PostgreSQL (SQLite lets one process write at a time)"
+        )
     t0 = time.perf_counter()
     gen = Generator(SeedPlan(seed, taxpayers, employees), make_pools(seed))
-    stats = load_population(app, gen, actor, progress)
+    stats = load_parallel(app, gen, actor, progress, workers) if workers > 1 else None
+    if stats is None:  # serial, or too small a population to split
+        stats = load_population(app, gen, actor, progress)
     entry = make_event(
         EventType.DATA_SEED_RUN,
         time=app.clock.now(),
