@@ -110,7 +110,7 @@ def add_ties(con: Any, day0: date, tps: dict[str, TaxpayerFacts], emps: dict[str
         WHERE j.explained IS NOT NULL AND j.explained <> 'unknown_basis' AND a.day >= ?
           AND ((ef.last <> '' AND ef.last = tf.last)
                OR (ef.street <> '' AND ef.street = tf.street AND ef.zip = tf.zip AND ef.hh <> tf.hh)
-               OR (len(list_intersect(ef.dw, tf.dw)) > 0 AND ef.hh <> tf.hh))
+               OR (array_length(list_intersect(ef.dw, tf.dw)) > 0 AND ef.hh <> tf.hh))
         ORDER BY a.t, a.idx""", [day0]).fetchall()
     for i, seid, d, cmd, tp, explained, bkind, bid, by, channel in rows:
         emp, fact = emps.get(seid), tps.get(tp)
