@@ -218,6 +218,8 @@ SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.adaptive.enabled": "true",
+    # short analytic runs: the JIT's first tier only, less compiling on a busy machine
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
 }
 
 
@@ -239,6 +241,15 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
             _SESSION = builder.getOrCreate()
             _SESSION.sparkContext.setLogLevel("ERROR")
         return _SESSION
+
+
+def stop_spark() -> None:
+    """Stop the process's SparkSession (the next use starts a new one)."""
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is not None:
+            _SESSION.stop()
+            _SESSION = None
 
 
 def _py(value: Any) -> Any:
@@ -294,12 +305,7 @@ class SparkConnection:
             query = tree.expression.sql(dialect="duckdb")
             df = self.sql(query, parameters)
             if tree.kind == "TABLE":
-                df = df.cache()
-                df.count()  # materialize now, as DuckDB's table is
-                old = self._cached.pop(name, None)
-                self._cached[name] = df
-                if old is not None:
-                    old.unpersist()
+                df = self._materialize(name, df)
             self.view(name, df)
             return _Rows([])
         df = self.sql(sql, parameters)
@@ -340,9 +346,17 @@ class SparkConnection:
         df = self.spark.read.parquet(*[str(p) for p in paths])
         if append and name in self._views:
             df = self.spark.table(name).unionByName(df)
-        df = df.cache()
-        df.count()
-        self.view(name, df)
+        self.view(name, self._materialize(name, df))
+
+    def _materialize(self, name: str, df: Any) -> Any:
+        """Compute ``df`` now and keep its rows (as DuckDB's table): a local checkpoint, which
+        also cuts the plan short, so that later queries are not planned over every earlier one."""
+        df = df.localCheckpoint(eager=True)
+        old = self._cached.pop(name, None)
+        self._cached[name] = df
+        if old is not None:
+            old.unpersist()
+        return df
 
     def close(self) -> None:
         for df in self._cached.values():
