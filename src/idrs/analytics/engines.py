@@ -8,8 +8,10 @@ docs/architecture.md, "Analytics engines"):
 
 ``list(x ORDER BY k…)``
     DuckDB keeps the order; SQLGlot turns it into ``COLLECT_LIST(x)``, whose order Spark
-    does not define. Rewritten to ``TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(k…, x))), s ->
-    s.x)``: sorted on the keys, then the keys dropped.
+    does not define. Rewritten to ``TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(k IS NULL, k…,
+    x))), s -> s.x)``: sorted on the keys, then the keys dropped. The ``k IS NULL`` flag
+    before each key keeps DuckDB's NULLs-last order (Spark sorts a NULL struct field first);
+    ``DESC`` keys are refused rather than mistranslated.
 ``isodow(t)``
     ISO day of week (Monday 1 … Sunday 7). SQLGlot writes ``DAYOFWEEK(t) % 7 + 1``, which is
     off (Spark's ``DAYOFWEEK`` counts from Sunday = 1): rewritten to ``WEEKDAY(t) + 1``.
@@ -162,8 +164,15 @@ def _ordered_list(node: exp.Expression) -> exp.Expression:
     for o in order.expressions:
         if o.args.get("desc"):
             raise IdrsError("list(... ORDER BY ... DESC) has no Spark rewrite yet")
-    fields = [exp.PropertyEQ(this=exp.to_identifier(f"k{i}"), expression=o.this.copy())
-              for i, o in enumerate(order.expressions)]
+    fields = []
+    for i, o in enumerate(order.expressions):
+        # a struct sorts a NULL field first: a flag before each key puts NULLs where DuckDB
+        # does (last unless NULLS FIRST is written)
+        flag: exp.Expression = exp.Is(this=o.this.copy(), expression=exp.null())
+        if o.args.get("nulls_first"):
+            flag = exp.Not(this=flag)
+        fields.append(exp.PropertyEQ(this=exp.to_identifier(f"n{i}"), expression=flag))
+        fields.append(exp.PropertyEQ(this=exp.to_identifier(f"k{i}"), expression=o.this.copy()))
     fields.append(exp.PropertyEQ(this=exp.to_identifier("v"), expression=order.this.copy()))
     return sqlglot.parse_one("TRANSFORM(ARRAY_SORT(COLLECT_LIST(__s)), s -> s.v)", read="spark") \
         .transform(lambda n: exp.Struct(expressions=fields)
@@ -392,7 +401,7 @@ def is_spark(con: Any) -> bool:
 QUERIES: dict[str, str] = {
     # refusals per day and command, with the distinct employees refused
     "refusals_by_day": """
-        SELECT CAST("time" AS DATE) AS day, object['command'] AS command, count(*) AS refusals,
+        SELECT CAST("time" AS DATE) AS day, "object"['command'] AS command, count(*) AS refusals,
                count(DISTINCT actor) AS employees
         FROM entries WHERE type = 'access:research:decide' AND outcome = 'deny'
         GROUP BY 1, 2 ORDER BY 1, 2""",
@@ -429,8 +438,7 @@ def open_export(con: Any, export: Path) -> None:
         df = con.spark.read.option("basePath", str(export)).parquet(*files)
         con.view("entries", df)
     else:
-        con.execute("CREATE OR REPLACE VIEW entries AS SELECT * FROM "
-                    "read_parquet(?, hive_partitioning = true)", [files])
+        con.read_parquet(files, hive_partitioning=True).create_view("entries", replace=True)
 
 
 def run_query(name: str, export: Path, *, engine: str | None = None,
