@@ -181,17 +181,17 @@ def _ordered_list(node: exp.Expression) -> exp.Expression:
 
 def _spark_functions(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.ArrayOverlaps):
-        return exp.Anonymous(this="ARRAYS_OVERLAP",
+        return exp.Anonymous(this="arrays_overlap",
                              expressions=[node.this.copy(), node.expression.copy()])
     if isinstance(node, exp.DayOfWeekIso):
-        return exp.Add(this=exp.Anonymous(this="WEEKDAY", expressions=[node.this.copy()]),
+        return exp.Add(this=exp.Anonymous(this="weekday", expressions=[node.this.copy()]),
                        expression=exp.Literal.number(1))
     if isinstance(node, exp.Anonymous):
         name = str(node.this).lower()
         if name == "epoch_us" and len(node.expressions) == 1:
-            return exp.Anonymous(this="UNIX_MICROS", expressions=[node.expressions[0].copy()])
+            return exp.Anonymous(this="unix_micros", expressions=[node.expressions[0].copy()])
         if name in ("list_intersect", "list_has_any", "array_intersect") and len(node.expressions) == 2:
-            return exp.Anonymous(this="ARRAY_INTERSECT",
+            return exp.Anonymous(this="array_intersect",
                                  expressions=[e.copy() for e in node.expressions])
         if name == "timezone" and len(node.expressions) == 2:
             zone, value = node.expressions
