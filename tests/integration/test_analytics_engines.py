@@ -145,6 +145,10 @@ def test_the_rewrites_keep_duckdbs_meaning_on_spark(spark: Any) -> None:
                       "AND t < ? AND x IN (SELECT unnest(?))",
                       [date(2026, 3, 9), datetime(2026, 3, 9, 7, tzinfo=UTC), [1, 2]])
     assert duck == [(1,)] and spk == duck
+    # in the order of the text, a WITH clause's first (a walk of the tree meets it last);
+    # a '?' inside a string is no parameter
+    duck, spk = _both("WITH a AS (SELECT ? AS first) SELECT first, ?, '?' FROM a", [1, 2])
+    assert duck == [(1, 2, "?")] and spk == duck
 
 
 def test_list_order_by_desc_is_refused_not_mistranslated() -> None:

@@ -40,8 +40,9 @@ Time zone
     Both sessions run in UTC (DuckDB ``SET TimeZone``, ``spark.sql.session.timeZone``), so
     ``CAST(t AS DATE)`` and ``hour(t)`` are the UTC day and hour on both.
 Parameters
-    ``?`` placeholders are bound by DuckDB; for Spark they are replaced, in order, by typed
-    literals built by SQLGlot (never by pasting text).
+    ``?`` placeholders are bound by DuckDB; for Spark they are numbered in the order of the
+    text (SQLGlot's tokenizer finds them) and replaced by typed literals built by SQLGlot
+    (never by pasting values into the text).
 ``CREATE OR REPLACE TABLE x AS q``
     a cached temporary view on Spark (a table of this run only, as on DuckDB);
     ``CREATE OR REPLACE VIEW`` a temporary view.
@@ -63,7 +64,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import sqlglot
-from sqlglot import exp
+from sqlglot import TokenType, exp
 
 from idrs.errors import IdrsError
 
@@ -145,14 +146,24 @@ def _literal(value: Any) -> exp.Expression:
     raise IdrsError(f"cannot bind a parameter of type {type(value).__name__}")
 
 
-def _bind(tree: Any, params: Sequence[Any]) -> Any:
-    values = list(params)
-    # depth first, children left to right: the placeholders in the order of the text
-    holders = list(tree.find_all(exp.Placeholder, bfs=False))
-    if len(holders) != len(values):
-        raise IdrsError(f"the query has {len(holders)} parameters, {len(values)} given")
-    for holder, value in zip(holders, values, strict=True):
-        holder.replace(_literal(value))
+def _parse(sql: str, params: Sequence[Any] | None) -> Any:
+    """Parse DuckDB SQL with each ``?`` bound to its parameter as a typed literal.
+
+    The ``?`` are found by SQLGlot's tokenizer (so a ``'?'`` inside a string stays) and
+    numbered in the order of the text before parsing: a walk of the parsed tree would meet a
+    ``WITH`` clause's parameters after the main query's."""
+    values = list(params or [])
+    marks = [t for t in sqlglot.Dialect.get_or_raise("duckdb").tokenize(sql)
+             if t.token_type == TokenType.PLACEHOLDER and t.text == "?"]
+    if len(marks) != len(values):
+        raise IdrsError(f"the query has {len(marks)} parameters, {len(values)} given")
+    for k, mark in reversed(list(enumerate(marks))):
+        sql = f"{sql[:mark.start]}$idrs_p{k}{sql[mark.end + 1:]}"
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for holder in list(tree.find_all(exp.Placeholder)):
+        name = str(holder.this or "")
+        if name.startswith("idrs_p"):
+            holder.replace(_literal(values[int(name[len("idrs_p"):])]))
     return tree
 
 
@@ -207,11 +218,8 @@ def _spark_functions(node: exp.Expression) -> exp.Expression:
 def to_spark(sql: str, params: Sequence[Any] | None = None) -> str:
     """One DuckDB query (``?`` parameters bound to ``params``) as Spark SQL, with the rewrites
     of the module docstring."""
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    if params:
-        tree = _bind(tree, params)
-    tree = tree.transform(_ordered_list).transform(_spark_functions)
-    return tree.sql(dialect="spark")
+    tree = _parse(sql, params).transform(_ordered_list).transform(_spark_functions)
+    return str(tree.sql(dialect="spark"))
 
 
 # ---------------------------------------------------------------- Spark
