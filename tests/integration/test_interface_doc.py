@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "interface.md").read_text()
 SRC = ROOT / "src" / "idrs"
 #: all-caps names in the code that are not reason codes (``ALLOW`` marks the permit policies)
-NOT_REASON_CODES = {"ALLOW", "IDRS_DATABASE_URL", "VIOLATION_TYPES"}
+NOT_REASON_CODES = {"ALLOW", "IDRS_DATABASE_URL", "IDRS_SPARK_MASTER", "JAVA_HOME", "VIOLATION_TYPES"}
 
 
 def _commands() -> Iterator[tuple[str, Any]]:

@@ -115,11 +115,20 @@ def simulate_cmd(
     print_json(result) if as_json else _kv(result)
 
 
+EngineOpt = typer.Option(
+    "duckdb", "--engine",
+    help="where the log's queries run: duckdb (this machine) or spark (local mode, or the "
+         "cluster IDRS_SPARK_MASTER names); the same queries on both")
+
+
 @detect_app.command("run")
 def detect_run(since: str = typer.Option(None, "--since", help="ISO 8601: analyse entries from this time"),
-               as_json: bool = JsonOpt) -> None:
+               engine: str = EngineOpt, as_json: bool = JsonOpt) -> None:
     """Explain every access, score the rest, raise alerts (continues from the last run)."""
+    from idrs.analytics import engines
     from idrs.detection import service
+
+    engine = engines.check_engine(engine)
 
     when = None
     if since is not None:
@@ -128,7 +137,7 @@ def detect_run(since: str = typer.Option(None, "--since", help="ISO 8601: analys
         except ValueError:
             raise IdrsError(f"--since: not an ISO 8601 time: {since!r}") from None
     a = open_app()
-    result = service.run(a, since=when, actor=operator_actor())
+    result = service.run(a, since=when, actor=operator_actor(), engine=engine)
     if as_json:
         print_json({"alerts": result["alerts"], "summary": result["summary"]})
         return
@@ -336,13 +345,15 @@ def self_report_cmd(audit_index: int = typer.Option(..., "--audit-index"),
 @reports_app.command("weekly")
 def reports_weekly(unit: str = typer.Option(..., "--unit"),
                    week: str | None = typer.Option(None, "--week", help="any day of the week (default: this week)"),
-                   as_json: bool = JsonOpt) -> None:
+                   engine: str = EngineOpt, as_json: bool = JsonOpt) -> None:
     """Build the unit's weekly security report (refusals for conflicts, open alerts)."""
+    from idrs.analytics import engines
     from idrs.detection import reports
 
+    engine = engines.check_engine(engine)
     a = open_app()
     day = _day(week, "--week") or a.clock.now().date()
-    r = reports.weekly(a, unit=unit, week=day, actor=operator_actor())
+    r = reports.weekly(a, unit=unit, week=day, actor=operator_actor(), engine=engine)
     if as_json:
         print_json(r)
         return

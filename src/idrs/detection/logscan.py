@@ -25,8 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from idrs.analytics import engines
 from idrs.audit.store import raw
 from idrs.context import App
 
@@ -64,11 +63,9 @@ FROM (SELECT idx, type,
     "{types}", ", ".join(f"'{t}'" for t in TYPES))
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+def connect(engine: str | None = None) -> Any:
+    """A connection on the analytics engine (``duckdb``, the default, or ``spark``)."""
+    return engines.connect(engine)
 
 
 def _spool_root() -> str | None:
@@ -84,10 +81,23 @@ def _chunk_sql(pg: bool) -> str:
             "FROM audit_entry WHERE idx >= ? AND idx < ?")
 
 
-def load(app: App, con: duckdb.DuckDBPyConnection, start: int, end: int, *,
-         append: bool = False) -> int:
+def load(app: App, con: Any, start: int, end: int, *, append: bool = False) -> int:
     """Load entries ``start <= idx < end`` into table ``ev`` (added to it when ``append``);
-    return how many entries were read."""
+    return how many entries were read.
+
+    On Spark the entries are decoded by the same DuckDB statement, written to Parquet in the
+    connection's scratch directory and read by Spark from there (the same columns and types)."""
+    if engines.is_spark(con):
+        local = engines.duckdb_connect()
+        try:
+            n = load(app, local, start, end)
+            path = con.scratch / f"ev-{start:012d}-{end:012d}.parquet"
+            local.execute(f"COPY ev TO '{str(path).replace(chr(39), chr(39) * 2)}' "  # noqa: S608
+                          "(FORMAT PARQUET)")
+        finally:
+            local.close()
+        con.read_parquet("ev", [path], append=append)
+        return n
     if not append:
         con.execute("DROP TABLE IF EXISTS ev")
     con.execute(f"CREATE TABLE IF NOT EXISTS ev {_SCHEMA}")
@@ -138,5 +148,6 @@ def load(app: App, con: duckdb.DuckDBPyConnection, start: int, end: int, *,
     return n
 
 
-def rows(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-    return con.execute(sql, params or []).fetchall()
+def rows(con: Any, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = con.execute(sql, params or []).fetchall()
+    return out

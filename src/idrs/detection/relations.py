@@ -110,7 +110,7 @@ def add_ties(con: Any, day0: date, tps: dict[str, TaxpayerFacts], emps: dict[str
         WHERE j.explained IS NOT NULL AND j.explained <> 'unknown_basis' AND a.day >= ?
           AND ((ef.last <> '' AND ef.last = tf.last)
                OR (ef.street <> '' AND ef.street = tf.street AND ef.zip = tf.zip AND ef.hh <> tf.hh)
-               OR (len(list_intersect(ef.dw, tf.dw)) > 0 AND ef.hh <> tf.hh))
+               OR (array_length(list_intersect(ef.dw, tf.dw)) > 0 AND ef.hh <> tf.hh))
         ORDER BY a.t, a.idx""", [day0]).fetchall()
     for i, seid, d, cmd, tp, explained, bkind, bid, by, channel in rows:
         emp, fact = emps.get(seid), tps.get(tp)
@@ -165,8 +165,12 @@ def add_contact_sweeps(con: Any, day0: date, out: dict[Key, list[Signal]],
           FROM first f1 JOIN first f2 ON f2.seid = f1.seid AND f2.day = f1.day
            AND f2.t >= f1.t AND f2.t < f1.t + INTERVAL {SITTING_MINUTES} MINUTE
           GROUP BY 1, 2, 3)
-        SELECT w.seid, w.day, arg_max(w.n, w.n) AS n, arg_max(w.idxs, w.n) AS idxs,
-               arg_max(w.t, w.n) AS t, COALESCE(e.unit, '') AS unit, COALESCE(e.role, '') AS role
+        SELECT w.seid, w.day, max(w.n) AS n,
+               -- the largest sitting, the earliest of equal ones (a tie must not be left to
+               -- the engine: DuckDB and Spark would each pick their own)
+               arg_max(w.idxs, {{'n': w.n, 'e': -epoch_us(w.t)}}) AS idxs,
+               arg_max(w.t, {{'n': w.n, 'e': -epoch_us(w.t)}}) AS t,
+               COALESCE(e.unit, '') AS unit, COALESCE(e.role, '') AS role
         FROM w LEFT JOIN emp e ON e.seid = w.seid GROUP BY w.seid, w.day, e.unit, e.role""")  # noqa: S608
     rows = con.execute("SELECT seid, day, n, idxs, t, unit, role FROM sitting WHERE day >= ? AND n > ?",
                        [day0, SWEEP_MIN]).fetchall()

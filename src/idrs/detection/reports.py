@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from idrs.analytics import engines
 from idrs.audit import log as audit_log
 from idrs.audit.events import Actor
 from idrs.context import App
@@ -54,24 +55,32 @@ def _unit_members(s: Any, unit: str) -> tuple[int, dict[str, str]]:
     return u.id, members
 
 
-def _refusals(app: App, start: datetime, end: datetime, members: set[str]) -> list[tuple[Any, ...]]:
+def _refusals(app: App, start: datetime, end: datetime, members: set[str],
+              engine: str | None = None) -> list[tuple[Any, ...]]:
     size = _log_size(app)
     app.await_replica()  # the log is read from app.read_engine: up to ``size`` at least
     a, b = first_index_at(app, start, size), first_index_at(app, end, size)
-    con = logscan.connect()
-    logscan.load(app, con, a, b)
-    rows = con.execute("""SELECT idx, actor, t, command, reasons FROM ev
-                          WHERE type = 'access:research:decide' AND outcome = 'deny'""").fetchall()
-    con.close()
+    con = logscan.connect(engine)
+    try:
+        logscan.load(app, con, a, b)
+        rows: list[tuple[Any, ...]] = con.execute(
+            """SELECT idx, actor, t, command, reasons FROM ev
+               WHERE type = 'access:research:decide' AND outcome = 'deny' ORDER BY idx""").fetchall()
+    finally:
+        con.close()
     return [r for r in rows if r[1] in members]
 
 
-def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli") -> dict[str, Any]:
+def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli",
+           engine: str | None = None) -> dict[str, Any]:
     """Build (or rebuild, until certified) the unit's report for the week starting ``week``.
+
+    ``engine``: where the week's log is queried, ``duckdb`` (default) or ``spark``.
 
     ``investigations``: ``{"week": ..., "to_date": ...}``, each the counts of
     ``investigations.statistics`` (outcomes, notices sent, cases by state).
     """
+    engine = engines.check_engine(engine)
     week = week_of(week)
     start = datetime(week.year, week.month, week.day, tzinfo=UTC)
     if start > app.clock.now():
@@ -82,7 +91,7 @@ def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli
         done = s.scalar(select(WeeklyReport).where(WeeklyReport.unit == code, WeeklyReport.week_start == week))
         if done is not None and done.certified_at is not None:
             return _as_dict(done)
-    refusals = _refusals(app, start, start + timedelta(days=7), set(members))
+    refusals = _refusals(app, start, start + timedelta(days=7), set(members), engine)
     with session_scope(app.read_engine) as s:  # the replica has caught up (_refusals)
         open_alerts = [{"alert_id": a.alert_id, "seid": a.seid, "day": a.day.isoformat(),
                         "score": a.score, "category": a.category, "state": a.state}

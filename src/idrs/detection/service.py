@@ -51,6 +51,7 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import aliased
 
+from idrs.analytics import engines
 from idrs.audit import log as audit_log
 from idrs.audit.events import make_event
 from idrs.audit.store import raw
@@ -285,10 +286,13 @@ def _midnight(d: date) -> datetime:
 
 
 def run(app: App, *, since: datetime | None = None, to_index: int | None = None,
-        actor: str = "system", interface: str = "cli") -> dict[str, Any]:
+        actor: str = "system", interface: str = "cli", engine: str | None = None) -> dict[str, Any]:
     """One detection run (see the module docstring). Returns the alerts raised or changed.
 
-    ``to_index``: analyse the entries before this index only (default: the whole log)."""
+    ``to_index``: analyse the entries before this index only (default: the whole log).
+    ``engine``: where the queries run, ``duckdb`` (default) or ``spark`` (the same queries,
+    transpiled: :mod:`idrs.analytics.engines`)."""
+    engine = engines.check_engine(engine)
     now = app.clock.now()
     size = _log_size(app)
     app.await_replica()  # the log is read from app.read_engine: up to ``size`` at least
@@ -304,7 +308,7 @@ def run(app: App, *, since: datetime | None = None, to_index: int | None = None,
         start = first_index_at(app, since, size)
     else:
         start = cursor
-    con = logscan.connect()
+    con = logscan.connect(engine)
     try:
         if start < size:
             summary, writes = _analyse(app, con, start, size, cursor)
@@ -828,10 +832,11 @@ def _bounds(con: Any, day0: date, tps: dict[str, TaxpayerFacts],
 def _repeated(con: Any, day0: date, level: dict[tuple[str, str], list[Signal]]) -> None:
     """Three or more refusals on one taxpayer in a day (self-reported ones count too)."""
     for seid, d, tp, idxs in con.execute("""
-            SELECT seid, day, taxpayer, list(idx ORDER BY t, idx) FROM cand
-            WHERE outcome = 'deny' AND taxpayer IS NOT NULL AND taxpayer <> ''
-              AND day >= ?
-            GROUP BY 1, 2, 3 HAVING count(*) >= 3 ORDER BY min(t), list(idx ORDER BY t, idx)[1]""",
+            SELECT seid, day, taxpayer, idxs FROM (
+              SELECT seid, day, taxpayer, list(idx ORDER BY t, idx) AS idxs, min(t) AS first
+              FROM cand WHERE outcome = 'deny' AND taxpayer IS NOT NULL AND taxpayer <> ''
+                AND day >= ?
+              GROUP BY 1, 2, 3 HAVING count(*) >= 3) ORDER BY first, idxs[1]""",
                                          [day0]).fetchall():
         level[(seid, d.isoformat())].append(Signal(
             "repeated_refusals", WEIGHTS["repeated_refusals"],
@@ -898,7 +903,7 @@ def _volume(con: Any, by_day: dict[tuple[str, str], list[Signal]]) -> None:
                  JOIN hist h ON h.role = c.role AND h.seid <> c.seid
                   AND h.day BETWEEN c.day - {HISTORY_DAYS} AND c.day GROUP BY 1, 2)
         SELECT c.seid, c.day, c.n, own.own,
-               CAST(p.v[least(len(p.v), greatest(1, CAST(ceil(0.99::DOUBLE * len(p.v)) AS BIGINT)))]
+               CAST(p.v[least(array_length(p.v), greatest(1, CAST(ceil(0.99::DOUBLE * array_length(p.v)) AS BIGINT)))]
                     AS DOUBLE) AS p99
         FROM c LEFT JOIN own ON own.seid = c.seid AND own.day = c.day
         LEFT JOIN peer p ON p.seid = c.seid AND p.day = c.day
@@ -943,7 +948,7 @@ def _names(con: Any, day0: date, by_day: dict[tuple[str, str], list[Signal]],
         -- name in a small town) may have missed the caller: any basis the employee opened in
         -- the window counts as its follow-up
         lone AS (SELECT * FROM searched s WHERE NOT followed AND NOT (
-          len(s.ms) >= ? AND EXISTS (SELECT 1 FROM basis b WHERE b.seid = s.seid
+          array_length(s.ms) >= ? AND EXISTS (SELECT 1 FROM basis b WHERE b.seid = s.seid
             AND b.opened_at BETWEEN s.t - INTERVAL 1 MINUTE AND s.t + INTERVAL 20 MINUTE))),
         hits AS (
           SELECT l.idx, list(c.idx ORDER BY c.t, c.idx) AS hits
@@ -951,7 +956,7 @@ def _names(con: Any, day0: date, by_day: dict[tuple[str, str], list[Signal]],
           JOIN cand c ON c.seid = l.seid AND c.taxpayer = l.m
                AND c.t >= l.t AND c.t - l.t <= INTERVAL 1 HOUR
           GROUP BY 1)
-        SELECT l.idx, l.seid, l.day, len(l.ms), h.hits FROM lone l LEFT JOIN hits h ON h.idx = l.idx
+        SELECT l.idx, l.seid, l.day, array_length(l.ms), h.hits FROM lone l LEFT JOIN hits h ON h.idx = l.idx
         ORDER BY l.t, l.idx""", [day0, NAMES_LIMIT]).fetchall()
     for idx, seid, d, matches, hits in rows:
         key = (seid, d.isoformat())
