@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -x -m "not postgres and not slow"
