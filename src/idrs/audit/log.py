@@ -924,6 +924,20 @@ def record_in(
     return idx
 
 
+def lock_first(session: Session) -> None:
+    """Take the log's write lock now, before ``session`` writes any row (PostgreSQL: the
+    transaction-scoped advisory lock :func:`append_in` takes again; on SQLite
+    ``session_scope`` holds the write lock since ``BEGIN IMMEDIATE``).
+
+    For a unit of work on rows that the group commit's ``also`` writes touch too (a sign-in
+    session's last-seen time): both then take the log lock first and the row locks after
+    it, so neither holds a row while waiting for the lock the other holds (no deadlock)."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
+
+
 def _statement_error(exc: BaseException) -> bool:
     """A statement refused by the database (constraint, bad value), not a broken connection:
     nothing was committed, so the batch may be tried again without the callers' writes."""
