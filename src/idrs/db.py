@@ -155,7 +155,8 @@ class _Checkpointer:
             return True
 
 
-_checkpointers: dict[int, _Checkpointer] = {}
+#: per engine, weakly: a collected engine's entry goes with it (never found by a new engine)
+_checkpointers: weakref.WeakKeyDictionary[Engine, _Checkpointer] = weakref.WeakKeyDictionary()
 _checkpointers_lock = threading.Lock()
 
 
@@ -174,10 +175,10 @@ def _start_checkpointer(engine: Engine) -> None:
     if not path or path == ":memory:" or path.startswith("file:"):
         return
     with _checkpointers_lock:
-        cp = _checkpointers.get(id(engine))
-        if cp is not None and cp.engine() is engine and cp.thread.is_alive():
+        cp = _checkpointers.get(engine)
+        if cp is not None and cp.thread.is_alive():
             return
-        cp = _checkpointers[id(engine)] = _Checkpointer(engine, os.path.abspath(path))
+        cp = _checkpointers[engine] = _Checkpointer(engine, os.path.abspath(path))
         cp.thread.start()
 
 

@@ -168,7 +168,7 @@ def test_sqlite_wal_is_checkpointed_in_the_background(world):
     assert os.stat(path).st_mtime_ns != before
     threads = [t for t in threading.enumerate() if t.name == "idrs-wal-checkpoint"]
     app.engine.dispose()
-    ours = db._checkpointers[id(app.engine)].thread
+    ours = db._checkpointers[app.engine].thread
     assert ours in threads
     ours.join(timeout=5)
     assert not ours.is_alive()

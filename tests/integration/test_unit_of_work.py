@@ -6,7 +6,10 @@ lets the system keep writing. The appender of ``audit/log.py`` refuses to write 
 log (its checkpoint floor); before the unit of work, adjustments had a second appender of
 their own that skipped that check and wrote onto the truncated log, and people committed
 their change first and recorded it afterwards (a change without its entry). Both are now
-refused with nothing written, on SQLite and PostgreSQL.
+refused with nothing written, on SQLite and PostgreSQL. So are sign-ins and machine
+sessions (they committed the session, then ended it when the entry failed, and a new
+sign-in had already ended the older session), a machine principal's creation and its
+secret's rotation; a failed sign-in's count still stands (a refusal is never weakened).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from idrs.audit import service as audit
 from idrs.audit.models import AuditEntry
 from idrs.context import App
 from idrs.errors import AccessDenied
-from idrs.people import admin
+from idrs.people import admin, auth, systems, totp
 from idrs.people import service as people
-from idrs.people.models import Employee, Unit
+from idrs.people.models import Employee, SignInSession, SystemPrincipal, SystemSession, Unit
 from tests.integration import adjust_world as aw
+from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fixture
 from tests.integration.test_admin import (
     WIAM_CEILING,
     w,  # noqa: F401 - the administration fixture
@@ -131,3 +135,75 @@ def test_role_change_onto_a_truncated_log_is_refused_and_changes_nothing(w) -> N
         ceiling = conn.execute(select(Unit.ceiling).where(Unit.code == "WIAM")).scalar_one()
     assert set(ceiling.split(",")) == set(WIAM_CEILING.split(","))
     assert log_size(app) == size
+
+
+def _rows(app: App, *tables: type) -> tuple[object, ...]:
+    """Every column of every row of ``tables``: any write shows."""
+    with app.engine.connect() as conn:
+        return tuple(
+            tuple(tuple(r) for r in conn.execute(select(t.__table__).order_by(t.id)))  # type: ignore[attr-defined]
+            for t in tables
+        )
+
+
+def test_sign_in_onto_a_truncated_log_is_refused_and_writes_nothing(app: App) -> None:
+    creds = people.create_employee(app, seid="EX100", name="Ann Examiner", tin=None,
+                                   roles="examiner", unax_attested_at=app.clock.now())
+    people.create_unit(app, "U1")
+    live = auth.sign_in(app, "EX100", creds["password"],
+                        totp.code_at(creds["totp_secret"], app.clock.now()), "test")
+    app.clock.advance(seconds=60)  # a new TOTP step
+    size = truncate_below_checkpoint(app)
+    before = _rows(app, Employee, SignInSession)
+    with pytest.raises(AccessDenied) as exc:
+        auth.sign_in(app, "EX100", creds["password"],
+                     totp.code_at(creds["totp_secret"], app.clock.now()), "test")
+    assert exc.value.codes == ["AUDIT_UNAVAILABLE"]
+    # no new session, the older one not superseded, the TOTP step not used, no entry
+    assert _rows(app, Employee, SignInSession) == before
+    assert auth.authenticate(app, live.token).seid == "EX100"
+    assert log_size(app) == size
+    # a wrong password is still counted (its entry cannot be written: the refusal stands)
+    with pytest.raises(AccessDenied) as exc:
+        auth.sign_in(app, "EX100", "wrong", totp.code_at(creds["totp_secret"],
+                                                         app.clock.now()), "test")
+    assert exc.value.codes == ["AUTH_FAILED"]
+    with app.engine.connect() as conn:
+        assert conn.execute(select(Employee.failed_logins)).scalar_one() == 1
+    assert log_size(app) == size
+
+
+def test_machine_principal_changes_onto_a_truncated_log_are_refused_and_write_nothing(
+    app: App,
+) -> None:
+    feed = systems.add_system(app, name="phones", kind=systems.CONTACT_FEED, actor="os:test")
+    people.create_unit(app, "U1")
+    people.create_unit(app, "U2")
+    size = truncate_below_checkpoint(app)
+    before = _rows(app, SystemPrincipal, SystemSession)
+    with pytest.raises(AccessDenied) as exc:
+        systems.start_session(app, name="phones", secret=feed["secret"])
+    assert exc.value.codes == ["AUDIT_UNAVAILABLE"]
+    with pytest.raises(log.AuditUnavailable):
+        systems.add_system(app, name="letters", kind=systems.CONTACT_FEED, actor="os:test")
+    with pytest.raises(log.AuditUnavailable):
+        systems.rotate_secret(app, name="phones", actor="os:test")
+    assert _rows(app, SystemPrincipal, SystemSession) == before
+    assert log_size(app) == size
+
+
+def test_sign_in_and_machine_session_commit_with_their_entries(app: App) -> None:
+    """The happy path: each session and its entry are both there, the entry last."""
+    creds = people.create_employee(app, seid="EX100", name="Ann Examiner", tin=None,
+                                   roles="examiner", unax_attested_at=app.clock.now())
+    signed = auth.sign_in(app, "EX100", creds["password"],
+                          totp.code_at(creds["totp_secret"], app.clock.now()), "test")
+    feed = systems.add_system(app, name="phones", kind=systems.CONTACT_FEED, actor="os:test")
+    systems.start_session(app, name="phones", secret=feed["secret"])
+    assert auth.sign_out(app, signed.token, interface="test")
+    with app.engine.connect() as conn:
+        types = [bytes(r[0]) for r in conn.execute(
+            text("SELECT leaf_input FROM audit_entry ORDER BY idx"))]
+    assert [t.split(b'"type":"')[1].split(b'"')[0].decode() for t in types][-4:] == [
+        "auth:signin:success", "admin:system:create", "auth:system:success", "auth:session:end"]
+    assert aw.log_consistent(app)

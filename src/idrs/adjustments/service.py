@@ -50,11 +50,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import weakref
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from idrs.access import facts as pip
@@ -91,16 +92,17 @@ _PREREQ_MSG: dict[str, str] = {
 }
 
 
-_configured: dict[int, rules.Thresholds] = {}
+#: per engine (weakly: a collected engine's thresholds never pass to a new one at its address)
+_configured: weakref.WeakKeyDictionary[Engine, rules.Thresholds] = weakref.WeakKeyDictionary()
 
 
 def configure(app: App, thresholds: rules.Thresholds) -> None:
     """Use ``thresholds`` for ``app`` (tests, operators); default: ``IDRS_ADJ_*`` settings."""
-    _configured[id(app.engine)] = thresholds
+    _configured[app.engine] = thresholds
 
 
 def thresholds_for(app: App) -> rules.Thresholds:
-    return _configured.get(id(app.engine)) or rules.Thresholds.from_settings(app.settings)
+    return _configured.get(app.engine) or rules.Thresholds.from_settings(app.settings)
 
 
 @dataclass(frozen=True)
@@ -211,10 +213,11 @@ def _sqlite_lock(app: App) -> threading.Lock | None:
     """In-process writers on SQLite queue here instead of sleeping in SQLite's busy handler."""
     if app.engine.dialect.name != "sqlite":
         return None
-    return _LOCKS.setdefault(id(app.engine), threading.Lock())
+    return _LOCKS.setdefault(app.engine, threading.Lock())
 
 
-_LOCKS: dict[int, threading.Lock] = {}
+#: per engine, weakly (as ``_configured``)
+_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def _committed(app: App, call: _Call, work: Any, actor: str,

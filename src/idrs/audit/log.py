@@ -49,6 +49,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,27 +119,23 @@ class CheckpointPolicy:
     max_unsigned_seconds: float = 1.0
 
 
-_policies: dict[int, tuple[Engine, CheckpointPolicy | None]] = {}
+#: per engine, weakly: a collected engine's policy goes with it (never found by a new engine)
+_policies: weakref.WeakKeyDictionary[Engine, CheckpointPolicy | None] = weakref.WeakKeyDictionary()
 
 
 def configure(engine: Engine, settings: Any) -> None:
     """Register where this engine's checkpoints are signed (IDRS_HOME, origin, N, T)."""
-    _policies[id(engine)] = (
-        engine,
-        CheckpointPolicy(
-            home=Path(settings.home),
-            origin=settings.audit_origin,
-            every_entries=settings.checkpoint_every_entries,
-            every_seconds=settings.checkpoint_every_seconds,
-            max_unsigned_seconds=settings.checkpoint_max_unsigned_seconds,
-        ),
+    _policies[engine] = CheckpointPolicy(
+        home=Path(settings.home),
+        origin=settings.audit_origin,
+        every_entries=settings.checkpoint_every_entries,
+        every_seconds=settings.checkpoint_every_seconds,
+        max_unsigned_seconds=settings.checkpoint_max_unsigned_seconds,
     )
 
 
 def _policy(engine: Engine) -> CheckpointPolicy | None:
-    key = id(engine)
-    known = _policies.get(key)
-    if known is None or known[0] is not engine:
+    if engine not in _policies:
         from idrs.audit.checkpoint import has_signing_key
         from idrs.config import get_settings
 
@@ -146,21 +143,18 @@ def _policy(engine: Engine) -> CheckpointPolicy | None:
         same = engine.url.render_as_string(hide_password=False) == s.database_url
         if same and not has_signing_key(s.home):
             return None  # not initialized yet: ask again next time (idrs init creates the key)
-        _policies[key] = (
-            engine,
-            (
-                CheckpointPolicy(
-                    s.home,
-                    s.audit_origin,
-                    s.checkpoint_every_entries,
-                    s.checkpoint_every_seconds,
-                    s.checkpoint_max_unsigned_seconds,
-                )
-                if same and has_signing_key(s.home)
-                else None
-            ),
+        _policies[engine] = (
+            CheckpointPolicy(
+                s.home,
+                s.audit_origin,
+                s.checkpoint_every_entries,
+                s.checkpoint_every_seconds,
+                s.checkpoint_max_unsigned_seconds,
+            )
+            if same and has_signing_key(s.home)
+            else None
         )
-    return _policies[key][1]
+    return _policies[engine]
 
 
 # ---------------------------------------------------------------- the batch itself
@@ -726,7 +720,10 @@ def flush_unsigned() -> None:
 atexit.register(flush_unsigned)  # a one-shot command leaves no unsigned tail behind
 
 
-_appenders: dict[int, GroupAppender] = {}
+#: per engine. Keyed by the engine itself (never by ``id(engine)``, which a new engine may
+#: get once an old one is collected). The appender holds its engine (a pending tail
+#: signature needs it), so an entry lives until :func:`forget`.
+_appenders: weakref.WeakKeyDictionary[Engine, GroupAppender] = weakref.WeakKeyDictionary()
 _appenders_lock = threading.Lock()
 
 
@@ -743,9 +740,9 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 
 def appender_for(engine: Engine) -> GroupAppender:
     with _appenders_lock:
-        ap = _appenders.get(id(engine))
-        if ap is None or ap.engine is not engine:
-            ap = _appenders[id(engine)] = GroupAppender(engine)
+        ap = _appenders.get(engine)
+        if ap is None:
+            ap = _appenders[engine] = GroupAppender(engine)
         return ap
 
 
@@ -753,10 +750,9 @@ def forget(engine: Engine) -> None:
     """Drop ``engine``'s appender, its connection and any pending tail signature (before the
     engine's database goes away: test teardown)."""
     with _appenders_lock:
-        ap = _appenders.get(id(engine))
-        if ap is None or ap.engine is not engine:
+        ap = _appenders.pop(engine, None)
+        if ap is None:
             return
-        del _appenders[id(engine)]
     _tail.discard(ap)
     with ap._commit_lock, ap._signing:
         if ap._db is not None:
@@ -922,6 +918,20 @@ def record_in(
         ) from exc
     sa_event.listen(session, "after_commit", lambda _s: committed(app.engine, idx), once=True)
     return idx
+
+
+def lock_first(session: Session) -> None:
+    """Take the log's write lock now, before ``session`` writes any row (PostgreSQL: the
+    transaction-scoped advisory lock :func:`append_in` takes again; on SQLite
+    ``session_scope`` holds the write lock since ``BEGIN IMMEDIATE``).
+
+    For a unit of work on rows that the group commit's ``also`` writes touch too (a sign-in
+    session's last-seen time): both then take the log lock first and the row locks after
+    it, so neither holds a row while waiting for the lock the other holds (no deadlock)."""
+    from sqlalchemy import text
+
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
 
 
 def _statement_error(exc: BaseException) -> bool:

@@ -17,22 +17,31 @@ audit entry says ACCOUNT_LOCKED and the lock shows in the security administrator
 Every success, failure, lockout, sign-out and expiry is an ``auth:*`` audit event. Callers:
 the CLI (``idrs login``/``logout``), the HTTP API (``POST /api/v1/sessions``), research.run.
 
-Why the writes are ordered as they are: on SQLite only one connection writes at a time and
-the audit log appends on its own connection, so each state change here is committed in a
-short transaction of its own before (or after) the audit entry, never around it.
+One unit of work: each state change commits in the same transaction as its audit entry
+(``audit.log.record_in``). A change that gives access (a new session, with the TOTP step it
+uses and the failure count it clears, and the older session it supersedes) stands only with
+its entry: if the entry cannot be written, nothing is written and the sign-in is refused
+(AUDIT_UNAVAILABLE). A change that only takes access away (a failure counted, a lock, a
+session ended at sign-out or expiry) is written with its entry too, but if the entry cannot
+be written it still commits on its own (:func:`_standing`): a refusal is never weakened
+because the log is down. Each such transaction takes the log's lock first
+(``audit.log.lock_first``), as the group commit does before it updates a session's
+last-seen time.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Dialect, select, update
 from sqlalchemy.orm import Session, configure_mappers
 
-from idrs.audit.events import EventType
+from idrs.audit import log
+from idrs.audit.events import Actor, EventType
 from idrs.audit.log import AuditUnavailable
 from idrs.clock import as_utc
 from idrs.context import App
@@ -51,6 +60,25 @@ AUTH_REQUIRED = Reason("AUTH_REQUIRED", "sign in first")
 SESSION_EXPIRED = Reason("SESSION_EXPIRED", "your session has expired; sign in again")
 SUPERSEDED = Reason("AUTH_REQUIRED", "your session was ended by a newer sign-in; sign in again")
 AUDIT_UNAVAILABLE = Reason("AUDIT_UNAVAILABLE", "the audit log cannot be written; nothing was done")
+
+_T = TypeVar("_T")
+
+
+def _standing(
+    app: App, change: Callable[[Session], _T], entries: Callable[[Session, _T], object]
+) -> tuple[_T, AuditUnavailable | None]:
+    """Commit a change that only takes access away with its audit ``entries`` (one
+    transaction, the log's lock first). If the entries cannot be written, the change is
+    committed on its own all the same and the AuditUnavailable returned beside its result."""
+    try:
+        with session_scope(app.engine) as s:
+            log.lock_first(s)
+            got = change(s)
+            entries(s, got)
+        return got, None
+    except AuditUnavailable as exc:
+        with session_scope(app.engine) as s:
+            return change(s), exc
 
 _EMPLOYEE_COLUMNS = tuple(c.name for c in Employee.__table__.columns)
 _SESSION_COLUMNS = ("id", "ended_at", "end_reason", "expires_at", "last_seen_at")
@@ -209,32 +237,32 @@ def _fail(app: App, emp: Employee, interface: str, address: str | None) -> Acces
     """Count one failure (atomically); at the threshold and beyond, (re)lock for a growing
     time. Returns the refusal to raise: AUTH_FAILED, the same whether or not it locks."""
     now = app.clock.now()
-    with session_scope(app.engine) as s:
+    actor = Actor(emp.seid, interface, address)
+
+    def count(s: Session) -> tuple[int, int]:
         s.execute(
             update(Employee)
             .where(Employee.id == emp.id)
             .values(failed_logins=Employee.failed_logins + 1)
         )
-        count = s.scalar(select(Employee.failed_logins).where(Employee.id == emp.id)) or 0
-        seconds = lock_seconds(app, count)
+        n = s.scalar(select(Employee.failed_logins).where(Employee.id == emp.id)) or 0
+        seconds = lock_seconds(app, n)
         if seconds:
             s.execute(update(Employee).where(Employee.id == emp.id).values(locked_at=now))
-    _audit_failure(
-        app, emp.seid, interface, address, "bad_credentials", detail={"consecutive_failures": count}
-    )
-    if seconds:
-        with contextlib.suppress(AuditUnavailable):  # the refusal stands either way
-            record(
-                app,
-                EventType.AUTH_SIGNIN_LOCKOUT,
-                actor=emp.seid,
-                interface=interface,
-                address=address,
-                outcome="locked",
-                obj={"seid": emp.seid},
-                reasons=[ACCOUNT_LOCKED.code],
-                detail={"consecutive_failures": count, "locked_seconds": seconds},
-            )
+        return n, seconds
+
+    def entries(s: Session, got: tuple[int, int]) -> None:
+        n, seconds = got
+        log.record_in(s, app, EventType.AUTH_SIGNIN_FAILURE, actor, obj={"seid": emp.seid},
+                      detail={"why": "bad_credentials", "consecutive_failures": n},
+                      outcome="failure", reasons=["AUTH_FAILED"])
+        if seconds:
+            log.record_in(s, app, EventType.AUTH_SIGNIN_LOCKOUT, actor, obj={"seid": emp.seid},
+                          detail={"consecutive_failures": n, "locked_seconds": seconds},
+                          outcome="locked", reasons=[ACCOUNT_LOCKED.code])
+
+    # the count (and lock) stands even when its entries cannot be written: so does the refusal
+    _standing(app, count, entries)
     return AccessDenied([AUTH_FAILED])
 
 
@@ -267,7 +295,26 @@ def _start_session(
 ) -> SignIn:
     token = random_token(32)
     expires = now + timedelta(hours=app.settings.session_absolute_hours)
+    try:
+        return _open_session(app, emp, step, now, interface, address, token, expires)
+    except AuditUnavailable:  # nothing was written: no session, no step used, none ended
+        raise AccessDenied([AUDIT_UNAVAILABLE]) from None
+
+
+def _open_session(
+    app: App,
+    emp: Employee,
+    step: int,
+    now: datetime,
+    interface: str,
+    address: str | None,
+    token: str,
+    expires: datetime,
+) -> SignIn:
+    """The session, the step it uses, the older session it ends, and auth:signin:success:
+    one transaction (AuditUnavailable, nothing written, if the entry cannot be)."""
     with session_scope(app.engine) as s:
+        log.lock_first(s)
         # Atomic replay guard: the step must still be newer than the last one used, and no
         # failure counted (no lock set) since the account was read, at the moment of writing.
         res = s.execute(
@@ -298,30 +345,23 @@ def _start_session(
         )
         s.add(row)
         s.flush()
-        session_id = row.id
-    try:
-        record(
-            app,
-            EventType.AUTH_SIGNIN_SUCCESS,
-            actor=emp.seid,
-            interface=interface,
-            address=address,
-            obj={"seid": emp.seid, "session": session_id},
-            detail={"ended_previous": ended},
-        )
-    except AuditUnavailable:
-        _end(app, session_id, now, "audit_unavailable")
-        raise AccessDenied([AUDIT_UNAVAILABLE]) from None
+        log.record_in(s, app, EventType.AUTH_SIGNIN_SUCCESS, Actor(emp.seid, interface, address),
+                      obj={"seid": emp.seid, "session": row.id},
+                      detail={"ended_previous": ended})
     return SignIn(token, expires, ended > 0)
+
+
+def _end_in(s: Session, session_id: int, now: datetime, reason: str) -> None:
+    s.execute(
+        update(SignInSession)
+        .where(SignInSession.id == session_id, SignInSession.ended_at.is_(None))
+        .values(ended_at=now, end_reason=reason)
+    )
 
 
 def _end(app: App, session_id: int, now: datetime, reason: str) -> None:
     with session_scope(app.engine) as s:
-        s.execute(
-            update(SignInSession)
-            .where(SignInSession.id == session_id, SignInSession.ended_at.is_(None))
-            .values(ended_at=now, end_reason=reason)
-        )
+        _end_in(s, session_id, now, reason)
 
 
 def authenticate(
@@ -393,18 +433,16 @@ def authenticate_session(
     elif now - as_utc(sess.s_last_seen_at) >= idle:
         why = "idle"
     if why:
-        _end(app, sess.s_id, now, why)
-        with contextlib.suppress(AuditUnavailable):
-            record(
-                app,
-                EventType.AUTH_SESSION_EXPIRE,
-                actor=emp.seid,
-                interface=interface,
-                address=address,
-                outcome="expired",
-                obj={"seid": emp.seid, "session": sess.s_id},
-                detail={"why": why},
-            )
+        sid, reason = int(sess.s_id), why
+        # ended with its entry; if the entry cannot be written, ended all the same
+        _standing(
+            app,
+            lambda s: _end_in(s, sid, now, reason),
+            lambda s, _: log.record_in(
+                s, app, EventType.AUTH_SESSION_EXPIRE, Actor(emp.seid, interface, address),
+                obj={"seid": emp.seid, "session": sid}, detail={"why": reason},
+                outcome="expired"),
+        )
         raise AccessDenied([SESSION_EXPIRED], seid=emp.seid)
     if now - as_utc(sess.s_last_seen_at) >= TOUCH_EVERY:
         if touches is not None:
@@ -424,26 +462,28 @@ def sign_out(
     if not token:
         return False
     now = app.clock.now()
-    with session_scope(app.engine) as s:
+
+    def end(s: Session) -> tuple[int, str] | None:
         row = s.execute(
             select(SignInSession.id, Employee.seid)
             .join(Employee, Employee.id == SignInSession.employee_id)
             .where(SignInSession.token_hash == sha256_hex(token), SignInSession.ended_at.is_(None))
         ).one_or_none()
         if row is None:
-            return False
-        s.execute(
-            update(SignInSession)
-            .where(SignInSession.id == row.id)
-            .values(ended_at=now, end_reason="signout")
-        )
-    record(
-        app,
-        EventType.AUTH_SESSION_END,
-        actor=row.seid,
-        interface=interface,
-        address=address,
-        obj={"seid": row.seid, "session": row.id},
-        detail={"why": "signout"},
-    )
+            return None
+        _end_in(s, row.id, now, "signout")
+        return int(row.id), str(row.seid)
+
+    def entry(s: Session, ended: tuple[int, str] | None) -> None:
+        if ended is not None:
+            log.record_in(s, app, EventType.AUTH_SESSION_END, Actor(ended[1], interface, address),
+                          obj={"seid": ended[1], "session": ended[0]},
+                          detail={"why": "signout"})
+
+    # the session ends even when its entry cannot be written (AuditUnavailable then, as ever)
+    ended, failed = _standing(app, end, entry)
+    if ended is None:
+        return False
+    if failed is not None:
+        raise failed
     return True

@@ -19,6 +19,11 @@ unknown here and a machine's token is unknown to ``people.auth`` (401 either way
 machine name is never a SEID. A live employee session presented where a machine is expected
 is refused and recorded (``WRONG_PRINCIPAL``, ``auth:system:deny``), as is a machine of the
 wrong kind.
+
+One unit of work: a principal's creation, a rotation (the new secret and the end of every
+live token) and a new machine session each commit in the same transaction as their audit
+entry (``audit.log.record_in``); if the entry cannot be written, nothing is written and the
+call fails (AuditUnavailable; a session: AUDIT_UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from idrs.audit.events import EventType
+from idrs.audit import log
+from idrs.audit.events import Actor, EventType
 from idrs.audit.log import AuditUnavailable
 from idrs.clock import as_utc
 from idrs.context import App
@@ -94,27 +100,24 @@ def add_system(
     if kind == AGENCY_SYSTEM and agency is None:
         raise ValidationFailed(["agency: required for an agency_system"])
     secret = secrets.token_urlsafe(32)
+    secret_hash = passwords.hash_password(secret)  # before the write lock: argon2 is slow
     with session_scope(app.engine) as s:
         if s.scalar(select(SystemPrincipal.id).where(SystemPrincipal.name == name)) is not None:
             raise Conflict(f"system {name} already exists")
-    index = record(
-        app,
-        EventType.ADMIN_SYSTEM_CREATE,
-        actor=actor,
-        interface=interface,
-        obj={"system": name, "kind": kind},
-        detail={"agency": agency} if agency else None,
-    )
-    with session_scope(app.engine) as s:
         s.add(
             SystemPrincipal(
                 name=name,
                 kind=kind,
                 agency=agency,
-                secret_hash=passwords.hash_password(secret),
+                secret_hash=secret_hash,
                 active=True,
                 created_at=app.clock.now(),
             )
+        )
+        # the principal stands only with its entry (AuditUnavailable: neither is written)
+        index = log.record_in(
+            s, app, EventType.ADMIN_SYSTEM_CREATE, Actor(actor, interface),
+            obj={"system": name, "kind": kind}, detail={"agency": agency} if agency else None,
         )
     return {"system": name, "kind": kind, "agency": agency, "secret": secret, "audit_index": index}
 
@@ -122,29 +125,25 @@ def add_system(
 def rotate_secret(app: App, *, name: str, actor: str, interface: str = "cli") -> dict[str, Any]:
     """A new secret for ``name`` (shown once); the old one and every live token stop at once."""
     name = _name(name)
+    secret = secrets.token_urlsafe(32)
+    secret_hash = passwords.hash_password(secret)  # before the write lock: argon2 is slow
+    now = app.clock.now()
     with session_scope(app.engine) as s:
         p = s.scalar(select(SystemPrincipal).where(SystemPrincipal.name == name))
         if p is None:
             raise NotFound(f"no system {name}")
         kind = p.kind
-    index = record(
-        app,
-        EventType.ADMIN_SYSTEM_ROTATE,
-        actor=actor,
-        interface=interface,
-        obj={"system": name, "kind": kind},
-    )
-    secret = secrets.token_urlsafe(32)
-    now = app.clock.now()
-    with session_scope(app.engine) as s:
-        p = s.scalar(select(SystemPrincipal).where(SystemPrincipal.name == name))
-        assert p is not None
-        p.secret_hash = passwords.hash_password(secret)
+        p.secret_hash = secret_hash
         p.rotated_at = now
         s.execute(
             update(SystemSession)
             .where(SystemSession.principal_id == p.id, SystemSession.ended_at.is_(None))
             .values(ended_at=now)
+        )
+        # the new secret stands only with its entry (AuditUnavailable: the old one stays)
+        index = log.record_in(
+            s, app, EventType.ADMIN_SYSTEM_ROTATE, Actor(actor, interface),
+            obj={"system": name, "kind": kind},
         )
     return {"system": name, "kind": kind, "secret": secret, "audit_index": index}
 
@@ -207,25 +206,20 @@ def start_session(
     token = random_token(32)
     now = app.clock.now()
     expires = now + timedelta(minutes=SESSION_MINUTES)
-    with session_scope(app.engine) as s:
-        row = SystemSession(
-            token_hash=sha256_hex(token), principal_id=found[0], created_at=now, expires_at=expires
-        )
-        s.add(row)
-        s.flush()
-        sid = row.id
     try:
-        record(
-            app,
-            EventType.AUTH_SYSTEM_SUCCESS,
-            actor=f"system:{who}",
-            interface=interface,
-            address=address,
-            obj={"system": who, "kind": found[1], "session": sid},
-        )
-    except AuditUnavailable:
         with session_scope(app.engine) as s:
-            s.execute(update(SystemSession).where(SystemSession.id == sid).values(ended_at=now))
+            row = SystemSession(
+                token_hash=sha256_hex(token), principal_id=found[0], created_at=now,
+                expires_at=expires,
+            )
+            s.add(row)
+            s.flush()
+            # the session stands only with its entry
+            log.record_in(
+                s, app, EventType.AUTH_SYSTEM_SUCCESS, Actor(f"system:{who}", interface, address),
+                obj={"system": who, "kind": found[1], "session": row.id},
+            )
+    except AuditUnavailable:  # nothing was written
         raise AccessDenied(
             [Reason("AUDIT_UNAVAILABLE", "the audit log cannot be written; nothing was done")]
         ) from None
