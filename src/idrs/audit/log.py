@@ -792,10 +792,32 @@ def record(
     """Record what ``actor`` did: one entry, committed durably (with ``also``, the caller's
     own writes, in the same transaction) before this returns its index. AuditUnavailable
     when it cannot be written: the action it records must then not happen."""
-    return append(app.engine, make_event(
+    return append(app.engine, _event_of(app, event, actor, obj, detail, outcome, reasons,
+                                        policy), also)
+
+
+def _event_of(
+    app: App,
+    event: AuditEvent,
+    actor: Actor,
+    obj: dict[str, Any] | None,
+    detail: dict[str, Any] | None,
+    outcome: str,
+    reasons: list[str] | None,
+    policy: str | None = None,
+) -> dict[str, Any]:
+    """The entry :func:`record` and :func:`record_in` write: ``actor`` doing ``event`` now."""
+    return make_event(
         event, time=app.clock.now(), actor=actor.seid, outcome=outcome,
         interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
-        policy=policy, detail=detail), also)
+        policy=policy, detail=detail)
+
+
+def _unavailable(exc: Exception) -> AuditUnavailable:
+    """The refusal of a unit of work whose entry could not be written (nothing stands)."""
+    return AuditUnavailable(
+        f"audit log unavailable, nothing was written: {type(exc).__name__}: {exc}"
+    )
 
 
 # ---------------------------------------------------------------- the unit of work
@@ -861,9 +883,7 @@ class UnitOfWork:
             self._db.commit()
         except Exception as exc:  # noqa: BLE001 - no entry, no change
             self._db.rollback()
-            raise AuditUnavailable(
-                f"audit log unavailable, nothing was written: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _unavailable(exc) from exc
         self.index = idx
         return idx
 
@@ -905,17 +925,12 @@ def record_in(
     """
     from sqlalchemy import event as sa_event
 
-    entry = make_event(
-        event, time=app.clock.now(), actor=actor.seid, outcome=outcome,
-        interface=actor.interface, address=actor.address, obj=obj, reasons=reasons,
-        detail=detail)
+    entry = _event_of(app, event, actor, obj, detail, outcome, reasons)
     try:
         session.flush()
         idx = append_in(app.engine, session.connection().connection.driver_connection, entry)
     except Exception as exc:  # noqa: BLE001 - no entry, no change
-        raise AuditUnavailable(
-            f"audit log unavailable, nothing was written: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise _unavailable(exc) from exc
     sa_event.listen(session, "after_commit", lambda _s: committed(app.engine, idx), once=True)
     return idx
 

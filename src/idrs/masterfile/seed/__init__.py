@@ -46,7 +46,7 @@ from typing import Any
 
 from idrs.access import conflicts
 from idrs.audit import log as audit_log
-from idrs.audit.events import EventType, make_event
+from idrs.audit.events import Actor, EventType
 from idrs.context import App
 from idrs.errors import IdrsError
 from idrs.masterfile.seed.export import export_jsonl, to_import_dict
@@ -176,16 +176,10 @@ def seed(
     stats = load_parallel(app, gen, actor, progress, workers) if workers > 1 else None
     if stats is None:  # serial, or too small a population to split
         stats = load_population(app, gen, actor, progress)
-    entry = make_event(
-        EventType.DATA_SEED_RUN,
-        time=app.clock.now(),
-        actor=actor,
-        outcome="success",
-        interface=interface,
-        obj={"kind": "seed"},
+    index = audit_log.record(
+        app, EventType.DATA_SEED_RUN, Actor(actor, interface), obj={"kind": "seed"},
         detail={"seed": seed, "taxpayers": taxpayers, **stats.as_dict()},
     )
-    index = audit_log.append(app.engine, entry)
     made = create_employees(app, gen, seed, credentials_out, actor, interface)
     conflicts.rebuild_all(app)  # the new population links new people to every employee
     return SeedResult(taxpayers, stats, made, index, time.perf_counter() - t0)
