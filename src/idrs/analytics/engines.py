@@ -53,11 +53,12 @@ Spark runs in local mode unless ``IDRS_SPARK_MASTER`` names a cluster
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -401,6 +402,30 @@ def is_spark(con: Any) -> bool:
     return isinstance(con, SparkConnection)
 
 
+@contextlib.contextmanager
+def staged(con: Any, *tables: str) -> Iterator[Any]:
+    """A DuckDB connection in which the caller creates ``tables`` (its own input, loaded and
+    decoded once, in DuckDB's SQL), which are then tables of ``con`` on either engine.
+
+    On DuckDB it is ``con`` itself. On Spark it is a local DuckDB whose tables are written to
+    Parquet in the connection's scratch directory when the block ends, and read by Spark from
+    there (the same columns and types), as detection's log is (``detection.logscan.load``).
+    """
+    if not is_spark(con):
+        yield con
+        return
+    local = duckdb_connect()
+    try:
+        yield local
+        for name in tables:
+            path = con.scratch / f"{name}.parquet"
+            quoted = str(path).replace("'", "''")
+            local.execute(f'COPY "{name}" TO \'{quoted}\' (FORMAT PARQUET)')  # noqa: S608
+            con.read_parquet(name, [path])
+    finally:
+        local.close()
+
+
 # ---------------------------------------------------------------- named queries
 
 
@@ -429,6 +454,68 @@ QUERIES: dict[str, str] = {
           AND (isodow("time") >= 6 OR hour("time") < 7 OR hour("time") >= 19)
         GROUP BY actor ORDER BY accesses DESC, actor""",
 }
+
+
+#: Named queries over tables the caller stages (:func:`staged`), one definition each, in
+#: DuckDB's dialect (the Spark text is transpiled); run with :func:`run_named`.
+TABLE_QUERIES: dict[str, str] = {
+    # The oversight report's "actual access" (idrs.oversight.report): over
+    #   oa_entries(actor, day, type, outcome, command, reasons VARCHAR[], taxpayer,
+    #              matches VARCHAR[])  the scope's entries in the period (day: 'YYYY-MM-DD')
+    #   oa_shown(seid, command, class)   the classes an allowed answer of the command carried
+    #   oa_sensitive(category, pseudonym) the sensitive accounts by category
+    # one row (facet, seid, key, n) per figure: per principal their allowed and denied
+    # decisions, accesses by command and by class, denials by reason code (UNSPECIFIED when
+    # none is given), distinct taxpayers touched (the one looked up, else the matches of a
+    # search) and sensitive accounts touched by category; over everyone the distinct
+    # taxpayers and sensitive accounts, and per day the accesses and the denials.
+    "actual_access": """
+        WITH decided AS (
+            SELECT actor AS seid, day, reasons, taxpayer, matches,
+                   coalesce(nullif(command, ''), '?') AS command,
+                   CASE WHEN outcome IN ('deny', 'denied') THEN 'denied'
+                        WHEN outcome IN ('allow', 'allowed', 'success') THEN 'allowed'
+                   END AS result
+            FROM oa_entries
+            WHERE type IN ('access:research:decide', 'access:adjustment:decide')),
+        allowed AS (SELECT * FROM decided WHERE result = 'allowed'),
+        denied AS (SELECT * FROM decided WHERE result = 'denied'),
+        touched AS (
+            SELECT seid, taxpayer AS tp FROM allowed WHERE coalesce(taxpayer, '') <> ''
+            UNION ALL
+            SELECT seid, unnest(matches) AS tp FROM allowed WHERE coalesce(taxpayer, '') = ''),
+        sensitive AS (
+            SELECT DISTINCT t.seid, s.category, t.tp
+            FROM touched t JOIN oa_sensitive s ON s.pseudonym = t.tp),
+        codes AS (
+            SELECT seid, unnest(CASE WHEN array_length(reasons) > 0 THEN reasons
+                                     ELSE ['UNSPECIFIED'] END) AS code
+            FROM denied)
+        SELECT 'allowed' AS facet, seid, CAST(NULL AS VARCHAR) AS key, count(*) AS n
+        FROM allowed GROUP BY seid
+        UNION ALL SELECT 'denied', seid, NULL, count(*) FROM denied GROUP BY seid
+        UNION ALL SELECT 'command', seid, command, count(*) FROM allowed GROUP BY seid, command
+        UNION ALL SELECT 'class', a.seid, c.class, count(*)
+            FROM allowed a JOIN oa_shown c ON c.seid = a.seid AND c.command = a.command
+            GROUP BY a.seid, c.class
+        UNION ALL SELECT 'reason', seid, code, count(*) FROM codes GROUP BY seid, code
+        UNION ALL SELECT 'taxpayers', seid, NULL, count(DISTINCT tp) FROM touched GROUP BY seid
+        UNION ALL SELECT 'sensitive', seid, category, count(*) FROM sensitive
+            GROUP BY seid, category
+        UNION ALL SELECT 'all_taxpayers', NULL, NULL, count(DISTINCT tp) FROM touched
+        UNION ALL SELECT 'all_sensitive', NULL, category, count(DISTINCT tp) FROM sensitive
+            GROUP BY category
+        UNION ALL SELECT 'day_allowed', NULL, day, count(*) FROM allowed GROUP BY day
+        UNION ALL SELECT 'day_denied', NULL, day, count(*) FROM denied GROUP BY day
+        ORDER BY facet, seid, key""",
+}
+
+
+def run_named(con: Any, name: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Rows of the named query of :data:`TABLE_QUERIES` over the tables staged on ``con``."""
+    if name not in TABLE_QUERIES:
+        raise IdrsError(f"unknown query {name!r}: choose one of {', '.join(sorted(TABLE_QUERIES))}")
+    return [tuple(r) for r in con.execute(TABLE_QUERIES[name], list(params or [])).fetchall()]
 
 
 def _parquet_files(export: Path) -> list[str]:

@@ -13,7 +13,9 @@
 - *actual*: from the audit log, up to a signed checkpoint: accesses by command and class,
   distinct taxpayers (counted by pseudonym, never listed), sensitive accounts touched,
   denials by reason code, per-day counts, alerts (detection, and grants' exports-outstanding)
-  and exports with their destruction status.
+  and exports with their destruction status. The figures from the log are one named query,
+  ``actual_access`` of :mod:`idrs.analytics.engines`, run on DuckDB (default) or on Apache
+  Spark (``--engine spark``) over the scope's entries, staged once by :func:`scan`.
 - *answers*: every answer the principals received in the period, by entry index and
   commitment (never its content), the checkpoint covering them with the witnesses'
   cosignatures, and the commands that open one for a court and check the opening.
@@ -44,10 +46,12 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NotRequired, TypedDict
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from idrs.access import explain, masking
+from idrs.analytics import engines
 from idrs.audit import log as audit_log
 from idrs.audit.checkpoint import Checkpoint
 from idrs.audit.events import Actor
@@ -333,29 +337,56 @@ def _team_filter(db: Any, seids: list[str]) -> tuple[str, list[Any]]:
     return " AND (" + " OR ".join(parts + [other]) + ")", params
 
 
-@dataclass
-class _Tally:
-    accesses: Counter[str] = field(default_factory=Counter)
-    classes: Counter[str] = field(default_factory=Counter)
-    denials: Counter[str] = field(default_factory=Counter)
-    taxpayers: set[str] = field(default_factory=set)
-    sensitive: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    allowed: int = 0
-    denied: int = 0
-    #: the answers this principal received, committed in their entries (see _note_answer)
-    answers: list[dict[str, Any]] = field(default_factory=list)
+#: the staged entries of the scope (see :func:`scan`): the columns the named query reads
+_ENTRIES = """CREATE TABLE oa_entries (actor VARCHAR, day VARCHAR, type VARCHAR,
+                outcome VARCHAR, command VARCHAR, reasons VARCHAR[], taxpayer VARCHAR,
+                matches VARCHAR[])"""
+_INSERT = """INSERT INTO oa_entries SELECT a::VARCHAR, d::VARCHAR, ty::VARCHAR, o::VARCHAR,
+                c::VARCHAR, CAST(CAST(r AS JSON) AS VARCHAR[]), tp::VARCHAR,
+                CAST(CAST(m AS JSON) AS VARCHAR[]) FROM oa_in"""
+_STAGED = ("a", "d", "ty", "o", "c", "r", "tp", "m")
 
 
-def scan(app: App, team: set[str], classes_of: dict[str, dict[str, frozenset[str]]],
-         start: date, end: date, size: int,
-         sensitive: dict[str, set[str]]) -> tuple[dict[str, _Tally], dict[str, list[int]]]:
-    """One pass over entries < ``size`` in [start, end]: the team's accesses and denials."""
+def _stage(duck: Any, name: str, columns: dict[str, list[Any]]) -> None:
+    """Register ``columns`` (name → values) as the DuckDB view ``name``."""
+    arrays = {}
+    for col, values in columns.items():
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values
+        arrays[col] = arr
+    duck.register(name, arrays)
+
+
+def _stage_entries(duck: Any, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        _stage(duck, "oa_in", dict(zip(_STAGED, (list(c) for c in zip(*rows, strict=True)),
+                                       strict=True)))
+        duck.execute(_INSERT)
+        duck.unregister("oa_in")
+        rows.clear()
+
+
+def _entry_row(e: dict[str, Any]) -> tuple[Any, ...]:
+    """One access decision as the row of ``oa_entries`` (lists as JSON text)."""
+    obj = e.get("object") or {}
+    reasons, matches = e.get("reasons"), obj.get("matches")
+    return (e.get("actor"), e["time"][:10], e.get("type"), e.get("outcome"), obj.get("command"),
+            json.dumps(reasons) if isinstance(reasons, list) else None, obj.get("taxpayer"),
+            json.dumps(matches) if isinstance(matches, list) else None)
+
+
+def scan(app: App, team: set[str], start: date, end: date, size: int,
+         duck: Any) -> dict[str, list[dict[str, Any]]]:
+    """One pass over entries < ``size`` in [start, end]: each principal's committed answers
+    (returned), and the team's access decisions, staged as table ``oa_entries`` of the DuckDB
+    connection ``duck`` for the named query ``actual_access``."""
     lo_t = datetime(start.year, start.month, start.day, tzinfo=UTC)
     hi_t = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
     keys = {s.encode(): s for s in team}
-    tallies = {s: _Tally() for s in team}
-    per_day: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    answers: dict[str, list[dict[str, Any]]] = {s: [] for s in team}
     start_s, end_s = lo_t.isoformat(), hi_t.isoformat()
+    duck.execute(_ENTRIES)
+    staged: list[tuple[Any, ...]] = []
     with raw(app.read_engine) as db:
         db.begin_read()
         first = _first_index_at(db, lo_t, size)
@@ -371,44 +402,99 @@ def scan(app: App, team: set[str], classes_of: dict[str, dict[str, frozenset[str
                     continue
                 e = json.loads(b.decode())
                 who = e.get("actor")
-                if who not in tallies:
+                if who not in answers:
                     continue
                 t = e["time"]
                 if not (start_s <= t < end_s):
                     continue
-                _note_answer(tallies[who], e)
-                if e.get("type") not in ACCESS_TYPES:
-                    continue
-                _count(tallies[who], e, per_day[t[:10]], classes_of.get(who, {}), sensitive)
+                _note_answer(answers[who], e)
+                if e.get("type") in ACCESS_TYPES:
+                    staged.append(_entry_row(e))
+            _stage_entries(duck, staged)
         cur.close()
         db.rollback()
-    return tallies, per_day
+    return answers
 
 
-def _count(t: _Tally, e: dict[str, Any], day: list[int], classes_of: dict[str, frozenset[str]],
-           sensitive: dict[str, set[str]]) -> None:
-    obj = e.get("object") or {}
-    cmd = obj.get("command") or "?"
-    outcome = e.get("outcome")
-    if outcome in DENIED:
-        t.denied += 1
-        day[1] += 1
-        for code in e.get("reasons") or ["UNSPECIFIED"]:
-            t.denials[code] += 1
-        return
-    if outcome not in ALLOWED:
-        return
-    t.allowed += 1
-    day[0] += 1
-    t.accesses[cmd] += 1
-    for c in classes_of.get(cmd, frozenset()):
-        t.classes[c] += 1
-    touched = [obj["taxpayer"]] if obj.get("taxpayer") else list(obj.get("matches") or [])
-    for p in touched:
-        t.taxpayers.add(p)
-        for cat, members in sensitive.items():
-            if p in members:
-                t.sensitive[cat].add(p)
+def _stage_facts(duck: Any, classes_of: dict[str, dict[str, frozenset[str]]],
+                 sensitive: dict[str, set[str]]) -> None:
+    """Tables ``oa_shown`` (the classes each principal's allowed answers carried, per command)
+    and ``oa_sensitive`` (the sensitive accounts by category) of ``duck``."""
+    shown = [(seid, str(cmd), c) for seid, by_cmd in sorted(classes_of.items())
+             for cmd, carried in sorted(by_cmd.items()) for c in sorted(carried)]
+    _stage(duck, "oa_shown_in", {"s": [r[0] for r in shown], "c": [r[1] for r in shown],
+                                 "k": [r[2] for r in shown]})
+    duck.execute("CREATE TABLE oa_shown AS SELECT s::VARCHAR AS seid, c::VARCHAR AS command, "
+                 "k::VARCHAR AS class FROM oa_shown_in")
+    duck.unregister("oa_shown_in")
+    members = [(cat, p) for cat, ps in sorted(sensitive.items()) for p in sorted(ps)]
+    _stage(duck, "oa_sensitive_in", {"c": [m[0] for m in members], "p": [m[1] for m in members]})
+    duck.execute("CREATE TABLE oa_sensitive AS SELECT c::VARCHAR AS category, "
+                 "p::VARCHAR AS pseudonym FROM oa_sensitive_in")
+    duck.unregister("oa_sensitive_in")
+
+
+@dataclass
+class _Figures:
+    """One principal's actual access, as the named query ``actual_access`` gives it."""
+
+    allowed: int = 0
+    denied: int = 0
+    accesses: dict[str, int] = field(default_factory=dict)
+    classes: dict[str, int] = field(default_factory=dict)
+    denials: dict[str, int] = field(default_factory=dict)
+    taxpayers: int = 0
+    sensitive: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Actual:
+    """The figures of ``actual_access``: per principal, over everyone, per day."""
+
+    principals: dict[str, _Figures]
+    taxpayers: int = 0
+    sensitive: dict[str, int] = field(default_factory=dict)
+    per_day: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+
+
+def actual_access(app: App, team: set[str], classes_of: dict[str, dict[str, frozenset[str]]],
+                  start: date, end: date, size: int, sensitive: dict[str, set[str]],
+                  engine: str | None = None) -> tuple[_Actual, dict[str, list[dict[str, Any]]]]:
+    """The team's actual access in [start, end] over entries < ``size``, from the named query
+    ``actual_access`` (:data:`idrs.analytics.engines.TABLE_QUERIES`) on ``engine`` (DuckDB
+    by default, or Spark), and each principal's committed answers (:func:`scan`)."""
+    out = _Actual({s: _Figures() for s in team})
+    if not team:  # an agency system's report: no principal, nothing to read
+        return out, {}
+    con = engines.connect(engine)
+    try:
+        with engines.staged(con, "oa_entries", "oa_shown", "oa_sensitive") as duck:
+            answers = scan(app, team, start, end, size, duck)
+            _stage_facts(duck, classes_of, sensitive)
+        rows = engines.run_named(con, "actual_access")
+    finally:
+        con.close()
+    for facet, seid, key, n in rows:
+        n = int(n)
+        f = out.principals.get(seid) if seid is not None else None
+        if facet == "all_taxpayers":
+            out.taxpayers = n
+        elif facet == "all_sensitive":
+            out.sensitive[key] = n
+        elif facet in ("day_allowed", "day_denied"):
+            out.per_day[key][0 if facet == "day_allowed" else 1] = n
+        elif f is None:
+            continue
+        elif facet == "allowed":
+            f.allowed = n
+        elif facet == "denied":
+            f.denied = n
+        elif facet == "taxpayers":
+            f.taxpayers = n
+        else:
+            {"command": f.accesses, "class": f.classes, "reason": f.denials,
+             "sensitive": f.sensitive}[facet][key] = n
+    return out, answers
 
 
 def _classes_shown(session: Session, app: App, emp: Employee,
@@ -485,7 +571,7 @@ OPEN_COMMAND = "idrs audit open {index} --json > opening-{index}.json"
 CHECK_COMMAND = "idrs audit check-opening opening-{index}.json"
 
 
-def _note_answer(t: _Tally, e: dict[str, Any]) -> None:
+def _note_answer(answers: list[dict[str, Any]], e: dict[str, Any]) -> None:
     """Keep an allowed entry of the principal that commits to an answer (any kind of entry:
     research, NAMES, exports, adjustments' results, anonymized records)."""
     obj = e.get("object") or {}
@@ -495,7 +581,7 @@ def _note_answer(t: _Tally, e: dict[str, Any]) -> None:
     index = e.get("index")
     if not isinstance(index, int):
         return
-    t.answers.append({
+    answers.append({
         "index": index, "time": e.get("time"), "type": e.get("type"),
         "command": obj.get("command") or "", "commitment": committed,
         "open": OPEN_COMMAND.format(index=index),
@@ -533,10 +619,11 @@ def witnessed_checkpoint(app: App, note: str) -> dict[str, Any]:
             "cosignatures": sum(1 for r in rows if r["cosigned"])}
 
 
-def answers_received(app: App, tallies: dict[str, _Tally], ck: dict[str, Any]) -> dict[str, Any]:
+def answers_received(app: App, received: dict[str, list[dict[str, Any]]],
+                     ck: dict[str, Any]) -> dict[str, Any]:
     """The ``answers`` section: every committed answer of the scope's principals in the
     period (index order), the witnessed checkpoint covering them, how to open one."""
-    items = sorted(({"seid": seid, **a} for seid, t in tallies.items() for a in t.answers),
+    items = sorted(({"seid": seid, **a} for seid, got in received.items() for a in got),
                    key=lambda a: a["index"])
     witnessed = witnessed_checkpoint(app, ck["note"])
     return {
@@ -561,14 +648,18 @@ def answers_received(app: App, tallies: dict[str, _Tally], ck: dict[str, Any]) -
 
 def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = None,
           unit: str | None = None, system: str | None = None, start: date | None = None,
-          end: date | None = None, actor: Actor) -> dict[str, Any]:
+          end: date | None = None, actor: Actor, engine: str | None = None) -> dict[str, Any]:
     """The report as a dict with top-level keys ``potential``, ``actual``, ``checkpoint``.
+
+    ``engine``: where the actual access is computed from the log, ``duckdb`` (default) or
+    ``spark`` (the same named query, transpiled: :mod:`idrs.analytics.engines`).
 
     Callers: cli (``idrs oversight report``), the tests, the benchmark. Records the request
     (``oversight:report:generate``) before computing, then signs/reads the checkpoint.
     """
     from idrs.grants.service import check_outstanding
 
+    engine = engines.check_engine(engine)
     now = as_utc(app.clock.now())
     if system:
         sc = _system_scope(app, system, grant_id, seids, unit, start, end)
@@ -600,10 +691,10 @@ def build(app: App, *, grant_id: int | None = None, seids: list[str] | None = No
         alerts = _alerts(s, sc.seids, sc.start, sc.end) + _grant_alerts(s, sc.grants)  # type: ignore[arg-type]
         exports = _exports(s, sc.seids)
     assert sc.start is not None and sc.end is not None
-    tallies, per_day = scan(app, set(sc.seids), classes_of, sc.start, sc.end, ck["tree_size"],
-                            sensitive)
-    actual = _actual(tallies, per_day, alerts, exports, sc)
-    answers = answers_received(app, tallies, ck)
+    figures, received = actual_access(app, set(sc.seids), classes_of, sc.start, sc.end,
+                                      ck["tree_size"], sensitive, engine)
+    actual = _actual(figures, alerts, exports, sc)
+    answers = answers_received(app, received, ck)
     systems = []
     if system:
         from idrs.disclosure import service as disclosure
@@ -641,29 +732,25 @@ def _system_scope(app: App, system: str, grant_id: int | None, seids: list[str] 
     return sc
 
 
-def _actual(tallies: dict[str, _Tally], per_day: dict[str, list[int]],
-            alerts: list[dict[str, Any]], exports: list[dict[str, Any]], sc: Scope) -> dict[str, Any]:
+def _actual(figures: _Actual, alerts: list[dict[str, Any]], exports: list[dict[str, Any]],
+            sc: Scope) -> dict[str, Any]:
     principals = []
-    all_tp: set[str] = set()
     totals: dict[str, Counter[str]] = {"accesses": Counter(), "classes": Counter(),
                                        "denials": Counter()}
-    sens_all: dict[str, set[str]] = defaultdict(set)
-    for seid in sorted(tallies):
-        t = tallies[seid]
-        all_tp |= t.taxpayers
-        totals["accesses"].update(t.accesses)
-        totals["classes"].update(t.classes)
-        totals["denials"].update(t.denials)
-        for cat, members in t.sensitive.items():
-            sens_all[cat] |= members
+    for seid in sorted(figures.principals):
+        f = figures.principals[seid]
+        totals["accesses"].update(f.accesses)
+        totals["classes"].update(f.classes)
+        totals["denials"].update(f.denials)
         principals.append({
-            "seid": seid, "allowed": t.allowed, "denied": t.denied,
-            "accesses_by_command": dict(sorted(t.accesses.items())),
-            "accesses_by_class": dict(sorted(t.classes.items())),
-            "distinct_taxpayers": len(t.taxpayers),
-            "sensitive_accounts_touched": {c: len(m) for c, m in sorted(t.sensitive.items())},
-            "denials_by_reason": dict(sorted(t.denials.items())),
+            "seid": seid, "allowed": f.allowed, "denied": f.denied,
+            "accesses_by_command": dict(sorted(f.accesses.items())),
+            "accesses_by_class": dict(sorted(f.classes.items())),
+            "distinct_taxpayers": f.taxpayers,
+            "sensitive_accounts_touched": dict(sorted(f.sensitive.items())),
+            "denials_by_reason": dict(sorted(f.denials.items())),
         })
+    per_day = figures.per_day
     days = []
     d = sc.start
     while d is not None and sc.end is not None and d <= sc.end:
@@ -678,8 +765,8 @@ def _actual(tallies: dict[str, _Tally], per_day: dict[str, list[int]],
                    "denied": sum(p["denied"] for p in principals),
                    "accesses_by_command": dict(sorted(totals["accesses"].items())),
                    "accesses_by_class": dict(sorted(totals["classes"].items())),
-                   "distinct_taxpayers": len(all_tp),
-                   "sensitive_accounts_touched": {c: len(m) for c, m in sorted(sens_all.items())},
+                   "distinct_taxpayers": figures.taxpayers,
+                   "sensitive_accounts_touched": dict(sorted(figures.sensitive.items())),
                    "denials_by_reason": dict(sorted(totals["denials"].items()))},
         "per_day": days,
         "alerts": alerts,
