@@ -1,5 +1,6 @@
-"""Detection and the weekly report on DuckDB and on Apache Spark (local mode) from one
-definition of each query: the same small log, identical alerts and identical figures.
+"""Detection, the weekly report and the oversight report's actual access on DuckDB and on
+Apache Spark (local mode) from one definition of each query: the same small log, identical
+alerts and identical figures.
 
 One SparkSession for the module (local[1], one shuffle partition, no UI) and one simulated
 log, copied for each engine so that both start from the same database.
@@ -7,6 +8,7 @@ log, copied for each engine so that both start from the same database.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -20,6 +22,7 @@ from idrs import migrate
 from idrs.analytics import engines
 from idrs.audit import service as audit_service
 from idrs.audit.checkpoint import ensure_signing_key
+from idrs.audit.events import Actor
 from idrs.clock import FakeClock
 from idrs.config import Settings
 from idrs.context import App
@@ -27,6 +30,8 @@ from idrs.crypto import Keyring
 from idrs.db import make_engine, session_scope
 from idrs.detection import reports, service, simulator
 from idrs.errors import IdrsError
+from idrs.masterfile.models import Marker, Taxpayer
+from idrs.oversight import report
 from idrs.people.models import Unit
 from tests.integration.cli_helpers import run_cli
 
@@ -98,6 +103,50 @@ def test_detection_and_weekly_report_are_the_same_on_duckdb_and_spark(
     assert spk_weekly == duck_weekly
 
 
+def _high_profile(a: App) -> None:
+    """Every fifth taxpayer high-profile, so that the report counts sensitive accounts."""
+    with session_scope(a.engine) as s:
+        for tid in s.scalars(select(Taxpayer.id).where(Taxpayer.id % 5 == 0)):
+            if s.get(Marker, (tid, "high_profile")) is None:
+                s.add(Marker(taxpayer_id=tid, marker="high_profile"))
+
+
+def test_the_oversight_reports_actual_access_is_the_same_on_duckdb_and_spark(
+        world: World, spark: Any, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    out: dict[str, Any] = {}
+    for name in engines.ENGINES:
+        a = world.app(f"oversight-{name}", AFTER)
+        _high_profile(a)
+        reps = [report.build(a, unit=u, start=START.date(), end=AFTER.date(),
+                             actor=Actor("os:test"), engine=name) for u in _units(a)]
+        out[name] = [(r["actual"], r["answers"]["items"]) for r in reps]
+        a.engine.dispose()
+    duck, spk = out["duckdb"], out["spark"]
+    totals = [actual["totals"] for actual, _ in duck]
+    # every figure the query gives is there for the comparison to mean much
+    assert sum(t["allowed"] for t in totals) and sum(t["denied"] for t in totals)
+    assert any(t["accesses_by_class"] and t["denials_by_reason"] for t in totals)
+    assert any(t["sensitive_accounts_touched"].get("high_profile") for t in totals)
+    assert any(d["accesses"] for actual, _ in duck for d in actual["per_day"])
+    assert spk == duck
+    # the command line's --engine spark: the same figures in the report it writes
+    a = world.app("oversight-cli", AFTER)
+    _high_profile(a)
+    unit = next(u for u, (actual, _) in zip(_units(a), duck, strict=True)
+                if actual["totals"]["allowed"])
+    a.engine.dispose()
+    monkeypatch.setenv("IDRS_HOME", str(world.home))
+    monkeypatch.setenv("IDRS_DATABASE_URL", f"sqlite:///{world.root / 'oversight-cli.db'}")
+    target = world.root / "oversight-cli.json"
+    code, _out, err = run_cli(capsys, "oversight", "report", "--unit", unit, "--from",
+                              START.date().isoformat(), "--to", AFTER.date().isoformat(),
+                              "--format", "json", "--out", str(target), "--engine", "spark")
+    assert code == 0, err
+    written = json.loads(target.read_text())
+    assert written["actual"] == duck[_units(a).index(unit)][0]
+
+
 def test_named_queries_give_the_same_rows_over_one_parquet_export(
         world: World, spark: Any) -> None:
     a = world.app("export", AFTER)
@@ -164,8 +213,11 @@ def test_an_unknown_engine_is_refused_clearly(world: World, capsys: pytest.Captu
         service.run(a, engine="Spork")
     with pytest.raises(engines.UnknownEngine):
         reports.weekly(a, unit=_units(a)[0], week=START.date(), actor="os:test", engine="sqlite")
+    with pytest.raises(engines.UnknownEngine):
+        report.build(a, unit=_units(a)[0], actor=Actor("os:test"), engine="hive")
     a.engine.dispose()
-    for args in (("detect", "run"), ("reports", "weekly", "--unit", "X")):
+    for args in (("detect", "run"), ("reports", "weekly", "--unit", "X"),
+                 ("oversight", "report", "--unit", "X", "--format", "json", "--out", "x.json")):
         code, _out, err = run_cli(capsys, *args, "--engine", "hive")
         assert code == 1
         assert "unknown analytics engine 'hive'" in err and "duckdb, spark" in err

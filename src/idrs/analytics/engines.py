@@ -410,6 +410,7 @@ def staged(con: Any, *tables: str) -> Iterator[Any]:
     On DuckDB it is ``con`` itself. On Spark it is a local DuckDB whose tables are written to
     Parquet in the connection's scratch directory when the block ends, and read by Spark from
     there (the same columns and types), as detection's log is (``detection.logscan.load``).
+    The files stay until the connection is closed.
     """
     if not is_spark(con):
         yield con
@@ -421,7 +422,9 @@ def staged(con: Any, *tables: str) -> Iterator[Any]:
             path = con.scratch / f"{name}.parquet"
             quoted = str(path).replace("'", "''")
             local.execute(f'COPY "{name}" TO \'{quoted}\' (FORMAT PARQUET)')  # noqa: S608
-            con.read_parquet(name, [path])
+            # a view over the file (no copy of it kept in Spark): read once per use, as
+            # DuckDB reads its table
+            con.view(name, con.spark.read.parquet(str(path)))
     finally:
         local.close()
 
@@ -484,29 +487,32 @@ TABLE_QUERIES: dict[str, str] = {
             SELECT seid, taxpayer AS tp FROM allowed WHERE coalesce(taxpayer, '') <> ''
             UNION ALL
             SELECT seid, unnest(matches) AS tp FROM allowed WHERE coalesce(taxpayer, '') = ''),
-        sensitive AS (
-            SELECT DISTINCT t.seid, s.category, t.tp
-            FROM touched t JOIN oa_sensitive s ON s.pseudonym = t.tp),
         codes AS (
             SELECT seid, unnest(CASE WHEN array_length(reasons) > 0 THEN reasons
                                      ELSE ['UNSPECIFIED'] END) AS code
-            FROM denied)
-        SELECT 'allowed' AS facet, seid, CAST(NULL AS VARCHAR) AS key, count(*) AS n
-        FROM allowed GROUP BY seid
-        UNION ALL SELECT 'denied', seid, NULL, count(*) FROM denied GROUP BY seid
-        UNION ALL SELECT 'command', seid, command, count(*) FROM allowed GROUP BY seid, command
-        UNION ALL SELECT 'class', a.seid, c.class, count(*)
-            FROM allowed a JOIN oa_shown c ON c.seid = a.seid AND c.command = a.command
-            GROUP BY a.seid, c.class
-        UNION ALL SELECT 'reason', seid, code, count(*) FROM codes GROUP BY seid, code
-        UNION ALL SELECT 'taxpayers', seid, NULL, count(DISTINCT tp) FROM touched GROUP BY seid
-        UNION ALL SELECT 'sensitive', seid, category, count(*) FROM sensitive
-            GROUP BY seid, category
-        UNION ALL SELECT 'all_taxpayers', NULL, NULL, count(DISTINCT tp) FROM touched
-        UNION ALL SELECT 'all_sensitive', NULL, category, count(DISTINCT tp) FROM sensitive
-            GROUP BY category
-        UNION ALL SELECT 'day_allowed', NULL, day, count(*) FROM allowed GROUP BY day
-        UNION ALL SELECT 'day_denied', NULL, day, count(*) FROM denied GROUP BY day
+            FROM denied),
+        sensitive AS (
+            SELECT t.seid, s.category, t.tp
+            FROM touched t JOIN oa_sensitive s ON s.pseudonym = t.tp),
+        -- one row per thing counted, then one aggregation (one shuffle on Spark)
+        facts AS (
+            SELECT 'allowed' AS facet, seid, CAST(NULL AS VARCHAR) AS key,
+                   CAST(NULL AS VARCHAR) AS tp FROM allowed
+            UNION ALL SELECT 'denied', seid, NULL, NULL FROM denied
+            UNION ALL SELECT 'command', seid, command, NULL FROM allowed
+            UNION ALL SELECT 'class', a.seid, c.class, NULL
+                FROM allowed a JOIN oa_shown c ON c.seid = a.seid AND c.command = a.command
+            UNION ALL SELECT 'reason', seid, code, NULL FROM codes
+            UNION ALL SELECT 'day_allowed', NULL, day, NULL FROM allowed
+            UNION ALL SELECT 'day_denied', NULL, day, NULL FROM denied
+            UNION ALL SELECT 'taxpayers', seid, NULL, tp FROM touched
+            UNION ALL SELECT 'all_taxpayers', NULL, NULL, tp FROM touched
+            UNION ALL SELECT 'sensitive', seid, category, tp FROM sensitive
+            UNION ALL SELECT 'all_sensitive', NULL, category, tp FROM sensitive)
+        SELECT facet, seid, key,
+               CASE WHEN facet IN ('taxpayers', 'all_taxpayers', 'sensitive', 'all_sensitive')
+                    THEN count(DISTINCT tp) ELSE count(*) END AS n
+        FROM facts GROUP BY facet, seid, key
         ORDER BY facet, seid, key""",
 }
 

@@ -336,17 +336,23 @@ def oversight_report(
     end: str | None = typer.Option(None, "--to", help="YYYY-MM-DD"),
     fmt: str = typer.Option(..., "--format", help="html|pdf|json|csv"),
     out: Path = typer.Option(..., "--out"),
+    engine: str = typer.Option(
+        "duckdb", "--engine",
+        help="where the actual access is computed from the log: duckdb (this machine) or "
+             "spark (local mode, or the cluster IDRS_SPARK_MASTER names); the same query"),
 ) -> None:
     """Potential and actual access of a grant's principal, some SEIDs or a unit; potential
     and actual disclosures of an agency system."""
+    from idrs.analytics import engines
     from idrs.oversight import render, report
 
     if fmt.lower() not in render.FORMATS:
         raise ValidationFailed([f"format: one of {', '.join(render.FORMATS)}"])
+    engine = engines.check_engine(engine)
     a = open_app()
     rep = report.build(a, grant_id=grant, seids=seids.split(",") if seids else None, unit=unit,
                        system=system, start=_day(start, "from"), end=_day(end, "to"),
-                       actor=_operator())
+                       actor=_operator(), engine=engine)
     out.write_bytes(render.render(rep, fmt))
     console.print(f"report written to {out} (checkpoint tree size "
                   f"{rep['checkpoint']['tree_size']})", markup=False, highlight=False)
