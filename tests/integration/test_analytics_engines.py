@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from idrs import migrate
-from idrs.analytics import engines
+from idrs.analytics import engines, export_log
 from idrs.audit import service as audit_service
 from idrs.audit.checkpoint import ensure_signing_key
 from idrs.audit.events import Actor
@@ -28,7 +28,7 @@ from idrs.config import Settings
 from idrs.context import App
 from idrs.crypto import Keyring
 from idrs.db import make_engine, session_scope
-from idrs.detection import reports, service, simulator
+from idrs.detection import logscan, reports, service, simulator
 from idrs.errors import IdrsError
 from idrs.masterfile.models import Marker, Taxpayer
 from idrs.oversight import report
@@ -157,6 +157,17 @@ def test_named_queries_give_the_same_rows_over_one_parquet_export(
         spk = engines.run_query(name, out, engine="spark")
         assert duck or name == "after_hours", name  # the simulation works office hours
         assert spk == duck, name
+    # the export read as detection reads the live log: the same ``ev`` on Spark
+    log = export_log.open_export(out)
+    rows = {}
+    for name in engines.ENGINES:
+        con = engines.connect(name)
+        try:
+            log.load(con, 0, log.size, logscan.TYPES)
+            rows[name] = con.execute("SELECT * FROM ev ORDER BY idx").fetchall()
+        finally:
+            con.close()
+    assert rows["duckdb"] and rows["spark"] == rows["duckdb"]
     a.engine.dispose()
 
 
