@@ -25,6 +25,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.access import questions, service
+from idrs.api.answers import Answer
 from idrs.api.deps import (
     AppDep,
     EmployeeDep,
@@ -84,6 +85,124 @@ class InboundIn(BaseModel):
     contact_id: str = Field(..., max_length=40, description="the feed's own record id")
 
 
+class ContactOpened(Answer):
+    contact_id: str
+    seid: str
+    channel: str
+    origin: str
+    status: str
+    audit_index: int
+
+
+class BasisClosed(Answer):
+    """A contact or case closed (the key of its kind first: ``contact_id`` or ``case_id``)."""
+
+    contact_id: str | None = None
+    case_id: str | None = None
+    seid: str
+    status: str
+    audit_index: int
+
+
+class CaseAssigned(Answer):
+    case_id: str
+    seid: str
+    status: str
+    audit_index: int
+
+
+class ReasonOut(Answer):
+    code: str
+    message: str
+
+
+class RuleOut(Answer):
+    policy: str
+    name: str
+    effect: str
+    reason: str | None
+    applies: bool
+    text: str
+
+
+class Explanation(Answer):
+    """Every rule, fact and piece of evidence behind one decision (the taxpayer by pseudonym)."""
+
+    seid: str
+    taxpayer: str
+    command: str
+    decision: str
+    reasons: list[ReasonOut]
+    basis: str | None
+    policy_version: str
+    visible_classes: list[str]
+    rules: list[RuleOut]
+    facts: dict[str, Any]
+    evidence: dict[str, Any]
+
+
+class WhoRow(Answer):
+    """An employee who could open the account (``commands``, ``visible_classes``) or who is
+    refused (``refused``: command → reason codes)."""
+
+    seid: str
+    unit: str | None
+    roles: list[str]
+    basis: str | None
+    cases: list[str]
+    contacts: list[str]
+    commands: list[str] = []
+    visible_classes: list[str] = []
+    refused: dict[str, list[str]] = {}
+
+
+class WhoCan(Answer):
+    taxpayer: str
+    command: str | None
+    policy_version: str
+    can: list[WhoRow]
+    refused: list[WhoRow]
+    note: str
+    limit: int
+    offset: int
+    total: int
+    totals: dict[str, int]
+    next_offset: int | None
+
+
+class ByBasis(Answer):
+    case: int
+    contact: int
+    none: int
+
+
+class WhatRow(Answer):
+    """One command code of the profile: a name search (``basis``, limits) or a lookup
+    (``by_basis``, ``refused_despite_basis``)."""
+
+    command: str
+    kind: str
+    visible_classes: list[str]
+    masked_classes: list[str]
+    basis: str | None = None
+    taxpayers: int | None
+    per_search_limit: int | None = None
+    daily_limit: int | None = None
+    by_basis: ByBasis | None = None
+    refused_despite_basis: int | None = None
+
+
+class WhatCan(Answer):
+    seid: str
+    roles: list[str]
+    profile: list[str]
+    authorities: list[str]
+    policy_version: str
+    open_bases: int
+    can_change: bool
+    commands: list[WhatRow]
+
+
 def _actor(emp: Employee, request: Request) -> Actor:
     return Actor(seid=emp.seid, interface="api", address=client_address(request))
 
@@ -106,6 +225,7 @@ def _checked(
 
 @router.post(
     "/contacts/inbound",
+    response_model=ContactOpened,
     status_code=201,
     summary="Record a call, letter or visit routed to an employee (the contact feed only)",
     responses=_CHANGE,
@@ -126,6 +246,7 @@ def inbound_contact(
 
 @router.post(
     "/contacts",
+    response_model=ContactOpened,
     status_code=201,
     summary="Open a taxpayer contact (call, letter, visit)",
     responses=_CHANGE,
@@ -154,6 +275,8 @@ def open_contact(body: ContactIn, request: Request, app: AppDep, me: EmployeeDep
 
 @router.post(
     "/contacts/{contact_id}/close",
+    response_model=BasisClosed,
+    response_model_exclude_unset=True,
     summary="Close a taxpayer contact (your own, or as the manager of its handler)",
     responses=_CHANGE,
     openapi_extra={"x-authorization": "signed-in"},
@@ -167,6 +290,7 @@ def close_contact(
 
 @router.post(
     "/cases",
+    response_model=CaseAssigned,
     status_code=201,
     summary="Assign a case (managers, own unit)",
     responses=_CHANGE,
@@ -185,6 +309,8 @@ def assign_case(body: CaseIn, request: Request, app: AppDep, me: EmployeeDep) ->
 
 @router.post(
     "/cases/{case_id}/close",
+    response_model=BasisClosed,
+    response_model_exclude_unset=True,
     summary="Close a case (managers, own unit)",
     responses=_CHANGE,
     openapi_extra=role_rule(UNIT_MANAGERS),
@@ -206,6 +332,7 @@ def _require_security_staff(me: Employee) -> None:
 
 @router.get(
     "/access/explain",
+    response_model=Explanation,
     summary="Every rule, fact and piece of evidence behind a decision",
     responses=_QUESTION,
     openapi_extra=role_rule(ACCESS_EXPLAINERS),
@@ -254,6 +381,8 @@ def _page_two(result: dict[str, Any], page: Page, *keys: str) -> dict[str, Any]:
 
 @router.get(
     "/access/who-can",
+    response_model=WhoCan,
+    response_model_exclude_unset=True,
     summary="The employees who could open one account now (paged: can, refused)",
     responses=_QUESTION,
     openapi_extra=role_rule(ACCESS_EXPLAINERS),
@@ -274,6 +403,8 @@ def access_who_can(
 
 @router.get(
     "/access/what-can",
+    response_model=WhatCan,
+    response_model_exclude_unset=True,
     summary="What one employee could open now, per command code",
     responses=_QUESTION,
     openapi_extra=role_rule(ACCESS_EXPLAINERS),

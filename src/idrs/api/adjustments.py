@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.adjustments import service
 from idrs.adjustments.apply import VersionConflict
+from idrs.api.answers import Answer
 from idrs.api.bounds import DbCount, RowId
 from idrs.api.deps import AppDep, TokenDep, client_address, role_rule
 from idrs.api.middleware import problem
@@ -86,6 +87,39 @@ class AdjustmentOut(BaseModel):
     #: why an amount threshold applies: {code, scope, total_cents, threshold_cents,
     #: window_days, with: [earlier adjustment ids], message}
     reasons: list[dict[str, Any]] | None = None
+
+
+class AdjustmentRow(Answer):
+    """One request as an approver sees it: the taxpayer by pseudonym, never a TIN."""
+
+    adjustment_id: int
+    command: str
+    kind: str
+    status: str
+    taxpayer: str
+    tax_year: int | None
+    tc: str | None
+    amount: str | None
+    action_code: str | None
+    requester: str
+    case: str | None
+    requires: list[str]
+    requested_at: str | None
+    expires_at: str | None
+    changes: list[Any]
+    #: why an amount threshold applies (as in AdjustmentOut.reasons)
+    reasons: list[dict[str, Any]]
+    reverses: int | None
+    own: bool
+
+
+class AdjustmentsPage(Answer):
+    adjustments: list[AdjustmentRow]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+    audit_index: int
 
 
 class DecisionIn(BaseModel):
@@ -172,7 +206,7 @@ def reverse_adjustment(adjustment_id: RowId, body: ReverseIn, request: Request, 
     return AdjustmentOut(**res.as_dict())
 
 
-@router.get("/adjustments", responses=_ERRORS,
+@router.get("/adjustments", response_model=AdjustmentsPage, responses=_ERRORS,
             summary="Adjustments by status (default pending), for approvers; paged",
             openapi_extra=role_rule(ADJUSTMENT_APPROVERS))
 def list_adjustments(request: Request, app: AppDep, token: TokenDep, page: PageDep,

@@ -19,6 +19,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from idrs.api.answers import Answer
 from idrs.api.bounds import RowId
 from idrs.api.deps import AppDep, EmployeeDep, client_address, role_rule
 from idrs.audit.events import Actor
@@ -111,7 +112,55 @@ class ReidentifyIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.get("/anonymized/records", openapi_extra=SIGNED_IN)
+class ReleasedRecord(Answer):
+    """One released record: its pseudonym and its generalized quasi-identifiers (null where
+    the grant's level generalizes one away)."""
+
+    pseudonym: str
+    tax_year: int
+    filing_status: str
+    state: str | None
+    zip3: str | None
+    agi_band: str | None
+    wages_band: str | None
+    birth_years: str | None
+
+
+class ReleasedRecords(Answer):
+    grant_id: int
+    k: int
+    level: int
+    suppressed: int
+    matched: int
+    records: list[ReleasedRecord]
+    audit_index: int
+
+
+class ReleasedRecordOut(Answer):
+    grant_id: int
+    k: int
+    level: int
+    record: ReleasedRecord
+
+
+class Reidentified(Answer):
+    """The taxpayer behind a pseudonym (security staff only; recorded)."""
+
+    grant_id: int
+    pseudonym: str
+    tin: str
+    taxpayer: str
+    tax_year: int
+    audit_index: int
+
+
+class KeyRotated(Answer):
+    grant_id: int
+    key_version: int
+    audit_index: int
+
+
+@router.get("/anonymized/records", response_model=ReleasedRecords, openapi_extra=SIGNED_IN)
 def anonymized_records(
     request: Request,
     app: AppDep,
@@ -145,7 +194,8 @@ def anonymized_records(
     )
 
 
-@router.get("/anonymized/records/{pseudonym}", openapi_extra=SIGNED_IN)
+@router.get("/anonymized/records/{pseudonym}", response_model=ReleasedRecordOut,
+            openapi_extra=SIGNED_IN)
 def anonymized_record(
     request: Request,
     app: AppDep,
@@ -158,7 +208,8 @@ def anonymized_record(
     return anonymized.show_record(app, emp, pseudonym, grant_id=grant, actor=_actor(emp, request))
 
 
-@router.post("/grants/{grant_id}/reidentify", openapi_extra=role_rule(REIDENTIFIERS))
+@router.post("/grants/{grant_id}/reidentify", response_model=Reidentified,
+             openapi_extra=role_rule(REIDENTIFIERS))
 def reidentify(
     grant_id: RowId, body: ReidentifyIn, request: Request, app: AppDep, emp: EmployeeDep
 ) -> dict[str, Any]:
@@ -173,7 +224,8 @@ def reidentify(
     )
 
 
-@router.post("/grants/{grant_id}/rotate-key", openapi_extra=role_rule(GRANT_STAFF))
+@router.post("/grants/{grant_id}/rotate-key", response_model=KeyRotated,
+             openapi_extra=role_rule(GRANT_STAFF))
 def rotate_key(grant_id: RowId, request: Request, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
     """A new pseudonym key version for an anonymized grant: earlier pseudonyms stop working."""
     return anonymized.rotate_key(app, emp, grant_id=grant_id, actor=_actor(emp, request))

@@ -67,6 +67,7 @@ class EntriesOut(BaseModel):
 @router.get(
     "/audit/checkpoint",
     response_class=PlainTextResponse,
+    response_model=None,
     summary="The latest signed checkpoint (C2SP tlog-checkpoint signed note)",
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from idrs.api.answers import Answer
 from idrs.api.bounds import BoundedDatetime, DbCount, RowId
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
 from idrs.api.grants import SIGNED_IN, needs
@@ -181,10 +182,164 @@ class NoticesPage(BaseModel):
     next_offset: int | None
 
 
+class RunAlert(Answer):
+    """An alert a run raised or updated."""
+
+    alert_id: str
+    seid: str
+    score: float
+    category: str
+    day: str
+    #: each signal: ``name``, ``weight``, ``evidence`` (audit indexes, codes…), ``taxpayer``
+    signals: list[dict[str, Any]]
+    audit_indexes: list[int]
+    why: list[str]
+    state: str
+
+
+class RunOut(Answer):
+    alerts: list[RunAlert]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+    #: the entries read and how they were explained (``from_index``, ``to_index``,
+    #: ``entries_read``, ``explained_*``, ``unexplained``, ``refused``, ``alerts``, …)
+    summary: dict[str, Any]
+
+
+class AlertOut(Answer):
+    alert_id: str
+    seid: str
+    unit: str
+    day: str
+    score: float
+    category: str
+    signals: list[dict[str, Any]]
+    audit_indexes: list[int]
+    taxpayers: list[str]
+    state: str
+    assignee: str | None
+    self_reported: bool
+    close_reason: str | None
+    why: list[str]
+
+
+class AlertsPage(Answer):
+    alerts: list[AlertOut]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+class AlertActionOut(Answer):
+    action: str
+    actor: str
+    note: str
+    at: str
+    audit_index: int
+
+
+class AlertSelfReport(Answer):
+    audit_index: int
+    seid: str
+    reason: str
+    reported_at: str
+
+
+class AlertDetail(AlertOut):
+    """One alert with its triage history, the subject's self-reports and its case (if
+    referred)."""
+
+    actions: list[AlertActionOut]
+    self_reports: list[AlertSelfReport]
+    case_id: str | None
+
+
+class PackageSelfReport(Answer):
+    audit_index: int
+    reason: str
+    at: str
+
+
+class PackageCheckpoint(Answer):
+    note: str
+    tree_size: int
+
+
+class PackageEntry(Answer):
+    """One cited audit entry (base64 leaf) with its inclusion proof (hex hashes)."""
+
+    index: int
+    leaf_input: str
+    inclusion_proof: list[str]
+
+
+class ReferralPackage(Answer):
+    alert: AlertOut
+    triage: list[AlertActionOut]
+    self_reports: list[PackageSelfReport]
+    checkpoint: PackageCheckpoint
+    entries: list[PackageEntry]
+    referred_by: str
+
+
+class AlertStep(Answer):
+    """A triage step done (``state`` null for a review: it leaves the state as it was); a
+    referral adds its ``case_id`` and ``package``."""
+
+    alert_id: str
+    action: str
+    by: str
+    state: str | None
+    audit_index: int
+    case_id: str | None = None
+    package: ReferralPackage | None = None
+
+
+class SelfReported(Answer):
+    seid: str
+    audit_index: int
+    recorded_as: int
+
+
+class Opening(Answer):
+    """One opening of the account: no employee identity."""
+
+    date: str
+    unit: str
+    purpose: str
+    command: str | None
+
+
+class DisclosureOut(Answer):
+    date: str | None
+    agency: str
+    system: str
+    basis: str
+    statute: str
+    disclosed: str
+    batch_id: str
+    line: int
+
+
+class TaxpayerAccesses(Answer):
+    openings: list[Opening]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+    taxpayer: str
+    refused_attempts: int
+    disclosures: list[DisclosureOut]
+
+
 # -- detection runs and the alert queue -------------------------------------------------------
 
 
-@router.post("/detection/runs", openapi_extra=role_rule(DETECTION_RUNNERS))
+@router.post("/detection/runs", response_model=RunOut,
+             openapi_extra=role_rule(DETECTION_RUNNERS))
 def run_detection(body: RunIn, app: AppDep, me: Runner, page: PageDep) -> dict[str, Any]:
     """Explain every access, score the rest, raise alerts (continues from the last run).
 
@@ -195,7 +350,7 @@ def run_detection(body: RunIn, app: AppDep, me: Runner, page: PageDep) -> dict[s
     return paged(result["alerts"], page, key="alerts", summary=result["summary"])
 
 
-@router.get("/alerts", openapi_extra=ANALYST_RULE)
+@router.get("/alerts", response_model=AlertsPage, openapi_extra=ANALYST_RULE)
 def list_alerts(app: AppDep, me: EmployeeDep, page: PageDep,
                 state: Annotated[Literal["open", "assigned", "dismissed", "referred"] | None,
                                  Query()] = None) -> dict[str, Any]:
@@ -204,29 +359,33 @@ def list_alerts(app: AppDep, me: EmployeeDep, page: PageDep,
     return paged(rows, page, key="alerts")
 
 
-@router.get("/alerts/{alert_id}", openapi_extra=ANALYST_RULE)
+@router.get("/alerts/{alert_id}", response_model=AlertDetail, openapi_extra=ANALYST_RULE)
 def show_alert(alert_id: str, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
     return triage.show(app, alert_id[:40], analyst=me.seid, interface="api")
 
 
-@router.post("/alerts/{alert_id}/assign", openapi_extra=ANALYST_RULE)
+@router.post("/alerts/{alert_id}/assign", response_model=AlertStep,
+             response_model_exclude_unset=True, openapi_extra=ANALYST_RULE)
 def assign_alert(alert_id: str, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
     return triage.assign(app, alert_id=alert_id[:40], analyst=me.seid, interface="api")
 
 
-@router.post("/alerts/{alert_id}/review", openapi_extra=ANALYST_RULE)
+@router.post("/alerts/{alert_id}/review", response_model=AlertStep,
+             response_model_exclude_unset=True, openapi_extra=ANALYST_RULE)
 def review_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
     return triage.review(app, alert_id=alert_id[:40], analyst=me.seid, note=body.note,
                          interface="api")
 
 
-@router.post("/alerts/{alert_id}/dismiss", openapi_extra=ANALYST_RULE)
+@router.post("/alerts/{alert_id}/dismiss", response_model=AlertStep,
+             response_model_exclude_unset=True, openapi_extra=ANALYST_RULE)
 def dismiss_alert(alert_id: str, body: ReasonIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
     return triage.dismiss(app, alert_id=alert_id[:40], analyst=me.seid, reason=body.reason,
                           interface="api")
 
 
-@router.post("/alerts/{alert_id}/refer", openapi_extra=ANALYST_RULE)
+@router.post("/alerts/{alert_id}/refer", response_model=AlertStep,
+             response_model_exclude_unset=True, openapi_extra=ANALYST_RULE)
 def refer_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
     return triage.refer(app, alert_id=alert_id[:40], analyst=me.seid, note=body.note,
                         interface="api")
@@ -286,7 +445,8 @@ def close_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
                                 reason=body.reason, interface="api")
 
 
-@router.post("/self-reports", status_code=201, openapi_extra=SIGNED_IN)
+@router.post("/self-reports", status_code=201, response_model=SelfReported,
+             openapi_extra=SIGNED_IN)
 def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenDep,
                 emp: EmployeeDep) -> dict[str, Any]:
     """Report an accidental access of one's own (the entry's index, within a day of it).
@@ -302,7 +462,8 @@ def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenD
 # -- the taxpayer's side ----------------------------------------------------------------------
 
 
-@router.get("/taxpayers/{tin}/accesses", openapi_extra=role_rule(ACCOUNTING_READERS))
+@router.get("/taxpayers/{tin}/accesses", response_model=TaxpayerAccesses,
+            openapi_extra=role_rule(ACCOUNTING_READERS))
 def taxpayer_accesses(tin: str, app: AppDep, me: Accountant, page: PageDep) -> dict[str, Any]:
     """Who in the agency opened the account: date, unit, purpose (no employee identity).
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from idrs.api.answers import Answer
 from idrs.api.bounds import BoundedDate, DbCount, RowId
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
 from idrs.api.middleware import problem
@@ -214,6 +215,239 @@ class AgreementAdded(BaseModel):
     audit_index: int
 
 
+class GrantApprovalOut(Answer):
+    role: str
+    seid: str
+    at: str
+
+
+class GrantExportOut(Answer):
+    export_id: str
+    created_at: str
+    format: str
+    taxpayers: int
+    destroyed: bool
+    method: str | None
+    holder: str | None
+    witness: str | None
+
+
+class GrantOut(Answer):
+    """One grant as the register describes it (no taxpayer data); the budget fields are
+    null except on a statistics grant."""
+
+    grant_id: int
+    principal: str | None
+    principal_kind: str | None
+    home_org: str | None
+    status: str
+    stored_status: str
+    requested_by: str
+    requested_at: str
+    purpose: str
+    legal_basis: str
+    commands: list[str]
+    classes: list[str]
+    population: str
+    kind: str
+    k: int | None
+    key_version: int
+    epsilon: float | None
+    delta: float | None
+    epsilon_spent: float | None
+    delta_spent: float | None
+    budget_left: float | None
+    access: str
+    allow_changes: bool
+    start: str
+    term_days: int
+    end: str
+    renewal_of: int | None
+    daily_limit: int | None
+    agreement: str | None
+    approved_at: str | None
+    revoked_at: str | None
+    revoked_by: str | None
+    ended_at: str | None
+    ended_by: str | None
+    reason: str | None
+    approvals: list[GrantApprovalOut]
+    exports: list[GrantExportOut]
+    exports_outstanding: bool
+    outstanding_exports: list[str]
+
+
+class ClearanceSeen(Answer):
+    verified_by: str
+    verified_at: str
+
+
+class Prerequisites(Answer):
+    clearance_verified: bool
+    clearance: ClearanceSeen | None
+    agreement_signed: bool
+    training_current: bool
+    training_attested_at: str | None
+
+
+class GrantDetail(GrantOut):
+    prerequisites: Prerequisites
+
+
+class GrantsPage(Answer):
+    grants: list[GrantOut]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+class OutstandingAlert(Answer):
+    grant_id: int
+    seid: str
+    exports: list[str]
+    audit_index: int
+
+
+class OutstandingAlertsPage(Answer):
+    alerts: list[OutstandingAlert]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+class GrantApproved(Answer):
+    grant_id: int
+    status: str
+    role: str
+    approvals: list[str]
+    audit_index: int
+
+
+class GrantClosed(Answer):
+    grant_id: int
+    status: str
+    audit_index: int
+
+
+class SignatureOut(Answer):
+    seid: str
+    kind: str
+    signed_at: str
+    sha256: str
+
+
+class SignaturesPage(Answer):
+    signatures: list[SignatureOut]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+
+
+class AgreementSigned(Answer):
+    signature_id: int
+    agreement_id: int
+    sha256: str
+    signed_at: str
+    audit_index: int
+
+
+class ClearanceVerified(Answer):
+    seid: str
+    verified_by: str
+    verified_at: str
+    audit_index: int
+
+
+class ClearanceOut(Answer):
+    seid: str
+    verified_by: str
+    recorded_by: str | None
+    verified_at: str
+    note: str | None
+
+
+class ClearancesPage(Answer):
+    clearances: list[ClearanceOut]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+    seid: str
+
+
+class TrainingAttested(Answer):
+    seid: str
+    attested_at: str
+    valid_until: str
+    audit_index: int
+
+
+class AttestationOut(Answer):
+    course: str
+    attested_at: str
+    valid_until: str
+    with_code: bool
+
+
+class TrainingPage(Answer):
+    attestations: list[AttestationOut]
+    limit: int
+    offset: int
+    total: int
+    next_offset: int | None
+    seid: str
+    current: bool
+    last_attested_at: str | None
+    valid_until: str | None
+
+
+class ExportCreated(Answer):
+    """The register entry of a new export and the file itself (base64 in ``content``)."""
+
+    export_id: str
+    format: str
+    filename: str
+    taxpayers: int
+    counts: dict[str, int]
+    grant_id: int | None
+    sha256: str
+    audit_index: int
+    media_type: str
+    content: str
+
+
+class ExportOut(Answer):
+    """One export's register entry: counts and pseudonyms, never TINs."""
+
+    export_id: str
+    holder: str | None
+    grant_id: int | None
+    created_at: str
+    command: str
+    format: str
+    counts: dict[str, int]
+    taxpayers: int
+    pseudonyms: list[str]
+    sha256: str
+    destroyed: bool
+    destroyed_at: str | None
+    witness: str | None
+    method: str | None
+
+
+class ExportDestroyed(Answer):
+    export_id: str
+    status: str
+    holder: str
+    witness: str
+    method: str
+    destroyed_at: str
+    audit_index: int
+
+
 # -- grants ----------------------------------------------------------------------------------
 
 
@@ -232,7 +466,7 @@ def request_grant(body: GrantIn, request: Request, app: AppDep,
     return service.request_grant(app, **body.model_dump(), actor=_actor(emp, request))
 
 
-@router.get("/grants", openapi_extra=SIGNED_IN)
+@router.get("/grants", response_model=GrantsPage, openapi_extra=SIGNED_IN)
 def list_grants(app: AppDep, emp: EmployeeDep, page: PageDep,
                 principal: Annotated[str | None, Query(max_length=16)] = None,
                 state: Annotated[str | None, Query(max_length=20,
@@ -243,14 +477,15 @@ def list_grants(app: AppDep, emp: EmployeeDep, page: PageDep,
     return paged([g for g in rows if records.may_see_grant(emp, g)], page, key="grants")
 
 
-@router.post("/grants/outstanding-alerts", openapi_extra=role_rule(GRANT_RECORD_READERS))
+@router.post("/grants/outstanding-alerts", response_model=OutstandingAlertsPage,
+             openapi_extra=role_rule(GRANT_RECORD_READERS))
 def raise_outstanding(app: AppDep, me: Staff, page: PageDep) -> dict[str, Any]:
     """Raise (once per grant, recorded) the "exports outstanding" alerts; list those raised."""
     del me
     return paged(service.check_outstanding(app), page, key="alerts")
 
 
-@router.get("/grants/{grant_id}", openapi_extra=SIGNED_IN)
+@router.get("/grants/{grant_id}", response_model=GrantDetail, openapi_extra=SIGNED_IN)
 def show_grant(grant_id: RowId, request: Request, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
     """One grant: state (from the clock), scope, term, approvals, prerequisites, exports.
 
@@ -259,7 +494,7 @@ def show_grant(grant_id: RowId, request: Request, app: AppDep, emp: EmployeeDep)
     return _grant_for(app, emp, grant_id, request)
 
 
-@router.post("/grants/{grant_id}/approvals", response_model=dict[str, Any],
+@router.post("/grants/{grant_id}/approvals", response_model=GrantApproved,
              openapi_extra=role_rule(APPROVERS))
 def approve_grant(grant_id: RowId, body: OtpIn, request: Request, app: AppDep,
                   emp: EmployeeDep) -> Any:
@@ -271,7 +506,8 @@ def approve_grant(grant_id: RowId, body: OtpIn, request: Request, app: AppDep,
         app, emp, grant_id=grant_id, otp=body.otp, actor=_actor(emp, request)))
 
 
-@router.post("/grants/{grant_id}/revocation", openapi_extra=role_rule(APPROVERS))
+@router.post("/grants/{grant_id}/revocation", response_model=GrantClosed,
+             openapi_extra=role_rule(APPROVERS))
 def revoke_grant(grant_id: RowId, body: RevokeIn, request: Request, app: AppDep,
                  emp: EmployeeDep) -> dict[str, Any]:
     """Revoke (either approving role); effective on the principal's next request."""
@@ -279,7 +515,8 @@ def revoke_grant(grant_id: RowId, body: RevokeIn, request: Request, app: AppDep,
                                 actor=_actor(emp, request))
 
 
-@router.post("/grants/{grant_id}/end", openapi_extra=role_rule(APPROVERS))
+@router.post("/grants/{grant_id}/end", response_model=GrantClosed,
+             openapi_extra=role_rule(APPROVERS))
 def end_grant(grant_id: RowId, body: RevokeIn, request: Request, app: AppDep,
               emp: EmployeeDep) -> dict[str, Any]:
     """End a grant early (the detail is over) — either approving role."""
@@ -327,7 +564,8 @@ def show_agreement(agreement_id: RowId, app: AppDep, emp: EmployeeDep) -> dict[s
     return records.show_agreement(app, agreement_id, reader=emp)
 
 
-@router.get("/agreements/{agreement_id}/signatures", openapi_extra=role_rule(GRANT_RECORD_READERS))
+@router.get("/agreements/{agreement_id}/signatures", response_model=SignaturesPage,
+            openapi_extra=role_rule(GRANT_RECORD_READERS))
 def agreement_signatures(agreement_id: RowId, app: AppDep, me: SignatureReader,
                          page: PageDep) -> dict[str, Any]:
     """Who signed this version, when, and the digest of the text they signed."""
@@ -336,7 +574,7 @@ def agreement_signatures(agreement_id: RowId, app: AppDep, me: SignatureReader,
 
 
 @router.post("/agreements/{agreement_id}/signatures", status_code=201,
-             response_model=dict[str, Any], openapi_extra=SIGNED_IN)
+             response_model=AgreementSigned, openapi_extra=SIGNED_IN)
 def sign_agreement(agreement_id: RowId, body: OtpIn, request: Request, app: AppDep,
                    emp: EmployeeDep) -> Any:
     """The signed-in employee signs the current version of an agreement (fresh code).
@@ -359,7 +597,8 @@ def _records_of(app: App, emp: Employee, seid: str | None, request: Request) -> 
     return target
 
 
-@router.post("/clearances", status_code=201, openapi_extra=role_rule(RECORD_KEEPERS))
+@router.post("/clearances", status_code=201, response_model=ClearanceVerified,
+             openapi_extra=role_rule(RECORD_KEEPERS))
 def verify_clearance(body: ClearanceIn, request: Request, app: AppDep,
                      me: RecordKeeper) -> dict[str, Any]:
     """Record that ``seid``'s security clearance was verified (by ``verified_by``, default you)."""
@@ -367,7 +606,7 @@ def verify_clearance(body: ClearanceIn, request: Request, app: AppDep,
                                     note=body.note, actor=_actor(me, request))
 
 
-@router.get("/clearances", openapi_extra=SIGNED_IN)
+@router.get("/clearances", response_model=ClearancesPage, openapi_extra=SIGNED_IN)
 def list_clearances(request: Request, app: AppDep, emp: EmployeeDep, page: PageDep,
                     seid: Annotated[str | None, Query(max_length=16)] = None) -> dict[str, Any]:
     """Clearance verifications of ``seid`` (default: yours; anyone's for record readers)."""
@@ -375,7 +614,7 @@ def list_clearances(request: Request, app: AppDep, emp: EmployeeDep, page: PageD
     return paged(records.clearances(app, target), page, key="clearances", seid=target)
 
 
-@router.post("/training/attestations", status_code=201, response_model=dict[str, Any],
+@router.post("/training/attestations", status_code=201, response_model=TrainingAttested,
              openapi_extra=SIGNED_IN)
 def attest_training(body: OtpIn, request: Request, app: AppDep,
                     emp: EmployeeDep) -> Any:
@@ -387,7 +626,7 @@ def attest_training(body: OtpIn, request: Request, app: AppDep,
         app, emp, otp=body.otp, actor=_actor(emp, request)))
 
 
-@router.get("/training/attestations", openapi_extra=SIGNED_IN)
+@router.get("/training/attestations", response_model=TrainingPage, openapi_extra=SIGNED_IN)
 def list_training(request: Request, app: AppDep, emp: EmployeeDep, page: PageDep,
                   seid: Annotated[str | None, Query(max_length=16)] = None) -> dict[str, Any]:
     """UNAX attestations of ``seid`` (default: yours) and whether training is current."""
@@ -397,7 +636,7 @@ def list_training(request: Request, app: AppDep, emp: EmployeeDep, page: PageDep
     return paged(items, page, key="attestations", **t)
 
 
-@router.post("/training/records", status_code=201,
+@router.post("/training/records", status_code=201, response_model=TrainingAttested,
              openapi_extra=role_rule(RECORD_KEEPERS))
 def record_training(body: TrainingRecordIn, request: Request, app: AppDep,
                     me: RecordKeeper) -> dict[str, Any]:
@@ -408,7 +647,7 @@ def record_training(body: TrainingRecordIn, request: Request, app: AppDep,
 # -- exports ---------------------------------------------------------------------------------
 
 
-@router.post("/exports", status_code=201, openapi_extra=SIGNED_IN)
+@router.post("/exports", status_code=201, response_model=ExportCreated, openapi_extra=SIGNED_IN)
 def create_export(body: ExportIn, request: Request, app: AppDep, token: TokenDep,
                   emp: EmployeeDep, response: Response) -> dict[str, Any]:
     """Export research results; every TIN goes through the research service.
@@ -428,13 +667,14 @@ def create_export(body: ExportIn, request: Request, app: AppDep, token: TokenDep
             "content": base64.b64encode(f.content).decode()}
 
 
-@router.get("/exports/{export_id}", openapi_extra=SIGNED_IN)
+@router.get("/exports/{export_id}", response_model=ExportOut, openapi_extra=SIGNED_IN)
 def show_export(export_id: str, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
     """One export's register entry (counts and pseudonyms, never TINs): holder or staff."""
     return records.show_export(app, export_id[:40], reader=emp)
 
 
-@router.post("/exports/{export_id}/destruction", openapi_extra=SIGNED_IN)
+@router.post("/exports/{export_id}/destruction", response_model=ExportDestroyed,
+             openapi_extra=SIGNED_IN)
 def destroy_export(export_id: str, body: DestructionIn, request: Request, app: AppDep,
                    emp: EmployeeDep) -> dict[str, Any]:
     """The holder certifies the export destroyed, with a witness, the method and the time."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from idrs.api.answers import Answer
 from idrs.api.bounds import MAX_DB_INT, BoundedDate
 from idrs.api.deps import AppDep, client_address, role_rule
 from idrs.api.grants import needs
@@ -159,6 +160,22 @@ class ReportHistory(BaseModel):
     next_offset: int | None
 
 
+class WeeklyReportOut(Answer):
+    """A unit's weekly report. ``report``: ``unit``, ``week_start``, ``conflict_refusals``
+    (own, spouse, employee, other_conflict: each entry's index, SEID, time, command and
+    reason codes), ``other_refusals`` (reason code → count), ``open_alerts``,
+    ``investigations`` (``week`` and ``to_date`` counts). ``audit_index``: the entry that
+    recorded this reading or certification (absent when a certified report is read: it is
+    not rebuilt)."""
+
+    unit: str
+    week_start: str
+    report: dict[str, Any]
+    certified_by: str | None
+    certified_at: str | None
+    audit_index: int | None = None
+
+
 def _may_read(app: App, me: Employee, unit: str, request: Request) -> None:
     if not weekly.may_read(app, me, unit):
         raise records.refuse(app, me, f"the weekly report of unit {unit.strip().upper()[:20]} "
@@ -166,7 +183,8 @@ def _may_read(app: App, me: Employee, unit: str, request: Request) -> None:
                              client_address(request))
 
 
-@router.get("/reports/weekly", openapi_extra=role_rule(WEEKLY_READERS))
+@router.get("/reports/weekly", response_model=WeeklyReportOut,
+            response_model_exclude_unset=True, openapi_extra=role_rule(WEEKLY_READERS))
 def weekly_report(request: Request, app: AppDep, me: Reader,
                   unit: Annotated[str, Query(min_length=1, max_length=20)],
                   week: Annotated[date | None, Query(description="any day of the week "
@@ -194,7 +212,8 @@ def weekly_history(request: Request, app: AppDep, me: Reader, page: PageDep,
     return paged(weekly.list_reports(app, unit=unit), page, key="reports")
 
 
-@router.post("/reports/weekly/{unit}/{week}/certification", openapi_extra=role_rule(UNIT_MANAGERS))
+@router.post("/reports/weekly/{unit}/{week}/certification", response_model=WeeklyReportOut,
+             response_model_exclude_unset=True, openapi_extra=role_rule(UNIT_MANAGERS))
 def certify_report(unit: str, week: BoundedDate, app: AppDep, me: Manager) -> dict[str, Any]:
     """A manager of the unit certifies having reviewed the week's report (frozen afterwards).
 

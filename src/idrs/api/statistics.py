@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from idrs.api.answers import Answer
 from idrs.api.deps import AppDep, EmployeeDep, client_address
 from idrs.audit.events import Actor
 from idrs.errors import NotFound
@@ -36,7 +37,32 @@ class StatisticsIn(BaseModel):
     grant: int | None = Field(None, ge=1, le=2**31 - 1, description="if you hold several")
 
 
-@router.post("/statistics", openapi_extra=SIGNED_IN)
+class StatisticsAnswer(Answer):
+    """A differentially private answer. ``query``: the query as parsed (group_by, aggregate,
+    column, bounds, filters, epsilon); ``rows``: one per group (the group's values, the noisy
+    ``value``, its ``low``/``high`` interval); ``accuracy``: the confidence, each aggregate's
+    noise distribution, scale and accuracy, the release threshold and what they mean."""
+
+    grant_id: int
+    query: dict[str, Any]
+    rows: list[dict[str, Any]]
+    epsilon_spent: float
+    delta_spent: float
+    budget_left: float
+    accuracy: dict[str, Any]
+    audit_index: int
+
+
+class Budget(Answer):
+    grant_id: int
+    epsilon: float
+    delta: float | None
+    epsilon_spent: float
+    delta_spent: float
+    budget_left: float
+
+
+@router.post("/statistics", response_model=StatisticsAnswer, openapi_extra=SIGNED_IN)
 def run_statistics(body: StatisticsIn, request: Request, app: AppDep,
                    emp: EmployeeDep) -> dict[str, Any]:
     """One differentially private query over the master file, spent from your grant."""
@@ -44,7 +70,7 @@ def run_statistics(body: StatisticsIn, request: Request, app: AppDep,
     return statistics.run(app, emp, body.model_dump(exclude_none=True), actor=actor)
 
 
-@router.get("/statistics/budget", openapi_extra=SIGNED_IN)
+@router.get("/statistics/budget", response_model=Budget, openapi_extra=SIGNED_IN)
 def statistics_budget(
     app: AppDep, emp: EmployeeDep,
     grant: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
