@@ -14,6 +14,7 @@ from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.grants import service
+from idrs.grants.results import GrantApproved
 from idrs.people import auth, passwords, totp
 from idrs.people import service as people
 from idrs.people.models import Employee
@@ -84,7 +85,7 @@ class World:
         args.update(kw)
         return int(service.request_grant(self.app, **args)["grant_id"])
 
-    def approve_both(self, grant_id: int) -> dict[str, Any]:
+    def approve_both(self, grant_id: int) -> GrantApproved:
         service.approve_grant(self.app, self.emp("PO001"), grant_id=grant_id, otp=self.otp("PO001"))
         return service.approve_grant(
             self.app, self.emp("AO001"), grant_id=grant_id, otp=self.otp("AO001")

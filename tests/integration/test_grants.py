@@ -93,12 +93,12 @@ def test_longer_term_needs_a_renewal_and_renewal_is_once(w):
 def test_two_approvals_from_two_roles(w):
     gid = w.request()
     out = service.approve_grant(w.app, w.emp("PO001"), grant_id=gid, otp=w.otp("PO001"))
-    assert out["status"] == "pending_approval" and out["approvals"] == ["privacy_officer"]
+    assert out.status == "pending_approval" and out.approvals == ["privacy_officer"]
     # a second approval by the same role is refused, nothing changed
     with pytest.raises(Conflict, match="authorizing_official"):
         service.approve_grant(w.app, w.emp("PO002"), grant_id=gid, otp=w.otp("PO002"))
     out = service.approve_grant(w.app, w.emp("AO001"), grant_id=gid, otp=w.otp("AO001"))
-    assert out["status"] == "approved"
+    assert out.status == "approved"
     with session_scope(w.app.engine) as s:
         assert s.scalar(select(func.count()).select_from(GrantApproval)) == 2
     with pytest.raises(Conflict):  # no longer pending
@@ -113,7 +113,7 @@ def test_the_service_follows_the_settings_of_its_app(w):
         w.request(days=31)
     gid = w.request(days=30)
     out = service.approve_grant(w.app, w.emp("AO001"), grant_id=gid, otp=w.otp("AO001"))
-    assert out["status"] == "approved" and out["approvals"] == ["authorizing_official"]
+    assert out.status == "approved" and out.approvals == ["authorizing_official"]
 
 
 def test_the_requester_and_non_approvers_may_not_approve(w):
@@ -211,7 +211,7 @@ def test_agreement_versions_and_immutable_signatures(w):
     out = service.sign_agreement(
         w.app, w.emp("DT001"), agreement_id=v2["agreement_id"], otp=w.otp("DT001")
     )
-    assert out["sha256"] == v2["sha256"]
+    assert out.sha256 == v2["sha256"]
     with pytest.raises(Conflict):
         service.sign_agreement(
             w.app, w.emp("DT001"), agreement_id=v2["agreement_id"], otp=w.otp("DT001")
@@ -267,13 +267,13 @@ def test_clearance_needs_another_verifier(w):
     with pytest.raises(NotFound):
         service.verify_clearance(w.app, seid="DT001", by="NOBODY", actor=OPERATOR)
     out = service.verify_clearance(w.app, seid="DT001", by="SA001", actor=OPERATOR)
-    assert out["verified_by"] == "SA001"
+    assert out.verified_by == "SA001"
     assert service.show_grant(w.app, w.request())["prerequisites"]["clearance_verified"]
 
 
 def test_training_attestation_with_a_code(w):
     out = service.attest_training(w.app, w.emp("EX001"), otp=w.otp("EX001"))
-    assert out["valid_until"] > out["attested_at"]
+    assert out.valid_until > out.attested_at
     assert _facts(w, "EX001", "ENMOD").training_current
     w.app.clock.advance(days=366)
     assert not _facts(w, "EX001", "ENMOD").training_current

@@ -76,7 +76,7 @@ def _actor(emp: Any, request: Request) -> Actor:
     return Actor(emp.seid, "api", client_address(request))
 
 
-def _with_code(request: Request, action: Callable[[], dict[str, Any]]) -> Any:
+def _with_code(request: Request, action: Callable[[], Any]) -> Any:
     """Run an action that consumes a re-entered one-time code. A refused code (AUTH_FAILED
     from the service, recorded there) is answered 403, not 401: the session was checked
     before and is valid, and 401 means "no session" (a client would drop its token)."""
@@ -503,7 +503,7 @@ def approve_grant(grant_id: RowId, body: OtpIn, request: Request, app: AppDep,
     A wrong, old or reused code: 403 with AUTH_FAILED (recorded; the session stays valid).
     """
     return _with_code(request, lambda: service.approve_grant(
-        app, emp, grant_id=grant_id, otp=body.otp, actor=_actor(emp, request)))
+        app, emp, grant_id=grant_id, otp=body.otp, actor=_actor(emp, request)).as_dict())
 
 
 @router.post("/grants/{grant_id}/revocation", response_model=GrantClosed,
@@ -512,7 +512,7 @@ def revoke_grant(grant_id: RowId, body: RevokeIn, request: Request, app: AppDep,
                  emp: EmployeeDep) -> dict[str, Any]:
     """Revoke (either approving role); effective on the principal's next request."""
     return service.revoke_grant(app, emp, grant_id=grant_id, reason=body.reason,
-                                actor=_actor(emp, request))
+                                actor=_actor(emp, request)).as_dict()
 
 
 @router.post("/grants/{grant_id}/end", response_model=GrantClosed,
@@ -521,7 +521,7 @@ def end_grant(grant_id: RowId, body: RevokeIn, request: Request, app: AppDep,
               emp: EmployeeDep) -> dict[str, Any]:
     """End a grant early (the detail is over) — either approving role."""
     return service.end_grant(app, emp, grant_id=grant_id, reason=body.reason,
-                             actor=_actor(emp, request))
+                             actor=_actor(emp, request)).as_dict()
 
 
 @router.post("/grants/{grant_id}/renewals", status_code=201, response_model=GrantRequested,
@@ -582,7 +582,7 @@ def sign_agreement(agreement_id: RowId, body: OtpIn, request: Request, app: AppD
     A wrong, old or reused code: 403 with AUTH_FAILED (recorded; the session stays valid).
     """
     return _with_code(request, lambda: service.sign_agreement(
-        app, emp, agreement_id=agreement_id, otp=body.otp, actor=_actor(emp, request)))
+        app, emp, agreement_id=agreement_id, otp=body.otp, actor=_actor(emp, request)).as_dict())
 
 
 # -- clearance and training ------------------------------------------------------------------
@@ -603,7 +603,7 @@ def verify_clearance(body: ClearanceIn, request: Request, app: AppDep,
                      me: RecordKeeper) -> dict[str, Any]:
     """Record that ``seid``'s security clearance was verified (by ``verified_by``, default you)."""
     return service.verify_clearance(app, seid=body.seid, by=body.verified_by or me.seid,
-                                    note=body.note, actor=_actor(me, request))
+                                    note=body.note, actor=_actor(me, request)).as_dict()
 
 
 @router.get("/clearances", response_model=ClearancesPage, openapi_extra=SIGNED_IN)
@@ -623,7 +623,7 @@ def attest_training(body: OtpIn, request: Request, app: AppDep,
     A wrong, old or reused code: 403 with AUTH_FAILED (recorded; the session stays valid).
     """
     return _with_code(request, lambda: service.attest_training(
-        app, emp, otp=body.otp, actor=_actor(emp, request)))
+        app, emp, otp=body.otp, actor=_actor(emp, request)).as_dict())
 
 
 @router.get("/training/attestations", response_model=TrainingPage, openapi_extra=SIGNED_IN)
@@ -641,7 +641,7 @@ def list_training(request: Request, app: AppDep, emp: EmployeeDep, page: PageDep
 def record_training(body: TrainingRecordIn, request: Request, app: AppDep,
                     me: RecordKeeper) -> dict[str, Any]:
     """Record a UNAX attestation taken elsewhere (the learning system) for ``seid``."""
-    return service.record_training(app, seid=body.seid, actor=_actor(me, request))
+    return service.record_training(app, seid=body.seid, actor=_actor(me, request)).as_dict()
 
 
 # -- exports ---------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def clearance_verify(
 ) -> None:
     """Record a security clearance as verified (by whom, now)."""
     out = service.verify_clearance(open_app(), seid=seid, by=by, actor=_operator(), note=note)
-    _show(out, json_out, f"clearance of {out['seid']} verified by {out['verified_by']}")
+    _show(out.as_dict(), json_out, f"clearance of {out.seid} verified by {out.verified_by}")
 
 
 @agreement_app.command("add")
@@ -131,7 +131,7 @@ def agreement_sign(
     """Sign the current version of an agreement as the signed-in employee."""
     a = open_app()
     out = service.sign_agreement(a, _signed_in(a), agreement_id=agreement_id, otp=_otp(otp))
-    _show(out, json_out, f"signed agreement {agreement_id} (sha256 {out['sha256']})")
+    _show(out.as_dict(), json_out, f"signed agreement {agreement_id} (sha256 {out.sha256})")
 
 
 @training_app.command("attest")
@@ -147,7 +147,7 @@ def training_attest(
         out = service.record_training(a, seid=seid, actor=_operator())
     else:
         out = service.attest_training(a, _signed_in(a), otp=_otp(otp))
-    _show(out, json_out, f"UNAX training of {out['seid']} valid until {out['valid_until']}")
+    _show(out.as_dict(), json_out, f"UNAX training of {out.seid} valid until {out.valid_until}")
 
 
 # -- grants ----------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def grant_approve(
     """Approve a grant as the signed-in privacy officer or authorizing official."""
     a = open_app()
     out = service.approve_grant(a, _signed_in(a), grant_id=grant_id, otp=_otp(otp))
-    _show(out, json_out, f"grant {grant_id}: {out['role']} approval recorded; {out['status']}")
+    _show(out.as_dict(), json_out, f"grant {grant_id}: {out.role} approval recorded; {out.status}")
 
 
 @grant_app.command("revoke")
@@ -242,7 +242,7 @@ def grant_revoke(
     """Revoke a grant (either approving role); effective on the principal's next request."""
     a = open_app()
     out = service.revoke_grant(a, _signed_in(a), grant_id=grant_id, reason=reason)
-    _show(out, json_out, f"grant {grant_id} revoked")
+    _show(out.as_dict(), json_out, f"grant {grant_id} revoked")
 
 
 @grant_app.command("end")
@@ -254,7 +254,7 @@ def grant_end(
     """End a grant early (the detail is over)."""
     a = open_app()
     out = service.end_grant(a, _signed_in(a), grant_id=grant_id, reason=reason)
-    _show(out, json_out, f"grant {grant_id} ended")
+    _show(out.as_dict(), json_out, f"grant {grant_id} ended")
 
 
 @grant_app.command("alerts")

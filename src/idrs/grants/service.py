@@ -41,6 +41,13 @@ from idrs.grants.models import (
     GrantApproval,
     TrainingAttestation,
 )
+from idrs.grants.results import (
+    AgreementSigned,
+    ClearanceVerified,
+    GrantApproved,
+    GrantClosed,
+    TrainingAttested,
+)
 from idrs.identifiers import screen_text
 from idrs.people import totp
 from idrs.people.models import Employee
@@ -116,7 +123,7 @@ def _otp_or_deny(app: App, emp: Employee, otp: str, event: GrantEvent, actor: Ac
 
 
 def verify_clearance(app: App, *, seid: str, by: str, actor: Actor,
-                     note: str | None = None) -> dict[str, Any]:
+                     note: str | None = None) -> ClearanceVerified:
     """Record that ``seid``'s security clearance was verified by ``by`` (an employee), now."""
     with session_scope(app.engine) as s:
         emp = _employee(s, seid)
@@ -131,8 +138,8 @@ def verify_clearance(app: App, *, seid: str, by: str, actor: Actor,
         row = ClearanceVerification(employee_id=emp_id, verified_by=by_seid, recorded_by=actor.seid,
                                     verified_at=now, note=(note or None))
         s.add(row)
-    return {"seid": emp_seid, "verified_by": by_seid, "verified_at": now.isoformat(),
-            "audit_index": idx}
+    return ClearanceVerified(seid=emp_seid, verified_by=by_seid, verified_at=now.isoformat(),
+                             audit_index=idx)
 
 
 # -- agreements -----------------------------------------------------------------------------
@@ -172,7 +179,7 @@ def current_agreement(session: Session, title: str) -> Agreement | None:
 
 
 def sign_agreement(app: App, signer: Employee, *, agreement_id: int, otp: str,
-                   actor: Actor | None = None) -> dict[str, Any]:
+                   actor: Actor | None = None) -> AgreementSigned:
     """The signer signs agreement version ``agreement_id`` with a fresh one-time code.
 
     Only the current version of a title can be signed; a version already signed by the same
@@ -202,15 +209,15 @@ def sign_agreement(app: App, signer: Employee, *, agreement_id: int, otp: str,
         s.add(row)
         s.flush()
         sig_id = row.id
-    return {"signature_id": sig_id, "agreement_id": agreement_id, "sha256": digest,
-            "signed_at": now.isoformat(), "audit_index": idx}
+    return AgreementSigned(signature_id=sig_id, agreement_id=agreement_id, sha256=digest,
+                           signed_at=now.isoformat(), audit_index=idx)
 
 
 # -- training -------------------------------------------------------------------------------
 
 
 def attest_training(app: App, employee: Employee, *, otp: str,
-                    actor: Actor | None = None) -> dict[str, Any]:
+                    actor: Actor | None = None) -> TrainingAttested:
     """The employee attests UNAX training with a fresh one-time code (valid 365 days)."""
     actor = actor or Actor(employee.seid)
     obj = {"seid": employee.seid, "course": "UNAX"}
@@ -218,7 +225,7 @@ def attest_training(app: App, employee: Employee, *, otp: str,
     return _attest(app, employee.id, obj, actor, step)
 
 
-def record_training(app: App, *, seid: str, actor: Actor) -> dict[str, Any]:
+def record_training(app: App, *, seid: str, actor: Actor) -> TrainingAttested:
     """Operator path: record a UNAX attestation taken elsewhere (e.g. the learning system)."""
     with session_scope(app.engine) as s:
         emp = _employee(s, seid)
@@ -227,15 +234,16 @@ def record_training(app: App, *, seid: str, actor: Actor) -> dict[str, Any]:
 
 
 def _attest(app: App, emp_id: int, obj: dict[str, Any], actor: Actor,
-            step: int | None) -> dict[str, Any]:
+            step: int | None) -> TrainingAttested:
     now = _now(app)
     valid = app.settings.grant_training_valid_days
     idx = log.record(app, GrantEvent.TRAINING_ATTEST, actor, obj, {"otp": step is not None})
     with session_scope(app.engine) as s:
         s.add(TrainingAttestation(employee_id=emp_id, course="UNAX", attested_at=now,
                                   otp_step=step))
-    return {"seid": obj["seid"], "attested_at": now.isoformat(),
-            "valid_until": (now + timedelta(days=valid)).isoformat(), "audit_index": idx}
+    return TrainingAttested(seid=obj["seid"], attested_at=now.isoformat(),
+                            valid_until=(now + timedelta(days=valid)).isoformat(),
+                            audit_index=idx)
 
 
 # -- grants ---------------------------------------------------------------------------------
@@ -339,7 +347,7 @@ def _rule(app: App, rule: rules.ApprovalRule | None) -> rules.ApprovalRule:
 
 def approve_grant(app: App, approver: Employee, *, grant_id: int, otp: str,
                   actor: Actor | None = None,
-                  rule: rules.ApprovalRule | None = None) -> dict[str, Any]:
+                  rule: rules.ApprovalRule | None = None) -> GrantApproved:
     """One approval by the holder of an approving role, with a re-entered one-time code.
 
     The role is checked before the grant is looked up (refused and recorded whether or not
@@ -392,12 +400,12 @@ def approve_grant(app: App, approver: Employee, *, grant_id: int, otp: str,
                           .values(status=rules.APPROVED, approved_at=now))
     except IntegrityError:
         raise Conflict(f"grant {grant_id} already has the {role} approval") from None
-    return {"grant_id": int(grant_id), "status": status, "role": role,
-            "approvals": sorted(set(done) | {role}), "audit_index": idx}
+    return GrantApproved(grant_id=int(grant_id), status=status, role=role,
+                         approvals=sorted(set(done) | {role}), audit_index=idx)
 
 
 def _close(app: App, who: Employee, grant_id: int, reason: str, *, revoke: bool,
-           actor: Actor | None, rule: rules.ApprovalRule | None) -> dict[str, Any]:
+           actor: Actor | None, rule: rules.ApprovalRule | None) -> GrantClosed:
     rule = _rule(app, rule)
     actor = actor or Actor(who.seid)
     event = GrantEvent.GRANT_REVOKE if revoke else GrantEvent.GRANT_END
@@ -422,19 +430,19 @@ def _close(app: App, who: Employee, grant_id: int, reason: str, *, revoke: bool,
                                    "revoke_reason": reason})
         s.execute(update(Grant).where(Grant.id == int(grant_id)).values(**values))
     check_outstanding(app)
-    return {"grant_id": int(grant_id), "status": new, "audit_index": idx}
+    return GrantClosed(grant_id=int(grant_id), status=new, audit_index=idx)
 
 
 def revoke_grant(app: App, who: Employee, *, grant_id: int, reason: str,
                  actor: Actor | None = None,
-                 rule: rules.ApprovalRule | None = None) -> dict[str, Any]:
+                 rule: rules.ApprovalRule | None = None) -> GrantClosed:
     """Revoke by the holder of either approving role; effective on the principal's next request."""
     return _close(app, who, grant_id, reason, revoke=True, actor=actor, rule=rule)
 
 
 def end_grant(app: App, who: Employee, *, grant_id: int, reason: str,
               actor: Actor | None = None,
-              rule: rules.ApprovalRule | None = None) -> dict[str, Any]:
+              rule: rules.ApprovalRule | None = None) -> GrantClosed:
     """End a grant early (the detail is over) — by the holder of an approving role."""
     return _close(app, who, grant_id, reason, revoke=False, actor=actor, rule=rule)
 

@@ -188,7 +188,7 @@ async def grant_approve(request: Request, grant_id: RowId) -> Response:
         if not _code_refused(exc):
             raise
         return await _grant_page(request, user, grant_id, status=403, problem=BAD_CODE)
-    return RedirectResponse(f"/grants/{grant_id}?done={res['status']}", status_code=303)
+    return RedirectResponse(f"/grants/{grant_id}?done={res.status}", status_code=303)
 
 
 async def _close(request: Request, grant_id: int, *, revoke: bool) -> Response:
@@ -199,7 +199,7 @@ async def _close(request: Request, grant_id: int, *, revoke: bool) -> Response:
     res = await run_in_threadpool(
         lambda: fn(app, user.employee, grant_id=grant_id, reason=reason,
                    actor=_actor(user, request)))
-    return RedirectResponse(f"/grants/{grant_id}?done={res['status']}", status_code=303)
+    return RedirectResponse(f"/grants/{grant_id}?done={res.status}", status_code=303)
 
 
 @router.post("/grants/{grant_id}/revoke", openapi_extra=APPROVERS)

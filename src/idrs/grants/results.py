@@ -1,0 +1,64 @@
+"""Typed results of the grants service's changes (issue 12, point 5).
+
+Each is a frozen dataclass; ``as_dict()`` gives the keys in the order the interfaces have
+always shown them (the API's JSON, the CLI's ``--json``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class _Result:
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class GrantApproved(_Result):
+    """One approval recorded; ``status`` is ``approved`` once the rule's roles are all in."""
+
+    grant_id: int
+    status: str
+    role: str
+    approvals: list[str]
+    audit_index: int
+
+
+@dataclass(frozen=True)
+class GrantClosed(_Result):
+    """A grant revoked or ended early."""
+
+    grant_id: int
+    status: str
+    audit_index: int
+
+
+@dataclass(frozen=True)
+class ClearanceVerified(_Result):
+    seid: str
+    verified_by: str
+    verified_at: str
+    audit_index: int
+
+
+@dataclass(frozen=True)
+class TrainingAttested(_Result):
+    """A UNAX attestation recorded (by the employee with a code, or by the operator)."""
+
+    seid: str
+    attested_at: str
+    valid_until: str
+    audit_index: int
+
+
+@dataclass(frozen=True)
+class AgreementSigned(_Result):
+    signature_id: int
+    agreement_id: int
+    sha256: str
+    signed_at: str
+    audit_index: int
