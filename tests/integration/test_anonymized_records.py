@@ -201,7 +201,7 @@ def test_a_pseudonym_addresses_only_its_own_grant_and_key_version(world):
     with pytest.raises(NotFound):  # a forged one neither
         anonymized.show_record(app, w.emp("DT001"), p[:-2] + "aa", actor=ANALYST)
     out = anonymized.rotate_key(app, w.emp("PO001"), grant_id=g1, actor=OPERATOR)
-    assert out["key_version"] == 2
+    assert out.key_version == 2
     with pytest.raises(NotFound):  # rotated: yesterday's pseudonyms are gone
         anonymized.show_record(app, w.emp("DT001"), p, actor=ANALYST)
     again = anonymized.list_records(app, w.emp("DT001"), filters={}, limit=1000, actor=ANALYST)
@@ -272,14 +272,14 @@ def test_reidentification_is_for_security_staff_and_recorded(world):
         reason="suspected misuse",
         actor=Actor("SA001"),
     )
-    assert out["tin"] in _tins(app)
-    assert out["taxpayer"] == app.keyring.pseudonym(out["tin"])
+    assert out.tin in _tins(app)
+    assert out.taxpayer == app.keyring.pseudonym(out.tin)
     with session_scope(app.engine) as s:
-        e = s.get(AuditEntry, out["audit_index"])
+        e = s.get(AuditEntry, out.audit_index)
         assert e is not None
         body = bytes(e.leaf_input).decode()
-    assert "grants:anonymized:reidentify" in body and out["taxpayer"] in body
-    assert out["tin"] not in body and out["tin"].replace("-", "") not in body
+    assert "grants:anonymized:reidentify" in body and out.taxpayer in body
+    assert out.tin not in body and out.tin.replace("-", "") not in body
 
 
 def test_the_command_line(world, capsys, monkeypatch):

@@ -141,7 +141,7 @@ def test_destruction_certificate(w):
     res = exports.destroy_export(
         w.app, w.emp("EX001"), export_id=out.export_id, method="crypto-erase", witness_seid="SA001"
     )
-    assert res["status"] == "destroyed" and res["witness"] == "SA001"
+    assert res.status == "destroyed" and res.witness == "SA001"
     with pytest.raises(Conflict):
         exports.destroy_export(
             w.app, w.emp("EX001"), export_id=out.export_id, method="again", witness_seid="SA001"

@@ -221,11 +221,12 @@ def reidentify(
         pseudonym=body.pseudonym,
         reason=body.reason,
         actor=_actor(emp, request),
-    )
+    ).as_dict()
 
 
 @router.post("/grants/{grant_id}/rotate-key", response_model=KeyRotated,
              openapi_extra=role_rule(GRANT_STAFF))
 def rotate_key(grant_id: RowId, request: Request, app: AppDep, emp: EmployeeDep) -> dict[str, Any]:
     """A new pseudonym key version for an anonymized grant: earlier pseudonyms stop working."""
-    return anonymized.rotate_key(app, emp, grant_id=grant_id, actor=_actor(emp, request))
+    return anonymized.rotate_key(app, emp, grant_id=grant_id,
+                                 actor=_actor(emp, request)).as_dict()

@@ -680,5 +680,6 @@ def destroy_export(export_id: str, body: DestructionIn, request: Request, app: A
     """The holder certifies the export destroyed, with a witness, the method and the time."""
     return exports.destroy_export(app, emp, export_id=export_id, method=body.method,
                                   witness_seid=body.witness_seid,
-                                  destroyed_at=body.destroyed_at, actor=_actor(emp, request))
+                                  destroyed_at=body.destroyed_at,
+                                  actor=_actor(emp, request)).as_dict()
 

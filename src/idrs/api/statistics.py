@@ -79,4 +79,4 @@ def statistics_budget(
     out = statistics.budget(app, emp, grant_id=grant)
     if out is None:
         raise NotFound("you hold no active statistics grant")
-    return out
+    return out.as_dict()

@@ -309,7 +309,7 @@ def export_destroy(
             raise ValidationFailed([f"at: not an ISO 8601 time: {at!r}"]) from None
     res = exports.destroy_export(a, _signed_in(a), export_id=export_id, method=method,
                                  witness_seid=witness, destroyed_at=when)
-    _show(res, json_out, f"export {export_id} certified destroyed")
+    _show(res.as_dict(), json_out, f"export {export_id} certified destroyed")
 
 
 @export_app.command("show")
@@ -421,7 +421,7 @@ def grant_reidentify(
     emp, actor = _signed_in_actor(a)
     out = anonymized.reidentify(a, emp, grant_id=grant_id, pseudonym=pseudonym, reason=reason,
                                 actor=actor)
-    _show(out, json_out, f"{out['pseudonym']}: TIN {out['tin']}, tax year {out['tax_year']}")
+    _show(out.as_dict(), json_out, f"{out.pseudonym}: TIN {out.tin}, tax year {out.tax_year}")
 
 
 @grant_app.command("rotate-key")
@@ -430,7 +430,7 @@ def grant_rotate_key(grant_id: int = typer.Argument(...), json_out: bool = JsonO
     a = open_app()
     emp, actor = _signed_in_actor(a)
     out = anonymized.rotate_key(a, emp, grant_id=grant_id, actor=actor)
-    _show(out, json_out, f"grant {grant_id}: pseudonym key version {out['key_version']}")
+    _show(out.as_dict(), json_out, f"grant {grant_id}: pseudonym key version {out.key_version}")
 
 
 # -- statistics grants ------------------------------------------------------------------------
@@ -519,5 +519,5 @@ def statistics_budget(
     out = statistics.budget(a, emp, grant_id=grant)
     if out is None:
         raise NotFound("you hold no active statistics grant")
-    _show(out, json_out, f"grant {out['grant_id']}: ε {out['epsilon']:g} in all, "
-                         f"spent {out['epsilon_spent']:g}, left {out['budget_left']:g}")
+    _show(out.as_dict(), json_out, f"grant {out.grant_id}: ε {out.epsilon:g} in all, "
+                                   f"spent {out.epsilon_spent:g}, left {out.budget_left:g}")

@@ -62,6 +62,7 @@ from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFai
 from idrs.grants import rules
 from idrs.grants.events import GrantEvent
 from idrs.grants.models import Grant
+from idrs.grants.results import KeyRotated, Reidentified
 from idrs.grants.service import prerequisites
 from idrs.identifiers import normalize_tin
 from idrs.masterfile.models import W2, AddressRecord, Taxpayer, TaxReturn
@@ -929,7 +930,7 @@ def show_record(
 
 def reidentify(
     app: App, who: Employee, *, grant_id: int, pseudonym: str, reason: str, actor: Actor
-) -> dict[str, Any]:
+) -> Reidentified:
     """The taxpayer and return behind one pseudonym of one grant (security staff only).
 
     Recorded before the answer (with the taxpayer's audit-log pseudonym, never the TIN); a
@@ -974,14 +975,14 @@ def reidentify(
         obj,
         {"pseudonym": pseudonym, "taxpayer": taxpayer, "tax_year": row.tax_year, "reason": reason},
     )
-    return {
-        "grant_id": int(grant_id),
-        "pseudonym": pseudonym,
-        "tin": tin,
-        "taxpayer": taxpayer,
-        "tax_year": row.tax_year,
-        "audit_index": idx,
-    }
+    return Reidentified(
+        grant_id=int(grant_id),
+        pseudonym=pseudonym,
+        tin=tin,
+        taxpayer=taxpayer,
+        tax_year=row.tax_year,
+        audit_index=idx,
+    )
 
 
 def _deny_reid(app: App, actor: Actor, obj: dict[str, Any], code: str, text: str) -> AccessDenied:
@@ -991,7 +992,7 @@ def _deny_reid(app: App, actor: Actor, obj: dict[str, Any], code: str, text: str
     return AccessDenied([Reason(code, text)], idx)
 
 
-def rotate_key(app: App, who: Employee, *, grant_id: int, actor: Actor) -> dict[str, Any]:
+def rotate_key(app: App, who: Employee, *, grant_id: int, actor: Actor) -> KeyRotated:
     """A new pseudonym key version for one anonymized grant (the grant staff): every
     pseudonym handed out before no longer addresses anything. Recorded."""
     from idrs.people.roles import GRANT_STAFF
@@ -1013,4 +1014,4 @@ def rotate_key(app: App, who: Employee, *, grant_id: int, actor: Actor) -> dict[
     idx = log.record(app, GrantEvent.KEY_ROTATE, actor, obj, {"key_version": new})
     with session_scope(app.engine) as s:
         s.execute(update(Grant).where(Grant.id == int(grant_id)).values(key_version=new))
-    return {"grant_id": int(grant_id), "key_version": new, "audit_index": idx}
+    return KeyRotated(grant_id=int(grant_id), key_version=new, audit_index=idx)

@@ -46,6 +46,7 @@ from idrs.grants import rules
 from idrs.grants.events import GrantEvent
 from idrs.grants.facts import grant_facts
 from idrs.grants.models import Export
+from idrs.grants.results import ExportDestroyed
 from idrs.grants.service import _deny, _employee, _text
 from idrs.identifiers import BadIdentifier, normalize_tin
 from idrs.people import auth
@@ -245,7 +246,7 @@ def create_export(app: App, *, token: str | None, command: str, tins: list[str],
 
 def destroy_export(app: App, holder: Employee, *, export_id: str, method: str, witness_seid: str,
                    destroyed_at: datetime | None = None,
-                   actor: Actor | None = None) -> dict[str, Any]:
+                   actor: Actor | None = None) -> ExportDestroyed:
     """The holder certifies, with a witness, that export ``export_id`` was destroyed.
 
     Refused: an unknown export (404), someone else's export, a witness who is the holder or
@@ -280,9 +281,9 @@ def destroy_export(app: App, holder: Employee, *, export_id: str, method: str, w
         assert exp is not None
         exp.destroyed_at, exp.destroyed_by, exp.witness = when, holder.seid, witness_seid_n
         exp.method, exp.certified_at = method, now
-    return {"export_id": export_id, "status": "destroyed", "holder": holder.seid,
-            "witness": witness_seid_n, "method": method, "destroyed_at": when.isoformat(),
-            "audit_index": idx}
+    return ExportDestroyed(export_id=export_id, status="destroyed", holder=holder.seid,
+                           witness=witness_seid_n, method=method,
+                           destroyed_at=when.isoformat(), audit_index=idx)
 
 
 def export_view(session: Session, export_id: str) -> dict[str, Any]:

@@ -62,3 +62,47 @@ class AgreementSigned(_Result):
     sha256: str
     signed_at: str
     audit_index: int
+
+
+@dataclass(frozen=True)
+class Reidentified(_Result):
+    """The taxpayer behind one pseudonym of an anonymized grant (security staff; recorded)."""
+
+    grant_id: int
+    pseudonym: str
+    tin: str
+    taxpayer: str
+    tax_year: int
+    audit_index: int
+
+
+@dataclass(frozen=True)
+class KeyRotated(_Result):
+    grant_id: int
+    key_version: int
+    audit_index: int
+
+
+@dataclass(frozen=True)
+class ExportDestroyed(_Result):
+    """An export certified destroyed by its holder, with a witness."""
+
+    export_id: str
+    status: str
+    holder: str
+    witness: str
+    method: str
+    destroyed_at: str
+    audit_index: int
+
+
+@dataclass(frozen=True)
+class StatisticsBudget(_Result):
+    """A statistics grant's privacy budget: ε and δ in all, spent, and ε left."""
+
+    grant_id: int
+    epsilon: float
+    delta: float | None
+    epsilon_spent: float
+    delta_spent: float
+    budget_left: float

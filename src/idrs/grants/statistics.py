@@ -59,6 +59,7 @@ from idrs.errors import AccessDenied, IdrsError, Reason, ValidationFailed
 from idrs.grants import rules
 from idrs.grants.events import GrantEvent
 from idrs.grants.models import DpSpend, Grant
+from idrs.grants.results import StatisticsBudget
 from idrs.grants.service import prerequisites
 from idrs.masterfile.schema import FILING_STATUSES, STATES
 from idrs.people.models import Employee
@@ -724,7 +725,8 @@ def _statistics_grant(app: App, who: Employee, grant_id: int | None, actor: Acto
     return found
 
 
-def budget(app: App, who: Employee, *, grant_id: int | None = None) -> dict[str, Any] | None:
+def budget(app: App, who: Employee, *,
+           grant_id: int | None = None) -> StatisticsBudget | None:
     """The principal's active statistics grant and its budget (None without one); reads only."""
     now = as_utc(app.clock.now())
     with session_scope(app.engine) as s:
@@ -736,10 +738,10 @@ def budget(app: App, who: Employee, *, grant_id: int | None = None) -> dict[str,
             if rules.state_of(g.status, g.start_date, g.term_days, now) == rules.ACTIVE:
                 eps = float(g.dp_epsilon or 0.0)
                 spent = float(g.dp_epsilon_spent or 0.0)
-                return {"grant_id": g.id, "epsilon": eps, "delta": g.dp_delta,
-                        "epsilon_spent": round(spent, 9),
-                        "delta_spent": float(g.dp_delta_spent or 0.0),
-                        "budget_left": round(max(0.0, eps - spent), 9)}
+                return StatisticsBudget(grant_id=g.id, epsilon=eps, delta=g.dp_delta,
+                                        epsilon_spent=round(spent, 9),
+                                        delta_spent=float(g.dp_delta_spent or 0.0),
+                                        budget_left=round(max(0.0, eps - spent), 9))
     return None
 
 
@@ -823,7 +825,7 @@ def run(app: App, who: Employee, body: Mapping[str, Any], *, actor: Actor) -> di
     finally:
         rel.close()
     after = budget(app, who, grant_id=gk.grant_id)
-    left = after["budget_left"] if after else 0.0
+    left = after.budget_left if after else 0.0
     answer = {
         "grant_id": gk.grant_id,
         "query": q.document(),
