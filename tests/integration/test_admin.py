@@ -292,7 +292,7 @@ def test_lowering_a_ceiling_trims_profiles_and_stales_pending_changes(w):
     )
     assert out["status"] == "pending"
     res = admin.set_ceiling(w.app, w.actor("SA2"), unit="wiam", codes="ENMOD,IMFOL,TXMOD")
-    assert res["trimmed"] == {"CS1": ["ENREQ", "INOLE", "NAMES", "REQ77"]}
+    assert res.trimmed == {"CS1": ["ENREQ", "INOLE", "NAMES", "REQ77"]}
     assert w.emp("CS1").profile == "ENMOD,IMFOL,TXMOD"
     with pytest.raises(AccessDenied) as exc:  # ENREQ is now outside the ceiling
         admin.confirm_change(w.app, w.actor("SA1"), out["change_id"])
@@ -323,7 +323,7 @@ def test_unit_scope_authority_needs_confirmation_then_extends_the_scope(w):
 def test_deactivation_ends_sessions_and_reactivation_restores(w):
     token = w.token("CS1")
     out = admin.set_active(w.app, w.actor("SA2"), seid="CS1", active=False)
-    assert out["sessions_ended"] == 1
+    assert out.sessions_ended == 1
     with pytest.raises(AccessDenied):
         auth.authenticate(w.app, token)
     with w.app.engine.connect() as conn:

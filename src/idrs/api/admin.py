@@ -165,7 +165,7 @@ def set_ceiling(
     code: str, body: CeilingIn, app: AppDep, emp: EmployeeDep, request: Request
 ) -> dict[str, Any]:
     """Set the ceiling of a unit you administer; lowering it trims the unit's profiles."""
-    return admin.set_ceiling(app, _actor(emp, request), unit=code, codes=body.ceiling)
+    return admin.set_ceiling(app, _actor(emp, request), unit=code, codes=body.ceiling).as_dict()
 
 
 @router.get("/employees", response_model=EmployeePage, openapi_extra=ADMIN_ONLY)
@@ -247,16 +247,16 @@ def reject(
 @router.post("/employees/{seid}/deactivate", response_model=ActiveOut, openapi_extra=ADMIN_ONLY)
 def deactivate(seid: str, app: AppDep, emp: EmployeeDep, request: Request) -> dict[str, Any]:
     """Deactivate an employee of your units; their live sessions end at once."""
-    return admin.set_active(app, _actor(emp, request), seid=seid, active=False)
+    return admin.set_active(app, _actor(emp, request), seid=seid, active=False).as_dict()
 
 
 @router.post("/employees/{seid}/reactivate", response_model=ActiveOut, openapi_extra=ADMIN_ONLY)
 def reactivate(seid: str, app: AppDep, emp: EmployeeDep, request: Request) -> dict[str, Any]:
     """Reactivate a deactivated employee of your units."""
-    return admin.set_active(app, _actor(emp, request), seid=seid, active=True)
+    return admin.set_active(app, _actor(emp, request), seid=seid, active=True).as_dict()
 
 
 @router.post("/employees/{seid}/unlock", response_model=UnlockOut, openapi_extra=ADMIN_ONLY)
 def unlock(seid: str, app: AppDep, emp: EmployeeDep, request: Request) -> dict[str, Any]:
     """Clear a lockout (any employee but yourself)."""
-    return admin.unlock(app, _actor(emp, request), seid=seid)
+    return admin.unlock(app, _actor(emp, request), seid=seid).as_dict()

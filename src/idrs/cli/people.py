@@ -283,10 +283,10 @@ def _set_active(seid: str, active: bool, json_out: bool) -> None:
     a = open_app()
     out = admin.set_active(a, _admin_actor(a), seid=seid, active=active)
     if json_out:
-        print_json(out)
+        print_json(out.as_dict())
     else:
-        extra = f"; {out['sessions_ended']} session(s) ended" if out["sessions_ended"] else ""
-        console.print(f"{out['seid']} {'reactivated' if active else 'deactivated'}{extra}")
+        extra = f"; {out.sessions_ended} session(s) ended" if out.sessions_ended else ""
+        console.print(f"{out.seid} {'reactivated' if active else 'deactivated'}{extra}")
 
 
 @employee_app.command("deactivate")
@@ -326,10 +326,10 @@ def unit_set_ceiling(
     a = open_app()
     out = admin.set_ceiling(a, _admin_actor(a), unit=code, codes=ceiling)
     if json_out:
-        print_json(out)
+        print_json(out.as_dict())
         return
-    console.print(f"unit {out['code']} ceiling: {_codes_text(out['ceiling'])}")
-    for seid, removed in sorted(out["trimmed"].items()):
+    console.print(f"unit {out.code} ceiling: {_codes_text(out.ceiling)}")
+    for seid, removed in sorted(out.trimmed.items()):
         console.print(f"  {seid}: removed {', '.join(removed)}")
 
 

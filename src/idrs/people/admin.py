@@ -51,6 +51,7 @@ from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, Val
 from idrs.identifiers import screen_text
 from idrs.people import service
 from idrs.people.models import Employee, ProfileChange, SignInSession, Unit
+from idrs.people.results import ActiveSet, CeilingSet, Unlocked
 from idrs.people.roles import RESTRICTED_ROLES, WATCH_ROLES, join, parse_codes, parse_roles
 from idrs.vocabulary import ADJUSTMENT_CODES, RESEARCH_CODES, Role
 
@@ -737,7 +738,8 @@ def reject_change(
 # -- units, activation, unlock -------------------------------------------------------------
 
 
-def set_ceiling(app: App, actor: Actor, *, unit: str, codes: str | Iterable[str]) -> dict[str, Any]:
+def set_ceiling(app: App, actor: Actor, *, unit: str,
+                codes: str | Iterable[str]) -> CeilingSet:
     """Set a unit's ceiling profile (a unit the actor administers).
 
     Lowering it trims, in the same transaction, every profile of the unit to the new
@@ -771,16 +773,12 @@ def set_ceiling(app: App, actor: Actor, *, unit: str, codes: str | Iterable[str]
     before, trimmed, index = _guarded(
         app, actor, EventType.ADMIN_UNIT_CEILING, {"unit": code}, apply
     )
-    return {
-        "code": code,
-        "ceiling": sorted(ceiling),
-        "before": before,
-        "trimmed": trimmed,
-        "audit_index": index,
-    }
+    return CeilingSet(
+        code=code, ceiling=sorted(ceiling), before=before, trimmed=trimmed, audit_index=index
+    )
 
 
-def set_active(app: App, actor: Actor, *, seid: str, active: bool) -> dict[str, Any]:
+def set_active(app: App, actor: Actor, *, seid: str, active: bool) -> ActiveSet:
     """Deactivate (ends every live session at once) or reactivate an employee of the actor's
     units, never oneself. 409 when already so. Records ``admin:employee:deactivate`` or
     ``admin:employee:reactivate``.
@@ -809,10 +807,10 @@ def set_active(app: App, actor: Actor, *, seid: str, active: bool) -> dict[str, 
             return int(ended or 0), index
 
     ended, index = _guarded(app, actor, event, {"seid": seid}, apply)
-    return {"seid": seid, "active": active, "sessions_ended": ended, "audit_index": index}
+    return ActiveSet(seid=seid, active=active, sessions_ended=ended, audit_index=index)
 
 
-def unlock(app: App, actor: Actor, *, seid: str) -> dict[str, Any]:
+def unlock(app: App, actor: Actor, *, seid: str) -> Unlocked:
     """Clear a lockout: any security administrator, never their own account.
 
     Not limited to the actor's units: unlocking restores no privilege, only the employee's
@@ -828,4 +826,4 @@ def unlock(app: App, actor: Actor, *, seid: str) -> dict[str, Any]:
 
     _guarded(app, actor, EventType.ADMIN_EMPLOYEE_UNLOCK, {"seid": seid}, check)
     service.unlock(app, actor.seid, seid=seid, interface=actor.interface, address=actor.address)
-    return {"seid": seid, "locked": False}
+    return Unlocked(seid=seid, locked=False)

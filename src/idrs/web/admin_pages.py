@@ -81,7 +81,7 @@ async def admin_unlock(request: Request) -> Response:
     app = app_of(request)
     seid = (form.get("seid") or "").strip()[:16]
     out = await run_in_threadpool(lambda: admin.unlock(app, _actor(user, request), seid=seid))
-    return RedirectResponse(f"/admin?done={quote(out['seid'])}", status_code=303)
+    return RedirectResponse(f"/admin?done={quote(out.seid)}", status_code=303)
 
 
 # -- employees -----------------------------------------------------------------------------
@@ -194,7 +194,7 @@ async def _set_active(request: Request, seid: str, active: bool) -> Response:
         lambda: admin.set_active(app, _actor(user, request), seid=seid[:16], active=active)
     )
     state = "reactivated" if active else "deactivated"
-    return RedirectResponse(f"/admin/employees/{quote(out['seid'])}?done={state}", status_code=303)
+    return RedirectResponse(f"/admin/employees/{quote(out.seid)}?done={state}", status_code=303)
 
 
 @router.post("/admin/employees/{seid}/deactivate", openapi_extra=ADMIN_ONLY)
@@ -238,9 +238,9 @@ async def unit_ceiling(request: Request, code: str) -> Response:
     out = await run_in_threadpool(
         lambda: admin.set_ceiling(app, _actor(user, request), unit=code[:20], codes=codes)
     )
-    trimmed = ",".join(sorted(out["trimmed"]))
+    trimmed = ",".join(sorted(out.trimmed))
     return RedirectResponse(
-        f"/admin/units?done={quote(out['code'])}&trimmed={quote(trimmed)}", status_code=303
+        f"/admin/units?done={quote(out.code)}&trimmed={quote(trimmed)}", status_code=303
     )
 
 
