@@ -219,7 +219,7 @@ def _analyst(w: World) -> None:
             basis="IRC 6103(h)(1)", commands=None if kind == "statistics" else "ENMOD",
             classes=None if kind == "statistics" else "identity", kind=kind,
             start=w.app.clock.now().date(), days=90, actor=op, **extra,
-        )["grant_id"])
+        ).grant_id)
         for approver in ("POB09", "AOB09"):
             grants.approve_grant(w.app, emp(approver), grant_id=gid,
                                  otp=w.code(approver, ahead=-1 if kind == "statistics" else 0))
@@ -305,7 +305,7 @@ def _pending_grant(w: World) -> None:
         days=90,
         actor=op,
     )
-    w.grant_id = int(out["grant_id"])
+    w.grant_id = int(out.grant_id)
 
 
 def _alert(w: World) -> None:

@@ -83,7 +83,7 @@ class World:
             actor=OPERATOR,
         )
         args.update(kw)
-        return int(service.request_grant(self.app, **args)["grant_id"])
+        return int(service.request_grant(self.app, **args).grant_id)
 
     def approve_both(self, grant_id: int) -> GrantApproved:
         service.approve_grant(self.app, self.emp("PO001"), grant_id=grant_id, otp=self.otp("PO001"))
@@ -109,7 +109,7 @@ def make_world(app: App, monkeypatch: pytest.MonkeyPatch) -> World:
     w.add("DT001", "examiner", "900-40-0106", kind="detailee", home_org="Dept. of Energy")
     w.agreement_id = service.add_agreement(
         app, title="Confidentiality agreement", text=AGREEMENT_TEXT, actor=OPERATOR
-    )["agreement_id"]
+    ).agreement_id
     return w
 
 

@@ -201,7 +201,7 @@ def test_agreement_versions_and_immutable_signatures(w):
     v2 = service.add_agreement(
         w.app, title="Confidentiality agreement", text="v2 text\n", actor=OPERATOR
     )
-    assert v2["version"] == 2 and len(v2["sha256"]) == 64
+    assert v2.version == 2 and len(v2.sha256) == 64
     with pytest.raises(Conflict, match="not the current"):
         service.sign_agreement(
             w.app, w.emp("DT001"), agreement_id=w.agreement_id, otp=w.otp("DT001")
@@ -209,12 +209,12 @@ def test_agreement_versions_and_immutable_signatures(w):
     with pytest.raises(NotFound):
         service.sign_agreement(w.app, w.emp("DT001"), agreement_id=9999, otp=w.otp("DT001"))
     out = service.sign_agreement(
-        w.app, w.emp("DT001"), agreement_id=v2["agreement_id"], otp=w.otp("DT001")
+        w.app, w.emp("DT001"), agreement_id=v2.agreement_id, otp=w.otp("DT001")
     )
-    assert out.sha256 == v2["sha256"]
+    assert out.sha256 == v2.sha256
     with pytest.raises(Conflict):
         service.sign_agreement(
-            w.app, w.emp("DT001"), agreement_id=v2["agreement_id"], otp=w.otp("DT001")
+            w.app, w.emp("DT001"), agreement_id=v2.agreement_id, otp=w.otp("DT001")
         )
     with pytest.raises(DBAPIError), session_scope(w.app.engine) as s:  # append-only trigger
         s.execute(AgreementSignature.__table__.update().values(sha256="0" * 64))

@@ -211,7 +211,7 @@ def w(app: App) -> World:
         "adjustment_id": "1", "decision": "approve", "alert_id": ALERT, "action": "assign",
         "case_id": f"INV-{ALERT}",
         "seid": "CS1", "code": "U1", "change_id": "1", "batch_id": "D-0000000000000000",
-        "grant_id": str(grant["grant_id"]), "agreement_id": str(agreement["agreement_id"]),
+        "grant_id": str(grant.grant_id), "agreement_id": str(agreement.agreement_id),
     }
     return world
 

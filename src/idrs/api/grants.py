@@ -463,7 +463,7 @@ def request_grant(body: GrantIn, request: Request, app: AppDep,
 
     It starts ``pending_approval``; two approving roles must approve it.
     """
-    return service.request_grant(app, **body.model_dump(), actor=_actor(emp, request))
+    return service.request_grant(app, **body.model_dump(), actor=_actor(emp, request)).as_dict()
 
 
 @router.get("/grants", response_model=GrantsPage, openapi_extra=SIGNED_IN)
@@ -529,8 +529,8 @@ def end_grant(grant_id: RowId, body: RevokeIn, request: Request, app: AppDep,
 def renew_grant(grant_id: RowId, body: RenewalIn, request: Request, app: AppDep,
                 emp: EmployeeDep) -> dict[str, Any]:
     """Request the renewal of a grant (pending approval like any grant; renewable once)."""
-    return records.request_renewal(app, emp, grant_id=grant_id, start=body.start,
-                                   days=body.days, end=body.end, actor=_actor(emp, request))
+    return records.request_renewal(app, emp, grant_id=grant_id, start=body.start, days=body.days,
+                                   end=body.end, actor=_actor(emp, request)).as_dict()
 
 
 # -- agreements ------------------------------------------------------------------------------
@@ -555,7 +555,7 @@ def add_agreement(body: AgreementIn, request: Request, app: AppDep,
     Who signed an earlier version must sign the new one before their grant allows access.
     """
     return service.add_agreement(app, title=body.title, text=body.text,
-                                 actor=_actor(me, request))
+                                 actor=_actor(me, request)).as_dict()
 
 
 @router.get("/agreements/{agreement_id}", response_model=AgreementText, openapi_extra=SIGNED_IN)

@@ -118,8 +118,8 @@ def agreement_add(
     except (OSError, UnicodeDecodeError) as exc:
         raise IdrsError(f"cannot read {file}: {exc}") from None
     out = service.add_agreement(open_app(), title=title, text=text, actor=_operator())
-    _show(out, json_out, f"agreement {out['agreement_id']} ({out['title']} v{out['version']}) "
-                         f"sha256 {out['sha256']}")
+    _show(out.as_dict(), json_out, f"agreement {out.agreement_id} ({out.title} v{out.version}) "
+                                   f"sha256 {out.sha256}")
 
 
 @agreement_app.command("sign")
@@ -186,7 +186,7 @@ def grant_request(
         start=_day(start, "start"), days=days, end=_day(end, "end"),
         renewal_of=renewal_of, daily_limit=daily_limit, agreement=agreement, kind=kind, k=k,
         epsilon=epsilon, delta=delta, actor=_operator())
-    _show(out, json_out, f"grant {out['grant_id']} {out['status']} ({out['start']} to {out['end']})")
+    _show(out.as_dict(), json_out, f"grant {out.grant_id} {out.status} ({out.start} to {out.end})")
 
 
 @grant_app.command("show")

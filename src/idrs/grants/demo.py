@@ -55,5 +55,5 @@ def seed_outside_detail(app: App, *, actor: str = "system") -> dict[str, Any]:
         basis="5 U.S.C. 3341 (details); 26 U.S.C. 6103(h)(1) (officers and employees)",
         commands=f"{CommandCode.ENMOD},{CommandCode.IMFOL}", classes="identity,return", population="all", start=today,
         end=today + timedelta(days=120), daily_limit=50, agreement=AGREEMENT_TITLE, actor=who)
-    return {"people": creds, "grant_id": grant["grant_id"],
-            "agreement_id": agreement["agreement_id"], "status": grant["status"]}
+    return {"people": creds, "grant_id": grant.grant_id,
+            "agreement_id": agreement.agreement_id, "status": grant.status}

@@ -31,6 +31,7 @@ from idrs.grants.models import (
     Export,
     TrainingAttestation,
 )
+from idrs.grants.results import GrantRequested
 from idrs.grants.service import _employee, prerequisites
 from idrs.people.models import Employee
 from idrs.people.roles import GRANT_RECORD_READERS
@@ -90,7 +91,7 @@ def visible_grant(app: App, who: Employee, grant_id: int, *, interface: str = "a
 
 def request_renewal(app: App, who: Employee, *, grant_id: int, start: date | None = None,
                     days: int | None = None, end: date | None = None,
-                    actor: Actor) -> dict[str, Any]:
+                    actor: Actor) -> GrantRequested:
     """Request the one renewal of a grant: same principal and scope, a new term.
 
     Only an approved, active or expired grant is renewed (409 otherwise). The start defaults to the day the grant ends, the term to the grant's. The principal,

@@ -106,3 +106,27 @@ class StatisticsBudget(_Result):
     epsilon_spent: float
     delta_spent: float
     budget_left: float
+
+
+@dataclass(frozen=True)
+class GrantRequested(_Result):
+    """A grant (or a renewal) requested: pending approval, its term."""
+
+    grant_id: int
+    status: str
+    principal: str
+    start: str
+    term_days: int
+    end: str
+    audit_index: int
+
+
+@dataclass(frozen=True)
+class AgreementAdded(_Result):
+    """A new agreement version, the one current version of its title from now on."""
+
+    agreement_id: int
+    sha256: str
+    title: str
+    version: int
+    audit_index: int

@@ -42,10 +42,12 @@ from idrs.grants.models import (
     TrainingAttestation,
 )
 from idrs.grants.results import (
+    AgreementAdded,
     AgreementSigned,
     ClearanceVerified,
     GrantApproved,
     GrantClosed,
+    GrantRequested,
     TrainingAttested,
 )
 from idrs.identifiers import screen_text
@@ -149,7 +151,7 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def add_agreement(app: App, *, title: str, text: str, actor: Actor) -> dict[str, Any]:
+def add_agreement(app: App, *, title: str, text: str, actor: Actor) -> AgreementAdded:
     """Store a new version of the agreement ``title``; it becomes the one current version."""
     title = _text(title, "title")
     if len(title) > 200:
@@ -169,8 +171,8 @@ def add_agreement(app: App, *, title: str, text: str, actor: Actor) -> dict[str,
         s.add(row)
         s.flush()
         agreement_id = row.id
-    return {"agreement_id": agreement_id, "sha256": digest, "title": title, "version": version,
-            "audit_index": idx}
+    return AgreementAdded(agreement_id=agreement_id, sha256=digest, title=title, version=version,
+                          audit_index=idx)
 
 
 def current_agreement(session: Session, title: str) -> Agreement | None:
@@ -271,7 +273,7 @@ def request_grant(app: App, *, principal: str, purpose: str, basis: str,
                   daily_limit: int | None = None, agreement: str | None = None,
                   kind: str | None = None, k: int | None = None,
                   epsilon: float | None = None, delta: float | None = None,
-                  actor: Actor) -> dict[str, Any]:
+                  actor: Actor) -> GrantRequested:
     """Request a grant for ``principal``; it starts ``pending_approval``. Records it.
 
     ``kind`` is ``records`` (population cases or all), ``anonymized`` (population
@@ -329,9 +331,9 @@ def request_grant(app: App, *, principal: str, purpose: str, basis: str,
         s.add(g)
         s.flush()
         gid = g.id
-    return {"grant_id": gid, "status": rules.PENDING, "principal": emp_seid,
-            "start": start.isoformat(), "term_days": term,
-            "end": (start + timedelta(days=term)).isoformat(), "audit_index": idx}
+    return GrantRequested(grant_id=gid, status=rules.PENDING, principal=emp_seid,
+                          start=start.isoformat(), term_days=term,
+                          end=(start + timedelta(days=term)).isoformat(), audit_index=idx)
 
 
 def _grant(session: Session, grant_id: int) -> Grant:

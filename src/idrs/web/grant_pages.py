@@ -153,7 +153,7 @@ async def grant_request(request: Request) -> Response:
         if isinstance(exc, AccessDenied):
             raise
         return _new_form(request, user, v, status=exc.status_code, problems=[str(exc)])
-    return RedirectResponse(f"/grants/{out['grant_id']}?done=requested", status_code=303)
+    return RedirectResponse(f"/grants/{out.grant_id}?done=requested", status_code=303)
 
 
 async def _grant_page(request: Request, user: WebUser, grant_id: int, *, status: int = 200,
@@ -228,7 +228,7 @@ async def grant_renew(request: Request, grant_id: RowId) -> Response:
     except ValidationFailed as exc:
         return await _grant_page(request, user, grant_id, status=422,
                                  problem="; ".join(exc.problems))
-    return RedirectResponse(f"/grants/{out['grant_id']}?done=requested", status_code=303)
+    return RedirectResponse(f"/grants/{out.grant_id}?done=requested", status_code=303)
 
 
 # -- agreements ------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ async def agreement_add(request: Request) -> Response:
         rows = await run_in_threadpool(lambda: records.list_agreements(app))
         return page(request, "agreements.html", user, status=422, agreements=rows, v=v,
                     problems=exc.problems, author=True)
-    return RedirectResponse(f"/agreements/{out['agreement_id']}?done=added", status_code=303)
+    return RedirectResponse(f"/agreements/{out.agreement_id}?done=added", status_code=303)
 
 
 async def _agreement_page(request: Request, user: WebUser, agreement_id: int, *,
