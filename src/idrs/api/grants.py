@@ -482,7 +482,7 @@ def list_grants(app: AppDep, emp: EmployeeDep, page: PageDep,
 def raise_outstanding(app: AppDep, me: Staff, page: PageDep) -> dict[str, Any]:
     """Raise (once per grant, recorded) the "exports outstanding" alerts; list those raised."""
     del me
-    return paged(service.check_outstanding(app), page, key="alerts")
+    return paged([a.as_dict() for a in service.check_outstanding(app)], page, key="alerts")
 
 
 @router.get("/grants/{grant_id}", response_model=GrantDetail, openapi_extra=SIGNED_IN)

@@ -261,7 +261,7 @@ def grant_end(
 def grant_alerts(json_out: bool = JsonOpt) -> None:
     """Raise (and list) "exports outstanding" alerts for grants that are over."""
     raised = service.check_outstanding(open_app())
-    _show({"alerts": raised}, json_out, f"{len(raised)} new alert(s)")
+    _show({"alerts": [a.as_dict() for a in raised]}, json_out, f"{len(raised)} new alert(s)")
 
 
 # -- exports ---------------------------------------------------------------------------------

@@ -130,3 +130,13 @@ class AgreementAdded(_Result):
     title: str
     version: int
     audit_index: int
+
+
+@dataclass(frozen=True)
+class OutstandingAlert(_Result):
+    """An "exports outstanding" alert raised for a grant that is over."""
+
+    grant_id: int
+    seid: str
+    exports: list[str]
+    audit_index: int

@@ -48,6 +48,7 @@ from idrs.grants.results import (
     GrantApproved,
     GrantClosed,
     GrantRequested,
+    OutstandingAlert,
     TrainingAttested,
 )
 from idrs.identifiers import screen_text
@@ -454,14 +455,14 @@ def _outstanding(session: Session, grant_id: int) -> list[str]:
         Export.grant_id == grant_id, Export.certified_at.is_(None)).order_by(Export.id)))
 
 
-def check_outstanding(app: App) -> list[dict[str, Any]]:
+def check_outstanding(app: App) -> list[OutstandingAlert]:
     """Raise the "exports outstanding" alert (once per grant) for every grant that is over
     while exports made under it are not certified destroyed. Records each alert.
 
     Callers: grant show/list/revoke/end, the oversight report, ``idrs grant alerts``.
     """
     now = _now(app)
-    raised: list[dict[str, Any]] = []
+    raised: list[OutstandingAlert] = []
     with session_scope(app.engine) as s:
         grants = s.scalars(select(Grant).where(Grant.outstanding_alert_at.is_(None))).all()
         todo = []
@@ -478,7 +479,7 @@ def check_outstanding(app: App) -> list[dict[str, Any]]:
                       outcome="alert")
         with session_scope(app.engine) as s:
             s.execute(update(Grant).where(Grant.id == gid).values(outstanding_alert_at=now))
-        raised.append({"grant_id": gid, "seid": seid, "exports": ids, "audit_index": idx})
+        raised.append(OutstandingAlert(grant_id=gid, seid=seid, exports=ids, audit_index=idx))
     return raised
 
 
