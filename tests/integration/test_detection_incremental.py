@@ -25,7 +25,7 @@ from idrs.audit.store import raw
 from idrs.clock import FakeClock
 from idrs.context import App
 from idrs.db import session_scope
-from idrs.detection import service, triage
+from idrs.detection import score, service, triage
 from idrs.detection.models import Alert, DetectionBasis, DetectionCursor, DetectionEmployeeDay
 from idrs.detection.simulator import _start_session, simulate
 from idrs.errors import AccessDenied, IdrsError
@@ -87,7 +87,7 @@ def test_prefilter_changes_no_alert(app: App, simulated: int, monkeypatch: pytes
     service.run(app, to_index=simulated)
     with_bound = _open_alerts(app)
     _forget(app)
-    monkeypatch.setattr(service, "PREFILTER", False)
+    monkeypatch.setattr(score, "PREFILTER", False)
     service.run(app, to_index=simulated)
     assert _open_alerts(app) == with_bound and with_bound
 

@@ -65,7 +65,7 @@ GROUPS: dict[str, set[str]] = {
 
 #: Strings equal to a role or code that mean something else (file, value, why).
 NOT_VOCABULARY = {
-    ("detection/service.py", "manager"): "the name of a DuckDB column (is the employee a manager)",
+    ("detection/bases.py", "manager"): "the name of a DuckDB column (is the employee a manager)",
 }
 
 

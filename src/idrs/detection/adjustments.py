@@ -1,7 +1,7 @@
 """Adjustment signals: changes to accounts that the two-person rule lets through but that
 look like abuse. Read from ``adjustment_request`` (every request, whatever became of it:
 a refused or expired one still shows what the employee tried), joined with the same
-master-file facts as the access signals. Callers: ``detection.service._score`` (one call).
+master-file facts as the access signals. Callers: ``detection.score.score_days`` (one call).
 
 =====================  ======  =============================================================
 adjust_just_under       3.0    three or more abatements (or assessments) by one employee,
@@ -46,6 +46,7 @@ from idrs.adjustments.rules import REVERSING_TC, Thresholds
 from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
+from idrs.detection.facts import master_facts
 from idrs.detection.models import DetectionTaxpayerKey
 from idrs.detection.signals import EmployeeFacts, Signal, TaxpayerFacts, surname_weight
 from idrs.masterfile.models import TaxModule, TaxReturn, Transaction
@@ -275,8 +276,6 @@ def add_signals(app: App, day0: date, size: int | None, tps: dict[str, TaxpayerF
     pseud = _pseudonyms(app, {r.taxpayer_id for r in reqs})
     missing = {p for p in pseud.values() if p not in tps}
     if missing:
-        from idrs.detection.service import master_facts
-
         tps = {**tps, **master_facts(app, missing)[0]}
     _just_under(reqs, th, day0, out, idx)
     _weak_tie(reqs, day0, pseud, tps, emps, counts, population, out, idx)

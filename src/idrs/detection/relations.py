@@ -5,8 +5,8 @@ walk-in the employee declared) explains why an employee *could* open an account,
 nothing is wrong: the relative looked up under a pretext case is the commonest browsing there
 is. So two kinds of signal are computed here over the accesses the work explains (the
 unexplained ones already get them from :func:`signals.access_signals`), each a separate SQL
-step over the tables :mod:`idrs.detection.service` builds (``acc``, ``judged``, ``basis``,
-``empf``, ``tpf``, ``emp``):
+step over the tables a run builds (``acc``, ``judged``: :mod:`idrs.detection.explained`;
+``basis``, ``emp``: :mod:`idrs.detection.bases`; ``empf``, ``tpf``: :mod:`idrs.detection.score`):
 
 **Ties** (:func:`add_ties`): the relationships the data can still show between the employee
 and the account's taxpayer, when the conflict rules did not refuse the access:

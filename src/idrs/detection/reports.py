@@ -28,9 +28,9 @@ from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection import investigations, logscan
+from idrs.detection.cursor import first_index_at, log_size
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Alert, WeeklyReport
-from idrs.detection.service import _log_size, first_index_at
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason
 from idrs.people.models import Employee, Unit
 from idrs.people.roles import UNIT_MANAGERS
@@ -57,7 +57,7 @@ def _unit_members(s: Any, unit: str) -> tuple[int, dict[str, str]]:
 
 def _refusals(app: App, start: datetime, end: datetime, members: set[str],
               engine: str | None = None) -> list[tuple[Any, ...]]:
-    size = _log_size(app)
+    size = log_size(app)
     app.await_replica()  # the log is read from app.read_engine: up to ``size`` at least
     a, b = first_index_at(app, start, size), first_index_at(app, end, size)
     con = logscan.connect(engine)

@@ -33,9 +33,9 @@ from idrs.audit.store import raw
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection.events import DetectionEvent
+from idrs.detection.facts import refresh_pseudonyms
 from idrs.detection.investigations import trigger_of
 from idrs.detection.models import Alert, DetectionTaxpayerKey, TaxpayerNotice
-from idrs.detection.service import refresh_pseudonyms
 from idrs.detection.triage import read_entry
 from idrs.errors import Conflict, IdrsError, NotFound, ValidationFailed
 from idrs.identifiers import BadIdentifier, normalize_tin
