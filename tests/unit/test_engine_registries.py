@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 from idrs import db
+from idrs.adjustments import calls as adjust
 from idrs.adjustments import rules
-from idrs.adjustments import service as adjust
 from idrs.audit import log
 from idrs.config import Settings
 
@@ -48,11 +48,11 @@ def test_a_new_engine_at_the_same_id_gets_no_adjustment_state(
     _same_id_for_every_object(monkeypatch, adjust)
     old, new = create_engine("sqlite://"), create_engine("sqlite://")
     adjust.configure(_app(old), STRICT)  # type: ignore[arg-type]
-    lock = adjust._sqlite_lock(_app(old))  # type: ignore[arg-type]
+    lock = adjust.sqlite_lock(_app(old))  # type: ignore[arg-type]
     assert adjust.thresholds_for(_app(old)) == STRICT  # type: ignore[arg-type]
     # the other database keeps its own settings' thresholds and its own writer lock
     assert adjust.thresholds_for(_app(new)) == rules.Thresholds.from_settings(Settings())  # type: ignore[arg-type]
-    assert adjust._sqlite_lock(_app(new)) is not lock  # type: ignore[arg-type]
+    assert adjust.sqlite_lock(_app(new)) is not lock  # type: ignore[arg-type]
 
 
 def test_a_new_engine_at_the_same_id_gets_no_audit_state(
@@ -88,7 +88,7 @@ def _register(registry: str, engine: Engine, home: Path) -> None:
     if registry == "thresholds":
         adjust.configure(_app(engine), STRICT)  # type: ignore[arg-type]
     elif registry == "lock":
-        adjust._sqlite_lock(_app(engine))  # type: ignore[arg-type]
+        adjust.sqlite_lock(_app(engine))  # type: ignore[arg-type]
     elif registry == "policy":
         log.configure(engine, _policy_settings(home))
     else:

@@ -23,7 +23,9 @@ READ_SERVICES = {
     "idrs.masterfile.commands": "the research commands' screens (research records first)",
     "idrs.masterfile.reads": "pseudonyms and masked TINs for the system's own work",
     "idrs.masterfile.rotate": "re-encrypts every column under a new key",
-    "idrs.adjustments.service": "the adjustment path (recorded, two-person rules)",
+    "idrs.adjustments.lookups": "the adjustment path: the request a decision loads (recorded)",
+    "idrs.adjustments.approval": "the adjustment path: expiry and the approvers' list "
+                                 "(recorded, by pseudonym)",
     "idrs.adjustments.history": "the adjustment history shown by research (recorded)",
     "idrs.adjustments.apply": "identity changes kept encrypted until applied",
     "idrs.grants.anonymized": "anonymized records: years of birth generalized; the "

@@ -5,7 +5,8 @@ each a new dated row; a reversal is a new row pointing at what it reverses. The 
 current-name columns are updated together with a new ``taxpayer_name_history`` row (the
 history keeps every earlier name).
 
-Callers: ``adjustments.service`` only, inside one :class:`~idrs.adjustments.tx.Tx`.
+Callers: the adjustment service only (``adjustments.request``, ``approval``, ``reversal``),
+inside one :class:`~idrs.adjustments.tx.Tx`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from idrs.adjustments import rules
 from idrs.adjustments.tx import INTEGRITY_ERRORS, Tx
 from idrs.crypto import Keyring
 from idrs.errors import Conflict
@@ -207,3 +209,38 @@ def apply_txn_pg(tx: Tx, row: dict[str, Any], target: Target, base: int, now: da
         got = tx.one("SELECT version FROM tax_module WHERE id = ?", (target.module_id,))
         raise VersionConflict("tax module", base, None if got is None else int(got[0]))
     return int(adj_id), int(version)
+
+
+def bump_version(tx: Tx, change: rules.Change, target: Target, base: int) -> int:
+    """The optimistic-concurrency step: the new version, or VersionConflict on a stale base."""
+    if change.command == CommandCode.ENREQ:
+        return bump_entity(tx, target.taxpayer_id, base)
+    return bump_module(tx, target.module_id, base)  # type: ignore[arg-type]
+
+
+def post_change(tx: Tx, adj_id: int, change: rules.Change, target: Target, now: datetime,
+                seid: str, approver: str | None, case: str | None,
+                reversal: dict[str, Any] | None) -> None:
+    """Write the postings of an applied change (after :func:`bump_version`)."""
+    common = dict(adjustment_id=adj_id, taxpayer_id=target.taxpayer_id, now=now, seid=seid,
+                  approver=approver, case_id=case)
+    if change.command == CommandCode.ENREQ:
+        if change.address is not None:
+            rid = post_address(tx, target.taxpayer_id, change.address, change.effective_date)
+            posting(tx, kind="address", address_record_id=rid, **common)  # type: ignore[arg-type]
+        if change.name is not None:
+            hid = post_name(tx, target.taxpayer_id, change.name, change.effective_date, now,
+                            adj_id, "reversal" if reversal else "adjustment")
+            posting(tx, kind="name", name_history_id=hid, **common)  # type: ignore[arg-type]
+        return
+    if reversal is not None:
+        for txn_id, tc, amount, action in reversal["txns"]:
+            tid = post_txn(tx, module_id=target.module_id, tc=rules.REVERSING_TC[tc],  # type: ignore[arg-type]
+                           when=change.effective_date, amount_cents=amount,
+                           action_code=action, now=now, seid=seid, reverses_id=txn_id)
+            posting(tx, kind="txn", txn_id=tid, **common)  # type: ignore[arg-type]
+        return
+    tid = post_txn(tx, module_id=target.module_id, tc=change.tc,  # type: ignore[arg-type]
+                   when=change.effective_date, amount_cents=change.amount_cents or 0,
+                   action_code=change.action_code, now=now, seid=seid)
+    posting(tx, kind="txn", txn_id=tid, **common)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """The adjustment rules, pure (no database, no clock): input validation and two-person triggers.
 
-Callers: ``adjustments.service`` (and the unit tests, exhaustively).
+Callers: the modules of the adjustment service (and the unit tests, exhaustively).
 
 Validation (a bad request is refused before anything is stored, with every problem named):
 

@@ -4,7 +4,7 @@ The transaction itself, and the audit entry committed with the change, belong to
 package's unit of work (:func:`idrs.audit.log.unit_of_work`): one appender for every write,
 with its checkpoint-floor check. Nothing here touches the audit log.
 
-Callers: ``adjustments.service`` and ``adjustments.apply`` only.
+Callers: the modules of the adjustment service (``adjustments.apply`` among them) only.
 """
 
 from __future__ import annotations
