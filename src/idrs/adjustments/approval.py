@@ -20,7 +20,7 @@ from idrs.adjustments import rules
 from idrs.adjustments.calls import Call, committed, signed_in
 from idrs.adjustments.lookups import change_of, load_request, param_dt, reversal_txns
 from idrs.adjustments.models import APPLIED, EXPIRED, PENDING, REJECTED
-from idrs.adjustments.results import AdjustmentResult
+from idrs.adjustments.results import AdjustmentListing, AdjustmentResult, ListedAdjustment
 from idrs.adjustments.tx import Tx
 from idrs.clock import as_utc
 from idrs.context import App
@@ -172,7 +172,7 @@ def expire_due(app: App) -> int:
 
 
 def listing(app: App, *, token: str | None, status: str = PENDING, interface: str,
-            origin: str | None = None) -> dict[str, Any]:
+            origin: str | None = None) -> AdjustmentListing:
     """Requests with ``status`` (default pending), for approvers. Records one ``list`` entry.
 
     Shows no taxpayer identity: the taxpayer's pseudonym, the case, the command and amounts.
@@ -197,11 +197,11 @@ def listing(app: App, *, token: str | None, status: str = PENDING, interface: st
             " ORDER BY a.requested_at, a.id LIMIT 1000"), {"st": status}).all()
     items = [_item(app, r, emp.seid) for r in rows]
     idx = call.record(emp.seid, "allow", [], count=len(items))
-    return {"adjustments": items, "audit_index": idx}
+    return AdjustmentListing(adjustments=items, audit_index=idx)
 
 
 def pending(app: App, *, token: str | None, interface: str,
-            origin: str | None = None) -> dict[str, Any]:
+            origin: str | None = None) -> AdjustmentListing:
     """The pending requests an approver may decide (see :func:`listing`)."""
     return listing(app, token=token, status=PENDING, interface=interface, origin=origin)
 
@@ -214,17 +214,17 @@ def _iso(value: Any) -> str | None:
     return as_utc(datetime.fromisoformat(str(value))).isoformat()
 
 
-def _item(app: App, r: Any, me: str) -> dict[str, Any]:
+def _item(app: App, r: Any, me: str) -> ListedAdjustment:
     from idrs.masterfile.commands import money
 
     tin = app.keyring.decrypt(bytes(r[14]), "taxpayer.tin")
-    return {
-        "adjustment_id": int(r[0]), "command": r[1], "kind": r[2], "status": r[3],
-        "taxpayer": app.keyring.pseudonym(tin), "tax_year": r[4], "tc": r[5],
-        "amount": money(r[6]), "action_code": r[7], "requester": r[8], "case": r[9],
-        "requires": [x for x in (r[10] or "").split(",") if x],
-        "requested_at": _iso(r[11]), "expires_at": _iso(r[12]),
-        "changes": json.loads(r[13] or "{}").get("changes", []),
-        "reasons": json.loads(r[13] or "{}").get("thresholds", []),
-        "reverses": r[15], "own": r[8] == me,
-    }
+    return ListedAdjustment(
+        adjustment_id=int(r[0]), command=r[1], kind=r[2], status=r[3],
+        taxpayer=app.keyring.pseudonym(tin), tax_year=r[4], tc=r[5],
+        amount=money(r[6]), action_code=r[7], requester=r[8], case=r[9],
+        requires=[x for x in (r[10] or "").split(",") if x],
+        requested_at=_iso(r[11]), expires_at=_iso(r[12]),
+        changes=json.loads(r[13] or "{}").get("changes", []),
+        reasons=json.loads(r[13] or "{}").get("thresholds", []),
+        reverses=r[15], own=r[8] == me,
+    )

@@ -58,8 +58,8 @@ from __future__ import annotations
 from idrs.adjustments.approval import approve, expire_due, listing, pending, reject
 from idrs.adjustments.calls import configure, thresholds_for
 from idrs.adjustments.request import request
-from idrs.adjustments.results import AdjustmentResult
+from idrs.adjustments.results import AdjustmentListing, AdjustmentResult, ListedAdjustment
 from idrs.adjustments.reversal import reverse
 
-__all__ = ["AdjustmentResult", "approve", "configure", "expire_due", "listing", "pending",
-           "reject", "request", "reverse", "thresholds_for"]
+__all__ = ["AdjustmentListing", "AdjustmentResult", "ListedAdjustment", "approve", "configure",
+           "expire_due", "listing", "pending", "reject", "request", "reverse", "thresholds_for"]

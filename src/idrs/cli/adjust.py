@@ -122,7 +122,7 @@ def pending_cmd(status: str = typer.Option("pending", "--status"), json_out: boo
     a = open_app()
     out = service.listing(a, token=read_token(a.settings.home), status=status, interface="cli")
     if json_out:
-        print_json(out)
+        print_json(out.as_dict())
         return
     from rich.table import Table
 
@@ -130,8 +130,8 @@ def pending_cmd(status: str = typer.Option("pending", "--status"), json_out: boo
     for col in ("id", "command", "taxpayer", "year", "tc", "amount", "requester", "case",
                 "requires", "expires"):
         table.add_column(col)
-    for i in out["adjustments"]:
-        table.add_row(str(i["adjustment_id"]), i["command"], i["taxpayer"], str(i["tax_year"] or ""),
-                      i["tc"] or "", i["amount"] or "", i["requester"], i["case"] or "",
-                      ",".join(i["requires"]), i["expires_at"] or "")
+    for i in out.adjustments:
+        table.add_row(str(i.adjustment_id), i.command, i.taxpayer, str(i.tax_year or ""),
+                      i.tc or "", i.amount or "", i.requester, i.case or "",
+                      ",".join(i.requires), i.expires_at or "")
     console.print(table)

@@ -139,13 +139,13 @@ def detect_run(since: str = typer.Option(None, "--since", help="ISO 8601: analys
     a = open_app()
     result = service.run(a, since=when, actor=operator_actor(), engine=engine)
     if as_json:
-        print_json({"alerts": result["alerts"], "summary": result["summary"]})
+        print_json(result.as_dict())
         return
-    _kv(result["summary"])
+    _kv(result.summary.as_dict())
     t = Table("alert", "seid", "day", "score", "category", "signals")
-    for al in result["alerts"]:
-        t.add_row(al["alert_id"], al["seid"], al["day"], f"{al['score']:.1f}", al["category"],
-                  ", ".join(sorted({s['name'] for s in al["signals"]})))
+    for al in result.alerts:
+        t.add_row(al.alert_id, al.seid, al.day, f"{al.score:.1f}", al.category,
+                  ", ".join(sorted({s['name'] for s in al.signals})))
     console.print(t)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, update
 
 from idrs.detection import explain, scoring
 from idrs.detection.models import Alert
+from idrs.detection.results import RaisedAlert
 from idrs.people.models import Employee, Unit
 
 WITHDRAWN = "withdrawn by detection: the complete day no longer scores at the threshold"
@@ -124,8 +125,11 @@ def _merged(alert: Alert, sc: scoring.Scored, new: dict[str, Any]) -> dict[str, 
             "self_reported": bool(alert.self_reported or sc.self_reported)}
 
 
-def as_json(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"alert_id": a["alert_id"], "seid": a["seid"], "score": a["score"],
-             "category": a["category"], "day": a["day"].isoformat(),
-             "signals": json.loads(a["signals"]), "audit_indexes": json.loads(a["audit_indexes"]),
-             "why": explain.why(json.loads(a["signals"])), "state": a["state"]} for a in alerts]
+def as_json(alerts: list[dict[str, Any]]) -> list[RaisedAlert]:
+    """The alerts :func:`reconcile` returns, as the interfaces show them."""
+    return [RaisedAlert(alert_id=a["alert_id"], seid=a["seid"], score=a["score"],
+                        category=a["category"], day=a["day"].isoformat(),
+                        signals=json.loads(a["signals"]),
+                        audit_indexes=json.loads(a["audit_indexes"]),
+                        why=explain.why(json.loads(a["signals"])), state=a["state"])
+            for a in alerts]

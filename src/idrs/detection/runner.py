@@ -32,6 +32,7 @@ from idrs.detection.events import DetectionEvent
 from idrs.detection.explained import explain_accesses
 from idrs.detection.facts import master_facts
 from idrs.detection.models import DetectionCursor, SelfReport
+from idrs.detection.results import DetectionRun, RunSummary
 from idrs.detection.score import day_volumes, score_days, write_volumes
 from idrs.errors import IdrsError
 
@@ -44,7 +45,7 @@ CONTEXT_MAX_DAYS = 7
 
 
 def run(app: App, *, since: datetime | None = None, to_index: int | None = None,
-        actor: str = "system", interface: str = "cli", engine: str | None = None) -> dict[str, Any]:
+        actor: str = "system", interface: str = "cli", engine: str | None = None) -> DetectionRun:
     """One detection run (see :mod:`idrs.detection.service`): the alerts raised or changed.
 
     ``to_index``: analyse the entries before this index only (default: the whole log).
@@ -91,7 +92,7 @@ def run(app: App, *, since: datetime | None = None, to_index: int | None = None,
     audit_log.append(app.engine, make_event(
         DetectionEvent.DETECT_RUN_COMPLETE, time=now, actor=actor, outcome="success",
         interface=interface, obj={"kind": "detection"}, detail=detail))
-    return {"alerts": out, "summary": summary}
+    return DetectionRun(alerts=out, summary=RunSummary(**summary))
 
 
 _ZERO = {"accesses": 0, "explained_case": 0, "explained_contact": 0, "explained_walk_in": 0,

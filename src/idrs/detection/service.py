@@ -49,6 +49,8 @@ employee's own.
 from __future__ import annotations
 
 from idrs.detection.alerts import WITHDRAWN
+from idrs.detection.results import DetectionRun, RaisedAlert, RunSummary
 from idrs.detection.runner import CONTEXT_MAX_DAYS, HORIZON, run
 
-__all__ = ["CONTEXT_MAX_DAYS", "HORIZON", "WITHDRAWN", "run"]
+__all__ = ["CONTEXT_MAX_DAYS", "HORIZON", "WITHDRAWN", "DetectionRun", "RaisedAlert", "RunSummary",
+           "run"]
