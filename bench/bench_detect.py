@@ -153,8 +153,8 @@ r = service.run(app)
 el = time.perf_counter() - t
 c1 = os.times()
 print(json.dumps({{"seconds": el, "cpu": c1.user - c0.user + c1.system - c0.system,
-                  "load": [load0, os.getloadavg()[0]], "summary": r["summary"],
-                  "alerts": len(r["alerts"]),
+                  "load": [load0, os.getloadavg()[0]], "summary": r.summary.as_dict(),
+                  "alerts": len(r.alerts),
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
 """
 
