@@ -14,8 +14,8 @@ types as ``logscan.load`` gives from the leaves (tests/integration/test_export_l
 requires identical rows); on Spark it is handed over as Parquet (:func:`engines.staged`).
 
 Not wired to ``idrs detect run`` yet: detection's run reads the live log in
-``detection/service.py`` (its size, ``first_index_at``, ``_time_of``, ``logscan.load``), which
-needs a ``source`` parameter taking an :class:`ExportLog`.
+``detection/runner.py`` (its size, ``first_index_at``, ``time_of`` of ``detection/cursor.py``,
+``logscan.load``), which needs a ``source`` parameter taking an :class:`ExportLog`.
 """
 
 from __future__ import annotations
