@@ -339,10 +339,14 @@ def _session_key(request: Request) -> str | None:
     return sha256_hex(cookie) if cookie else None
 
 
-async def research_limits(request: Request) -> AsyncIterator[None]:
-    """Dependency of the research routes (API and web prompt), see the module docstring.
+async def research_admit(request: Request) -> None:
+    """The research limits, checked before the call (see the module docstring): Throttled
+    when the address has spent its unauthenticated calls (before the token is looked at) or
+    the session (the address without one) calls faster than ``IDRS_RESEARCH_RATE``.
 
-    Also counts, after the call, a refusal for want of a live session against the address.
+    A plain dependency of the API's research routes: with :func:`research_refused` called by
+    the route when the call is refused for want of a live session, it does what
+    :func:`research_limits` does without the cost of a generator dependency on the hot path.
     """
     app, throttle = _context(request)
     settings = app.settings
@@ -361,11 +365,25 @@ async def research_limits(request: Request) -> AsyncIterator[None]:
     if wait:
         await _refuse(request, _burst(request, limit, key, settings.research_rate, "anonymous"),
                       wait, "too many research requests in this session")
+
+
+def research_refused(request: Request, exc: AccessDenied) -> None:
+    """Count a research call refused for want of a live session (no token, an unknown or
+    expired one) against the caller's address (the unauthenticated limit)."""
+    if exc.codes and set(exc.codes) <= UNAUTHENTICATED:
+        app, throttle = _context(request)
+        address = _address(request) or "unknown"
+        throttle.count("unauthenticated", address, app.settings.unauthenticated_rate)
+
+
+async def research_limits(request: Request) -> AsyncIterator[None]:
+    """Dependency of the web research prompt: :func:`research_admit` before the call,
+    :func:`research_refused` when it is refused for want of a live session."""
+    await research_admit(request)
     try:
         yield
     except AccessDenied as exc:
-        if exc.codes and set(exc.codes) <= UNAUTHENTICATED:
-            throttle.count("unauthenticated", address, settings.unauthenticated_rate)
+        research_refused(request, exc)
         raise
 
 
