@@ -78,8 +78,12 @@ def body_of(note: str) -> str:
 
 def test_a_sequence_is_cosigned_and_an_independent_verifier_accepts_it(app: App, pair) -> None:
     # the checkpoints are the ones this test signs: no tail checkpoint slips in between on a
-    # slow machine (the published one would then be newer than the one just submitted)
-    app.settings = app.settings.model_copy(update={"checkpoint_max_unsigned_seconds": 3600})
+    # slow machine (the published one would then be newer than the one just submitted), and
+    # no timed one either (the appender signs every IDRS_CHECKPOINT_EVERY_SECONDS after its
+    # first append: a run slower than a minute got an uncosigned checkpoint published)
+    app.settings = app.settings.model_copy(
+        update={"checkpoint_max_unsigned_seconds": 3600, "checkpoint_every_seconds": 3600}
+    )
     log.configure(app.engine, app.settings)
     log_vkey = load_signer(app.settings.home).vkey()
     policy = SpecVerifier(log_vkey, [s.vkey for s in pair], k=2)
