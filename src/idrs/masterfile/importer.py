@@ -10,14 +10,19 @@ Records one audit entry ``data:import:run`` (counts only, never identities) afte
 outcome is known: a successful import is committed first, then recorded; a refused one is
 recorded as a failure with the number of bad lines.
 
-Worker processes (``workers`` > 1, opt-in): blocks of ``BLOCK_LINES`` lines are validated
-by a pool of worker processes (spawned: no connection or key is shared; they get only the
-bytes of the lines) while this process writes the validated records, in file order, on its
-ONE connection and transaction (PostgreSQL: COPY). At most ``2 × workers`` blocks are in
-flight, so memory stays bounded. All or nothing and the reported problems are exactly those
-of a serial run. Measured (bench_pgscale): handing the validated records back costs this
-process about as much CPU as validating them itself, so workers only help where the
-writing process, not validation, is short of a core; the default is 1.
+Worker processes (``workers`` > 1): blocks of ``BLOCK_LINES`` lines go to a pool of worker
+processes (spawned: no connection or key is shared; they get only the bytes of the lines)
+while this process writes, in file order, on its ONE connection and transaction. At most
+``2 × workers`` blocks are in flight, so memory stays bounded. All or nothing and the
+reported problems are exactly those of a serial run.
+
+- PostgreSQL (``importer_pg``): a worker validates its block AND builds its rows (blind
+  indexes, encryption, addresses) encoded for COPY; this process checks the block against
+  the database and sends one COPY a table. A block naming a TIN already stored (re-import)
+  or twice is written by this process as a serial run writes it.
+- SQLite: workers only validate; this process builds and inserts the rows. Handing the
+  validated records back costs this process about as much CPU as validating them itself
+  (bench_pgscale), so there workers only help where the writer is short of a core.
 """
 
 from __future__ import annotations
@@ -99,6 +104,70 @@ def _parsed(
                 f.cancel()
 
 
+def _import_prepared(
+    app: App,
+    writer: MasterFileWriter,
+    fh: Any,
+    workers: int,
+    progress: Callable[[int], None] | None,
+    problems: list[str],
+) -> tuple[int, int]:
+    """PostgreSQL with workers: blocks prepared by ``importer_pg`` workers, written here in
+    file order (one COPY a table a block); ``problems`` filled as a serial run fills it.
+    Returns (lines, bad lines)."""
+    import multiprocessing
+
+    from idrs.masterfile import importer_pg as pg
+
+    synthetic = app.settings.synthetic_only
+    setup = pg.WorkerSetup(
+        url=app.engine.url.render_as_string(hide_password=False),
+        home=str(app.settings.home),
+        now=app.clock.now(),
+        actor=writer.actor,
+        synthetic=synthetic,
+    )
+    lines = bad_lines = 0
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=pg.init_worker, initargs=(setup,)
+    ) as pool:
+        window: deque[tuple[list[tuple[int, bytes]], Future[pg.Prepared]]] = deque()
+
+        def take() -> None:
+            nonlocal lines, bad_lines
+            block, fut = window.popleft()
+            out = fut.result()
+            lines += out.lines
+            if out.problems:
+                bad_lines += len(out.problems)
+                for found in out.problems:
+                    if len(problems) < MAX_PROBLEMS:
+                        problems.extend(found)
+                return
+            if problems:
+                return  # after the first bad line: validate only
+            if out.fast and not pg.existing(writer, out.tins):
+                pg.write_prepared(writer, out)
+                return
+            # a re-import or a TIN twice in the block: this process, as a serial run does
+            for lineno, raw in block:
+                writer.add(parse_line(raw, lineno, synthetic))
+            writer.flush()
+
+        try:
+            for block in _blocks(fh, progress):
+                window.append((block, pool.submit(pg.prepare_block, block, bool(problems))))
+                if len(window) >= 2 * workers:
+                    take()
+            while window:
+                take()
+        finally:
+            for _b, f in window:
+                f.cancel()
+    return lines, bad_lines
+
+
 @dataclass
 class ImportResult:
     lines: int
@@ -141,15 +210,18 @@ def import_file(
             writer = MasterFileWriter(
                 app.keyring, conn, now=app.clock.now(), source="import", actor=actor
             )
-            for _lineno, rec in _parsed(fh, synthetic, workers, progress):
-                lines += 1
-                if isinstance(rec, list):
-                    bad_lines += 1
-                    if len(problems) < MAX_PROBLEMS:
-                        problems.extend(rec)
-                    continue
-                if not problems:  # after the first bad line: validate only
-                    writer.add(rec)
+            if workers > 1 and conn.dialect.name == "postgresql":
+                lines, bad_lines = _import_prepared(app, writer, fh, workers, progress, problems)
+            else:
+                for _lineno, rec in _parsed(fh, synthetic, workers, progress):
+                    lines += 1
+                    if isinstance(rec, list):
+                        bad_lines += 1
+                        if len(problems) < MAX_PROBLEMS:
+                            problems.extend(rec)
+                        continue
+                    if not problems:  # after the first bad line: validate only
+                        writer.add(rec)
             if not problems:
                 writer.flush()
                 # Keep the conflict index current in the same transaction: a newly imported

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, select, text
 
@@ -122,6 +122,21 @@ INFO_COLS = (
     "payer_name",
     "amount_cents",
     "withholding_cents",
+)
+
+#: the tables a batch writes after ``business``, parents first: (``_Rows`` field, table, columns)
+ROW_TABLES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("taxpayer", "taxpayer", TAXPAYER_COLS),
+    ("marker", "taxpayer_marker", MARKER_COLS),
+    ("address", "address_record", ADDRESS_COLS),
+    ("tax_return", "tax_return", RETURN_COLS),
+    ("dependent", "dependent", DEPENDENT_COLS),
+    ("w2", "w2", W2_COLS),
+    ("k1", "k1", K1_COLS),
+    ("schedule_c", "schedule_c", SCHEDULE_C_COLS),
+    ("module", "tax_module", MODULE_COLS),
+    ("txn", "txn", TXN_COLS),
+    ("info", "information_return", INFO_COLS),
 )
 
 
@@ -244,10 +259,13 @@ class MasterFileWriter:
         batch_size: int = 1000,
         refuse_existing: bool = False,
         pipelined: bool = False,
+        dialect: str | None = None,
     ) -> None:
         self.kr = keyring
         self.conn = conn
-        self.sqlite = conn.dialect.name == "sqlite"
+        #: ``dialect`` without a connection: only the row builders are usable (an import
+        #: worker process builds COPY rows; ``ids`` must then be set by the caller)
+        self.sqlite = (dialect or conn.dialect.name) == "sqlite"
         self.ph = "?" if self.sqlite else "%s"
         self.now_value = self.dt(now)
         self.today = now.date()
@@ -255,7 +273,7 @@ class MasterFileWriter:
         self.actor = actor[:40]
         self.batch_size = batch_size
         self.refuse_existing = refuse_existing
-        self.ids = IdAllocator(conn)
+        self.ids = IdAllocator(conn) if dialect is None else cast(Any, None)
         self.stats = WriteStats()
         self._pending: list[_Pending] = []
         self._pending_idx: set[bytes] = set()
@@ -298,12 +316,16 @@ class MasterFileWriter:
             self.flush()
         self._pending.append(_Pending(rec, idx, history))
         self._pending_idx.add(idx)
+        self.touch(idx)
+        if len(self._pending) >= self.batch_size:
+            self._write_pending()
+
+    def touch(self, idx: bytes) -> None:
+        """Note a taxpayer written (for the conflict index), bounded by ``TOUCHED_LIMIT``."""
         if not self.touched_overflow:
             self.touched.add(idx)
             if len(self.touched) > TOUCHED_LIMIT:
                 self.touched, self.touched_overflow = set(), True
-        if len(self._pending) >= self.batch_size:
-            self._write_pending()
 
     def flush(self) -> None:
         """Write everything queued (inside the caller's transaction) and wait until written."""
@@ -676,14 +698,18 @@ class MasterFileWriter:
             fresh = [r for r in rows.business if r[0] not in have]
             self.insert("business", BUSINESS_COLS, fresh)
             self.stats.businesses += len(fresh)
-        self.insert("taxpayer", TAXPAYER_COLS, rows.taxpayer)
-        self.insert("taxpayer_marker", MARKER_COLS, rows.marker)
-        self.insert("address_record", ADDRESS_COLS, rows.address)
-        self.insert("tax_return", RETURN_COLS, rows.tax_return)
-        self.insert("dependent", DEPENDENT_COLS, rows.dependent)
-        self.insert("w2", W2_COLS, rows.w2)
-        self.insert("k1", K1_COLS, rows.k1)
-        self.insert("schedule_c", SCHEDULE_C_COLS, rows.schedule_c)
-        self.insert("tax_module", MODULE_COLS, rows.module)
-        self.insert("txn", TXN_COLS, rows.txn)
-        self.insert("information_return", INFO_COLS, rows.info)
+        for attr, table, cols in ROW_TABLES:
+            self.insert(table, cols, getattr(rows, attr))
+
+    def copy_encoded(self, table: str, cols: tuple[str, ...], data: bytes) -> None:
+        """PostgreSQL only: rows already encoded in COPY text format (by an import worker
+        process) into ``table``, one ``COPY ... FROM STDIN`` in the caller's transaction."""
+        if not data:
+            return
+        dbapi: Any = self.conn.connection.dbapi_connection
+        assert dbapi is not None
+        with (
+            dbapi.cursor() as cur,
+            cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy,  # noqa: S608 - our names
+        ):
+            copy.write(data)
