@@ -1,4 +1,5 @@
-"""Master file write side: seed 1,000,000 taxpayers into SQLite; import 100,000 from JSON Lines.
+"""Master file write side: seed 1,000,000 taxpayers into SQLite; import 100,000 from JSON Lines
+into SQLite and PostgreSQL (one process, then worker processes), side by side in one run.
 
 ``ensure_million(path)`` builds the 1M-taxpayer SQLite database other benchmarks reuse
 (``/tmp/idrs-bench-1m/idrs.db`` with IDRS_HOME ``/tmp/idrs-bench-1m/home`` and employee
@@ -24,6 +25,8 @@ MILLION_DIR = Path("/tmp/idrs-bench-1m")
 MILLION_DB = MILLION_DIR / "idrs.db"
 SEED_MINUTES_TARGET = 10.0
 IMPORT_RATE_TARGET = 2000.0
+#: worker processes of the parallel PostgreSQL import (``idrs import --workers``)
+IMPORT_WORKERS = max(2, min(4, os.cpu_count() or 2))
 
 
 def _env(db: Path, home: Path) -> dict[str, str]:
@@ -122,13 +125,40 @@ def _seed_figures(scale: str) -> list[dict]:
     ]
 
 
-def _import_figures(scale: str) -> list[dict]:
+def _import_once(url: str, home: Path, src: Path, workers: int) -> dict[str, float]:
+    """One import of ``src`` into a fresh migrated database at ``url``: rate, wall, CPU."""
     from idrs import migrate
+    from idrs.audit import log
     from idrs.config import Settings
     from idrs.context import App
     from idrs.crypto import Keyring
     from idrs.db import make_engine
     from idrs.masterfile.importer import import_file
+
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    Keyring.create(home)
+    app = App(
+        settings=Settings(database_url=url, home=home), engine=engine, keyring=Keyring.load(home)
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = import_file(app, src, "os:bench", workers=workers)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    log.forget(engine)
+    engine.dispose()
+    return {
+        "lines": result.lines,
+        "rate": result.lines / seconds,
+        "seconds": seconds,
+        "cpu": cpu,
+        "load": os.getloadavg()[0],
+    }
+
+
+def _import_figures(scale: str) -> list[dict]:
+    """The same file imported into SQLite, PostgreSQL by one process, PostgreSQL with
+    ``IMPORT_WORKERS`` worker processes (COPY-ready rows), one after the other in this run."""
+    from bench.bench_audit import _pg_db, _pg_drop
     from idrs.masterfile.seed import export_jsonl
 
     n = 100_000 if scale == "full" else 5_000
@@ -137,32 +167,46 @@ def _import_figures(scale: str) -> list[dict]:
     folder.mkdir(parents=True)
     src = folder / "taxpayers.jsonl"
     export_jsonl(src, taxpayers=n, seed_value=11)
-    url = f"sqlite:///{folder / 'idrs.db'}"
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    home = folder / "home"
-    Keyring.create(home)
-    app = App(
-        settings=Settings(database_url=url, home=home), engine=engine, keyring=Keyring.load(home)
-    )
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = import_file(app, src, "os:bench")
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rate = result.lines / seconds
-    engine.dispose()
     size_mib = src.stat().st_size / 2**20
-    return [
-        {
-            "what": f"import {n:,} taxpayers from JSON Lines (SQLite)",
-            "value": round(rate),
-            "unit": "taxpayers/s",
-            "target": f">= {IMPORT_RATE_TARGET:.0f}",
-            "met": rate >= IMPORT_RATE_TARGET,
-            "note": f"{seconds:.1f} s wall, {cpu:.1f} s CPU ({result.lines / cpu:.0f}/s of CPU), "
-            f"{size_mib:.0f} MiB file, 3 tax years each, one transaction, "
-            f"load average {os.getloadavg()[0]:.1f}",
-        }
-    ]
+    runs: list[tuple[str, str, dict[str, float]]] = []
+    runs.append(
+        (
+            "SQLite",
+            "1 process",
+            _import_once(f"sqlite:///{folder / 'idrs.db'}", folder / "home-sqlite", src, 1),
+        )
+    )
+    for workers in (1, IMPORT_WORKERS):
+        name, url = _pg_db()
+        try:
+            fig = _import_once(url, folder / f"home-pg-{workers}", src, workers)
+        finally:
+            _pg_drop(name)
+        how = (
+            "1 process, COPY"
+            if workers == 1
+            else (
+                f"{workers} worker processes validating and encrypting, COPY-ready rows, one COPY a "
+                "table a block"
+            )
+        )
+        runs.append(("PostgreSQL", how, fig))
+    base = runs[0][2]["rate"]
+    out = []
+    for kind, how, fig in runs:
+        out.append(
+            {
+                "what": f"import {n:,} taxpayers from JSON Lines ({kind}, {how})",
+                "value": round(fig["rate"]),
+                "unit": "taxpayers/s",
+                "target": f">= {IMPORT_RATE_TARGET:.0f}",
+                "met": fig["rate"] >= IMPORT_RATE_TARGET,
+                "note": f"{fig['seconds']:.1f} s wall, {fig['cpu']:.1f} s CPU in the importing "
+                f"process, {fig['rate'] / base:.2f}× SQLite's rate in this run; {size_mib:.0f} MiB"
+                f" file, 3 tax years each, one transaction, load average {fig['load']:.1f}",
+            }
+        )
+    return out
 
 
 def run(scale: str) -> list[dict]:

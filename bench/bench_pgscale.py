@@ -12,8 +12,9 @@
 * Bulk loads: ``idrs seed`` (in process: ``masterfile.seed.seed``) and ``idrs import`` of a
   JSON Lines file written by ``export_jsonl``, same sizes on both databases; on PostgreSQL
   the seed once serially and once with 2 worker processes (``seed --workers 2``: each
-  generates and COPYs its block); the import once with validation in this process and once
-  with 2 worker processes. PostgreSQL loads with COPY.
+  generates and COPYs its block); the import once in this process and once with 2 worker
+  processes (SQLite: they validate; PostgreSQL: they validate, encrypt and encode the rows
+  for COPY, this process sends one COPY a table a block). PostgreSQL loads with COPY.
 
 The machine these figures come from is shared (2 cores, several agents running test suites
 and benchmarks at once): the load average at each measurement is in its note.
@@ -300,10 +301,15 @@ def _bulk_figures(tmp: Path, n_seed: int, n_import: int) -> list[dict[str, Any]]
                 if name:
                     _aud._pg_drop(name)
             rate = result.lines / s
+            if workers == 1:
+                how = "1 process"
+            elif kind == "sqlite":
+                how = f"{workers} validating processes"
+            else:
+                how = f"{workers} worker processes building COPY-ready rows"
             out.append(
                 _fig(
-                    f"import {n_import:,} taxpayers ({kind}, {workers} validating"
-                    f" process{'es' if workers > 1 else ''})",
+                    f"import {n_import:,} taxpayers ({kind}, {how})",
                     round(rate),
                     "taxpayers/s",
                     ">= 2000",

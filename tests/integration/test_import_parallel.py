@@ -227,3 +227,19 @@ def test_bad_line_in_the_middle_leaves_the_database_as_it_was(pgs, jsonl, tmp_pa
 def _write(path: Path, lines: list[str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def test_default_workers_only_for_large_files_on_postgresql(pgs, jsonl, tmp_path, monkeypatch):
+    from idrs.masterfile.importer import default_workers
+
+    app = pgs[0]
+    assert default_workers(app, jsonl) == 1  # a small file: one process
+    assert default_workers(app, tmp_path / "missing.jsonl") == 1
+    monkeypatch.setattr(importer, "PARALLEL_MIN_BYTES", 0)
+    assert 2 <= default_workers(app, jsonl) <= 4
+    lite = App(
+        settings=Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}", home=app.settings.home),
+        engine=make_engine(f"sqlite:///{tmp_path / 'x.db'}"),
+        keyring=app.keyring,
+    )
+    assert default_workers(lite, jsonl) == 1

@@ -49,6 +49,9 @@ MAX_PROBLEMS = 10_000
 #: lines per block handed to a validation worker
 BLOCK_LINES = 1000
 
+#: smaller files are imported by one process (starting workers costs about a second)
+PARALLEL_MIN_BYTES = 8 * 2**20
+
 #: one line's outcome: (line number, the record) or (line number, its problems)
 _Parsed = tuple[int, TaxpayerIn | list[str]]
 
@@ -168,6 +171,36 @@ def _import_prepared(
     return lines, bad_lines
 
 
+def _touched(conn: Any, writer: MasterFileWriter) -> set[bytes] | None:
+    """The taxpayers whose conflicts to refresh, or None: every employee's.
+
+    Walking from each imported taxpayer costs several queries a taxpayer (household, bank,
+    business links, relatives); recomputing an employee costs about as many. Where there are
+    fewer employees than a quarter of the taxpayers written (a bulk import; none at all on a
+    fresh database), recomputing every employee is cheaper and gives the same index.
+    """
+    if writer.touched_overflow:
+        return None
+    employees = conn.exec_driver_sql("SELECT count(*) FROM employee").scalar_one()
+    return None if employees * 4 <= len(writer.touched) else writer.touched
+
+
+def default_workers(app: App, path: str | Path) -> int:
+    """Workers when none are asked for: on PostgreSQL, for a file of ``PARALLEL_MIN_BYTES``
+    or more, one a core (2 to 4); else 1 (SQLite: one writer; small files: not worth it)."""
+    import os
+
+    if app.engine.dialect.name != "postgresql":
+        return 1
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        return 1  # import_file reports the unreadable file
+    if size < PARALLEL_MIN_BYTES:
+        return 1
+    return max(2, min(4, os.cpu_count() or 1))
+
+
 @dataclass
 class ImportResult:
     lines: int
@@ -226,8 +259,7 @@ def import_file(
                 writer.flush()
                 # Keep the conflict index current in the same transaction: a newly imported
                 # joint return blocks at once (issue 3).
-                touched = None if writer.touched_overflow else writer.touched
-                conflicts.refresh_after_write(conn, app, touched)
+                conflicts.refresh_after_write(conn, app, _touched(conn, writer))
         except IntegrityError as exc:
             trans.rollback()
             what = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
