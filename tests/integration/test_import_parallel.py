@@ -243,3 +243,23 @@ def test_default_workers_only_for_large_files_on_postgresql(pgs, jsonl, tmp_path
         keyring=app.keyring,
     )
     assert default_workers(lite, jsonl) == 1
+
+
+def test_a_failing_worker_stores_nothing_and_says_so(pgs, jsonl, tmp_path, monkeypatch):
+    """A worker that cannot start (here: no keyring in IDRS_HOME) fails the whole import."""
+    from idrs.errors import IdrsError
+
+    app = pgs[0]
+    monkeypatch.setattr(importer, "BLOCK_LINES", BLOCK)
+    empty = tmp_path / "no-keys"
+    empty.mkdir()
+    broken = App(
+        settings=Settings(database_url=app.settings.database_url, home=empty),
+        engine=app.engine,
+        keyring=app.keyring,
+        clock=app.clock,
+    )
+    before = _counts(app)
+    with pytest.raises(IdrsError, match=r"import worker failed .*nothing was stored"):
+        import_file(broken, jsonl, "os:tester", workers=2)
+    assert _counts(app) == before

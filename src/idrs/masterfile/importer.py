@@ -140,7 +140,14 @@ def _import_prepared(
         def take() -> None:
             nonlocal lines, bad_lines
             block, fut = window.popleft()
-            out = fut.result()
+            try:
+                out = fut.result()
+            except Exception as exc:  # a worker that failed or died: the import fails whole
+                from idrs.masterfile.seed.parallel import _describe
+
+                raise IdrsError(
+                    f"import worker failed ({_describe(exc)}); nothing was stored"
+                ) from None
             lines += out.lines
             if out.problems:
                 bad_lines += len(out.problems)
