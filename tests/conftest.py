@@ -2,11 +2,20 @@
 
 PostgreSQL: one migrated template database per test session; each test gets its own
 database created from it (fast) and dropped afterwards.
+
+:class:`Frozen`: a world that is expensive to build (a simulated log, a seeded master file)
+built once per module and backend, then copied for each test that changes it (SQLite: the
+file, through SQLite's backup API; PostgreSQL: ``CREATE DATABASE ... TEMPLATE``; the home
+directory with its keys: copied too). Each test still starts from the same state as if it had
+built the world itself, and may change its copy as it likes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -46,6 +55,9 @@ def pg_template() -> Iterator[str]:
     admin.dispose()
 
 
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
 def _fresh_pg(template: str) -> tuple[str, str]:
     name = f"idrs_t_{uuid.uuid4().hex[:12]}"
     admin = _pg_admin()
@@ -62,7 +74,7 @@ def _drop_pg(name: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database URL: once on SQLite, once on PostgreSQL."""
     if request.param == "sqlite":
@@ -100,3 +112,82 @@ def app(db_url: str, home: Path, clock: FakeClock) -> Iterator[App]:
 
     log.forget(engine)  # no tail signature pending on a database about to be dropped
     engine.dispose()
+
+
+class Frozen:
+    """A built world (database and home) kept unchanged and copied for each test.
+
+    ``Frozen.build(backend, root, request)`` yields an :class:`App` on an empty migrated
+    database (a fresh home, a FakeClock at START) to build the world with; once the block
+    ends the world is frozen: its pending tail checkpoint signed (as at a process's exit), its
+    engine disposed, the clock's time kept. :meth:`copy` gives a test its own App on a copy,
+    with a FakeClock at the time the building left it. :meth:`drop` removes the original.
+    """
+
+    def __init__(self, backend: str, root: Path, request: pytest.FixtureRequest) -> None:
+        self.backend, self.root = backend, root
+        self.home = root / "home"
+        Keyring.create(self.home)
+        if backend == "sqlite":
+            self.name = str(root / "world.db")
+            self.url = f"sqlite:///{self.name}"
+            engine = make_engine(self.url)
+            migrate.upgrade(engine)
+            engine.dispose()
+        else:
+            self.name, self.url = _fresh_pg(request.getfixturevalue("pg_template"))
+        self.now = START
+
+    @classmethod
+    @contextlib.contextmanager
+    def build(cls, backend: str, root: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Frozen, App]]:
+        frozen = cls(backend, root, request)
+        a = App(settings=Settings(database_url=frozen.url, home=frozen.home),
+                engine=make_engine(frozen.url), keyring=Keyring.load(frozen.home),
+                clock=FakeClock(START))
+        from idrs.audit import log
+
+        try:
+            yield frozen, a
+            log.flush_unsigned()
+            frozen.now = a.clock.now()
+        except BaseException:
+            log.forget(a.engine)
+            a.engine.dispose()
+            frozen.drop()
+            raise
+        log.forget(a.engine)
+        a.engine.dispose()
+
+    @contextlib.contextmanager
+    def copy(self, tmp_path: Path) -> Iterator[App]:
+        """A copy of the world for one test (dropped afterwards)."""
+        home = tmp_path / "home"
+        shutil.copytree(self.home, home)
+        name = None
+        if self.backend == "sqlite":
+            path = tmp_path / "idrs.db"
+            src, dst = sqlite3.connect(self.name), sqlite3.connect(path)
+            try:
+                src.backup(dst)
+            finally:
+                src.close()
+                dst.close()
+            url = f"sqlite:///{path}"
+        else:
+            name, url = _fresh_pg(self.name)
+        a = App(settings=Settings(database_url=url, home=home), engine=make_engine(url),
+                keyring=Keyring.load(home), clock=FakeClock(self.now))
+        try:
+            yield a
+        finally:
+            from idrs.audit import log
+
+            log.forget(a.engine)
+            a.engine.dispose()
+            if name is not None:
+                _drop_pg(name)
+
+    def drop(self) -> None:
+        if self.backend == "postgres":
+            _drop_pg(self.name)

@@ -10,6 +10,7 @@ changes nothing, and a run over nothing new changes nothing.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from idrs.detection.simulator import _start_session, simulate
 from idrs.errors import AccessDenied, IdrsError
 from idrs.masterfile.models import Taxpayer
 from idrs.people.models import Employee
+from tests.conftest import BACKENDS, Frozen
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -55,11 +57,34 @@ def _size(app: App) -> int:
         return int(db.size())
 
 
+@pytest.fixture(scope="module")
+def simulated_logs(request: pytest.FixtureRequest,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Frozen]]:
+    """The simulated log, built once per backend for the module (each test changes a copy)."""
+    built: dict[str, Frozen] = {}
+    yield built
+    for frozen in built.values():
+        frozen.drop()
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request: pytest.FixtureRequest, simulated_logs: dict[str, Frozen],
+        tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[App]:
+    """This module's App: a copy of the simulated log (browsing injected at a high rate)."""
+    backend = request.param
+    if backend not in simulated_logs:
+        with Frozen.build(backend, tmp_path_factory.mktemp(f"log-{backend}"), request) as (frozen, a):
+            ensure_signing_key(a.settings.home, a.settings.audit_origin)
+            simulate(a, days=3, employees=12, seed=3, violation_rate=0.35,
+                     truth_out=frozen.root / "truth.json", start=START)
+        simulated_logs[backend] = frozen
+    with simulated_logs[backend].copy(tmp_path) as a:
+        yield a
+
+
 @pytest.fixture
-def simulated(app: App, tmp_path: Path) -> int:
-    ensure_signing_key(app.settings.home, app.settings.audit_origin)
-    simulate(app, days=3, employees=12, seed=3, violation_rate=0.35,
-             truth_out=tmp_path / "truth.json", start=START)
+def simulated(app: App) -> int:
+    """The size of the simulated log."""
     return _size(app)
 
 
@@ -268,9 +293,25 @@ def test_a_contact_reused_much_later_moves_the_recomputation_back_at_most_a_week
     assert summary["recomputed_from_day"] == expected.isoformat()
 
 
-def test_a_log_whose_first_entries_are_later_than_the_rest_is_still_read(app, tmp_path):
+@pytest.fixture
+def empty_app(db_url: str, home: Path, clock: FakeClock) -> Iterator[App]:
+    """An App on an empty database, as every other module's ``app``."""
+    from idrs.audit import log
+    from idrs.config import Settings
+    from idrs.crypto import Keyring
+    from idrs.db import make_engine
+
+    a = App(settings=Settings(database_url=db_url, home=home), engine=make_engine(db_url),
+            keyring=Keyring.load(home), clock=clock)
+    yield a
+    log.forget(a.engine)
+    a.engine.dispose()
+
+
+def test_a_log_whose_first_entries_are_later_than_the_rest_is_still_read(empty_app, tmp_path):
     """A simulated month recorded after a real ``idrs init`` (or a clock stepped back): the run
     starts from the earliest new entry, not from the first one."""
+    app = empty_app
     from datetime import UTC, datetime
 
     from idrs.audit import log as audit_log
