@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
 
@@ -63,6 +65,7 @@ from idrs.web import (
 from idrs.web.render import MAX_FORM, WebRoute
 from idrs.web.security import PRE_CSRF_COOKIE, SESSION_COOKIE, session_csrf
 from tests import aio
+from tests.conftest import BACKENDS, Frozen
 from tests.integration import factories as f
 from tests.integration.audit_helpers import all_leaves
 from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse fixture
@@ -179,8 +182,30 @@ class World:
         return path.format(**self.ids)
 
 
-@pytest.fixture
-def w(app: App) -> World:
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Frozen, World]]]:
+    """The world, built once per backend for the module (each test changes a copy)."""
+    built: dict[str, tuple[Frozen, World]] = {}
+    yield built
+    for frozen, _ in built.values():
+        frozen.drop()
+
+
+@pytest.fixture(params=BACKENDS)
+def w(request: pytest.FixtureRequest, worlds: dict[str, tuple[Frozen, World]],
+      tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Iterator[World]:
+    backend = request.param
+    if backend not in worlds:
+        with Frozen.build(backend, tmp_path_factory.mktemp(f"world-{backend}"), request) as (frozen, a):
+            worlds[backend] = (frozen, _build(a))
+    frozen, built = worlds[backend]
+    with frozen.copy(tmp_path) as a:
+        world = World(a)
+        world.creds, world.ids = dict(built.creds), dict(built.ids)
+        yield world
+
+
+def _build(app: App) -> World:
     ensure_signing_key(app.settings.home, app.settings.audit_origin)
     f.carter_household(app)
     for unit in ("U1", "PRIV"):
