@@ -32,16 +32,12 @@ import rfc8785
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from idrs.access import facts as pip
-from idrs.access import masking, policy, ratelimit, sqlraw
+from idrs.access import masking, sqlraw
 from idrs.access.decision import Verdict
-from idrs.adjustments import history, trail
 from idrs.audit import commitment, log
 from idrs.audit.events import EventType, make_event
 from idrs.context import App
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason
-from idrs.grants import anonymized
-from idrs.grants.anonymize import anonymize
 from idrs.identifiers import BadIdentifier, normalize_tin, optional_case_id, screen_text
 from idrs.masterfile.commands import COMMANDS, NEEDS_YEAR
 from idrs.people import auth
@@ -256,8 +252,11 @@ def run(
     case = optional_case_id(case, "case")
     contact = optional_case_id(contact, "contact")
     reason = screen_text(reason, "reason")
-    if as_of is not None and req.command not in history.AS_OF:
-        raise IdrsError(f"--as-of works with {', '.join(sorted(history.AS_OF))} only")
+    if as_of is not None:
+        from idrs.adjustments import history
+
+        if req.command not in history.AS_OF:
+            raise IdrsError(f"--as-of works with {', '.join(sorted(history.AS_OF))} only")
     pseudonym = app.keyring.pseudonym(req.tin) if req.tin else None
     call = _Call(req, pseudonym, interface, address, case, contact, reason)
     # One pooled connection for the whole request. Phase 1 reads in ONE snapshot: the session
@@ -307,6 +306,8 @@ def run(
             raise NotFound("no taxpayer with that TIN")
         also = _counted(app, employee.id, [taxpayer.tin_index]) + got.touches
         if got.signin_session_id is not None:
+            from idrs.adjustments import trail
+
             also.append(
                 trail.research_write(
                     conn.dialect.name,
@@ -320,6 +321,8 @@ def run(
             )
         tree = got.tree
         if verdict.obligations.anonymize:  # an anonymized grant: identity removed first
+            from idrs.grants.anonymize import anonymize
+
             tree = anonymize(tree, app.keyring.pseudonym)
         data, masked = masking.apply(tree, verdict.obligations)
         doc = ResearchAnswer(req.command, data, masked, -1, got.withheld)
@@ -365,6 +368,8 @@ def _withhold_related(
     related = masking.related_tins(tree, own or "")
     if not related:
         return tree, [], []
+    from idrs.access import facts as pip
+
     by_index = {app.keyring.tin_index(t): t for t in related}
     blocked = pip.screen_matches(s, app, employee, list(by_index))
     hidden = {by_index[i] for i in blocked if i in by_index}
@@ -386,6 +391,10 @@ def _read_phase(
         )
     except AccessDenied as exc:
         return _Decided(denied=exc)
+    # what the decision and the answer need is imported once the session is known (a command
+    # that never reaches the database does not pay for it: issue 12, start-up)
+    from idrs.grants import anonymized
+
     if anonymized.is_anonymized_principal(s, app, employee.id):
         # an anonymized principal names no taxpayer: records by pseudonym only (no lookup)
         return _Decided(denied=AccessDenied([Reason(
@@ -398,6 +407,8 @@ def _read_phase(
         got.names = _names_search(s, app, employee, call)
     elif verdict.allowed and taxpayer is not None:
         if as_of is not None:
+            from idrs.adjustments import history
+
             tree = history.AS_OF[req.command](s, app.keyring, taxpayer, **req.params, as_of=as_of)
         else:
             tree = COMMANDS[req.command](s, app.keyring, taxpayer, **req.params)
@@ -407,6 +418,8 @@ def _read_phase(
 
 def _counted(app: App, employee_id: int, tin_indexes: list[bytes]) -> list[log.Write]:
     """The daily-ceiling count of an allowed access, written with its audit entry."""
+    from idrs.access import ratelimit
+
     return ratelimit.counter_writes(
         app.engine.dialect.name, employee_id, app.clock.now().date(), tin_indexes
     )
@@ -458,6 +471,9 @@ def _decide(
     contact: str | None,
     reason: str | None,
 ) -> Verdict:
+    from idrs.access import facts as pip
+    from idrs.access import policy
+
     facts = pip.gather(
         session,
         app,
@@ -475,6 +491,8 @@ def _names_search(
     session: Session, app: App, employee: Employee, call: _Call
 ) -> tuple[Any, list[bytes], list[str]]:
     """NAMES: search in memory; keep only matches the employee could open (read phase)."""
+    from idrs.access import facts as pip
+
     tree = COMMANDS[CommandCode.NAMES](session, app.keyring, None, **call.req.params)
     # A name search must not become a way around the conflict rules: matches the employee
     # could not open are not revealed at all (not even masked).

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from difflib import get_close_matches
 
 import typer
 from typer import _click  # the Click that Typer vendors (and its commands are made of)
@@ -136,6 +135,8 @@ class LazyGroup(Group):
         try:
             return self._click_resolve_command(ctx, args)
         except _click.exceptions.UsageError as e:
+            from difflib import get_close_matches  # a mistyped command only
+
             matches = get_close_matches(args[0], self.list_commands(ctx)) if args else []
             if matches:
                 e.message = (

@@ -5,18 +5,42 @@ from __future__ import annotations
 import getpass
 import importlib.util
 import json
+import os
 import sys
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from idrs.context import App
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _LazyConsole:
+    """A Rich console made when something is first printed through it: rich.console costs
+    a command's start-up ~40 ms of CPU that a command failing before any output (a refused
+    connection, a usage error) need not pay. It is made as it would have been when this
+    module was imported (the environment of then), and reads the live one afterwards."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._environ = dict(os.environ)
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            made = Console(**self._options, _environ=self._environ)
+            made._environ = os.environ
+            self._console = made
+        return getattr(self._console, name)
+
+
+console = cast("Console", _LazyConsole())
+err_console = cast("Console", _LazyConsole(stderr=True))
 
 
 #: modules named through ``lazy`` (executed by ``load_lazy_modules`` at the latest)
@@ -64,7 +88,9 @@ def open_app() -> App:
     load_lazy_modules()  # the command is about to touch the database: import what it needs
     from idrs.context import App
 
-    return App.open()
+    # only the models the command's modules import: a one-shot command does not pay for
+    # every package's (key rotation registers them all itself)
+    return App.open(all_models=False)
 
 
 def operator_actor() -> str:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from idrs.audit.events import Actor
 from idrs.cli import Group, app
@@ -192,6 +191,8 @@ def employee_list(
     if json_out:
         print_json({"employees": rows})
         return
+    from rich.table import Table  # only to show one
+
     table = Table("seid", "name", "unit", "roles", "profile", "authorities", "state", "pending")
     for e in rows:
         state = "inactive" if not e["active"] else ("locked" if e["locked"] else "active")
@@ -309,6 +310,8 @@ def unit_list(json_out: bool = JsonOpt) -> None:
     if json_out:
         print_json({"units": rows})
         return
+    from rich.table import Table  # only to show one
+
     table = Table("code", "name", "ceiling", "headcount", "yours")
     for u in rows:
         table.add_row(u["code"], u["name"], _codes_text(u["ceiling"]), str(u["headcount"]),
@@ -377,6 +380,8 @@ def system_list(json_out: bool = JsonOpt) -> None:
     if json_out:
         print_json(rows)
         return
+    from rich.table import Table  # only to show one
+
     table = Table("system", "kind", "agency", "active", "created", "rotated")
     for r in rows:
         table.add_row(r["system"], r["kind"], r["agency"] or "", str(r["active"]),

@@ -13,7 +13,6 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from idrs.cli import app
 from idrs.cli.common import JsonOpt, console, fail, lazy, open_app, print_json
@@ -76,6 +75,8 @@ def _cell(value: Any) -> str:
 
 def show(title: str, data: dict[str, Any]) -> None:
     """Scalars and small dicts in one field/value table; each list of records as its own table."""
+    from rich.table import Table  # once there is an answer to show
+
     fields = Table(title=title, show_header=False, title_justify="left")
     fields.add_column("field", style="bold")
     fields.add_column("value")

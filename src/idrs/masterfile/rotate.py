@@ -58,8 +58,11 @@ class RotateResult:
 
 def encrypted_tables() -> list[tuple[Table, list[str]]]:
     """Every table with ``*_enc`` columns, with those columns (the whole schema, all packages:
-    building an App registered every package's models)."""
+    registered here: a CLI command's App registers only the models it imports)."""
+    from idrs.context import register_models
     from idrs.db import Base
+
+    register_models()
 
     out = []
     for table in Base.metadata.sorted_tables:

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idrs.access import conflicts
 from idrs.audit import log
 from idrs.audit.events import Actor, AuditEventType, EventType
 from idrs.context import App
@@ -163,6 +162,8 @@ def create_employee(
         s.add(emp)
         s.flush()
         # The new employee's conflicts (own, spouse, relatives...) from day one, same transaction.
+        from idrs.access import conflicts  # here: a command that creates no one skips it
+
         conflicts.refresh_for_employees(s, app, [emp.id])
         return emp
 
