@@ -321,3 +321,93 @@ def test_an_unexpected_error_escapes_as_itself_not_as_a_broken_handler() -> None
         except Unexpected as exc:
             cli._exit_for(exc)
             raise
+
+
+#: what ``idrs research`` needs only once the session is known, or never on its way there
+#: (issue 12: its start-up before the database); Pydantic itself still comes with the settings
+NOT_BEFORE_THE_DATABASE = (
+    "idrs.models",  # every package's models: the CLI's App registers only those it imports
+    "idrs.detection.models",
+    "idrs.disclosure.models",
+    "idrs.grants.models",
+    "idrs.adjustments.models",
+    "idrs.access.facts",
+    "idrs.access.policy",
+    "idrs.access.conflicts",
+    "idrs.grants.anonymized",
+    "idrs.adjustments.history",
+    "cedarpy",
+    "rich",
+    "typer._adapters",  # Typer's Pydantic adapters: plain values need none (cli._PlainValue)
+)
+
+
+def test_research_reaches_the_database_without_what_it_needs_only_after(tmp_path: Any) -> None:
+    """``idrs research`` against a port nobody listens on: everything it imports before the
+    refused connection is its start-up; the decision, the answer and the other packages'
+    models are not part of it."""
+    from idrs.crypto import Keyring
+
+    home = tmp_path / "home"
+    Keyring.create(home)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("IDRS_")},
+        "IDRS_HOME": str(home),
+        "IDRS_DATABASE_URL": "postgresql+psycopg://idrs@127.0.0.1:9/none?connect_timeout=2",
+    }
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps([["research", "ENMOD", "123456789"]])],
+        capture_output=True, text=True, timeout=120, check=True, env=env,
+    )  # fmt: skip
+    assert "database unreachable" in r.stderr  # it did get as far as the connection
+    loaded = set(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert "sqlalchemy.orm" in loaded and "idrs.people.models" in loaded
+    assert sorted(m for m in NOT_BEFORE_THE_DATABASE if m in loaded) == []
+
+
+def test_a_usage_error_in_a_value_imports_no_pydantic() -> None:
+    lines = [["research", "ENMOD", "1", "--as-of", "soon"], ["case", "assign"]]
+    assert _loaded_after(*lines, heavy=("pydantic", "typer._adapters")) == []
+
+
+def test_plain_values_are_coerced_as_typer_coerces_them() -> None:
+    """:class:`idrs.cli._PlainValue` answers what Typer's Pydantic adapter answers (or lets it
+    answer): the same values and the same usage errors."""
+    import pytest
+    from typer._coercion import build_runtime_param
+
+    _registered()
+    root = typer.main.get_command(cli.app)
+    ctx = root.make_context("idrs", ["research"], resilient_parsing=True)
+    research = root.get_command(ctx, "research")  # type: ignore[attr-defined]
+    params = {p.name: p for p in research.params}
+    year, tin = params["year"], params["tin"]
+    assert type(year._runtime_param).__name__ == "_PlainValue"
+    assert type(tin._runtime_param).__name__ == "_PlainValue"
+    sub = research.make_context("research", ["ENMOD", "1"], parent=ctx)
+    values = ["2020", "0012", "+4", " 5", "1_000", "-3", "x", "", "\u0661\u0662", "12.0"]
+    for param in (year, tin):
+        full = build_runtime_param(param.type_descriptor)
+        for value in values:
+            desc = param.type_descriptor  # fresh each time: a fallback replaces it on the param
+            light = cli._PlainValue(desc.parameter_info, desc.annotation, desc)
+            try:
+                want: Any = ("ok", full.coerce(value, param=param, ctx=sub))
+            except click_errors() as exc:
+                want = ("error", exc.format_message())
+            try:
+                got: Any = ("ok", light.coerce(value, param=param, ctx=sub))
+            except click_errors() as exc:
+                got = ("error", exc.format_message())
+            assert got == want and type(got[1]) is type(want[1]), (param.name, value)
+    year._runtime_param = None
+    cli.light_coercion(research)
+    with pytest.raises(click_errors()):
+        year._runtime_param.coerce("x", param=year, ctx=sub)
+    assert type(year._runtime_param).__name__ == "AdapterRuntimeParam"  # Typer's from now on
+
+
+def click_errors() -> type[Exception]:
+    from typer import _click
+
+    return _click.exceptions.BadParameter

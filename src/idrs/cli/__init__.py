@@ -14,10 +14,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 import typer
 from typer import _click  # the Click that Typer vendors (and its commands are made of)
-from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer._coercion import RuntimeParam, TypeDescriptor, build_runtime_param
+from typer.core import TyperCommand, TyperGroup, TyperOption, _TyperParameter
 
 from idrs.errors import AccessDenied, IdrsError
 
@@ -83,6 +86,71 @@ class Group(TyperGroup):
         return option
 
 
+class Command(TyperCommand):
+    """A command whose ``--help`` flag is False, not None, when it is not given (as
+    :class:`Group`'s): an absent flag needs no Pydantic adapter either. Every command
+    becomes one when the root group loads it (:func:`light_coercion`)."""
+
+    def get_help_option(self, ctx: _click.Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
+
+@dataclass(frozen=True)
+class _PlainValue(RuntimeParam):
+    """Typer's coercion of a plain ``str`` or ``int`` parameter, without Pydantic for the
+    values whose answer is plain: a ``str`` is itself, an ``int`` written in ASCII digits
+    is ``int(value)`` (what Typer's Pydantic adapters answer for them). Any other value (a
+    sign, spaces, underscores, not a number) goes to Typer's own coercion, which imports
+    Pydantic and answers (or words the usage error) as before.
+
+    Typer builds a Pydantic ``TypeAdapter`` per parameter the first time it coerces a
+    value: Pydantic and those adapters cost a command's start-up ~120 ms of CPU before it
+    reaches the database. tests/unit/test_cli_lazy.py holds the answers equal.
+    """
+
+    descriptor: TypeDescriptor
+
+    def _coerce_value(self, value: Any, param: _TyperParameter, ctx: _click.Context) -> Any:
+        if type(value) is str:
+            if self.annotation is str:
+                return value
+            if value.isascii() and value.isdigit():
+                return int(value)
+        full = build_runtime_param(self.descriptor)
+        param._runtime_param = full  # the next value goes there directly
+        return full._coerce_value(value, param=param, ctx=ctx)
+
+
+def _plain(param: _click.Parameter) -> bool:
+    """Whether Typer would coerce this parameter with a bare ``str`` or ``int`` adapter."""
+    desc: TypeDescriptor | None = getattr(param, "type_descriptor", None)
+    if desc is None or getattr(param, "_runtime_param", True) is not None:
+        return False  # not Typer's, or already coerced once
+    info = desc.parameter_info
+    if info.parser is not None or desc.file_annotation is not None:
+        return False
+    if desc.annotation is str:
+        return True
+    return desc.annotation is int and info.min is None and info.max is None and not info.clamp
+
+
+def light_coercion(cmd: _click.Command) -> None:
+    """Give every plain ``str``/``int`` parameter of ``cmd`` and its subcommands a
+    :class:`_PlainValue` and every command a bool ``--help`` default (:class:`Command`):
+    Typer asks for Pydantic only when a value needs it."""
+    if type(cmd) is TyperCommand:
+        cmd.__class__ = Command  # the same command; only its help flag's default differs
+    for param in cmd.params:
+        if isinstance(param, _TyperParameter) and _plain(param):
+            desc = param.type_descriptor
+            param._runtime_param = _PlainValue(desc.parameter_info, desc.annotation, desc)
+    for sub in getattr(cmd, "commands", {}).values():
+        light_coercion(sub)
+
+
 class LazyGroup(Group):
     """The root group: lists ``COMMANDS`` and imports a command's module when it is used.
 
@@ -96,7 +164,8 @@ class LazyGroup(Group):
         return list(dict.fromkeys([*COMMANDS, *self.commands]))
 
     def get_command(self, ctx: _click.Context, cmd_name: str) -> _click.Command | None:
-        if cmd_name in self.commands:
+        if cmd_name in self.commands:  # registered before this group was made (tests)
+            light_coercion(self.commands[cmd_name])
             return self.commands[cmd_name]
         if cmd_name not in COMMANDS:
             # Not in the table: a typo, or a command whose line was forgotten (the unit test
@@ -119,6 +188,7 @@ class LazyGroup(Group):
         assert isinstance(root, TyperGroup)
         cmd: _click.Command | None = root.commands.get(cmd_name)
         if cmd is not None:
+            light_coercion(cmd)
             self.commands[cmd_name] = cmd
         return cmd
 
