@@ -29,14 +29,25 @@ class _LazyConsole:
         self._environ = dict(os.environ)
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def _made(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
             made = Console(**self._options, _environ=self._environ)
             made._environ = os.environ
             self._console = made
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._made(), name)
+
+    # special methods are looked up on the class, never through __getattr__: Rich's Live
+    # (a progress bar) enters its console as a context manager
+    def __enter__(self) -> Console:
+        return self._made().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._made().__exit__(*exc)
 
 
 console = cast("Console", _LazyConsole())
