@@ -53,7 +53,7 @@ def _alert(app: App, seid: str) -> dict[str, Any]:
     with session_scope(app.engine) as s:
         rows = list(s.scalars(select(Alert).where(Alert.seid == seid)))
         assert len(rows) == 1, [(a.alert_id, a.state) for a in rows]
-        return triage.alert_dict(rows[0])
+        return triage.alert_dict(rows[0]).as_dict()
 
 
 @pytest.fixture

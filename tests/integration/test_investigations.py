@@ -27,6 +27,7 @@ from idrs.audit.store import raw
 from idrs.db import session_scope
 from idrs.detection import investigations, reports, taxpayer, triage
 from idrs.detection.models import Alert, Investigation, InvestigationStep, TaxpayerNotice
+from idrs.detection.results import CaseTriggerStep
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, ValidationFailed
 from idrs.identifiers import normalize_tin
 from idrs.people import auth, totp
@@ -584,7 +585,7 @@ def test_two_triggers_at_once_send_one_notice(w: World) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert all(isinstance(r, dict) for r in results.values()), results
+    assert all(isinstance(r, CaseTriggerStep) for r in results.values()), results
     sent = [n for r in results.values() for n in r["notices"]["sent"]]
     assert len(sent) == 1
     assert _count(app, TaxpayerNotice) == 1

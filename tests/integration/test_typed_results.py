@@ -28,6 +28,9 @@ from idrs.detection.simulator import _start_session, simulate
 from idrs.people.models import Employee
 from tests.integration import adjust_world as w
 from tests.integration.cli_helpers import run_cli
+from tests.integration.factories import cheap_argon2  # noqa: F401 - autouse: quick passwords
+from tests.integration.test_investigations import OP, STAFF, World
+from tests.integration.test_investigations import _alert as inv_alert
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 #: the keys of each alert a run answers, in the order the interfaces have always shown them
@@ -154,3 +157,176 @@ def test_the_approvers_list_answers_the_same_json_in_the_api_and_the_cli(
     assert list(shown) == ["adjustments", "audit_index"]
     assert out == json.dumps({"adjustments": doc["adjustments"],
                               "audit_index": shown["audit_index"]}) + "\n"
+
+
+# -- the alert queue and the investigations (triage, investigations) ----------------------------
+
+#: the keys of an alert as the queue lists it, then those ``show`` adds
+ALERT_VIEW_KEYS = ["alert_id", "seid", "unit", "day", "score", "category", "signals",
+                   "audit_indexes", "taxpayers", "state", "assignee", "self_reported",
+                   "close_reason", "why"]
+ALERT_DETAIL_KEYS = [*ALERT_VIEW_KEYS, "actions", "self_reports", "case_id"]
+STEP_KEYS = ["alert_id", "action", "by", "state", "audit_index"]
+CASE_KEYS = ["case_id", "alert_id", "subject", "unit", "state", "finding", "investigator",
+             "referred_by", "referred_at", "opened_at", "closed_at"]
+CASE_STEP_KEYS = ["case_id", "alert_id", "step", "by", "state", "finding", "audit_index"]
+
+
+def _keep(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list:  # type: ignore[type-arg]
+    """Every result ``module.name`` returns from now on (the interfaces call it there)."""
+    kept: list = []  # type: ignore[type-arg]
+    real = getattr(module, name)
+
+    def keeping(*args, **kwargs):  # type: ignore[no-untyped-def]
+        kept.append(real(*args, **kwargs))
+        return kept[-1]
+
+    monkeypatch.setattr(module, name, keeping)
+    return kept
+
+
+@pytest.fixture
+def investigations_world(app: App) -> World:
+    """The staff of test_investigations (its fixture, under a name this module has free)."""
+    from idrs.people import service as people
+    from tests.integration import factories as f
+
+    app.settings = app.settings.model_copy(
+        update={"session_idle_minutes": 10**6, "session_absolute_hours": 10**5})
+    ensure_signing_key(app.settings.home, app.settings.audit_origin)
+    f.carter_household(app)
+    for unit in ("U1", "PRIV", "SEC"):
+        people.create_unit(app, unit, actor=OP)
+    world = World(app)
+    for n, (seid, (roles, unit)) in enumerate(STAFF.items()):
+        world.creds[seid] = people.create_employee(
+            app, unax_attested_at=app.clock.now(), seid=seid, name=f"Person {seid}",
+            tin=f"900-41-03{n:02d}", roles=roles.split(","), unit=unit, actor=OP)
+    return world
+
+
+def test_the_alert_queue_and_the_investigations_answer_the_same_json_in_the_api_and_the_cli(
+    investigations_world: World, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from idrs.api import middleware
+    from idrs.detection import investigations
+    from idrs.detection import results as r
+    from tests.integration.cli_helpers import sign_in_for_cli
+
+    w = investigations_world
+    app = w.app
+    api = create_app(app)
+    middleware.install(api)
+    middleware.install_problem_handlers(api)
+    client = TestClient(api)
+    aid = inv_alert(w, "A800001")
+    pa1, si1 = w.h("PA1"), w.h("SI1")
+    listed = _keep(monkeypatch, triage, "list_alerts")
+    shown = _keep(monkeypatch, triage, "show")
+    steps = {name: _keep(monkeypatch, triage, name)
+             for name in ("assign", "review", "refer", "self_report")}
+
+    # the queue: each alert an AlertView, the page of the API its records as plain JSON
+    body = client.get("/api/v1/alerts", headers=pa1).json()
+    (rows,) = listed
+    assert [type(a) for a in rows] == [r.AlertView] and list(rows[0]) == ALERT_VIEW_KEYS
+    assert isinstance(rows[0].score, float) and isinstance(rows[0].taxpayers, list)
+    assert json.dumps(body["alerts"]) == json.dumps([a.as_dict() for a in rows])
+
+    # a self-report of the subject's own entry, then the triage steps
+    idx = rows[0].audit_indexes[0]
+    res = client.post("/api/v1/self-reports", json={"audit_index": idx, "reason": "wrong TIN"},
+                      headers=w.h("EX1"))
+    assert res.status_code == 201, res.text
+    (reported,) = steps["self_report"]
+    assert isinstance(reported, r.SelfReported)
+    assert json.dumps(res.json()) == json.dumps(reported.as_dict())
+    assert list(reported) == ["seid", "audit_index", "recorded_as"]
+    for action, payload in (("assign", None), ("review", {"note": "looked"})):
+        res = client.post(f"/api/v1/alerts/{aid}/{action}", json=payload, headers=pa1)
+        assert res.status_code == 200, res.text
+        (step,) = steps[action]
+        assert type(step) is r.AlertStepDone and list(step) == STEP_KEYS
+        # a review leaves the state (null); case_id and package are not set on these steps
+        assert json.dumps(res.json()) == json.dumps(step.as_dict())
+    assert steps["review"][0].state is None
+
+    res = client.get(f"/api/v1/alerts/{aid}", headers=pa1)
+    (detail,) = shown
+    assert isinstance(detail, r.AlertDetail) and list(detail) == ALERT_DETAIL_KEYS
+    assert [type(a) for a in detail.actions] == [r.TriageAction, r.TriageAction]
+    assert [type(s) for s in detail.self_reports] == [r.AlertSelfReport]
+    assert json.dumps(res.json()) == json.dumps(detail.as_dict())
+
+    res = client.post(f"/api/v1/alerts/{aid}/refer", json={"note": "to TIGTA"}, headers=pa1)
+    (referred,) = steps["refer"]
+    assert isinstance(referred, r.AlertReferred)
+    assert list(referred) == [*STEP_KEYS, "case_id", "package"]
+    assert list(referred.package) == ["alert", "triage", "self_reports", "checkpoint", "entries",
+                                      "referred_by"]
+    assert list(referred.package["alert"]) == ALERT_VIEW_KEYS  # stored as plain JSON
+    assert json.dumps(res.json()) == json.dumps(referred.as_dict())
+    case = referred.case_id
+
+    # the investigation: open and the outcomes over the API, the list and the case too
+    cases = _keep(monkeypatch, investigations, "list_cases")
+    case_shown = _keep(monkeypatch, investigations, "show")
+    taken = {name: _keep(monkeypatch, investigations, name)
+             for name in ("open_case", "record_outcome", "close")}
+    body = client.get("/api/v1/investigations", headers=si1).json()
+    (rows2,) = cases
+    assert [type(c) for c in rows2] == [r.CaseRow] and list(rows2[0]) == [*CASE_KEYS, "outcomes"]
+    assert json.dumps(body["investigations"]) == json.dumps([c.as_dict() for c in rows2])
+    res = client.post(f"/api/v1/investigations/{case}/open", json={"reason": "taken"},
+                      headers=si1)
+    (opened,) = taken["open_case"]
+    assert type(opened) is r.CaseStepDone and list(opened) == CASE_STEP_KEYS
+    # the route's model names ``notices`` (null when the step issued none), as it always did
+    assert json.dumps(res.json()) == json.dumps({**opened.as_dict(), "notices": None})
+    for outcome in ("substantiated", "criminal_charge"):
+        res = client.post(f"/api/v1/investigations/{case}/outcomes",
+                          json={"outcome": outcome, "reason": "found"}, headers=si1)
+        assert res.status_code == 201, res.text
+    plain, charged = taken["record_outcome"]
+    assert type(plain) is r.CaseStepDone
+    assert isinstance(charged, r.CaseTriggerStep) and list(charged) == [*CASE_STEP_KEYS, "notices"]
+    assert isinstance(charged.notices, r.TriggeredNotices) and len(charged.notices.sent) == 1
+    assert res.json() == charged.as_dict()
+    res = client.get(f"/api/v1/investigations/{case}", headers=si1)
+    (cd,) = case_shown
+    assert isinstance(cd, r.CaseDetail)
+    assert list(cd) == [*CASE_KEYS, "steps", "outcomes", "next", "notices"]
+    assert [type(s) for s in cd.steps] == [r.CaseStep] * 3
+    assert [type(n) for n in cd.notices] == [r.CaseNotice]
+    # the route's model orders the keys itself (the row's, then steps, next, notices)
+    assert res.json() == cd.as_dict()
+
+    # the CLI's --json: each record as plain JSON, in its own order
+    monkeypatch.setenv("IDRS_HOME", str(app.settings.home))
+    monkeypatch.setenv("IDRS_DATABASE_URL", app.settings.database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    try:
+        sign_in_for_cli(app, "PA1")
+        code, out, err = run_cli(capsys, "alerts", "list", "--json")
+        assert code == 0, err
+        assert out == json.dumps({"alerts": [a.as_dict() for a in listed[-1]]}) + "\n"
+        code, out, err = run_cli(capsys, "alerts", "show", "--alert", aid, "--json")
+        assert code == 0, err
+        assert out == json.dumps(shown[-1].as_dict()) + "\n"
+        sign_in_for_cli(app, "SI1")
+        code, out, err = run_cli(capsys, "investigations", "list", "--json")
+        assert code == 0, err
+        assert out == json.dumps({"investigations": [c.as_dict() for c in cases[-1]]}) + "\n"
+        code, out, err = run_cli(capsys, "investigations", "close", "--case", case,
+                                 "--reason", "charged", "--json")
+        assert code == 0, err
+        assert out == json.dumps(taken["close"][-1].as_dict()) + "\n"
+        assert json.loads(out)["state"] == "closed" and "notices" not in json.loads(out)
+        code, out, err = run_cli(capsys, "investigations", "show", "--case", case, "--json")
+        assert code == 0, err
+        assert out == json.dumps(case_shown[-1].as_dict()) + "\n"
+        assert list(json.loads(out)) == [*CASE_KEYS, "steps", "outcomes", "next", "notices"]
+    finally:
+        get_settings.cache_clear()

@@ -29,7 +29,7 @@ from idrs.api.bounds import BoundedDatetime, DbCount, RowId
 from idrs.api.deps import AppDep, EmployeeDep, TokenDep, client_address, role_rule
 from idrs.api.grants import SIGNED_IN, needs
 from idrs.api.paging import PageDep, paged
-from idrs.detection import investigations, notices, service, taxpayer, triage
+from idrs.detection import investigations, notices, results, service, taxpayer, triage
 from idrs.people.roles import (
     ACCOUNTING_READERS,
     ALERT_REVIEWERS,
@@ -360,33 +360,33 @@ def list_alerts(app: AppDep, me: EmployeeDep, page: PageDep,
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, openapi_extra=ANALYST_RULE)
-def show_alert(alert_id: str, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
+def show_alert(alert_id: str, app: AppDep, me: EmployeeDep) -> results.AlertDetail:
     return triage.show(app, alert_id[:40], analyst=me.seid, interface="api")
 
 
 @router.post("/alerts/{alert_id}/assign", response_model=AlertStep,
              response_model_exclude_unset=True, openapi_extra=ANALYST_RULE)
-def assign_alert(alert_id: str, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
+def assign_alert(alert_id: str, app: AppDep, me: EmployeeDep) -> results.AlertStepDone:
     return triage.assign(app, alert_id=alert_id[:40], analyst=me.seid, interface="api")
 
 
 @router.post("/alerts/{alert_id}/review", response_model=AlertStep,
              response_model_exclude_unset=True, openapi_extra=ANALYST_RULE)
-def review_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
+def review_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> results.AlertStepDone:
     return triage.review(app, alert_id=alert_id[:40], analyst=me.seid, note=body.note,
                          interface="api")
 
 
 @router.post("/alerts/{alert_id}/dismiss", response_model=AlertStep,
              response_model_exclude_unset=True, openapi_extra=ANALYST_RULE)
-def dismiss_alert(alert_id: str, body: ReasonIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
+def dismiss_alert(alert_id: str, body: ReasonIn, app: AppDep, me: EmployeeDep) -> results.AlertStepDone:
     return triage.dismiss(app, alert_id=alert_id[:40], analyst=me.seid, reason=body.reason,
                           interface="api")
 
 
 @router.post("/alerts/{alert_id}/refer", response_model=AlertStep,
              response_model_exclude_unset=True, openapi_extra=ANALYST_RULE)
-def refer_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
+def refer_alert(alert_id: str, body: NoteIn, app: AppDep, me: EmployeeDep) -> results.AlertStepDone:
     return triage.refer(app, alert_id=alert_id[:40], analyst=me.seid, note=body.note,
                         interface="api")
 
@@ -409,7 +409,7 @@ def list_investigations(app: AppDep, me: Investigator, page: PageDep,
 
 @router.get("/investigations/{case_id}", response_model=InvestigationDetail,
             openapi_extra=role_rule(INVESTIGATORS))
-def show_investigation(case_id: CaseId, app: AppDep, me: Investigator) -> dict[str, Any]:
+def show_investigation(case_id: CaseId, app: AppDep, me: Investigator) -> results.CaseDetail:
     """One case: steps (each with its audit entry), ``next`` steps, notices sent (recorded)."""
     return investigations.show(app, case_id=case_id, investigator=me.seid, interface="api")
 
@@ -417,7 +417,7 @@ def show_investigation(case_id: CaseId, app: AppDep, me: Investigator) -> dict[s
 @router.post("/investigations/{case_id}/open", response_model=InvestigationStepDone,
              openapi_extra=role_rule(INVESTIGATORS))
 def open_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
-                       me: Investigator) -> dict[str, Any]:
+                       me: Investigator) -> results.CaseStepDone:
     """Take a referred case (referred → opened). 403 for the subject, their unit, the analyst
     who referred it; 409 unless referred."""
     return investigations.open_case(app, case_id=case_id, investigator=me.seid,
@@ -427,7 +427,7 @@ def open_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
 @router.post("/investigations/{case_id}/outcomes", status_code=201,
              response_model=InvestigationStepDone, openapi_extra=role_rule(INVESTIGATORS))
 def record_investigation_outcome(case_id: CaseId, body: OutcomeIn, app: AppDep,
-                                 me: Investigator) -> dict[str, Any]:
+                                 me: Investigator) -> results.CaseStepDone:
     """Record one outcome (each at most once; 409 out of order). On ``criminal_charge`` or
     ``adverse_action_proposed`` the answer's ``notices`` lists the §7431(e) notices issued
     (or why none was: already sent, or no allowed inspection cited)."""
@@ -439,7 +439,7 @@ def record_investigation_outcome(case_id: CaseId, body: OutcomeIn, app: AppDep,
 @router.post("/investigations/{case_id}/close", response_model=InvestigationStepDone,
              openapi_extra=role_rule(INVESTIGATORS))
 def close_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
-                        me: Investigator) -> dict[str, Any]:
+                        me: Investigator) -> results.CaseStepDone:
     """End an opened case that is substantiated or whose subject resigned."""
     return investigations.close(app, case_id=case_id, investigator=me.seid,
                                 reason=body.reason, interface="api")
@@ -448,7 +448,7 @@ def close_investigation(case_id: CaseId, body: InvestigationStepIn, app: AppDep,
 @router.post("/self-reports", status_code=201, response_model=SelfReported,
              openapi_extra=SIGNED_IN)
 def self_report(body: SelfReportIn, request: Request, app: AppDep, token: TokenDep,
-                emp: EmployeeDep) -> dict[str, Any]:
+                emp: EmployeeDep) -> results.SelfReported:
     """Report an accidental access of one's own (the entry's index, within a day of it).
 
     ``emp``: FastAPI resolves the dependencies before it validates the body, so a caller

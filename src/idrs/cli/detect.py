@@ -14,6 +14,7 @@ investigator,
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
@@ -65,7 +66,7 @@ def _day(text: str | None, what: str) -> date | None:
         raise IdrsError(f"{what}: expected YYYY-MM-DD, got {text!r}") from None
 
 
-def _kv(result: dict[str, Any]) -> None:
+def _kv(result: Mapping[str, Any]) -> None:
     console.print(", ".join(f"{k}: {v}" for k, v in result.items()), highlight=False)
 
 
@@ -187,7 +188,7 @@ def alerts_list(state: str = typer.Option(None, "--state"), as_json: bool = Json
     analyst = _signed_in(a) if token else None
     rows = triage.list_alerts(a, state=state, analyst=analyst)
     if as_json:
-        print_json({"alerts": rows})
+        print_json({"alerts": [r.as_dict() for r in rows]})
         return
     t = Table("alert", "seid", "unit", "day", "score", "category", "state", "assignee", "self-reported")
     for r in rows:
@@ -201,7 +202,7 @@ def alerts_show(alert: str = typer.Option(..., "--alert"), as_json: bool = JsonO
     from idrs.detection import triage
 
     a = open_app()
-    data = triage.show(a, alert, analyst=_signed_in(a))
+    data = triage.show(a, alert, analyst=_signed_in(a)).as_dict()
     if as_json:
         print_json(data)
     else:
@@ -215,7 +216,7 @@ def alerts_assign(alert: str = typer.Option(..., "--alert"), as_json: bool = Jso
 
     a = open_app()
     r = triage.assign(a, alert_id=alert, analyst=_signed_in(a))
-    print_json(r) if as_json else _kv(r)
+    print_json(r.as_dict()) if as_json else _kv(r)
 
 
 @alerts_app.command("review")
@@ -225,7 +226,7 @@ def alerts_review(alert: str = typer.Option(..., "--alert"), note: str = typer.O
 
     a = open_app()
     r = triage.review(a, alert_id=alert, analyst=_signed_in(a), note=note)
-    print_json(r) if as_json else _kv(r)
+    print_json(r.as_dict()) if as_json else _kv(r)
 
 
 @alerts_app.command("dismiss")
@@ -235,7 +236,7 @@ def alerts_dismiss(alert: str = typer.Option(..., "--alert"), reason: str = type
 
     a = open_app()
     r = triage.dismiss(a, alert_id=alert, analyst=_signed_in(a), reason=reason)
-    print_json(r) if as_json else _kv(r)
+    print_json(r.as_dict()) if as_json else _kv(r)
 
 
 @alerts_app.command("refer")
@@ -263,7 +264,7 @@ def investigations_list(state: str = typer.Option(None, "--state", help="referre
     a = open_app()
     rows = investigations.list_cases(a, investigator=_signed_in(a), state=state)
     if as_json:
-        print_json({"investigations": rows})
+        print_json({"investigations": [r.as_dict() for r in rows]})
         return
     t = Table("case", "alert", "subject", "unit", "state", "finding", "investigator", "outcomes")
     for r in rows:
@@ -278,7 +279,7 @@ def investigations_show(case: str = typer.Option(..., "--case"), as_json: bool =
     from idrs.detection import investigations
 
     a = open_app()
-    data = investigations.show(a, case_id=case, investigator=_signed_in(a))
+    data = investigations.show(a, case_id=case, investigator=_signed_in(a)).as_dict()
     if as_json:
         print_json(data)
     else:
@@ -293,7 +294,7 @@ def investigations_open(case: str = typer.Option(..., "--case"), reason: str = t
 
     a = open_app()
     r = investigations.open_case(a, case_id=case, investigator=_signed_in(a), reason=reason)
-    print_json(r) if as_json else _kv(r)
+    print_json(r.as_dict()) if as_json else _kv(r)
 
 
 @investigations_app.command("outcome")
@@ -305,18 +306,19 @@ def investigations_outcome(
 ) -> None:
     """Record an outcome; a criminal charge or a proposed adverse action issues the notices."""
     from idrs.detection import investigations
+    from idrs.detection.results import CaseTriggerStep
 
     a = open_app()
     r = investigations.record_outcome(a, case_id=case, outcome=outcome, investigator=_signed_in(a),
                                       reason=reason)
     if as_json:
-        print_json(r)
+        print_json(r.as_dict())
         return
     _kv({k: v for k, v in r.items() if k != "notices"})
-    if "notices" in r:
-        sent = r["notices"]["sent"]
+    if isinstance(r, CaseTriggerStep):
+        sent = r.notices.sent
         console.print(f"IRC 7431(e) notices sent: {len(sent)}"
-                      + (f" ({r['notices']['why_none']})" if not sent else ""), highlight=False)
+                      + (f" ({r.notices.why_none})" if not sent else ""), highlight=False)
 
 
 @investigations_app.command("close")
@@ -327,7 +329,7 @@ def investigations_close(case: str = typer.Option(..., "--case"), reason: str = 
 
     a = open_app()
     r = investigations.close(a, case_id=case, investigator=_signed_in(a), reason=reason)
-    print_json(r) if as_json else _kv(r)
+    print_json(r.as_dict()) if as_json else _kv(r)
 
 
 @app.command("self-report")
@@ -339,7 +341,7 @@ def self_report_cmd(audit_index: int = typer.Option(..., "--audit-index"),
     a = open_app()
     r = triage.self_report(a, token=read_token(a.settings.home), audit_index=audit_index,
                            reason=reason, interface="cli")
-    print_json(r) if as_json else _kv(r)
+    print_json(r.as_dict()) if as_json else _kv(r)
 
 
 @reports_app.command("weekly")

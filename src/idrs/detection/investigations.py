@@ -52,6 +52,15 @@ from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Investigation, InvestigationStep, TaxpayerNotice
+from idrs.detection.results import (
+    CaseDetail,
+    CaseNotice,
+    CaseRow,
+    CaseStep,
+    CaseStepDone,
+    CaseTriggerStep,
+    TriggeredNotices,
+)
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.identifiers import screen_text
 from idrs.people.models import Employee, Unit
@@ -171,7 +180,7 @@ def _allowed(inv: Investigation, step: str, done: set[str]) -> str | None:
 
 
 def _take(app: App, *, case_id: str, step: str, actor: str, reason: str,
-          interface: str) -> dict[str, Any]:
+          interface: str) -> CaseStepDone:
     """Check, record (audit entry first), then write; on SQLite a session holds the write
     lock, so the audit entry is appended between the two sessions, as triage does."""
     event = {"open": DetectionEvent.DETECT_INVESTIGATION_OPEN,
@@ -220,18 +229,20 @@ def _take(app: App, *, case_id: str, step: str, actor: str, reason: str,
             state, finding = inv.state, inv.finding
     except IntegrityError:  # the same step recorded at the same moment by another request
         raise Conflict(f"{step} is already recorded on {cid}") from None
-    out: dict[str, Any] = {"case_id": cid, "alert_id": aid, "step": step, "by": seid,
-                           "state": state, "finding": finding, "audit_index": idx}
     if step in NOTICE_TRIGGERS:
-        out["notices"] = _notify(app, aid, step, seid, interface)
-    return out
+        return CaseTriggerStep(case_id=cid, alert_id=aid, step=step, by=seid, state=state,
+                               finding=finding, audit_index=idx,
+                               notices=_notify(app, aid, step, seid, interface))
+    return CaseStepDone(case_id=cid, alert_id=aid, step=step, by=seid, state=state,
+                        finding=finding, audit_index=idx)
 
 
 def _done(s: Session, case_id: str) -> set[str]:
     return set(s.scalars(select(InvestigationStep.step).where(InvestigationStep.case_id == case_id)))
 
 
-def _notify(app: App, alert_id: str, trigger: str, actor: str, interface: str) -> dict[str, Any]:
+def _notify(app: App, alert_id: str, trigger: str, actor: str,
+            interface: str) -> TriggeredNotices:
     """Issue the alert's §7431(e) notices on ``trigger``; what was sent, or why nothing was."""
     del trigger  # the letter names the first trigger recorded (investigations.trigger_of)
     from idrs.detection import notices
@@ -239,23 +250,24 @@ def _notify(app: App, alert_id: str, trigger: str, actor: str, interface: str) -
     try:
         sent = notices.issue(app, alert_id=alert_id, actor=actor, interface=interface)
     except Conflict:
-        return {"sent": [], "why_none": "already sent on an earlier trigger (notice is issued once)"}
+        return TriggeredNotices(
+            sent=[], why_none="already sent on an earlier trigger (notice is issued once)")
     except (NotFound, IdrsError) as exc:
         if isinstance(exc, AccessDenied):
             raise
-        return {"sent": [], "why_none": str(exc)}
-    return {"sent": sent, "why_none": None}
+        return TriggeredNotices(sent=[], why_none=str(exc))
+    return TriggeredNotices(sent=sent, why_none=None)
 
 
 def open_case(app: App, *, case_id: str, investigator: str, reason: str,
-              interface: str = "cli") -> dict[str, Any]:
+              interface: str = "cli") -> CaseStepDone:
     """The investigator takes a referred case (referred → opened)."""
     return _take(app, case_id=case_id, step="open", actor=investigator, reason=reason,
                  interface=interface)
 
 
 def record_outcome(app: App, *, case_id: str, outcome: str, investigator: str, reason: str,
-                   interface: str = "cli") -> dict[str, Any]:
+                   interface: str = "cli") -> CaseStepDone:
     """Record one outcome; on a statutory trigger the taxpayers' notices are issued once."""
     name = (outcome or "").strip().lower().replace("-", "_")
     if name not in OUTCOMES:
@@ -265,7 +277,7 @@ def record_outcome(app: App, *, case_id: str, outcome: str, investigator: str, r
 
 
 def close(app: App, *, case_id: str, investigator: str, reason: str,
-          interface: str = "cli") -> dict[str, Any]:
+          interface: str = "cli") -> CaseStepDone:
     """End an opened case that is substantiated or whose subject resigned."""
     return _take(app, case_id=case_id, step="close", actor=investigator, reason=reason,
                  interface=interface)
@@ -274,14 +286,14 @@ def close(app: App, *, case_id: str, investigator: str, reason: str,
 # ---------------------------------------------------------------- reading
 
 
-def _steps(s: Session, case_id: str) -> list[dict[str, Any]]:
-    return [{"step": st.step, "actor": st.actor, "reason": st.reason,
-             "at": as_utc(st.at).isoformat(), "audit_index": st.audit_index}
+def _steps(s: Session, case_id: str) -> list[CaseStep]:
+    return [CaseStep(step=st.step, actor=st.actor, reason=st.reason,
+                     at=as_utc(st.at).isoformat(), audit_index=st.audit_index)
             for st in s.scalars(select(InvestigationStep).where(InvestigationStep.case_id == case_id)
                                 .order_by(InvestigationStep.id))]
 
 
-def _as_dict(inv: Investigation) -> dict[str, Any]:
+def _fields(inv: Investigation) -> dict[str, Any]:
     return {"case_id": inv.case_id, "alert_id": inv.alert_id, "subject": inv.subject,
             "unit": inv.unit, "state": inv.state, "finding": inv.finding,
             "investigator": inv.investigator, "referred_by": inv.referred_by,
@@ -302,7 +314,7 @@ def _reader_refusal(app: App, seid: str, case_id: str | None,
 
 
 def list_cases(app: App, *, investigator: str, state: str | None = None,
-               interface: str = "cli") -> list[dict[str, Any]]:
+               interface: str = "cli") -> list[CaseRow]:
     """The cases ``investigator`` may work (never their own, their unit's or their referrals)."""
     if state is not None and state not in STATES:
         raise ValidationFailed([f"state: one of {', '.join(STATES)}"])
@@ -314,13 +326,12 @@ def list_cases(app: App, *, investigator: str, state: str | None = None,
         out = []
         for inv in list(s.scalars(q)):
             if _refusal(s, investigator, inv) is None:
-                d = _as_dict(inv)
-                d["outcomes"] = [st["step"] for st in _steps(s, inv.case_id) if st["step"] in OUTCOMES]
-                out.append(d)
+                out.append(CaseRow(**_fields(inv), outcomes=[
+                    st.step for st in _steps(s, inv.case_id) if st.step in OUTCOMES]))
     return out
 
 
-def show(app: App, *, case_id: str, investigator: str, interface: str = "cli") -> dict[str, Any]:
+def show(app: App, *, case_id: str, investigator: str, interface: str = "cli") -> CaseDetail:
     """One case with its steps, what may be done next, and its notices (recorded).
 
     The role is checked before the case is looked up: someone who is no investigator learns
@@ -331,20 +342,21 @@ def show(app: App, *, case_id: str, investigator: str, interface: str = "cli") -
     seid = investigator.strip().upper()
     with session_scope(app.engine) as s:
         inv = _case(s, case_id)
-        data = _as_dict(inv)
-        data["steps"] = _steps(s, inv.case_id)
-        data["outcomes"] = [st["step"] for st in data["steps"] if st["step"] in OUTCOMES]
-        done = {st["step"] for st in data["steps"]}
+        steps = _steps(s, inv.case_id)
+        done = {st.step for st in steps}
         mine = inv.investigator in (None, seid)
-        data["next"] = [st for st in STEPS if mine and _allowed(inv, st, done) is None
-                        and (st == "open") == (inv.state == "referred")]
-        data["notices"] = [{"notice_id": n.id, "taxpayer": n.taxpayer, "trigger": n.trigger,
-                            "sent_at": as_utc(n.sent_at).isoformat(), "audit_index": n.audit_index}
-                           for n in s.scalars(select(TaxpayerNotice).where(
-                               TaxpayerNotice.alert_id == inv.alert_id).order_by(TaxpayerNotice.id))]
+        data = CaseDetail(
+            **_fields(inv), steps=steps,
+            outcomes=[st.step for st in steps if st.step in OUTCOMES],
+            next=[st for st in STEPS if mine and _allowed(inv, st, done) is None
+                  and (st == "open") == (inv.state == "referred")],
+            notices=[CaseNotice(notice_id=n.id, taxpayer=n.taxpayer, trigger=n.trigger,
+                                sent_at=as_utc(n.sent_at).isoformat(), audit_index=n.audit_index)
+                     for n in s.scalars(select(TaxpayerNotice).where(
+                         TaxpayerNotice.alert_id == inv.alert_id).order_by(TaxpayerNotice.id))])
     audit_log.append(app.engine, make_event(
         DetectionEvent.DETECT_INVESTIGATION_SHOW, time=app.clock.now(), actor=seid,
-        outcome="success", interface=interface, obj={"case_id": data["case_id"]}))
+        outcome="success", interface=interface, obj={"case_id": data.case_id}))
     return data
 
 

@@ -1,7 +1,8 @@
-"""What a detection run answers (:func:`idrs.detection.service.run`): the alerts it raised
-or changed and the summary of what it read, as typed records (:class:`idrs.results.Record`:
-they read as the dicts the run returned before, in the same key order, so every interface
-answers the same)."""
+"""What detection answers, as typed records (:class:`idrs.results.Record`: they read as the
+dicts the functions returned before, in the same key order, so every interface answers the
+same): a run (:func:`idrs.detection.service.run`: the alerts it raised or changed and the
+summary of what it read), the alert queue (``detection.triage``) and the investigations
+(``detection.investigations``)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,183 @@ class DetectionRun(Record):
 
     alerts: list[RaisedAlert]
     summary: RunSummary
+
+
+# ---------------------------------------------------------------- the alert queue (triage)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView(Record):
+    """One alert as the queue lists it (:func:`idrs.detection.triage.list_alerts`)."""
+
+    alert_id: str
+    seid: str
+    unit: str
+    #: the employee-day, ISO 8601
+    day: str
+    score: float
+    category: str
+    #: name, weight, evidence and taxpayer pseudonym of each signal
+    signals: list[dict[str, Any]]
+    audit_indexes: list[int]
+    #: the pseudonyms of the taxpayers the cited entries name
+    taxpayers: list[str]
+    state: str
+    assignee: str | None
+    self_reported: bool
+    close_reason: str | None
+    #: the signals in words (:func:`idrs.detection.explain.why`)
+    why: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TriageAction(Record):
+    """One step taken on an alert (assign, review, dismiss, refer), with its audit entry."""
+
+    action: str
+    actor: str
+    note: str
+    #: ISO 8601
+    at: str
+    audit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSelfReport(Record):
+    """A self-report of the alert's subject about an entry the alert cites."""
+
+    audit_index: int
+    seid: str
+    reason: str
+    #: ISO 8601
+    reported_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDetail(AlertView):
+    """One alert with its triage history, its subject's self-reports and its case."""
+
+    actions: list[TriageAction]
+    self_reports: list[AlertSelfReport]
+    #: the investigation of a referred alert; None before a referral
+    case_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStepDone(Record):
+    """A triage step done; ``state`` is None for a review (the state stays as it was)."""
+
+    alert_id: str
+    action: str
+    by: str
+    state: str | None
+    audit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertReferred(AlertStepDone):
+    """A referral: the step, the case it opened and the referral package (as stored: plain
+    JSON, the alert, its triage, self-reports, a checkpoint and each cited entry with its
+    inclusion proof)."""
+
+    case_id: str
+    package: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SelfReported(Record):
+    """A self-report recorded (``recorded_as``: its audit entry)."""
+
+    seid: str
+    audit_index: int
+    recorded_as: int
+
+
+# ---------------------------------------------------------------- investigations
+
+
+@dataclass(frozen=True, slots=True)
+class _CaseFields(Record):
+    case_id: str
+    alert_id: str
+    #: the employee the alert is about
+    subject: str
+    unit: str
+    state: str
+    finding: str | None
+    investigator: str | None
+    referred_by: str
+    #: ISO 8601, as the three times below
+    referred_at: str
+    opened_at: str | None
+    closed_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseRow(_CaseFields):
+    """A case as the investigator's list shows it, with the outcomes recorded."""
+
+    outcomes: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseStep(Record):
+    """One step recorded on a case, with its audit entry."""
+
+    step: str
+    actor: str
+    reason: str
+    #: ISO 8601
+    at: str
+    audit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaseNotice(Record):
+    """A §7431(e) notice sent about the case's alert (taxpayer by pseudonym)."""
+
+    notice_id: int
+    taxpayer: str
+    trigger: str | None
+    #: ISO 8601
+    sent_at: str
+    audit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDetail(_CaseFields):
+    """One case: its steps, the outcomes among them, the steps that may come next, the
+    notices sent."""
+
+    steps: list[CaseStep]
+    outcomes: list[str]
+    next: list[str]
+    notices: list[CaseNotice]
+
+
+@dataclass(frozen=True, slots=True)
+class TriggeredNotices(Record):
+    """The notices a statutory trigger issued, or why none was (``why_none``)."""
+
+    sent: list[dict[str, Any]]
+    why_none: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseStepDone(Record):
+    """A step taken on a case (open, an outcome, close)."""
+
+    case_id: str
+    alert_id: str
+    step: str
+    by: str
+    state: str
+    finding: str | None
+    audit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaseTriggerStep(CaseStepDone):
+    """An outcome that is a statutory trigger, with the notices it issued."""
+
+    notices: TriggeredNotices

@@ -41,6 +41,15 @@ from idrs.db import session_scope
 from idrs.detection import explain, investigations
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Alert, AlertAction, Referral, SelfReport
+from idrs.detection.results import (
+    AlertDetail,
+    AlertReferred,
+    AlertSelfReport,
+    AlertStepDone,
+    AlertView,
+    SelfReported,
+    TriageAction,
+)
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.identifiers import screen_text
 from idrs.people.models import Employee, Unit
@@ -68,7 +77,7 @@ def read_entry(app: App, index: int) -> tuple[dict[str, Any], bytes]:
 
 
 def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
-                interface: str = "cli", address: str | None = None) -> dict[str, Any]:
+                interface: str = "cli", address: str | None = None) -> SelfReported:
     """The signed-in employee reports an accidental access (their own entry, within a day).
 
     Records ``access:research:self-report``. The report is context for the analyst, never a
@@ -107,7 +116,7 @@ def self_report(app: App, *, token: str | None, audit_index: int, reason: str,
         for alert in s.scalars(select(Alert).where(Alert.seid == emp.seid, Alert.self_reported.is_(False))):
             if audit_index in json.loads(alert.audit_indexes):
                 alert.self_reported = True  # a flag for the queue; score and state stay
-    return {"seid": emp.seid, "audit_index": audit_index, "recorded_as": idx}
+    return SelfReported(seid=emp.seid, audit_index=audit_index, recorded_as=idx)
 
 
 def _parse_time(text: str) -> Any:
@@ -147,7 +156,7 @@ def _check_may_work(s: Session, analyst: Employee, alert: Alert) -> None:
 def _step(app: App, alert_id: str, analyst_seid: str, action: str, *, need_state: tuple[str, ...],
           new_state: str | None, note: str = "", interface: str = "cli",
           event: DetectionEvent, extra: dict[str, Any] | None = None,
-          must_be_assignee: bool = True) -> dict[str, Any]:
+          must_be_assignee: bool = True) -> AlertStepDone:
     screen_text(note, "reason" if action == "dismiss" else "note")  # recorded verbatim
     with session_scope(app.engine) as s:
         analyst = _analyst(s, analyst_seid)
@@ -175,22 +184,22 @@ def _step(app: App, alert_id: str, analyst_seid: str, action: str, *, need_state
         alert.updated_at = now
         s.add(AlertAction(alert_id=aid, action=action, actor=seid, note=note[:2000], at=now,
                           audit_index=idx))
-    return {"alert_id": aid, "action": action, "by": seid, "state": new_state, "audit_index": idx}
+    return AlertStepDone(alert_id=aid, action=action, by=seid, state=new_state, audit_index=idx)
 
 
-def assign(app: App, *, alert_id: str, analyst: str, interface: str = "cli") -> dict[str, Any]:
+def assign(app: App, *, alert_id: str, analyst: str, interface: str = "cli") -> AlertStepDone:
     """Take an open alert (the analyst assigns it to themselves). Records detect:alert:assign."""
     return _step(app, alert_id, analyst, "assign", need_state=("open",), new_state="assigned",
                  interface=interface, event=DetectionEvent.DETECT_ALERT_ASSIGN)
 
 
-def review(app: App, *, alert_id: str, analyst: str, note: str, interface: str = "cli") -> dict[str, Any]:
+def review(app: App, *, alert_id: str, analyst: str, note: str, interface: str = "cli") -> AlertStepDone:
     """Add a review note to an assigned alert (state unchanged)."""
     return _step(app, alert_id, analyst, "review", need_state=("assigned",), new_state=None,
                  note=note, interface=interface, event=DetectionEvent.DETECT_ALERT_REVIEW)
 
 
-def dismiss(app: App, *, alert_id: str, analyst: str, reason: str, interface: str = "cli") -> dict[str, Any]:
+def dismiss(app: App, *, alert_id: str, analyst: str, reason: str, interface: str = "cli") -> AlertStepDone:
     """Close an assigned alert as not a violation; a reason is required."""
     if not (reason or "").strip():
         raise ValidationFailed(["reason: a dismissal needs a reason"])
@@ -198,7 +207,8 @@ def dismiss(app: App, *, alert_id: str, analyst: str, reason: str, interface: st
                  note=reason.strip(), interface=interface, event=DetectionEvent.DETECT_ALERT_DISMISS)
 
 
-def refer(app: App, *, alert_id: str, analyst: str, note: str = "", interface: str = "cli") -> dict[str, Any]:
+def refer(app: App, *, alert_id: str, analyst: str, note: str = "",
+          interface: str = "cli") -> AlertReferred:
     """Refer an assigned alert to the inspector general with its package (proofs included)."""
     screen_text(note, "note")  # before the package's checkpoint is written
     with session_scope(app.engine) as s:
@@ -211,14 +221,15 @@ def refer(app: App, *, alert_id: str, analyst: str, note: str = "", interface: s
                 event=DetectionEvent.DETECT_ALERT_REFER,
                 extra={"entries": len(indexes), "tree_size": package["checkpoint"]["tree_size"],
                        "case_id": investigations.case_id_of(alert_id)})
-    package["referred_by"] = out["by"]
+    package["referred_by"] = out.by
     with session_scope(app.engine) as s:
-        s.add(Referral(alert_id=out["alert_id"], package=json.dumps(package), created_at=app.clock.now()))
-        alert = _alert(s, out["alert_id"])
+        s.add(Referral(alert_id=out.alert_id, package=json.dumps(package), created_at=app.clock.now()))
+        alert = _alert(s, out.alert_id)
         case_id = investigations.create(s, alert_id=alert.alert_id, subject=alert.seid,
-                                        unit=alert.unit, referred_by=out["by"],
+                                        unit=alert.unit, referred_by=out.by,
                                         at=app.clock.now())
-    return {**out, "case_id": case_id, "package": package}
+    return AlertReferred(alert_id=out.alert_id, action=out.action, by=out.by, state=out.state,
+                         audit_index=out.audit_index, case_id=case_id, package=package)
 
 
 def _covering_checkpoint(app: App, needed: int) -> str:
@@ -235,7 +246,7 @@ def referral_package(app: App, alert_id: str) -> dict[str, Any]:
     """Evidence + each cited entry (base64 leaf) with its inclusion proof against a checkpoint."""
     with session_scope(app.engine) as s:
         alert = _alert(s, alert_id)
-        data = alert_dict(alert)
+        data = alert_dict(alert).as_dict()  # the package is stored as JSON
         actions = [{"action": a.action, "actor": a.actor, "note": a.note, "at": a.at.isoformat(),
                     "audit_index": a.audit_index}
                    for a in s.scalars(select(AlertAction).where(AlertAction.alert_id == alert.alert_id)
@@ -270,18 +281,24 @@ def verify_package(package: dict[str, Any]) -> int:
     return len(package["entries"])
 
 
-def alert_dict(alert: Alert) -> dict[str, Any]:
+def _alert_fields(alert: Alert) -> dict[str, Any]:
+    signals = json.loads(alert.signals)
     return {"alert_id": alert.alert_id, "seid": alert.seid, "unit": alert.unit,
             "day": alert.day.isoformat(), "score": alert.score, "category": alert.category,
-            "signals": json.loads(alert.signals), "audit_indexes": json.loads(alert.audit_indexes),
+            "signals": signals, "audit_indexes": json.loads(alert.audit_indexes),
             "taxpayers": json.loads(alert.taxpayers), "state": alert.state,
             "assignee": alert.assignee, "self_reported": alert.self_reported,
             "close_reason": alert.close_reason,
-            "why": explain.why(json.loads(alert.signals))}  # issue 17.6: in words
+            "why": explain.why(signals)}  # issue 17.6: in words
+
+
+def alert_dict(alert: Alert) -> AlertView:
+    """The alert as the queue shows it (``as_dict()``: as a referral package holds it)."""
+    return AlertView(**_alert_fields(alert))
 
 
 def list_alerts(app: App, *, state: str | None = None, analyst: str | None = None,
-                limit: int = 200) -> list[dict[str, Any]]:
+                limit: int = 200) -> list[AlertView]:
     """Alerts by score (highest first); with ``analyst``, only those they may work."""
     with session_scope(app.engine) as s:
         q = select(Alert).order_by(Alert.score.desc(), Alert.id)
@@ -302,7 +319,8 @@ def list_alerts(app: App, *, state: str | None = None, analyst: str | None = Non
     return out
 
 
-def show(app: App, alert_id: str, *, analyst: str | None = None, interface: str = "cli") -> dict[str, Any]:
+def show(app: App, alert_id: str, *, analyst: str | None = None,
+         interface: str = "cli") -> AlertDetail:
     """One alert with its triage history and self-reports (recorded: detect:alert:show).
 
     With ``analyst`` (the HTTP interfaces), the role is checked before the alert is looked
@@ -313,17 +331,19 @@ def show(app: App, alert_id: str, *, analyst: str | None = None, interface: str 
         alert = _alert(s, alert_id)
         if who is not None:
             _check_may_work(s, who, alert)
-        data = alert_dict(alert)
-        data["actions"] = [{"action": a.action, "actor": a.actor, "note": a.note,
-                            "at": a.at.isoformat(), "audit_index": a.audit_index}
-                           for a in s.scalars(select(AlertAction).where(
-                               AlertAction.alert_id == alert.alert_id).order_by(AlertAction.id))]
-        data["self_reports"] = [{"audit_index": r.audit_index, "seid": r.seid, "reason": r.reason,
-                                 "reported_at": r.reported_at.isoformat()}
-                                for r in s.scalars(select(SelfReport).where(
-                                    SelfReport.audit_index.in_(data["audit_indexes"]),
-                                    SelfReport.seid == alert.seid).order_by(SelfReport.id))]
-    data["case_id"] = investigations.case_id_of(data["alert_id"]) if data["state"] == "referred" else None
+        fields = _alert_fields(alert)
+        actions = [TriageAction(action=a.action, actor=a.actor, note=a.note,
+                                at=a.at.isoformat(), audit_index=a.audit_index)
+                   for a in s.scalars(select(AlertAction).where(
+                       AlertAction.alert_id == alert.alert_id).order_by(AlertAction.id))]
+        reports = [AlertSelfReport(audit_index=r.audit_index, seid=r.seid, reason=r.reason,
+                                   reported_at=r.reported_at.isoformat())
+                   for r in s.scalars(select(SelfReport).where(
+                       SelfReport.audit_index.in_(fields["audit_indexes"]),
+                       SelfReport.seid == alert.seid).order_by(SelfReport.id))]
+    case_id = (investigations.case_id_of(fields["alert_id"]) if fields["state"] == "referred"
+               else None)
+    data = AlertDetail(**fields, actions=actions, self_reports=reports, case_id=case_id)
     audit_log.record(app, DetectionEvent.DETECT_ALERT_SHOW, Actor(analyst or "system", interface),
-                     {"alert_id": data["alert_id"]})
+                     {"alert_id": data.alert_id})
     return data

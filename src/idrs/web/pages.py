@@ -25,6 +25,7 @@ from idrs.api.bounds import MAX_DB_INT, RowId
 from idrs.audit import service as audit
 from idrs.audit.events import Actor
 from idrs.detection import investigations, triage
+from idrs.detection.results import CaseTriggerStep
 from idrs.errors import AccessDenied, IdrsError, NotFound, Reason, ValidationFailed
 from idrs.people.roles import (
     ADJUSTMENT_APPROVERS,
@@ -267,16 +268,19 @@ async def alerts_page(request: Request) -> HTMLResponse:
     state = request.query_params.get("state") or None
     if state not in (None, "open", "assigned", "dismissed", "referred"):
         raise IdrsError("state: one of open, assigned, dismissed, referred")
-    alerts = await run_in_threadpool(
+    listed = await run_in_threadpool(
         lambda: triage.list_alerts(app, state=state, analyst=user.seid)
     )
-    for a in alerts:
-        a["signal_names"] = sorted(
-            {
-                str(x.get("name", x)) if isinstance(x, dict) else str(x)
-                for x in a.get("signals") or []
-            }
-        )
+    # the page's own view of each alert: its fields and the names of its signals
+    alerts = [
+        {
+            **a,
+            "signal_names": sorted(
+                {str(x.get("name", x)) if isinstance(x, dict) else str(x) for x in a.signals}
+            ),
+        }
+        for a in listed
+    ]
     weeks = _by_week(alerts)
     categories = sorted({c for _, cell in weeks for c in cell})
     peak = max((n for _, cell in weeks for n in cell.values()), default=1)
@@ -387,8 +391,8 @@ async def investigation_act(request: Request, case_id: str, action: str) -> Resp
     if action not in steps:
         raise NotFound("no such investigation step")
     done = await run_in_threadpool(steps[action])
-    sent = len((done.get("notices") or {}).get("sent") or [])
-    return RedirectResponse(f"/investigations/{done['case_id']}?done={done['step']}&sent={sent}",
+    sent = len(done.notices.sent) if isinstance(done, CaseTriggerStep) else 0
+    return RedirectResponse(f"/investigations/{done.case_id}?done={done.step}&sent={sent}",
                             status_code=303)
 
 
