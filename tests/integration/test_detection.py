@@ -163,7 +163,7 @@ def _investigate(app: App, tmp_path: Path) -> None:
     # the taxpayer's side: accounting without identities, then the notice
     pseud = json.loads(target.taxpayers)[0]
     acct = taxpayer.accesses(app, tin=_tin_of(app, pseud), actor="os:test")
-    text = json.dumps(acct)
+    text = json.dumps(acct.as_dict())
     assert acct["taxpayer"] == pseud and "E0" not in text and "seid" not in text
     assert all({"date", "unit", "purpose"} <= set(o) for o in acct["openings"])
     # issue 16.4: the referral is no longer the notice's trigger (it was before); the

@@ -292,7 +292,34 @@ def test_the_alert_queue_and_the_investigations_answer_the_same_json_in_the_api_
     assert type(plain) is r.CaseStepDone
     assert isinstance(charged, r.CaseTriggerStep) and list(charged) == [*CASE_STEP_KEYS, "notices"]
     assert isinstance(charged.notices, r.TriggeredNotices) and len(charged.notices.sent) == 1
+    assert [type(n) for n in charged.notices.sent] == [r.NoticeSent]
+    assert list(charged.notices.sent[0]) == ["notice_id", "alert_id", "taxpayer", "dates",
+                                             "trigger", "audit_index"]
     assert res.json() == charged.as_dict()
+    assert json.dumps(res.json()["notices"]) == json.dumps(charged.notices.as_dict())
+
+    # the notices sent and the taxpayer's accounting
+    from idrs.detection import notices, taxpayer
+    from tests.integration import factories as f
+
+    notice_rows = _keep(monkeypatch, notices, "list_notices")
+    accountings = _keep(monkeypatch, taxpayer, "accesses")
+    body = client.get("/api/v1/notices", headers=w.h("PO1")).json()
+    (rows3,) = notice_rows
+    assert [type(n) for n in rows3] == [r.NoticeListed]
+    assert list(rows3[0]) == ["notice_id", "alert_id", "taxpayer", "trigger", "sent_at",
+                              "audit_index"]
+    assert json.dumps(body["notices"]) == json.dumps([n.as_dict() for n in rows3])
+    body = client.get(f"/api/v1/taxpayers/{f.CARTER}/accesses", headers=w.h("PO1")).json()
+    (acct,) = accountings
+    assert isinstance(acct, r.TaxpayerAccounting)
+    assert list(acct) == ["taxpayer", "openings", "refused_attempts", "disclosures"]
+    assert acct.openings and [type(o) for o in acct.openings] == [r.Opening] * len(acct.openings)
+    assert list(acct.openings[0]) == ["date", "unit", "purpose", "command"]
+    plain = acct.as_dict()
+    assert json.dumps(body["openings"]) == json.dumps(plain["openings"])
+    assert (body["taxpayer"], body["refused_attempts"], body["disclosures"]) == (
+        plain["taxpayer"], plain["refused_attempts"], plain["disclosures"])
     res = client.get(f"/api/v1/investigations/{case}", headers=si1)
     (cd,) = case_shown
     assert isinstance(cd, r.CaseDetail)
@@ -328,5 +355,8 @@ def test_the_alert_queue_and_the_investigations_answer_the_same_json_in_the_api_
         assert code == 0, err
         assert out == json.dumps(case_shown[-1].as_dict()) + "\n"
         assert list(json.loads(out)) == [*CASE_KEYS, "steps", "outcomes", "next", "notices"]
+        code, out, err = run_cli(capsys, "taxpayer", "accesses", "--tin", f.CARTER, "--json")
+        assert code == 0, err
+        assert out == json.dumps(accountings[-1].as_dict()) + "\n"
     finally:
         get_settings.cache_clear()

@@ -471,8 +471,8 @@ def taxpayer_accesses(tin: str, app: AppDep, me: Accountant, page: PageDep) -> d
     another agency (agency, basis, date, what). Recorded as ``taxpayer:accesses:read``.
     """
     out = taxpayer.accesses(app, tin=tin[:20], actor=me.seid, interface="api")
-    return paged(out["openings"], page, key="openings", taxpayer=out["taxpayer"],
-                 refused_attempts=out["refused_attempts"], disclosures=out["disclosures"])
+    return paged(out.openings, page, key="openings", taxpayer=out.taxpayer,
+                 refused_attempts=out.refused_attempts, disclosures=out.disclosures)
 
 
 @router.post("/alerts/{alert_id}/notice", status_code=201, response_model=NoticesIssued,

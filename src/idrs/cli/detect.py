@@ -413,15 +413,15 @@ def taxpayer_accesses(tin: str = typer.Option(..., "--tin"), as_json: bool = Jso
 
     r = taxpayer.accesses(open_app(), tin=tin, actor=operator_actor())
     if as_json:
-        print_json(r)
+        print_json(r.as_dict())
         return
     t = Table("date", "unit", "purpose")
-    for o in r["openings"]:
-        t.add_row(o["date"], o["unit"], o["purpose"])
+    for o in r.openings:
+        t.add_row(o.date, o.unit, o.purpose)
     console.print(t)
-    console.print(f"refused attempts (nothing shown): {r['refused_attempts']}", highlight=False)
+    console.print(f"refused attempts (nothing shown): {r.refused_attempts}", highlight=False)
     d = Table("date", "agency", "basis", "disclosed")
-    for x in r["disclosures"]:
+    for x in r.disclosures:
         d.add_row(x["date"], x["agency"] or x["system"], x["statute"], x["disclosed"])
     console.print(d)
 
@@ -437,8 +437,8 @@ def taxpayer_notice(alert: str = typer.Option(..., "--alert"),
 
     r = taxpayer.notice(open_app(), alert_id=alert, out_dir=out, actor=operator_actor())
     if as_json:
-        print_json({"notices": r})
+        print_json({"notices": [n.as_dict() for n in r]})
         return
     for n in r:
-        console.print(f"notice {n['html']} and {n['pdf']} (taxpayer {n['taxpayer']}, dates {', '.join(n['dates'])})",
+        console.print(f"notice {n.html} and {n.pdf} (taxpayer {n.taxpayer}, dates {', '.join(n.dates)})",
                       highlight=False)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
@@ -27,6 +26,7 @@ from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection import taxpayer
 from idrs.detection.models import TaxpayerNotice
+from idrs.detection.results import NoticeListed, NoticeSent
 from idrs.errors import NotFound, ValidationFailed
 
 FORMATS = ("html", "pdf")
@@ -44,27 +44,27 @@ def notice_folder(app: App) -> Path:
     return out
 
 
-def _row(n: TaxpayerNotice) -> dict[str, Any]:
-    return {"notice_id": n.id, "alert_id": n.alert_id, "taxpayer": n.taxpayer,
-            "trigger": n.trigger, "sent_at": as_utc(n.sent_at).isoformat(),
-            "audit_index": n.audit_index}
+def _row(n: TaxpayerNotice) -> NoticeListed:
+    return NoticeListed(notice_id=n.id, alert_id=n.alert_id, taxpayer=n.taxpayer,
+                        trigger=n.trigger, sent_at=as_utc(n.sent_at).isoformat(),
+                        audit_index=n.audit_index)
 
 
-def issue(app: App, *, alert_id: str, actor: str, interface: str = "api") -> list[dict[str, Any]]:
+def issue(app: App, *, alert_id: str, actor: str, interface: str = "api") -> list[NoticeSent]:
     """Produce and record the notice(s) of an alert with a statutory trigger; each with its
     ``notice_id`` (400 without a trigger, 409 once sent)."""
     sent = taxpayer.notice(app, alert_id=alert_id, out_dir=notice_folder(app), actor=actor,
                            interface=interface)
     with session_scope(app.engine) as s:
         ids = {(n.alert_id, n.taxpayer): n.id for n in s.scalars(
-            select(TaxpayerNotice).where(TaxpayerNotice.alert_id.in_({r["alert_id"] for r in sent})))}
-    return [{"notice_id": ids.get((r["alert_id"], r["taxpayer"])), "alert_id": r["alert_id"],
-             "taxpayer": r["taxpayer"], "dates": r["dates"], "trigger": r["trigger"],
-             "audit_index": r["audit_index"]}
+            select(TaxpayerNotice).where(TaxpayerNotice.alert_id.in_({r.alert_id for r in sent})))}
+    return [NoticeSent(notice_id=ids.get((r.alert_id, r.taxpayer)), alert_id=r.alert_id,
+                       taxpayer=r.taxpayer, dates=r.dates, trigger=r.trigger,
+                       audit_index=r.audit_index)
             for r in sent]
 
 
-def list_notices(app: App, *, alert_id: str | None = None) -> list[dict[str, Any]]:
+def list_notices(app: App, *, alert_id: str | None = None) -> list[NoticeListed]:
     """Every notice sent (newest first): number, alert, taxpayer pseudonym, when; no identity."""
     with session_scope(app.engine) as s:
         # a row with audit_index -1 is a notice being sent right now (taxpayer.notice)

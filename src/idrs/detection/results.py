@@ -2,7 +2,7 @@
 dicts the functions returned before, in the same key order, so every interface answers the
 same): a run (:func:`idrs.detection.service.run`: the alerts it raised or changed and the
 summary of what it read), the alert queue (``detection.triage``) and the investigations
-(``detection.investigations``)."""
+(``detection.investigations``), the taxpayer's accounting and notices."""
 
 from __future__ import annotations
 
@@ -154,6 +154,73 @@ class SelfReported(Record):
     recorded_as: int
 
 
+# ---------------------------------------------------------------- the taxpayer's side
+
+
+@dataclass(frozen=True, slots=True)
+class Opening(Record):
+    """One opening of a taxpayer's account, as the accounting shows it: no employee identity."""
+
+    #: YYYY-MM-DD
+    date: str
+    unit: str
+    purpose: str
+    command: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaxpayerAccounting(Record):
+    """The accounting of one account (:func:`idrs.detection.taxpayer.accesses`)."""
+
+    #: the taxpayer's pseudonym
+    taxpayer: str
+    openings: list[Opening]
+    #: refused attempts (nothing was shown), counted
+    refused_attempts: int
+    #: each disclosure to another agency (``idrs.disclosure.service.accounting``)
+    disclosures: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class LetterSent(Record):
+    """A §7431(e) letter written (HTML and PDF paths) and recorded as sent."""
+
+    alert_id: str
+    #: the taxpayer's pseudonym
+    taxpayer: str
+    trigger: str
+    html: str
+    pdf: str
+    #: the days of the inspections it reports (YYYY-MM-DD)
+    dates: list[str]
+    audit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeSent(Record):
+    """A notice issued, by its number (:func:`idrs.detection.notices.issue`)."""
+
+    notice_id: int | None
+    alert_id: str
+    taxpayer: str
+    dates: list[str]
+    trigger: str
+    audit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeListed(Record):
+    """A notice as the list shows it: number, alert, taxpayer pseudonym, when."""
+
+    notice_id: int
+    alert_id: str
+    taxpayer: str
+    trigger: str | None
+    #: ISO 8601
+    sent_at: str
+    audit_index: int
+
+
 # ---------------------------------------------------------------- investigations
 
 
@@ -220,7 +287,7 @@ class CaseDetail(_CaseFields):
 class TriggeredNotices(Record):
     """The notices a statutory trigger issued, or why none was (``why_none``)."""
 
-    sent: list[dict[str, Any]]
+    sent: list[NoticeSent]
     why_none: str | None
 
 

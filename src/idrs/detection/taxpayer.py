@@ -36,6 +36,7 @@ from idrs.detection.events import DetectionEvent
 from idrs.detection.facts import refresh_pseudonyms
 from idrs.detection.investigations import trigger_of
 from idrs.detection.models import Alert, DetectionTaxpayerKey, TaxpayerNotice
+from idrs.detection.results import LetterSent, Opening, TaxpayerAccounting
 from idrs.detection.triage import read_entry
 from idrs.errors import Conflict, IdrsError, NotFound, ValidationFailed
 from idrs.identifiers import BadIdentifier, normalize_tin
@@ -58,7 +59,7 @@ def _purpose(entry: dict[str, Any]) -> str:
     return PURPOSES.get(basis.split(":")[0], PURPOSES["other"])
 
 
-def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[str, Any]:
+def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> TaxpayerAccounting:
     """The accounting for ``tin``: date, unit, purpose of each opening; no employee identity."""
     try:
         canonical = normalize_tin(tin)
@@ -75,7 +76,7 @@ def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[
             DetectionEvent.TAXPAYER_ACCESSES_READ, time=app.clock.now(), actor=actor,
             outcome="not_found", interface=interface, obj={"taxpayer": pseud}))
         raise NotFound("no taxpayer with this TIN in the master file")
-    opened: list[dict[str, Any]] = []
+    opened: list[Opening] = []
     refused = 0
     with raw(app.engine) as db:
         # SQLite's LIKE never matches a BLOB (SQLITE_LIKE_DOESNT_MATCH_BLOBS): instr() does
@@ -95,15 +96,15 @@ def accesses(app: App, *, tin: str, actor: str, interface: str = "cli") -> dict[
             if e.get("outcome") != "allow":
                 refused += 1
                 continue
-            opened.append({"date": e["time"][:10], "unit": units.get(e.get("actor", ""), "unknown"),
-                           "purpose": _purpose(e), "command": obj.get("command")})
+            opened.append(Opening(date=e["time"][:10], unit=units.get(e.get("actor", ""), "unknown"),
+                                  purpose=_purpose(e), command=obj.get("command")))
     from idrs.disclosure import service as disclosure  # § 6103(p)(3): disclosures beside them
 
     disclosed = disclosure.accounting(app, pseud)
     audit_log.record(app, DetectionEvent.TAXPAYER_ACCESSES_READ, Actor(actor, interface),
                      {"taxpayer": pseud}, {"openings": len(opened), "disclosures": len(disclosed)})
-    return {"taxpayer": pseud, "openings": opened, "refused_attempts": refused,
-            "disclosures": disclosed}
+    return TaxpayerAccounting(taxpayer=pseud, openings=opened, refused_attempts=refused,
+                              disclosures=disclosed)
 
 
 def _taxpayer_letterhead(app: App, pseud: str) -> dict[str, str]:
@@ -122,7 +123,7 @@ def _taxpayer_letterhead(app: App, pseud: str) -> dict[str, str]:
 
 
 def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
-           interface: str = "cli") -> list[dict[str, Any]]:
+           interface: str = "cli") -> list[LetterSent]:
     """Produce and record the §7431(e) notice(s) of an alert whose investigation recorded a
     statutory trigger (one per inspected taxpayer, once)."""
     with session_scope(app.engine) as s:
@@ -149,7 +150,7 @@ def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
         raise Conflict(f"the notices of alert {aid} were already sent")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results = []
+    results: list[LetterSent] = []
     for n, (pseud, dates) in enumerate(sorted(todo.items()), start=1):
         when: datetime = app.clock.now()
         # claim the (alert, taxpayer) row first: of two requests at once (two triggers, two
@@ -184,8 +185,9 @@ def notice(app: App, *, alert_id: str, out_dir: str | Path, actor: str,
             row = s.get(TaxpayerNotice, claim_id)
             assert row is not None
             row.html, row.pdf_path, row.audit_index = html, str(pdf_path), idx
-        results.append({"alert_id": aid, "taxpayer": pseud, "trigger": trigger, "html": str(html_path),
-                        "pdf": str(pdf_path), "dates": sorted(set(dates)), "audit_index": idx})
+        results.append(LetterSent(alert_id=aid, taxpayer=pseud, trigger=trigger,
+                                  html=str(html_path), pdf=str(pdf_path),
+                                  dates=sorted(set(dates)), audit_index=idx))
     if not results:
         raise Conflict(f"the notices of alert {aid} were already sent")
     return results
