@@ -329,6 +329,45 @@ def test_the_alert_queue_and_the_investigations_answer_the_same_json_in_the_api_
     # the route's model orders the keys itself (the row's, then steps, next, notices)
     assert res.json() == cd.as_dict()
 
+    # the unit's weekly report: built, certified, then answered as stored (frozen)
+    from idrs.detection import reports, weekly
+
+    built = _keep(monkeypatch, reports, "weekly")
+    certified = _keep(monkeypatch, reports, "certify")
+    history = _keep(monkeypatch, weekly, "list_reports")
+    rates = _keep(monkeypatch, reports, "certification_rate")
+    mg1, week = w.h("MG1"), app.clock.now().date()
+    report_keys = ["unit", "week_start", "report", "certified_by", "certified_at"]
+    res = client.get("/api/v1/reports/weekly", params={"unit": "U1"}, headers=mg1)
+    assert res.status_code == 200, res.text
+    (rep,) = built
+    assert isinstance(rep, r.WeeklyReportRecorded) and list(rep) == [*report_keys, "audit_index"]
+    assert json.dumps(res.json()) == json.dumps(rep.as_dict())
+    monday = rep.week_start
+    res = client.post(f"/api/v1/reports/weekly/U1/{monday}/certification", headers=mg1)
+    assert res.status_code == 200, res.text
+    (cert,) = certified
+    assert isinstance(cert, r.WeeklyReportRecorded) and cert.certified_by == "MG1"
+    assert json.dumps(res.json()) == json.dumps(cert.as_dict())
+    res = client.get("/api/v1/reports/weekly", params={"unit": "U1", "week": str(week)},
+                     headers=mg1)
+    frozen = built[-1]
+    assert type(frozen) is r.WeeklyReportView and list(frozen) == report_keys  # not recorded
+    assert json.dumps(res.json()) == json.dumps(frozen.as_dict())
+    body = client.get("/api/v1/reports/weekly/history", headers=mg1).json()
+    assert [type(x) for x in history[-1]] == [r.ReportListed]
+    assert list(history[-1][0]) == ["unit", "week_start", "created_at", "conflict_refusals",
+                                    "open_alerts", "outcomes_this_week", "certified_by",
+                                    "certified_at"]
+    assert json.dumps(body["reports"]) == json.dumps([x.as_dict() for x in history[-1]])
+    body = client.get("/api/v1/reports/certification-rate", headers=w.h("PO1")).json()
+    (rate,) = rates
+    assert isinstance(rate, r.CertificationRate)
+    assert list(rate) == ["reports", "certified", "rate", "not_certified"]
+    assert (body["reports"], body["certified"], body["rate"]) == (1, 1, 1.0) == (
+        rate.reports, rate.certified, rate.rate)
+    assert body["not_certified"] == rate.as_dict()["not_certified"] == []
+
     # the CLI's --json: each record as plain JSON, in its own order
     monkeypatch.setenv("IDRS_HOME", str(app.settings.home))
     monkeypatch.setenv("IDRS_DATABASE_URL", app.settings.database_url)
@@ -358,5 +397,13 @@ def test_the_alert_queue_and_the_investigations_answer_the_same_json_in_the_api_
         code, out, err = run_cli(capsys, "taxpayer", "accesses", "--tin", f.CARTER, "--json")
         assert code == 0, err
         assert out == json.dumps(accountings[-1].as_dict()) + "\n"
+        code, out, err = run_cli(capsys, "reports", "certification-rate", "--json")
+        assert code == 0, err
+        assert out == json.dumps(rates[-1].as_dict()) + "\n"
+        code, out, err = run_cli(capsys, "reports", "weekly", "--unit", "U1", "--week",
+                                 monday, "--json")
+        assert code == 0, err
+        assert type(built[-1]) is r.WeeklyReportView  # certified: as stored
+        assert out == json.dumps(built[-1].as_dict()) + "\n"
     finally:
         get_settings.cache_clear()

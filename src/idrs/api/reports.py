@@ -30,6 +30,7 @@ from idrs.api.paging import PageDep, paged
 from idrs.audit.events import Actor
 from idrs.context import App
 from idrs.detection import reports, weekly
+from idrs.detection.results import WeeklyReportRecorded, WeeklyReportView
 from idrs.grants import records
 from idrs.people.roles import OVERSIGHT_READERS, UNIT_MANAGERS, WEEKLY_OVERSEERS, WEEKLY_READERS
 
@@ -189,7 +190,7 @@ def weekly_report(request: Request, app: AppDep, me: Reader,
                   unit: Annotated[str, Query(min_length=1, max_length=20)],
                   week: Annotated[date | None, Query(description="any day of the week "
                                                      "(default: this week)")] = None,
-                  ) -> dict[str, Any]:
+                  ) -> WeeklyReportView:
     """The unit's weekly security report: refusals for conflicts (own, spouse, employee,
     other), other refusals by reason, open alerts; who certified it."""
     _may_read(app, me, unit, request)
@@ -214,7 +215,8 @@ def weekly_history(request: Request, app: AppDep, me: Reader, page: PageDep,
 
 @router.post("/reports/weekly/{unit}/{week}/certification", response_model=WeeklyReportOut,
              response_model_exclude_unset=True, openapi_extra=role_rule(UNIT_MANAGERS))
-def certify_report(unit: str, week: BoundedDate, app: AppDep, me: Manager) -> dict[str, Any]:
+def certify_report(unit: str, week: BoundedDate, app: AppDep,
+                   me: Manager) -> WeeklyReportRecorded:
     """A manager of the unit certifies having reviewed the week's report (frozen afterwards).
 
     403 for anyone but a manager of that unit; 404 before the report is built; 409 when it
@@ -230,8 +232,8 @@ def certification_rate(app: AppDep, me: Overseer, page: PageDep,
     """Reports built, certified, the rate; the uncertified ones (paged) with their managers."""
     del me
     out = reports.certification_rate(app, week=week)
-    missing = out.pop("not_certified")
-    return paged(missing, page, key="not_certified", **out)
+    return paged(out.not_certified, page, key="not_certified", reports=out.reports,
+                 certified=out.certified, rate=out.rate)
 
 
 @router.get("/oversight/report", openapi_extra=role_rule(OVERSIGHT_READERS),

@@ -357,9 +357,9 @@ def reports_weekly(unit: str = typer.Option(..., "--unit"),
     day = _day(week, "--week") or a.clock.now().date()
     r = reports.weekly(a, unit=unit, week=day, actor=operator_actor(), engine=engine)
     if as_json:
-        print_json(r)
+        print_json(r.as_dict())
         return
-    rep = r["report"]
+    rep = r.report
     console.print(f"unit {r['unit']}, week of {r['week_start']}; certified by: {r['certified_by'] or '-'}",
                   highlight=False)
     t = Table("refusals for", "count")
@@ -386,7 +386,7 @@ def reports_certify(unit: str = typer.Option(..., "--unit"), week: str = typer.O
 
     a = open_app()
     r = reports.certify(a, unit=unit, week=_day(week, "--week"), manager=_signed_in(a))
-    print_json(r) if as_json else _kv({k: v for k, v in r.items() if k != "report"})
+    print_json(r.as_dict()) if as_json else _kv({k: v for k, v in r.items() if k != "report"})
 
 
 @reports_app.command("certification-rate")
@@ -396,7 +396,7 @@ def reports_rate(week: str | None = typer.Option(None, "--week"), as_json: bool 
 
     r = reports.certification_rate(open_app(), week=_day(week, "--week"))
     if as_json:
-        print_json(r)
+        print_json(r.as_dict())
         return
     console.print(f"certified {r['certified']} of {r['reports']} (rate {r['rate']})", highlight=False)
     t = Table("unit", "week", "managers")

@@ -31,6 +31,12 @@ from idrs.detection import investigations, logscan
 from idrs.detection.cursor import first_index_at, log_size
 from idrs.detection.events import DetectionEvent
 from idrs.detection.models import Alert, WeeklyReport
+from idrs.detection.results import (
+    CertificationRate,
+    UncertifiedReport,
+    WeeklyReportRecorded,
+    WeeklyReportView,
+)
 from idrs.errors import AccessDenied, Conflict, IdrsError, NotFound, Reason
 from idrs.people.models import Employee, Unit
 from idrs.people.roles import UNIT_MANAGERS
@@ -72,7 +78,7 @@ def _refusals(app: App, start: datetime, end: datetime, members: set[str],
 
 
 def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli",
-           engine: str | None = None) -> dict[str, Any]:
+           engine: str | None = None) -> WeeklyReportView:
     """Build (or rebuild, until certified) the unit's report for the week starting ``week``.
 
     ``engine``: where the week's log is queried, ``duckdb`` (default) or ``spark``.
@@ -130,19 +136,22 @@ def weekly(app: App, *, unit: str, week: date, actor: str, interface: str = "cli
         rep.content = json.dumps(content)
         rep.created_at = now
         s.flush()
-        out = _as_dict(rep)
-    out["audit_index"] = idx
-    return out
+        return WeeklyReportRecorded(**_fields(rep), audit_index=idx)
 
 
-def _as_dict(rep: WeeklyReport) -> dict[str, Any]:
+def _fields(rep: WeeklyReport) -> dict[str, Any]:
     return {"unit": rep.unit, "week_start": rep.week_start.isoformat(),
             "report": json.loads(rep.content) if rep.content else {},
             "certified_by": rep.certified_by,
             "certified_at": rep.certified_at.isoformat() if rep.certified_at else None}
 
 
-def certify(app: App, *, unit: str, week: date, manager: str, interface: str = "cli") -> dict[str, Any]:
+def _as_dict(rep: WeeklyReport) -> WeeklyReportView:
+    return WeeklyReportView(**_fields(rep))
+
+
+def certify(app: App, *, unit: str, week: date, manager: str,
+            interface: str = "cli") -> WeeklyReportRecorded:
     """A manager of the unit certifies having reviewed the week's report (frozen afterwards)."""
     week = week_of(week)
     code = (unit or "").strip().upper()
@@ -163,12 +172,10 @@ def certify(app: App, *, unit: str, week: date, manager: str, interface: str = "
         rep.certified_by = seid  # type: ignore[union-attr]
         rep.certified_at = app.clock.now()  # type: ignore[union-attr]
         s.flush()
-        out = _as_dict(rep)  # type: ignore[arg-type]
-    out["audit_index"] = idx
-    return out
+        return WeeklyReportRecorded(**_fields(rep), audit_index=idx)  # type: ignore[arg-type]
 
 
-def certification_rate(app: App, *, week: date | None = None) -> dict[str, Any]:
+def certification_rate(app: App, *, week: date | None = None) -> CertificationRate:
     """Per week: reports, certified, the rate, and the units (with managers) that have not."""
     app.await_replica()
     with session_scope(app.read_engine) as s:
@@ -183,8 +190,9 @@ def certification_rate(app: App, *, week: date | None = None) -> dict[str, Any]:
                 managers[code].append(seid)
         total = len(reps)
         certified = sum(1 for r in reps if r.certified_at is not None)
-        missing = [{"unit": r.unit, "week_start": r.week_start.isoformat(),
-                    "managers": sorted(managers.get(r.unit, []))}
+        missing = [UncertifiedReport(unit=r.unit, week_start=r.week_start.isoformat(),
+                                     managers=sorted(managers.get(r.unit, [])))
                    for r in reps if r.certified_at is None]
-    return {"reports": total, "certified": certified,
-            "rate": round(certified / total, 4) if total else None, "not_certified": missing}
+    return CertificationRate(reports=total, certified=certified,
+                             rate=round(certified / total, 4) if total else None,
+                             not_certified=missing)

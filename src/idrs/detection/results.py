@@ -2,7 +2,7 @@
 dicts the functions returned before, in the same key order, so every interface answers the
 same): a run (:func:`idrs.detection.service.run`: the alerts it raised or changed and the
 summary of what it read), the alert queue (``detection.triage``) and the investigations
-(``detection.investigations``), the taxpayer's accounting and notices."""
+(``detection.investigations``), the taxpayer's accounting and notices, the weekly reports."""
 
 from __future__ import annotations
 
@@ -309,3 +309,63 @@ class CaseTriggerStep(CaseStepDone):
     """An outcome that is a statutory trigger, with the notices it issued."""
 
     notices: TriggeredNotices
+
+
+# ---------------------------------------------------------------- the weekly reports
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyReportView(Record):
+    """A unit's weekly report as stored (:func:`idrs.detection.reports.weekly` answers a
+    certified one so: it is frozen, nothing is recorded)."""
+
+    unit: str
+    #: the Monday, YYYY-MM-DD
+    week_start: str
+    #: the report's content as stored (plain JSON): conflict refusals, other refusals,
+    #: open alerts, investigations
+    report: dict[str, Any]
+    certified_by: str | None
+    #: ISO 8601
+    certified_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WeeklyReportRecorded(WeeklyReportView):
+    """A report built (or rebuilt) or certified, with the audit entry that recorded it."""
+
+    audit_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReportListed(Record):
+    """A stored weekly report as the history lists it: its counts and certification."""
+
+    unit: str
+    week_start: str
+    #: ISO 8601, as ``certified_at``
+    created_at: str
+    conflict_refusals: int
+    open_alerts: int
+    outcomes_this_week: int
+    certified_by: str | None
+    certified_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UncertifiedReport(Record):
+    """A report no manager has certified, and the unit's managers."""
+
+    unit: str
+    week_start: str
+    managers: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CertificationRate(Record):
+    """Reports built, certified, the rate (None without reports), the uncertified ones."""
+
+    reports: int
+    certified: int
+    rate: float | None
+    not_certified: list[UncertifiedReport]

@@ -9,7 +9,6 @@ decided on the primary; the list is read through ``app.read_engine`` (a replica 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sqlalchemy import select
 
@@ -17,6 +16,7 @@ from idrs.clock import as_utc
 from idrs.context import App
 from idrs.db import session_scope
 from idrs.detection.models import WeeklyReport
+from idrs.detection.results import ReportListed
 from idrs.people.models import Employee, Unit
 from idrs.people.roles import UNIT_MANAGERS, WEEKLY_OVERSEERS
 
@@ -41,7 +41,7 @@ def may_read(app: App, who: Employee, unit: str) -> bool:
     return bool(who.role_set & UNIT_MANAGERS) and bool(code) and unit_of(app, who.seid) == code
 
 
-def list_reports(app: App, *, unit: str | None = None) -> list[dict[str, Any]]:
+def list_reports(app: App, *, unit: str | None = None) -> list[ReportListed]:
     """Stored weekly reports (newest week first) with their certification and counts."""
     app.await_replica()
     with session_scope(app.read_engine) as s:
@@ -52,12 +52,12 @@ def list_reports(app: App, *, unit: str | None = None) -> list[dict[str, Any]]:
         for r in s.scalars(q):
             content = json.loads(r.content) if r.content else {}
             conflicts = sum(len(v) for v in (content.get("conflict_refusals") or {}).values())
-            out.append({"unit": r.unit, "week_start": r.week_start.isoformat(),
-                        "created_at": as_utc(r.created_at).isoformat(),
-                        "conflict_refusals": conflicts,
-                        "open_alerts": len(content.get("open_alerts") or []),
-                        "outcomes_this_week": sum(((content.get("investigations") or {}).get(
-                            "week") or {}).get("outcomes", {}).values()),
-                        "certified_by": r.certified_by,
-                        "certified_at": as_utc(r.certified_at).isoformat() if r.certified_at else None})
+            out.append(ReportListed(
+                unit=r.unit, week_start=r.week_start.isoformat(),
+                created_at=as_utc(r.created_at).isoformat(), conflict_refusals=conflicts,
+                open_alerts=len(content.get("open_alerts") or []),
+                outcomes_this_week=sum(((content.get("investigations") or {}).get(
+                    "week") or {}).get("outcomes", {}).values()),
+                certified_by=r.certified_by,
+                certified_at=as_utc(r.certified_at).isoformat() if r.certified_at else None))
     return out

@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from idrs.api.bounds import MAX_DATE, MIN_DATE
 from idrs.detection import notices, reports, taxpayer, weekly
+from idrs.detection.results import ReportListed, WeeklyReportView
 from idrs.errors import IdrsError, ValidationFailed
 from idrs.grants import records
 from idrs.people.roles import (
@@ -81,13 +82,13 @@ async def weekly_page(request: Request) -> HTMLResponse:
                                  "manager reads their own unit's)", WEEKLY_OVERSEERS, "web",
                                  client_address(request))
 
-        def load() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        def load() -> tuple[WeeklyReportView, list[ReportListed]]:
             rep = reports.weekly(app, unit=unit, week=day, actor=user.seid, interface="web")
             return rep, weekly.list_reports(app, unit=unit)
 
         ctx["report"], ctx["history"] = await run_in_threadpool(load)
         ctx["may_certify"] = (bool(user.roles & UNIT_MANAGERS) and own == unit
-                              and ctx["report"]["certified_at"] is None)
+                              and ctx["report"].certified_at is None)
     return page(request, "weekly.html", user, **ctx)
 
 
@@ -102,7 +103,7 @@ async def weekly_certify(request: Request) -> Response:
         raise ValidationFailed(["unit: required"])
     rep = await run_in_threadpool(lambda: reports.certify(
         app, unit=unit, week=day, manager=user.seid, interface="web"))
-    return RedirectResponse(f"/reports/weekly?unit={quote(rep['unit'])}&week={rep['week_start']}"
+    return RedirectResponse(f"/reports/weekly?unit={quote(rep.unit)}&week={rep.week_start}"
                             "&done=certified", status_code=303)
 
 
