@@ -407,3 +407,69 @@ def test_the_alert_queue_and_the_investigations_answer_the_same_json_in_the_api_
         assert out == json.dumps(built[-1].as_dict()) + "\n"
     finally:
         get_settings.cache_clear()
+
+
+def test_cases_contacts_and_relationships_answer_the_same_json_in_the_api_and_the_cli(
+    investigations_world: World, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from idrs.access import results as r
+    from idrs.access import service as access
+    from idrs.api import middleware
+    from idrs.audit.events import Actor
+    from tests.integration import factories as f
+
+    w = investigations_world
+    app = w.app
+    api = create_app(app)
+    middleware.install(api)
+    middleware.install_problem_handlers(api)
+    client = TestClient(api)
+    changed = {name: _keep(monkeypatch, access, name)
+               for name in ("assign_case", "close_case", "record_inbound", "close_contact",
+                            "declare_relationship")}
+    mg1 = w.h("MG1")
+
+    res = client.post("/api/v1/cases", json={"seid": "EX1", "tin": f.CARTER, "case_id": "C-90"},
+                      headers=mg1)
+    assert res.status_code == 201, res.text
+    (assigned,) = changed["assign_case"]
+    assert type(assigned) is r.CaseChanged and assigned.status == "open"
+    assert list(assigned) == ["case_id", "seid", "status", "audit_index"]
+    assert json.dumps(res.json()) == json.dumps(assigned.as_dict())
+    res = client.post("/api/v1/cases/C-90/close", headers=mg1)
+    (closed,) = changed["close_case"]
+    assert type(closed) is r.CaseChanged and closed.status == "closed"
+    # the route's model names contact_id too; a case's close leaves it out, as before
+    assert json.dumps(res.json()) == json.dumps(closed.as_dict())
+
+    opened = access.record_inbound(app, seid="EX1", tin=f.CARTER, contact_id="K-90",
+                                   actor=Actor("system:acd", "api"))
+    assert type(opened) is r.ContactOpened
+    assert list(opened) == ["contact_id", "seid", "channel", "origin", "status", "audit_index"]
+    res = client.post("/api/v1/contacts/K-90/close", headers=w.h("EX1"))
+    assert res.status_code == 200, res.text
+    (done,) = changed["close_contact"]
+    assert type(done) is r.ContactClosed
+    assert list(done) == ["contact_id", "seid", "status", "audit_index"]
+    assert json.dumps(res.json()) == json.dumps(done.as_dict())
+
+    # the CLI's --json (an operator's commands)
+    monkeypatch.setenv("IDRS_HOME", str(app.settings.home))
+    monkeypatch.setenv("IDRS_DATABASE_URL", app.settings.database_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    try:
+        code, out, err = run_cli(capsys, "case", "assign", "--seid", "EX1", "--tin", f.CARTER,
+                                 "--case-id", "C-91", "--json")
+        assert code == 0, err
+        assert out == json.dumps(changed["assign_case"][-1].as_dict()) + "\n"
+        code, out, err = run_cli(capsys, "relationship", "declare", "--seid", "EX1", "--tin",
+                                 f.CARTER, "--kind", "friend", "--json")
+        assert code == 0, err
+        (declared,) = changed["declare_relationship"]
+        assert type(declared) is r.RelationshipDeclared
+        assert out == json.dumps(declared.as_dict()) + "\n"
+        assert list(json.loads(out)) == ["seid", "kind", "audit_index"]
+    finally:
+        get_settings.cache_clear()

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from idrs.access import conflicts
 from idrs.access.models import CaseAssignment, DeclaredRelationship, TaxpayerContact
+from idrs.access.results import CaseChanged, ContactClosed, ContactOpened, RelationshipDeclared
 from idrs.audit import log
 from idrs.audit.events import Actor, EventType, make_event
 from idrs.context import App
@@ -159,7 +160,7 @@ def _not_found(app: App, actor: Actor, operation: str, *, seid: str, tin: str) -
 
 
 
-def assign_case(app: App, *, seid: str, tin: str, case_id: str, actor: Actor) -> dict[str, Any]:
+def assign_case(app: App, *, seid: str, tin: str, case_id: str, actor: Actor) -> CaseChanged:
     """Open a case on ``tin`` assigned to ``seid`` (the need-to-know basis). Records it.
 
     Refused (recorded) when the actor assigns it to themselves (SELF_ASSIGNMENT), before the
@@ -200,10 +201,10 @@ def assign_case(app: App, *, seid: str, tin: str, case_id: str, actor: Actor) ->
                 case_id=case_id, employee_id=emp_id, tin_index=idx, opened_at=app.clock.now()
             )
         )
-    return {"case_id": case_id, "seid": emp_seid, "status": "open", "audit_index": index}
+    return CaseChanged(case_id=case_id, seid=emp_seid, status="open", audit_index=index)
 
 
-def close_case(app: App, *, case_id: str, actor: Actor) -> dict[str, Any]:
+def close_case(app: App, *, case_id: str, actor: Actor) -> CaseChanged:
     """Close an open case (access on its basis ends at once). Records it."""
     case_id = _check_id(case_id, "case_id")
     with session_scope(app.engine) as s:
@@ -217,12 +218,12 @@ def close_case(app: App, *, case_id: str, actor: Actor) -> dict[str, Any]:
     with session_scope(app.engine) as s:
         case = s.scalar(select(CaseAssignment).where(CaseAssignment.case_id == case_id))
         case.closed_at = app.clock.now()  # type: ignore[union-attr]
-    return {"case_id": case_id, "seid": seid, "status": "closed", "audit_index": index}
+    return CaseChanged(case_id=case_id, seid=seid, status="closed", audit_index=index)
 
 
 def record_inbound(
     app: App, *, seid: str, tin: str | None, contact_id: str, channel: str = "phone", actor: Actor
-) -> dict[str, Any]:
+) -> ContactOpened:
     """The feed's record of a call, letter or visit routed to ``seid``: opens their contact.
 
     ``actor`` is the feed (``system:<name>``; the API lets only a ``contact_feed`` principal
@@ -235,7 +236,7 @@ def record_inbound(
 
 def open_contact(
     app: App, *, seid: str, tin: str | None, contact_id: str, channel: str = "phone", actor: Actor
-) -> dict[str, Any]:
+) -> ContactOpened:
     """A contact the employee ``seid`` declares without an intake record (a walk-in).
 
     Only an employee of a walk-in role may hold one: anyone else is refused
@@ -261,7 +262,7 @@ def _open(
     channel: str,
     actor: Actor,
     origin: str,
-) -> dict[str, Any]:
+) -> ContactOpened:
     contact_id = _check_id(contact_id, "contact_id")
     channel = CHANNEL_ALIASES.get(channel, channel)
     if channel not in CHANNELS:
@@ -312,19 +313,19 @@ def _open(
                 recorded_by=actor.seid[:60] if origin == INBOUND else None,
             )
         )
-    return {
-        "contact_id": contact_id,
-        "seid": emp_seid,
-        "channel": channel,
-        "origin": origin,
-        "status": "open",
-        "audit_index": index,
-    }
+    return ContactOpened(
+        contact_id=contact_id,
+        seid=emp_seid,
+        channel=channel,
+        origin=origin,
+        status="open",
+        audit_index=index,
+    )
 
 
 def close_contact(
     app: App, *, contact_id: str, actor: Actor, only_for_employee: int | None = None
-) -> dict[str, Any]:
+) -> ContactClosed:
     """Close an open contact. ``only_for_employee`` restricts it to that employee's contacts."""
     contact_id = _check_id(contact_id, "contact_id")
     with session_scope(app.engine) as s:
@@ -340,12 +341,12 @@ def close_contact(
     with session_scope(app.engine) as s:
         c = s.scalar(select(TaxpayerContact).where(TaxpayerContact.contact_id == contact_id))
         c.closed_at = app.clock.now()  # type: ignore[union-attr]
-    return {"contact_id": contact_id, "seid": seid, "status": "closed", "audit_index": index}
+    return ContactClosed(contact_id=contact_id, seid=seid, status="closed", audit_index=index)
 
 
 def declare_relationship(
     app: App, *, seid: str, tin: str, kind: str, actor: Actor
-) -> dict[str, Any]:
+) -> RelationshipDeclared:
     """Record a relationship the employee declared; the account is blocked for them at once.
 
     The TIN need not be in the master file (a friend may not have filed yet): the block
@@ -372,7 +373,7 @@ def declare_relationship(
         )
         s.flush()
         conflicts.refresh_for_employees(s, app, [emp_id])
-    return {"seid": emp_seid, "kind": kind, "audit_index": index}
+    return RelationshipDeclared(seid=emp_seid, kind=kind, audit_index=index)
 
 
 def refresh_employee(app: App, seid: str) -> int:

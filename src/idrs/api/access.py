@@ -25,6 +25,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from idrs.access import questions, service
+from idrs.access import results as basis
 from idrs.api.answers import Answer
 from idrs.api.deps import (
     AppDep,
@@ -233,7 +234,7 @@ def _checked(
 )
 def inbound_contact(
     body: InboundIn, request: Request, app: AppDep, feed: FeedDep
-) -> dict[str, Any]:
+) -> basis.ContactOpened:
     return service.record_inbound(
         app,
         seid=body.seid,
@@ -252,7 +253,8 @@ def inbound_contact(
     responses=_CHANGE,
     openapi_extra={"x-authorization": "signed-in"},
 )
-def open_contact(body: ContactIn, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
+def open_contact(body: ContactIn, request: Request, app: AppDep,
+                 me: EmployeeDep) -> basis.ContactOpened:
     """A declared contact (no intake record): walk-in roles only, marked ``declared``."""
     actor = _actor(me, request)
     seid = _checked(
@@ -283,7 +285,7 @@ def open_contact(body: ContactIn, request: Request, app: AppDep, me: EmployeeDep
 )
 def close_contact(
     contact_id: str, request: Request, app: AppDep, me: EmployeeDep
-) -> dict[str, Any]:
+) -> basis.ContactClosed:
     questions.may_act_for(app, me, questions.contact_owner(app, contact_id))
     return service.close_contact(app, contact_id=contact_id, actor=_actor(me, request))
 
@@ -296,7 +298,8 @@ def close_contact(
     responses=_CHANGE,
     openapi_extra=role_rule(UNIT_MANAGERS),
 )
-def assign_case(body: CaseIn, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
+def assign_case(body: CaseIn, request: Request, app: AppDep,
+                me: EmployeeDep) -> basis.CaseChanged:
     actor = _actor(me, request)
 
     def check() -> str:
@@ -315,7 +318,8 @@ def assign_case(body: CaseIn, request: Request, app: AppDep, me: EmployeeDep) ->
     responses=_CHANGE,
     openapi_extra=role_rule(UNIT_MANAGERS),
 )
-def close_case(case_id: str, request: Request, app: AppDep, me: EmployeeDep) -> dict[str, Any]:
+def close_case(case_id: str, request: Request, app: AppDep,
+               me: EmployeeDep) -> basis.CaseChanged:
     require_roles(me, UNIT_MANAGERS, "closing a case")
     questions.may_act_for(app, me, questions.case_owner(app, case_id), managers_only=True)
     return service.close_case(app, case_id=case_id, actor=_actor(me, request))

@@ -15,6 +15,7 @@ from rich.table import Table
 from idrs.audit.events import Actor, EventType, make_event
 from idrs.cli import Group, app
 from idrs.cli.common import JsonOpt, console, lazy, open_app, operator_actor, print_json
+from idrs.results import Record
 
 if TYPE_CHECKING:
     from idrs.access import conflicts, explain, policy, service
@@ -62,9 +63,9 @@ def _app() -> App:
     return a
 
 
-def _show(result: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print_json(result)
+def _show(result: Record | dict[str, Any], as_json: bool) -> None:
+    if as_json:  # a record as the plain dict it replaced (json.dumps takes no mapping)
+        print_json(result.as_dict() if isinstance(result, Record) else result)
     else:
         console.print(", ".join(f"{k}: {v}" for k, v in result.items()), highlight=False)
 

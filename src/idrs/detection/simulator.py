@@ -195,13 +195,13 @@ class Simulator:
         if by.startswith("system:"):
             res = access.record_inbound(self.app, seid=staff.seid, tin=person.tin, contact_id=cid,
                                         channel=channel, actor=Actor(by, "api"))
-            return cid, int(res["audit_index"])
+            return cid, res.audit_index
         try:
-            res = access.open_contact(self.app, seid=staff.seid, tin=person.tin, contact_id=cid,
+            opened = access.open_contact(self.app, seid=staff.seid, tin=person.tin, contact_id=cid,
                                       channel=channel, actor=Actor(by, "api"))
         except AccessDenied as exc:
             return cid, exc.audit_index
-        return cid, int(res["audit_index"])
+        return cid, opened.audit_index
 
     def close_contact(self, staff: Staff, cid: str) -> None:
         try:
