@@ -10,8 +10,10 @@ seconds).
   then per SEID named in the body (``IDRS_SIGNIN_SEID_RATE``, default 10 a minute; the body
   FastAPI already read, never read again). Every SEID string is limited alike, whether or
   not such an employee exists.
-- research, ``GET /api/v1/accounts/{tin}/{command}``, ``GET /api/v1/names`` and the web
-  prompt ``POST /research`` (:func:`research_limits`), in this order:
+- research, ``GET /api/v1/accounts/{tin}/{command}``, ``GET /api/v1/names`` (the
+  dependency :func:`research_admit`, and :func:`research_refused` called by the route) and
+  the web prompt ``POST /research`` (:func:`research_limits`, the two together), in this
+  order:
 
   1. per client address, BEFORE the token is looked at: an address whose research calls
      were refused for want of a live session (no token, an unknown or expired one) more
