@@ -120,6 +120,9 @@ def _unlock(fd: int) -> None:
 
 
 _APPEND_LOCKS: dict[str, AppendLock] = {}
+#: absolute database names already resolved (realpath stats every component of the path:
+#: not on every append)
+_BY_NAME: dict[str, AppendLock] = {}
 _APPEND_LOCKS_GUARD = threading.Lock()
 
 
@@ -132,11 +135,14 @@ def append_lock(engine: Engine) -> AppendLock | None:
     name = engine.url.database or ""
     if not name or name == ":memory:" or name.startswith("file:") or os.name != "posix":
         return None
+    lock = _BY_NAME.get(name)
+    if lock is not None:
+        return lock
     path = os.path.realpath(name) + "-append.lock"
-    lock = _APPEND_LOCKS.get(path)
-    if lock is None:
-        with _APPEND_LOCKS_GUARD:
-            lock = _APPEND_LOCKS.setdefault(path, AppendLock(path))
+    with _APPEND_LOCKS_GUARD:
+        lock = _APPEND_LOCKS.setdefault(path, AppendLock(path))
+        if os.path.isabs(name):  # a relative name may mean another file after a chdir
+            _BY_NAME[name] = lock
     return lock
 
 
@@ -147,7 +153,7 @@ class Raw:
         self.pg = engine.dialect.name == "postgresql"
         self.sqlite = engine.dialect.name == "sqlite"
         self.conn: Any = engine.raw_connection() if conn is None else conn
-        self._append_lock = append_lock(engine) if self.sqlite else None
+        self._engine = engine
         self._held: AppendLock | None = None
 
     @classmethod
@@ -181,7 +187,7 @@ class Raw:
     def begin_locked(self) -> None:
         """Start a transaction holding the audit log's write lock (waits for other writers)."""
         if self.sqlite:
-            lock = self._append_lock
+            lock = append_lock(self._engine)  # only a locked transaction needs it
             if lock is not None and self._held is None:
                 lock.acquire(self._busy_timeout)
                 self._held = lock
